@@ -432,9 +432,7 @@ class Case:
 
     @property
     def is_complete(self) -> bool:
-        return (
-            self.plan is not None and self.structure_set is not None and self.dose is not None
-        )
+        return self.plan is not None and self.structure_set is not None and self.dose is not None
 
     @property
     def input_paths(self) -> tuple[str, ...]:

@@ -1,0 +1,141 @@
+"""Shared reading helpers: open a file, require attributes, parse DICOM dates and times.
+
+Every failure is a :class:`~rtqa.errors.DicomError` that names the file and the attribute
+(keyword and tag), so the user learns exactly what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import date, datetime, time
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.datadict import tag_for_keyword
+from pydicom.errors import InvalidDicomError
+
+from rtqa.errors import DicomError
+from rtqa.model import Level, Note
+
+# SOP Class UIDs rtqa reads (PS3.4 Annex B)
+RT_DOSE = "1.2.840.10008.5.1.4.1.1.481.2"
+RT_STRUCTURE_SET = "1.2.840.10008.5.1.4.1.1.481.3"
+RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
+RT_ION_PLAN = "1.2.840.10008.5.1.4.1.1.481.8"
+RT_BEAMS_RECORD = "1.2.840.10008.5.1.4.1.1.481.4"
+RT_ION_BEAMS_RECORD = "1.2.840.10008.5.1.4.1.1.481.9"
+RT_BRACHY_RECORD = "1.2.840.10008.5.1.4.1.1.481.6"
+RT_SUMMARY_RECORD = "1.2.840.10008.5.1.4.1.1.481.7"
+SPATIAL_REGISTRATION = "1.2.840.10008.5.1.4.1.1.66.1"
+DEFORMABLE_REGISTRATION = "1.2.840.10008.5.1.4.1.1.66.3"
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+ENHANCED_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2.1"
+MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+# Root under which rtqa makes UIDs (the pydicom-registered prefix for applications without one).
+UID_PREFIX = "1.2.826.0.1.3680043.8.498."
+
+
+def make_uid(*entropy: object) -> str:
+    """A UID derived only from ``entropy`` (deterministic), under :data:`UID_PREFIX`."""
+    return str(pydicom.uid.generate_uid(UID_PREFIX, entropy_srcs=[str(e) for e in entropy]))
+
+
+def tag_name(keyword: str) -> str:
+    """``"DoseGridScaling (3004,000E)"`` for a keyword."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        return keyword
+    return f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def read_dataset(path: str, *, stop_before_pixels: bool = False) -> tuple[Dataset, list[Note]]:
+    """Read a DICOM file, tolerating a missing preamble or file meta header.
+
+    Returns the dataset and notes about non-conformance (no meta header, invalid values).
+    Raises :class:`DicomError` when the file is not DICOM or cannot be parsed.
+    """
+    notes: list[Note] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        except InvalidDicomError:
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+            except Exception as exc:  # noqa: BLE001 - any parser failure means "not readable"
+                raise DicomError(f"not a readable DICOM file ({exc})", path) from exc
+            if "SOPClassUID" not in ds:
+                raise DicomError("not a DICOM file (no DICM prefix and no SOP Class UID)", path)
+            notes.append(
+                Note(Level.WARNING, "non-conformant file: no preamble or file meta header", path)
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise DicomError(
+                f"not a readable DICOM file ({type(exc).__name__}: {exc})", path
+            ) from exc
+    for w in caught:
+        notes.append(Note(Level.WARNING, f"invalid value: {w.message}", path))
+    return ds, notes
+
+
+def require(ds: Dataset, keyword: str, path: str, what: str = "") -> Any:
+    """The value of a Type 1 attribute, or a :class:`DicomError` naming file and tag."""
+    value = ds.get(keyword)
+    if value is None or (isinstance(value, str | bytes) and value == ""):
+        context = f" in {what}" if what else ""
+        raise DicomError(f"required attribute missing or empty{context}", path, tag_name(keyword))
+    return value
+
+
+def optional_str(ds: Dataset, keyword: str) -> str:
+    """A string attribute, '' when absent or empty."""
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()
+
+
+def optional_float(ds: Dataset, keyword: str) -> float | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_date(value: object) -> date | None:
+    """DICOM DA (YYYYMMDD) → date; None when empty or malformed."""
+    text = str(value or "").strip()
+    if len(text) < 8:
+        return None
+    try:
+        return datetime.strptime(text[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def parse_time(value: object) -> time | None:
+    """DICOM TM (HHMMSS.FFFFFF, components optional from the right) → time; None if empty."""
+    text = str(value or "").strip().replace(":", "")
+    if not text:
+        return None
+    whole, _, frac = text.partition(".")
+    try:
+        hour = int(whole[0:2])
+        minute = int(whole[2:4]) if len(whole) >= 4 else 0
+        second = int(whole[4:6]) if len(whole) >= 6 else 0
+        micro = int((frac + "000000")[:6]) if frac else 0
+        return time(hour, minute, min(second, 59), micro)
+    except ValueError:
+        return None
+
+
+def parse_datetime(date_value: object, time_value: object) -> datetime | None:
+    """A DA and a TM attribute → datetime (time 00:00 when only the date is known)."""
+    day = parse_date(date_value)
+    if day is None:
+        return None
+    return datetime.combine(day, parse_time(time_value) or time(0, 0))
