@@ -19,7 +19,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 
 import numpy as np
 

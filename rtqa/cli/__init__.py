@@ -41,7 +41,7 @@ class RtqaGroup(click.Group):
             return getattr(importlib.import_module(module_name), attr)
         return super().get_command(ctx, name)
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -52,7 +52,7 @@ class RtqaGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("rtqa: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+        except Exception as exc:
             if os.environ.get("RTQA_DEBUG"):
                 raise
             where = _innermost_frame(exc)

@@ -11,8 +11,8 @@ from datetime import date, datetime, time
 from typing import Any
 
 import pydicom
-from pydicom.dataset import Dataset
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from rtqa.errors import DicomError
@@ -63,22 +63,27 @@ def read_dataset(path: str, *, stop_before_pixels: bool = False) -> tuple[Datase
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
         except InvalidDicomError:
-            try:
-                ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
-            except Exception as exc:  # noqa: BLE001 - any parser failure means "not readable"
-                raise DicomError(f"not a readable DICOM file ({exc})", path) from exc
-            if "SOPClassUID" not in ds:
-                raise DicomError("not a DICOM file (no DICM prefix and no SOP Class UID)", path)
+            ds = _forced_read(path, stop_before_pixels)
             notes.append(
                 Note(Level.WARNING, "non-conformant file: no preamble or file meta header", path)
             )
-        except Exception as exc:  # noqa: BLE001
-            raise DicomError(
-                f"not a readable DICOM file ({type(exc).__name__}: {exc})", path
-            ) from exc
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            raise DicomError(f"not a readable DICOM file ({reason})", path) from exc
     for w in caught:
         notes.append(Note(Level.WARNING, f"invalid value: {w.message}", path))
     return ds, notes
+
+
+def _forced_read(path: str, stop_before_pixels: bool) -> Dataset:
+    """Read a file without preamble/meta header; it must still carry a SOP Class UID."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+    except Exception as exc:
+        raise DicomError(f"not a readable DICOM file ({exc})", path) from exc
+    if "SOPClassUID" not in ds:
+        raise DicomError("not a DICOM file (no DICM prefix and no SOP Class UID)", path)
+    return ds
 
 
 def require(ds: Dataset, keyword: str, path: str, what: str = "") -> Any:
