@@ -1,0 +1,1 @@
+"""Writers: model objects → conformant DICOM-RT files (for exports, sample data and tests)."""
