@@ -285,6 +285,7 @@ class DoseGrid:
     source_orientation: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     patient_position: str | None = None  # reported only; never used for geometry
     scaling_note: str | None = None
+    heterogeneity_correction: tuple[str, ...] = ()  # TissueHeterogeneityCorrection (3004,0014)
     tps_dvhs: tuple[TpsDvh, ...] = ()
     patient_id: str = ""
     manufacturer: str = ""

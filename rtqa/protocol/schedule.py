@@ -1,0 +1,89 @@
+"""Delivery schedule facts from treatment records: fractions delivered, span and intervals.
+
+Pure functions over :class:`~rtqa.model.TreatmentRecord`. A fraction delivered in several
+sessions (an interrupted fraction completed later, PS3.3 RT Beams Session Record) counts once,
+at its first session; records without a date are counted and reported, never guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from itertools import pairwise
+
+from rtqa.model import TreatmentRecord
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What the records say about one course's delivery.
+
+    ``starts_by_plan`` holds, per referenced plan UID, the first session of each delivered
+    fraction, sorted; ``span_days`` is last minus first treatment date over all plans in calendar
+    days (``None`` without dates); ``min_interval_h`` is the shortest time between the starts of
+    consecutive fractions of one plan (hours): lesions of a multi-plan course treated in one
+    session are not an interval.
+    """
+
+    starts_by_plan: dict[str | None, tuple[datetime, ...]]
+    undated_records: int
+    partial_fractions: tuple[int, ...]  # fraction numbers delivered in more than one session
+
+    @property
+    def fraction_starts(self) -> tuple[datetime, ...]:
+        return tuple(sorted(t for starts in self.starts_by_plan.values() for t in starts))
+
+    @property
+    def delivered(self) -> int:
+        return len(self.fraction_starts)
+
+    @property
+    def first_date(self) -> date | None:
+        return self.fraction_starts[0].date() if self.fraction_starts else None
+
+    @property
+    def last_date(self) -> date | None:
+        return self.fraction_starts[-1].date() if self.fraction_starts else None
+
+    @property
+    def span_days(self) -> int | None:
+        if not self.fraction_starts:
+            return None
+        return (self.last_date - self.first_date).days
+
+    @property
+    def min_interval_h(self) -> float | None:
+        gaps = [
+            (b - a).total_seconds() / 3600.0
+            for starts in self.starts_by_plan.values()
+            for a, b in pairwise(starts)
+        ]
+        return min(gaps) if gaps else None
+
+
+def schedule(records: list[TreatmentRecord] | tuple[TreatmentRecord, ...]) -> Schedule:
+    """Aggregate records into fractions keyed by (plan UID, fraction number).
+
+    Records of several plans of one course are kept apart by plan: fraction 1 of plan A and
+    fraction 1 of plan B are two deliveries. A record without a fraction number is its own
+    delivery.
+    """
+    starts: dict[tuple[str | None, object], datetime] = {}
+    sessions: dict[tuple[str | None, object], int] = {}
+    undated = 0
+    for index, record in enumerate(records):
+        if record.delivered_at is None:
+            undated += 1
+            continue
+        number: object = record.fraction_number if record.fraction_number else f"#{index}"
+        key = (record.referenced_plan_uid, number)
+        sessions[key] = sessions.get(key, 0) + 1
+        if key not in starts or record.delivered_at < starts[key]:
+            starts[key] = record.delivered_at
+    partial = tuple(
+        sorted(int(k[1]) for k, n in sessions.items() if n > 1 and isinstance(k[1], int))
+    )
+    by_plan: dict[str | None, list[datetime]] = {}
+    for (plan_uid, _), start in starts.items():
+        by_plan.setdefault(plan_uid, []).append(start)
+    return Schedule({k: tuple(sorted(v)) for k, v in by_plan.items()}, undated, partial)
