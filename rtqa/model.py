@@ -155,6 +155,7 @@ class Plan:
     manufacturer: str = ""
     software_versions: str = ""
     treatment_site: str = ""  # from the plan where written (e.g. RTPlanGeometry is not a site)
+    notes: tuple[Note, ...] = ()  # what the reader repaired, assumed or could not use
 
     @property
     def fractions_planned(self) -> int | None:
@@ -234,6 +235,7 @@ class StructureSet:
     referenced_series_uid: str | None = None
     structure_set_datetime: datetime | None = None
     manufacturer: str = ""
+    notes: tuple[Note, ...] = ()  # file-level: orphan contours/observations, non-conformance
 
     def roi(self, name_or_number: str | int) -> Roi:
         """The ROI with this exact name or number (KeyError otherwise)."""
@@ -353,6 +355,7 @@ class TreatmentRecord:
     delivered_at: datetime | None  # TreatmentDate + TreatmentTime (first beam session)
     beams: tuple[DeliveredBeam, ...] = ()
     patient_id: str = ""
+    notes: tuple[Note, ...] = ()
 
     @property
     def delivery_date(self) -> date | None:

@@ -1,0 +1,616 @@
+"""Read RT Dose files into canonical :class:`~rtqa.model.DoseGrid` objects (Gy, mm, cc).
+
+Everything the standard promises about the grid is checked here, and each failure is a
+:class:`~rtqa.errors.DicomError` naming the file, the attribute (keyword and tag) and the value:
+
+* dose = stored value × DoseGridScaling (3004,000E), in float64; the stored values come from
+  pydicom's ``pixel_array`` (PixelRepresentation, byte order and RLE/deflate honoured) after the
+  byte count has been checked; negative doses and DoseType ERROR are refused, DoseUnits RELATIVE
+  is refused (no absolute dose);
+* geometry comes from ImageOrientationPatient (IOP) alone (PatientPosition is only reported): the
+  eight axis-aligned orientations are mapped to canonical order by exact transposes and flips;
+  oblique grids are refused. Voxel (row r, column c) of frame f lies at
+  ``IPP + c·PixelSpacing[1]·rowcos + r·PixelSpacing[0]·colcos + offset_f·normal`` with
+  ``normal = rowcos × colcos`` (PS3.3 C.7.6.2.1.1, C.8.8.3.2);
+* GridFrameOffsetVector (3004,000C) in the relative form (first value 0, offsets along the
+  normal) or the absolute form (first value = IPP z, allowed only with IOP 1\\0\\0\\0\\1\\0);
+  descending and uneven offsets are kept exactly.
+
+:func:`combine_doses` turns the doses of one plan into the one dose to evaluate (PLAN as it is,
+BEAM doses summed, session doses scaled by the fractions planned) and says what it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from rtqa.dicom.common import RT_DOSE, optional_float, optional_str, read_dataset, require, tag_name
+from rtqa.errors import DicomError
+from rtqa.model import DoseGrid, Level, Note, Plan, TpsDvh
+
+AXIS_TOLERANCE = 1e-4  # direction cosines within this of 0/±1 count as axis-aligned
+ABSOLUTE_OFFSET_TOLERANCE_MM = 0.01  # absolute GridFrameOffsetVector[0] vs IPP z
+GRID_FRAME_OFFSET_VECTOR_TAG = 0x3004000C
+HFS_AXES = ((0, 1), (1, 1), (2, 1))
+DOSE_TYPES = ("PHYSICAL", "EFFECTIVE")
+SESSION_TYPES = ("FRACTION_SESSION", "BEAM_SESSION")
+
+Axes = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+
+
+def standard_axes(orientation: Sequence[float]) -> Axes | None:
+    """((axis, sign) of the row cosine, of the column cosine, of the normal row × column).
+
+    Axis 0, 1, 2 is patient x, y, z; sign is +1 or -1. None when ImageOrientationPatient is not
+    axis-aligned (within 1e-4) or the two cosines are not orthogonal unit vectors.
+    """
+    try:
+        values = np.asarray([float(v) for v in orientation], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if values.shape != (6,) or not np.all(np.isfinite(values)):
+        return None
+    found = []
+    for cosine in (values[:3], values[3:]):
+        axis = int(np.argmax(np.abs(cosine)))
+        unit = np.zeros(3)
+        unit[axis] = np.sign(cosine[axis])
+        if np.max(np.abs(cosine - unit)) > AXIS_TOLERANCE:
+            return None
+        found.append((axis, int(unit[axis])))
+    if found[0][0] == found[1][0]:
+        return None
+    row = np.eye(3)[found[0][0]] * found[0][1]
+    col = np.eye(3)[found[1][0]] * found[1][1]
+    normal = np.cross(row, col)
+    axis = int(np.argmax(np.abs(normal)))
+    return found[0], found[1], (axis, int(np.sign(normal[axis])))
+
+
+# --------------------------------------------------------------------------------------------
+# read_dose
+# --------------------------------------------------------------------------------------------
+
+
+def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -> DoseGrid:
+    """Read an RT Dose file into a canonical :class:`DoseGrid` (Gy).
+
+    ``roi_volumes_cc`` (ROI number → cc) lets TPS DVHs written in PERCENT or PER_U volume units
+    be converted to cc; without it such DVHs are left out with a note.
+    """
+    path = str(path)
+    ds, notes = read_dataset(path)
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class != RT_DOSE:
+        raise DicomError(f"not an RT Dose (SOP Class UID {sop_class!r})", path, "SOPClassUID")
+    if "PixelData" not in ds:
+        raise DicomError(
+            "RT Dose without a dose grid (DVH only): no dose to evaluate",
+            path,
+            tag_name("PixelData"),
+        )
+    units = _check_units(ds, path)
+    dose_type = _check_dose_type(ds, path)
+    summation = str(require(ds, "DoseSummationType", path)).strip().upper()
+    scaling = _scaling(ds, path)
+    axes = _orientation(ds, path)
+    ipp = _floats(ds, "ImagePositionPatient", path, 3)
+    spacing = _floats(ds, "PixelSpacing", path, 2)
+    if min(spacing) <= 0:
+        raise DicomError(f"PixelSpacing {spacing} must be positive", path, tag_name("PixelSpacing"))
+    rows, cols, frames = _dimensions(ds, path)
+    positions = _frame_positions(ds, path, axes, ipp, frames)
+    stored = _pixels(ds, path, rows, cols, frames)
+    dose = stored.astype(np.float64) * scaling
+    if dose.size and dose.min() < 0:
+        raise DicomError(
+            f"negative dose {dose.min():.6g} Gy (stored value {int(stored.min())})",
+            path,
+            tag_name("PixelData"),
+        )
+    dose_gy, x, y, z = _canonical(dose, axes, ipp, spacing, positions)
+    tps_dvhs, dvh_notes = _read_dvhs(ds, path, roi_volumes_cc or {})
+    plan_uids, beam_numbers = _references(ds)
+    orientation = tuple(float(v) for v in ds.ImageOrientationPatient)
+    return DoseGrid(
+        dose_gy=dose_gy,
+        x_mm=x,
+        y_mm=y,
+        z_mm=z,
+        frame_of_reference_uid=optional_str(ds, "FrameOfReferenceUID") or None,
+        dose_type=dose_type,
+        summation_type=summation,
+        units=units,
+        paths=(path,),
+        sop_instance_uids=(str(require(ds, "SOPInstanceUID", path)),),
+        referenced_plan_uids=plan_uids,
+        referenced_beam_numbers=beam_numbers,
+        source_orientation=orientation,
+        patient_position=optional_str(ds, "PatientPosition") or None,
+        heterogeneity_correction=tuple(
+            str(v) for v in _as_list(ds.get("TissueHeterogeneityCorrection"))
+        ),
+        tps_dvhs=tuple(tps_dvhs),
+        patient_id=optional_str(ds, "PatientID"),
+        manufacturer=optional_str(ds, "Manufacturer"),
+        notes=tuple(notes + dvh_notes),
+    )
+
+
+def _as_list(value) -> list:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str | bytes | int | float):
+        return [value]
+    return list(value)
+
+
+def _check_units(ds: Dataset, path: str) -> str:
+    units = str(require(ds, "DoseUnits", path)).strip().upper()
+    if units == "RELATIVE":
+        raise DicomError(
+            "DoseUnits 'RELATIVE': relative dose has no absolute value in Gy to evaluate",
+            path,
+            tag_name("DoseUnits"),
+        )
+    if units != "GY":
+        raise DicomError(
+            f"DoseUnits {units!r} not supported (GY expected)", path, tag_name("DoseUnits")
+        )
+    return units
+
+
+def _check_dose_type(ds: Dataset, path: str) -> str:
+    dose_type = str(require(ds, "DoseType", path)).strip().upper()
+    if dose_type == "ERROR":
+        raise DicomError(
+            "DoseType 'ERROR': an uncertainty map, not a dose", path, tag_name("DoseType")
+        )
+    if dose_type not in DOSE_TYPES:
+        raise DicomError(
+            f"DoseType {dose_type!r} not supported (PHYSICAL or EFFECTIVE)",
+            path,
+            tag_name("DoseType"),
+        )
+    return dose_type
+
+
+def _scaling(ds: Dataset, path: str) -> float:
+    value = require(ds, "DoseGridScaling", path)
+    try:
+        scaling = float(value)
+    except (TypeError, ValueError):
+        scaling = float("nan")
+    if not np.isfinite(scaling) or scaling <= 0:
+        raise DicomError(
+            f"DoseGridScaling {value!r} must be a positive number",
+            path,
+            tag_name("DoseGridScaling"),
+        )
+    return scaling
+
+
+def _floats(ds: Dataset, keyword: str, path: str, count: int) -> list[float]:
+    values = _as_list(require(ds, keyword, path))
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != count or not all(np.isfinite(numbers)):
+        raise DicomError(f"{keyword} {values!r} must hold {count} numbers", path, tag_name(keyword))
+    return numbers
+
+
+def _orientation(ds: Dataset, path: str) -> Axes:
+    values = _floats(ds, "ImageOrientationPatient", path, 6)
+    axes = standard_axes(values)
+    if axes is None or axes[2][0] != 2:
+        shown = "\\".join(f"{v:g}" for v in values)
+        raise DicomError(
+            f"ImageOrientationPatient {shown} is oblique or not axial: only the eight "
+            "axis-aligned patient orientations with axial dose planes are supported",
+            path,
+            tag_name("ImageOrientationPatient"),
+        )
+    return axes
+
+
+def _dimensions(ds: Dataset, path: str) -> tuple[int, int, int]:
+    rows = int(require(ds, "Rows", path))
+    cols = int(require(ds, "Columns", path))
+    frames = int(ds.get("NumberOfFrames") or 1)
+    if min(rows, cols, frames) < 1:
+        raise DicomError(
+            f"empty dose grid (Rows {rows}, Columns {cols}, NumberOfFrames {frames})",
+            path,
+            tag_name("NumberOfFrames"),
+        )
+    return rows, cols, frames
+
+
+def _frame_positions(
+    ds: Dataset, path: str, axes: Axes, ipp: list[float], frames: int
+) -> np.ndarray:
+    """Patient coordinate of each frame along the normal's axis (z), in file order (mm)."""
+    (_, _), (_, _), (normal_axis, normal_sign) = axes
+    keyword = "GridFrameOffsetVector"
+    where = tag_name(keyword)
+    if frames > 1:
+        pointer = ds.get("FrameIncrementPointer")
+        pointers = [int(p) for p in _as_list(pointer)]
+        if pointers != [GRID_FRAME_OFFSET_VECTOR_TAG]:
+            shown = ", ".join(f"({p >> 16:04X},{p & 0xFFFF:04X})" for p in pointers) or "absent"
+            raise DicomError(
+                f"FrameIncrementPointer {shown} must point to {where}",
+                path,
+                tag_name("FrameIncrementPointer"),
+            )
+    if keyword not in ds or ds[keyword].VM == 0:
+        if frames == 1:
+            return np.array([ipp[normal_axis]])
+        raise DicomError("required for a multi-frame dose", path, where)
+    offsets = np.asarray([float(v) for v in _as_list(ds[keyword].value)], dtype=float)
+    if offsets.size != frames or not np.all(np.isfinite(offsets)):
+        raise DicomError(f"{offsets.size} offsets for NumberOfFrames {frames}", path, where)
+    if len(np.unique(offsets)) != offsets.size:
+        raise DicomError(f"repeated offsets {offsets.tolist()}", path, where)
+    if offsets[0] == 0:
+        return ipp[normal_axis] + normal_sign * offsets
+    first_z = ipp[2]
+    if abs(offsets[0] - first_z) > ABSOLUTE_OFFSET_TOLERANCE_MM:
+        raise DicomError(
+            f"GridFrameOffsetVector inconsistent with ImagePositionPatient: first offset "
+            f"{offsets[0]:g} is neither 0 (relative) nor IPP z {first_z:g} (absolute)",
+            path,
+            where,
+        )
+    if axes != HFS_AXES:
+        shown = "\\".join(f"{float(v):g}" for v in ds.ImageOrientationPatient)
+        raise DicomError(
+            f"absolute offsets (first offset {offsets[0]:g} = IPP z) are allowed only with "
+            f"ImageOrientationPatient 1\\0\\0\\0\\1\\0, not {shown}",
+            path,
+            where,
+        )
+    return offsets
+
+
+def _pixels(ds: Dataset, path: str, rows: int, cols: int, frames: int) -> np.ndarray:
+    """Stored values as (frames, rows, columns), after the byte count and decoder checks."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    bits = int(require(ds, "BitsAllocated", path))
+    if bits not in (8, 16, 32):
+        raise DicomError(f"BitsAllocated {bits} not supported", path, tag_name("BitsAllocated"))
+    if syntax is not None and syntax.is_compressed:
+        _require_decoder(syntax, path)
+    else:
+        expected = rows * cols * frames * bits // 8
+        got = len(ds.PixelData)
+        if got < expected:
+            raise DicomError(
+                f"truncated pixel data (got {got} of {expected} bytes)", path, tag_name("PixelData")
+            )
+        if got > expected + 1:
+            raise DicomError(
+                f"pixel data length mismatch (got {got} bytes, expected {expected} for "
+                f"{frames} frames of {rows}x{cols} at {bits} bits)",
+                path,
+                tag_name("PixelData"),
+            )
+    try:
+        array = ds.pixel_array
+    except Exception as exc:
+        name = syntax.name if syntax is not None else "unknown transfer syntax"
+        raise DicomError(
+            f"pixel data could not be decoded ({name}): {type(exc).__name__}: {exc}",
+            path,
+            tag_name("PixelData"),
+        ) from exc
+    if array.size != rows * cols * frames:
+        raise DicomError(
+            f"decoded {array.size} values, expected {rows * cols * frames}",
+            path,
+            tag_name("PixelData"),
+        )
+    return np.asarray(array).reshape(frames, rows, cols)
+
+
+def _require_decoder(syntax, path: str) -> None:
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(syntax)
+        available = decoder.is_available
+        missing = "; ".join(decoder.missing_dependencies) if not available else ""
+    except NotImplementedError:
+        available, missing = False, "pydicom has no decoder for it"
+    if not available:
+        raise DicomError(
+            f"no decoder installed for transfer syntax {syntax.name} ({syntax})"
+            + (f": {missing}" if missing else ""),
+            path,
+            tag_name("TransferSyntaxUID"),
+        )
+
+
+def _canonical(
+    dose: np.ndarray, axes: Axes, ipp: list[float], spacing: list[float], positions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(dose[k, j, i], x, y, z) in canonical order from the file-order array."""
+    (row_axis, row_sign), (col_axis, col_sign), (normal_axis, _) = axes
+    _, nr, nc = dose.shape
+    coords: dict[int, np.ndarray] = {
+        row_axis: ipp[row_axis] + np.arange(nc) * spacing[1] * row_sign,  # along a row: columns
+        col_axis: ipp[col_axis] + np.arange(nr) * spacing[0] * col_sign,  # down a column: rows
+        normal_axis: positions,
+    }
+    order = np.argsort(positions, kind="stable")
+    array = dose[order]
+    coords[normal_axis] = positions[order]
+    if col_sign < 0:
+        array = array[:, ::-1, :]
+        coords[col_axis] = coords[col_axis][::-1]
+    if row_sign < 0:
+        array = array[:, :, ::-1]
+        coords[row_axis] = coords[row_axis][::-1]
+    file_axis = {normal_axis: 0, col_axis: 1, row_axis: 2}
+    array = np.ascontiguousarray(array.transpose(file_axis[2], file_axis[1], file_axis[0]))
+    return array, coords[0], coords[1], coords[2]
+
+
+def _references(ds: Dataset) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    plans: list[str] = []
+    beams: list[int] = []
+    for ref in ds.get("ReferencedRTPlanSequence") or []:
+        uid = str(ref.get("ReferencedSOPInstanceUID", "")).strip()
+        if uid:
+            plans.append(uid)
+        for group in ref.get("ReferencedFractionGroupSequence") or []:
+            for beam in group.get("ReferencedBeamSequence") or []:
+                if beam.get("ReferencedBeamNumber") is not None:
+                    beams.append(int(beam.ReferencedBeamNumber))
+    return tuple(plans), tuple(beams)
+
+
+# --------------------------------------------------------------------------------------------
+# TPS DVHs
+# --------------------------------------------------------------------------------------------
+
+
+def _read_dvhs(
+    ds: Dataset, path: str, roi_volumes_cc: Mapping[int, float]
+) -> tuple[list[TpsDvh], list[Note]]:
+    """DVHSequence items as cumulative DVHs in Gy and cc.
+
+    ``dose_gy[n]`` is the lower edge of DICOM bin n (the sum of the widths of the bins before
+    it) and ``volume_cc[n]`` the volume receiving at least that dose.
+    """
+    dvhs: list[TpsDvh] = []
+    notes: list[Note] = []
+    where = tag_name("DVHSequence")
+    for n, item in enumerate(ds.get("DVHSequence") or [], start=1):
+        refs = item.get("DVHReferencedROISequence") or []
+        roi = int(refs[0].ReferencedROINumber) if refs else None
+        label = f"DVH item {n} (ROI {roi})"
+        try:
+            dvh = _dvh_item(item, roi, roi_volumes_cc)
+        except ValueError as exc:
+            notes.append(Note(Level.WARNING, f"{label} not used: {exc}", path, where))
+            continue
+        dvhs.append(dvh)
+    return dvhs, notes
+
+
+def _dvh_item(item: Dataset, roi: int | None, roi_volumes_cc: Mapping[int, float]) -> TpsDvh:
+    if roi is None:
+        raise ValueError("no DVHReferencedROISequence")
+    if str(item.get("DoseUnits", "")).upper() != "GY":
+        raise ValueError(f"DoseUnits {item.get('DoseUnits')!r} (only GY is converted)")
+    if str(item.get("DoseType", "PHYSICAL")).upper() == "ERROR":
+        raise ValueError("DoseType ERROR")
+    data = np.asarray([float(v) for v in _as_list(item.get("DVHData"))], dtype=float)
+    if data.size < 2 or data.size % 2:
+        raise ValueError(f"DVHData holds {data.size} values (pairs expected)")
+    scale = float(item.get("DVHDoseScaling") or 1.0)
+    widths = data[0::2] * scale
+    volumes = data[1::2]
+    lower = np.concatenate([[0.0], np.cumsum(widths)[:-1]])
+    kind = str(item.get("DVHType", "")).upper()
+    if kind == "DIFFERENTIAL":
+        total = float(volumes.sum())
+        volumes = np.cumsum(volumes[::-1])[::-1]
+    elif kind == "CUMULATIVE":
+        total = float(volumes[0])
+    else:
+        raise ValueError(f"DVHType {kind!r} (CUMULATIVE or DIFFERENTIAL expected)")
+    unit = str(item.get("DVHVolumeUnits", "")).upper()
+    if unit in ("PERCENT", "PER_U"):
+        whole = roi_volumes_cc.get(roi)
+        if not whole:
+            raise ValueError(f"DVHVolumeUnits {unit} and the ROI volume is not known")
+        fraction = volumes / (100.0 if unit == "PERCENT" else 1.0)
+        volumes = fraction * whole
+        total = float(whole)
+    elif unit != "CM3":
+        raise ValueError(f"DVHVolumeUnits {unit!r} (CM3, PERCENT or PER_U expected)")
+    return TpsDvh(
+        roi_number=roi,
+        dose_gy=lower,
+        volume_cc=volumes,
+        total_volume_cc=total,
+        mean_gy=optional_float(item, "DVHMeanDose"),
+        min_gy=optional_float(item, "DVHMinimumDose"),
+        max_gy=optional_float(item, "DVHMaximumDose"),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# combine_doses
+# --------------------------------------------------------------------------------------------
+
+
+def combine_doses(
+    doses: Sequence[DoseGrid], plan: Plan | None
+) -> tuple[DoseGrid | None, list[Note]]:
+    """The one dose to evaluate for ``plan`` from the doses that reference it, with notes.
+
+    One PLAN dose is used as it is (several are ambiguous: none is chosen); else one FRACTION
+    dose (a whole fraction group) as it is; else BEAM doses are summed when their beam numbers
+    are exactly the plan's treatment beams on one grid; else one FRACTION_SESSION dose (or
+    BEAM_SESSION doses summed) is multiplied by the plan's fractions planned. Other summation
+    types are refused. EFFECTIVE and PHYSICAL doses are never summed together.
+    """
+    notes: list[Note] = []
+    if not doses:
+        return None, notes
+    by_type: dict[str, list[DoseGrid]] = {}
+    for dose in doses:
+        by_type.setdefault(dose.summation_type, []).append(dose)
+    for kind in ("PLAN", "FRACTION", "BEAM", "FRACTION_SESSION", "BEAM_SESSION"):
+        if kind not in by_type:
+            continue
+        chosen = by_type.pop(kind)
+        result = _combine_kind(kind, chosen, plan, notes)
+        if result is not None:
+            for kind_left, left in by_type.items():
+                notes.append(
+                    Note(
+                        Level.INFO,
+                        f"{kind_left} dose not used: a {kind} dose was used instead",
+                        ", ".join(p for d in left for p in d.paths),
+                    )
+                )
+            return result, notes
+        if not _fallback_allowed(kind):
+            return None, notes
+    for kind, left in by_type.items():
+        notes.append(
+            Note(
+                Level.ERROR,
+                f"DoseSummationType {kind} not supported: dose not used",
+                ", ".join(p for d in left for p in d.paths),
+                tag_name("DoseSummationType"),
+            )
+        )
+    return None, notes
+
+
+def _fallback_allowed(kind: str) -> bool:
+    """After an ambiguous PLAN or FRACTION set, lower-level doses are not a safe substitute."""
+    return kind not in ("PLAN", "FRACTION")
+
+
+def _paths(doses: Sequence[DoseGrid]) -> str:
+    return ", ".join(p for d in doses for p in d.paths)
+
+
+def _combine_kind(
+    kind: str, doses: list[DoseGrid], plan: Plan | None, notes: list[Note]
+) -> DoseGrid | None:
+    attr = tag_name("DoseSummationType")
+    if kind in ("PLAN", "FRACTION", "FRACTION_SESSION"):
+        if len(doses) > 1:
+            notes.append(
+                Note(
+                    Level.ERROR,
+                    f"{len(doses)} {kind} doses for one plan: ambiguous, none used",
+                    _paths(doses),
+                    attr,
+                )
+            )
+            return None
+        grid = doses[0]
+    else:
+        grid = _sum_beams(kind, doses, plan, notes)
+        if grid is None:
+            return None
+    if kind in SESSION_TYPES:
+        fractions = plan.fractions_planned if plan is not None else None
+        if not fractions:
+            notes.append(
+                Note(
+                    Level.ERROR,
+                    f"{kind} dose holds one session: no plan with NumberOfFractionsPlanned "
+                    "to scale it by, not used",
+                    _paths(doses),
+                    attr,
+                )
+            )
+            return None
+        what = grid.scaling_note + "; " if grid.scaling_note else ""
+        grid = replace(
+            grid,
+            dose_gy=grid.dose_gy * fractions,
+            scaling_note=f"{what}{kind} dose multiplied by {fractions} fractions planned",
+        )
+    return grid
+
+
+def _sum_beams(
+    kind: str, doses: list[DoseGrid], plan: Plan | None, notes: list[Note]
+) -> DoseGrid | None:
+    attr = tag_name("ReferencedBeamNumber")
+    paths = _paths(doses)
+    if plan is None:
+        notes.append(Note(Level.ERROR, f"{kind} doses without a plan: not summed", paths, attr))
+        return None
+    numbers = [b for d in doses for b in d.referenced_beam_numbers]
+    if any(len(d.referenced_beam_numbers) != 1 for d in doses) or len(set(numbers)) != len(numbers):
+        notes.append(
+            Note(
+                Level.ERROR,
+                f"{kind} doses must each reference one distinct beam (found "
+                f"{[list(d.referenced_beam_numbers) for d in doses]}): not summed",
+                paths,
+                attr,
+            )
+        )
+        return None
+    expected = plan.treatment_beam_numbers
+    if set(numbers) != expected:
+        notes.append(
+            Note(
+                Level.ERROR,
+                f"{kind} doses for beams {sorted(numbers)} do not match the plan's treatment "
+                f"beams {sorted(expected)}: not summed",
+                paths,
+                attr,
+            )
+        )
+        return None
+    first = doses[0]
+    for other in doses[1:]:
+        problem = _grid_mismatch(first, other)
+        if problem:
+            notes.append(Note(Level.ERROR, f"{kind} doses not summed: {problem}", paths))
+            return None
+    ordered = sorted(doses, key=lambda d: d.referenced_beam_numbers[0])
+    total = np.sum([d.dose_gy for d in ordered], axis=0)
+    return replace(
+        first,
+        dose_gy=total,
+        paths=tuple(p for d in ordered for p in d.paths),
+        sop_instance_uids=tuple(u for d in ordered for u in d.sop_instance_uids),
+        referenced_beam_numbers=tuple(sorted(numbers)),
+        tps_dvhs=(),
+        notes=tuple(n for d in ordered for n in d.notes),
+        scaling_note=f"sum of {len(doses)} {kind} doses (beams "
+        f"{', '.join(str(b) for b in sorted(numbers))})",
+    )
+
+
+def _grid_mismatch(a: DoseGrid, b: DoseGrid) -> str:
+    if a.dose_type != b.dose_type:
+        return f"DoseType {a.dose_type} and {b.dose_type} cannot be added"
+    if a.units != b.units:
+        return f"DoseUnits {a.units} and {b.units} differ"
+    if a.frame_of_reference_uid != b.frame_of_reference_uid:
+        return "different frames of reference"
+    for name, u, v in (("x", a.x_mm, b.x_mm), ("y", a.y_mm, b.y_mm), ("z", a.z_mm, b.z_mm)):
+        if u.shape != v.shape or not np.allclose(u, v, rtol=0, atol=1e-3):
+            return f"different dose grids ({name} coordinates differ)"
+    return ""

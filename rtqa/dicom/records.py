@@ -1,0 +1,209 @@
+"""Read RT Beams Treatment Records: one delivered session of one fraction.
+
+Records link to their plan by ReferencedRTPlanSequence only. An interrupted beam
+(TreatmentTerminationStatus other than NORMAL) is kept and noted; a fraction delivered in several
+sessions appears as several records with the same CurrentFractionNumber, so fractions are counted
+with :func:`delivered_fractions`, never by counting records. Brachy, Ion and Summary records are
+recognised and refused as "not analysed".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+
+from pydicom.dataset import Dataset
+
+from rtqa.dicom.common import (
+    RT_BEAMS_RECORD,
+    RT_BRACHY_RECORD,
+    RT_ION_BEAMS_RECORD,
+    RT_SUMMARY_RECORD,
+    optional_float,
+    optional_str,
+    parse_datetime,
+    read_dataset,
+    tag_name,
+)
+from rtqa.errors import DicomError
+from rtqa.model import DeliveredBeam, Level, Note, TreatmentRecord
+
+UNANALYSED_RECORDS = {
+    RT_BRACHY_RECORD: "RT Brachy Treatment Record",
+    RT_ION_BEAMS_RECORD: "RT Ion Beams Treatment Record",
+    RT_SUMMARY_RECORD: "RT Treatment Summary Record",
+}
+
+
+def read_treatment_record(path: str) -> TreatmentRecord:
+    """Read the RT Beams Treatment Record at ``path``.
+
+    Raises :class:`DicomError` for other SOP classes (other record kinds: "not analysed").
+    """
+    ds, notes = read_dataset(path, stop_before_pixels=True)
+    return record_from_dataset(ds, path, notes)
+
+
+def record_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None) -> TreatmentRecord:
+    """A :class:`TreatmentRecord` from an already-read dataset."""
+    notes = list(notes or [])
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class in UNANALYSED_RECORDS:
+        raise DicomError(f"{UNANALYSED_RECORDS[sop_class]}: not analysed", path)
+    if sop_class != RT_BEAMS_RECORD:
+        raise DicomError(
+            f"not an RT Beams Treatment Record (SOP Class UID {sop_class or 'missing'})",
+            path,
+            tag_name("SOPClassUID"),
+        )
+    plan_refs = ds.get("ReferencedRTPlanSequence") or []
+    plan_uid = str(plan_refs[0].get("ReferencedSOPInstanceUID", "") or "") if plan_refs else ""
+    if not plan_uid:
+        notes.append(
+            Note(
+                Level.WARNING,
+                "record references no RT Plan",
+                path,
+                tag_name("ReferencedRTPlanSequence"),
+            )
+        )
+    elif len(plan_refs) > 1:
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"record references {len(plan_refs)} plans; the first ({plan_uid}) is used",
+                path,
+                tag_name("ReferencedRTPlanSequence"),
+            )
+        )
+    sessions = list(ds.get("TreatmentSessionBeamSequence") or [])
+    if not sessions:
+        notes.append(
+            Note(
+                Level.WARNING,
+                "record has no delivered beams",
+                path,
+                tag_name("TreatmentSessionBeamSequence"),
+            )
+        )
+    fraction_numbers = sorted(
+        {n for s in sessions if (n := _int(s.get("CurrentFractionNumber"))) is not None}
+    )
+    if len(fraction_numbers) > 1:
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"beams of one record give different fraction numbers {fraction_numbers}; "
+                f"fraction {fraction_numbers[0]} is used",
+                path,
+                tag_name("CurrentFractionNumber"),
+            )
+        )
+    beams = []
+    for item in sessions:
+        number = _int(item.get("ReferencedBeamNumber"))
+        if number is None:
+            notes.append(
+                Note(
+                    Level.WARNING,
+                    "a delivered beam has no ReferencedBeamNumber; ignored",
+                    path,
+                    tag_name("ReferencedBeamNumber"),
+                )
+            )
+            continue
+        if optional_str(item, "TreatmentDeliveryType") not in ("", "TREATMENT", "CONTINUATION"):
+            continue  # setup/imaging exposures are not dose deliveries
+        beam = DeliveredBeam(
+            beam_number=number,
+            delivered_meterset=optional_float(item, "DeliveredMeterset"),
+            specified_meterset=optional_float(item, "SpecifiedMeterset"),
+            termination_status=optional_str(item, "TreatmentTerminationStatus"),
+        )
+        if beam.termination_status and beam.termination_status != "NORMAL":
+            notes.append(
+                Note(
+                    Level.WARNING,
+                    f"beam {number} terminated {beam.termination_status}: delivered "
+                    f"{_mu(beam.delivered_meterset)} of {_mu(beam.specified_meterset)} MU",
+                    path,
+                    tag_name("TreatmentTerminationStatus"),
+                )
+            )
+        beams.append(beam)
+    return TreatmentRecord(
+        path=path,
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        referenced_plan_uid=plan_uid or None,
+        fraction_number=fraction_numbers[0] if fraction_numbers else None,
+        delivered_at=_delivered_at(ds, sessions),
+        beams=tuple(beams),
+        patient_id=optional_str(ds, "PatientID"),
+        notes=tuple(notes),
+    )
+
+
+def _int(value: object) -> int | None:
+    try:
+        number = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def _mu(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def _delivered_at(ds: Dataset, sessions: list[Dataset]) -> datetime | None:
+    """TreatmentDate/Time, else the earliest dated control point delivery."""
+    when = parse_datetime(ds.get("TreatmentDate"), ds.get("TreatmentTime"))
+    if when is not None:
+        return when
+    times = [
+        t
+        for s in sessions
+        for p in s.get("ControlPointDeliverySequence") or []
+        if (
+            t := parse_datetime(
+                p.get("TreatmentControlPointDate"), p.get("TreatmentControlPointTime")
+            )
+        )
+        is not None
+    ]
+    return min(times) if times else None
+
+
+def delivered_fractions(records: list[TreatmentRecord] | tuple[TreatmentRecord, ...]) -> dict:
+    """Fractions delivered, by fraction number: ``{n: {"dates": [...], "sessions": k,
+    "complete": bool, "meterset": {beam: delivered MU summed over sessions}}}``.
+
+    A fraction is complete when every beam session of it ended NORMAL or the delivered MU summed
+    over its sessions reaches the specified MU of each beam (within 0.5 MU). Records without a
+    fraction number are left out.
+    """
+    by_fraction: dict[int, list[TreatmentRecord]] = defaultdict(list)
+    for record in records:
+        if record.fraction_number is not None:
+            by_fraction[record.fraction_number].append(record)
+    result: dict[int, dict] = {}
+    for number in sorted(by_fraction):
+        group = by_fraction[number]
+        delivered: dict[int, float] = defaultdict(float)
+        specified: dict[int, float] = {}
+        normal = True
+        for record in group:
+            for beam in record.beams:
+                delivered[beam.beam_number] += beam.delivered_meterset or 0.0
+                if beam.specified_meterset is not None:
+                    specified[beam.beam_number] = beam.specified_meterset
+                normal = normal and beam.termination_status in ("", "NORMAL")
+        reached = bool(specified) and all(delivered[b] >= mu - 0.5 for b, mu in specified.items())
+        dates: list[date] = sorted({r.delivery_date for r in group if r.delivery_date})
+        result[number] = {
+            "dates": dates,
+            "sessions": len(group),
+            "complete": normal or reached,
+            "meterset": dict(delivered),
+        }
+    return result

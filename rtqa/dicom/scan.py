@@ -1,0 +1,853 @@
+"""Find DICOM-RT objects in folders and link them into :class:`~rtqa.model.Case` objects.
+
+Linking uses UIDs only, never file names or file times:
+
+* RT Plan -> RT Structure Set: ReferencedStructureSetSequence; when the plan names none (or one
+  that is absent) the single structure set of the plan's frame of reference and study is used,
+  with a warning.
+* RT Dose -> RT Plan: ReferencedRTPlanSequence; a dose naming no plan is given to the single plan
+  of its frame of reference, with a warning. Several doses of one plan are combined
+  (:func:`rtqa.dicom.dose.combine_doses`).
+* Treatment records -> RT Plan: ReferencedRTPlanSequence.
+* CT -> case: the series the structure set references, else the single series of the case's frame.
+* Spatial registrations -> every case whose frame of reference they register.
+
+A frame of reference holding no plan but at most one structure set (and any doses) forms a
+plan-less case (enough for ``rtqa dvh``). Dose pixels are read only for doses that belong to a
+case. Unreadable, truncated and non-DICOM files are reported with their path and reason; the rest
+still loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import struct
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from rtqa.dicom.common import (
+    CT_IMAGE,
+    DEFORMABLE_REGISTRATION,
+    ENHANCED_CT_IMAGE,
+    MEDIA_STORAGE_DIRECTORY,
+    MR_IMAGE,
+    RT_BEAMS_RECORD,
+    RT_DOSE,
+    RT_ION_PLAN,
+    RT_PLAN,
+    RT_STRUCTURE_SET,
+    SPATIAL_REGISTRATION,
+    optional_str,
+    read_dataset,
+)
+from rtqa.dicom.images import ImageSlice, image_from_dataset, series_from_slices
+from rtqa.dicom.plan import plan_from_dataset
+from rtqa.dicom.records import UNANALYSED_RECORDS, record_from_dataset
+from rtqa.dicom.registration import registration_from_dataset
+from rtqa.errors import InputError
+from rtqa.model import (
+    Case,
+    DoseGrid,
+    ImageSeries,
+    Level,
+    Note,
+    Plan,
+    Registration,
+    StructureSet,
+    TreatmentRecord,
+)
+
+IMAGE_CLASSES = {CT_IMAGE, MR_IMAGE, "1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.20"}
+NOT_DICOM = "not DICOM"
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class DoseHeader:
+    """What linking needs of an RT Dose, read without its pixels."""
+
+    path: str
+    sop_instance_uid: str
+    frame_of_reference_uid: str | None
+    referenced_plan_uids: tuple[str, ...]
+    summation_type: str
+    study_instance_uid: str = ""
+
+
+@dataclass
+class ScanResult:
+    """Cases found, with notes about files and objects outside any case.
+
+    ``files`` counts files by Modality, plus ``"not DICOM"`` and ``"unreadable"``.
+    """
+
+    cases: list[Case]
+    notes: list[Note] = field(default_factory=list)
+    files: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Note]:
+        """Error notes of the scan and of every case."""
+        found = [n for n in self.notes if n.level is Level.ERROR]
+        for case in self.cases:
+            found += [n for n in case.notes if n.level is Level.ERROR]
+        return found
+
+
+@dataclass
+class _Found:
+    """Everything read from the files, before linking."""
+
+    plans: dict[str, Plan] = field(default_factory=dict)
+    structure_sets: dict[str, StructureSet] = field(default_factory=dict)
+    doses: dict[str, DoseHeader] = field(default_factory=dict)
+    records: list[TreatmentRecord] = field(default_factory=list)
+    registrations: list[Registration] = field(default_factory=list)
+    slices: dict[str, list[ImageSlice]] = field(default_factory=lambda: defaultdict(list))
+    notes: list[Note] = field(default_factory=list)
+    files: Counter = field(default_factory=Counter)
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------------
+
+
+def scan(paths: list[str] | str | Path) -> ScanResult:
+    """Read every file under ``paths`` (folders recursively, files directly) and link cases."""
+    if isinstance(paths, str | Path):
+        paths = [str(paths)]
+    found = _Found()
+    for path in _walk([str(p) for p in paths], found.notes):
+        _read_file(path, found)
+    cases = _link(found)
+    return ScanResult(cases=cases, notes=found.notes, files=dict(sorted(found.files.items())))
+
+
+def _walk(paths: list[str], notes: list[Note]) -> list[str]:
+    files: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, dirs, names in os.walk(path):
+                dirs.sort()
+                files.extend(os.path.join(root, n) for n in sorted(names))
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            notes.append(Note(Level.ERROR, "no such file or folder", path))
+    seen: set[str] = set()
+    unique = []
+    for f in files:
+        key = os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+# --------------------------------------------------------------------------------------------
+# Reading one file
+# --------------------------------------------------------------------------------------------
+
+
+def _read_file(path: str, found: _Found) -> None:
+    try:
+        ds, read_notes = read_dataset(path, stop_before_pixels=True)
+    except InputError as exc:
+        if "not a DICOM file" in exc.reason:
+            found.files[NOT_DICOM] += 1
+            found.notes.append(Note(Level.INFO, "not a DICOM file: skipped", path))
+        else:
+            found.files[UNREADABLE] += 1
+            found.notes.append(Note(Level.ERROR, exc.reason, path))
+        return
+    meta_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+    sop_class = str(ds.get("SOPClassUID", "") or meta_class)
+    if sop_class == MEDIA_STORAGE_DIRECTORY or meta_class == MEDIA_STORAGE_DIRECTORY:
+        found.files["DICOMDIR"] += 1
+        found.notes.append(Note(Level.INFO, "DICOMDIR ignored (files are found by walking)", path))
+        return
+    reason = truncation_reason(path)
+    if reason is not None:
+        found.files[UNREADABLE] += 1
+        found.notes.append(Note(Level.ERROR, f"truncated file: {reason}", path))
+        return
+    if not sop_class or not ds.get("SOPInstanceUID"):
+        found.files[UNREADABLE] += 1
+        found.notes.append(Note(Level.ERROR, "no SOP Class UID or SOP Instance UID", path))
+        return
+    modality = optional_str(ds, "Modality") or "?"
+    found.files[modality] += 1
+    found.notes.extend(read_notes)
+    try:
+        _dispatch(ds, sop_class, path, found)
+    except InputError as exc:
+        found.notes.append(Note(Level.ERROR, exc.reason, path, exc.attribute))
+
+
+def _dispatch(ds: Dataset, sop_class: str, path: str, found: _Found) -> None:
+    if sop_class in (RT_PLAN, RT_ION_PLAN):
+        plan = plan_from_dataset(ds, path)
+        _add_unique(found.plans, plan.sop_instance_uid, plan, path, found.notes)
+    elif sop_class == RT_STRUCTURE_SET:
+        read_structure_set = _other_reader("structures", "read_structure_set")
+        if read_structure_set is None:
+            found.notes.append(Note(Level.ERROR, "no RT Structure Set reader installed", path))
+            return
+        ss = read_structure_set(path)
+        _add_unique(found.structure_sets, ss.sop_instance_uid, ss, path, found.notes)
+    elif sop_class == RT_DOSE:
+        header = _dose_header(ds, path)
+        _add_unique(found.doses, header.sop_instance_uid, header, path, found.notes)
+    elif sop_class == RT_BEAMS_RECORD:
+        found.records.append(record_from_dataset(ds, path))
+    elif sop_class in UNANALYSED_RECORDS:
+        found.notes.append(
+            Note(Level.WARNING, f"{UNANALYSED_RECORDS[sop_class]}: not analysed", path)
+        )
+    elif sop_class == SPATIAL_REGISTRATION:
+        found.registrations.append(registration_from_dataset(ds, path))
+    elif sop_class == DEFORMABLE_REGISTRATION:
+        found.notes.append(Note(Level.ERROR, "deformable registration not supported", path))
+    elif sop_class == ENHANCED_CT_IMAGE:
+        found.notes.append(Note(Level.WARNING, "Enhanced (multi-frame) CT: not analysed", path))
+    elif sop_class in IMAGE_CLASSES or "ImagePositionPatient" in ds:
+        image = image_from_dataset(ds, path)
+        found.slices[image.series_instance_uid].append(image)
+    else:
+        modality = optional_str(ds, "Modality") or "?"
+        found.notes.append(
+            Note(Level.INFO, f"{modality} object not used (SOP Class UID {sop_class})", path)
+        )
+
+
+def _add_unique(index: dict, uid: str, obj: object, path: str, notes: list[Note]) -> None:
+    if uid in index:
+        first = getattr(index[uid], "path", "")
+        notes.append(
+            Note(
+                Level.WARNING, f"duplicate SOP Instance UID {uid} (also in {first}): ignored", path
+            )
+        )
+        return
+    index[uid] = obj
+
+
+def _dose_header(ds: Dataset, path: str) -> DoseHeader:
+    refs = tuple(
+        str(r.get("ReferencedSOPInstanceUID", ""))
+        for r in ds.get("ReferencedRTPlanSequence") or []
+        if r.get("ReferencedSOPInstanceUID")
+    )
+    return DoseHeader(
+        path=path,
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        frame_of_reference_uid=optional_str(ds, "FrameOfReferenceUID") or None,
+        referenced_plan_uids=refs,
+        summation_type=optional_str(ds, "DoseSummationType"),
+        study_instance_uid=optional_str(ds, "StudyInstanceUID"),
+    )
+
+
+def _other_reader(module: str, name: str) -> Callable | None:
+    """A reader from a sibling module (dose, structures), None when not available."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(f"rtqa.dicom.{module}"), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Linking
+# --------------------------------------------------------------------------------------------
+
+
+def _link(found: _Found) -> list[Case]:
+    notes = found.notes
+    series = _build_series(found)
+    ss_used: set[str] = set()
+    dose_used: set[str] = set()
+    drafts: list[_Draft] = []
+
+    # plans and what they reference
+    doses_by_plan: dict[str, list[DoseHeader]] = defaultdict(list)
+    for dose in found.doses.values():
+        targets = [u for u in dose.referenced_plan_uids if u in found.plans]
+        if targets:
+            doses_by_plan[targets[0]].append(dose)
+            dose_used.add(dose.sop_instance_uid)
+            if len(targets) > 1:
+                notes.append(
+                    Note(
+                        Level.WARNING,
+                        f"dose references several plans present; given to plan {targets[0]}",
+                        dose.path,
+                    )
+                )
+    for dose in found.doses.values():
+        if dose.sop_instance_uid in dose_used or dose.referenced_plan_uids:
+            continue
+        same_frame = [
+            p
+            for p in found.plans.values()
+            if p.frame_of_reference_uid == dose.frame_of_reference_uid
+        ]
+        if len(same_frame) == 1:
+            plan = same_frame[0]
+            doses_by_plan[plan.sop_instance_uid].append(dose)
+            dose_used.add(dose.sop_instance_uid)
+            notes.append(
+                Note(
+                    Level.WARNING,
+                    f"dose references no plan; linked to plan '{plan.label}' by frame of "
+                    "reference (inferred)",
+                    dose.path,
+                )
+            )
+
+    for plan in sorted(found.plans.values(), key=lambda p: (p.label, p.sop_instance_uid)):
+        draft = _Draft(plan=plan)
+        draft.structure_set = _plan_structure_set(plan, found, draft.notes)
+        if draft.structure_set is not None:
+            ss_used.add(draft.structure_set.sop_instance_uid)
+        draft.doses = doses_by_plan.get(plan.sop_instance_uid, [])
+        draft.records = sorted(
+            (r for r in found.records if r.referenced_plan_uid == plan.sop_instance_uid),
+            key=lambda r: (r.fraction_number or 0, r.delivered_at or plan.plan_datetime or 0),
+        )
+        drafts.append(draft)
+
+    drafts += _planless_drafts(found, ss_used, dose_used)
+    for dose in found.doses.values():
+        if dose.sop_instance_uid not in dose_used:
+            notes.append(_unlinked_dose_note(dose, found))
+    for ss in found.structure_sets.values():
+        if ss.sop_instance_uid not in ss_used:
+            notes.append(
+                Note(
+                    Level.WARNING,
+                    f"structure set '{ss.label}' is not linked to any plan or dose",
+                    ss.path,
+                )
+            )
+    for record in found.records:
+        if record.referenced_plan_uid not in found.plans:
+            ref = record.referenced_plan_uid or "no plan"
+            notes.append(
+                Note(
+                    Level.WARNING,
+                    f"treatment record (fraction {record.fraction_number}) references unknown "
+                    f"plan {ref}",
+                    record.path,
+                )
+            )
+            notes.extend(record.notes)
+
+    ids = _case_ids(drafts)
+    cases = [d.build(case_id, found, series) for d, case_id in zip(drafts, ids, strict=True)]
+    _report_unused(found, cases, series, notes)
+    return cases
+
+
+@dataclass
+class _Draft:
+    plan: Plan | None = None
+    structure_set: StructureSet | None = None
+    doses: list[DoseHeader] = field(default_factory=list)
+    records: list[TreatmentRecord] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+    @property
+    def frame(self) -> str | None:
+        for part in (self.plan, self.structure_set):
+            if part is not None and part.frame_of_reference_uid:
+                return part.frame_of_reference_uid
+        return self.doses[0].frame_of_reference_uid if self.doses else None
+
+    @property
+    def label(self) -> str:
+        if self.plan is not None:
+            return self.plan.label
+        if self.structure_set is not None and self.structure_set.label:
+            return self.structure_set.label
+        return "noplan"
+
+    @property
+    def uid(self) -> str:
+        if self.plan is not None:
+            return self.plan.sop_instance_uid
+        if self.structure_set is not None:
+            return self.structure_set.sop_instance_uid
+        return self.doses[0].sop_instance_uid if self.doses else ""
+
+    def build(self, case_id: str, found: _Found, series: dict[str, ImageSeries]) -> Case:
+        notes = list(self.notes)
+        if self.plan is not None:
+            notes.extend(self.plan.notes)
+        if self.structure_set is not None:
+            notes.extend(self.structure_set.notes)
+        for record in self.records:
+            notes.extend(record.notes)
+        dose = _load_dose(self.doses, self.plan, notes)
+        case = Case(
+            case_id=case_id,
+            plan=self.plan,
+            structure_set=self.structure_set,
+            dose=dose,
+            records=tuple(self.records),
+            notes=notes,
+        )
+        case.images = _case_images(case, series, notes)
+        case.registrations = tuple(
+            r for r in found.registrations if case.frame_of_reference_uid in r.matrices
+        )
+        _check_frames(case, found.registrations, notes)
+        _check_patient(case, notes)
+        _missing(case, self.doses, notes)
+        own = [p.path for p in (case.plan, case.structure_set) if p is not None]
+        own += [h.path for h in self.doses]
+        case.source_dir = _common_dir(tuple(own))
+        return case
+
+
+def _plan_structure_set(plan: Plan, found: _Found, notes: list[Note]) -> StructureSet | None:
+    ref = plan.referenced_structure_set_uid
+    if ref and ref in found.structure_sets:
+        return found.structure_sets[ref]
+    candidates = [
+        s
+        for s in found.structure_sets.values()
+        if s.frame_of_reference_uid
+        and s.frame_of_reference_uid == plan.frame_of_reference_uid
+        and (not s.study_instance_uid or s.study_instance_uid == plan.study_instance_uid)
+    ]
+    if ref:
+        notes.append(
+            Note(Level.WARNING, f"plan references structure set {ref}, not present", plan.path)
+        )
+    if len(candidates) == 1:
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"structure set '{candidates[0].label}' linked by frame of reference and study "
+                "(the plan's reference does not resolve)",
+                plan.path,
+            )
+        )
+        return candidates[0]
+    if len(candidates) > 1:
+        listed = ", ".join(s.path for s in candidates)
+        notes.append(
+            Note(
+                Level.ERROR,
+                f"cannot link a structure set: several in the plan's frame of reference ({listed})",
+                plan.path,
+            )
+        )
+    return None
+
+
+def _planless_drafts(found: _Found, ss_used: set[str], dose_used: set[str]) -> list[_Draft]:
+    """Cases without a plan: per frame of reference holding no plan, at most one structure set."""
+    plan_frames = {p.frame_of_reference_uid for p in found.plans.values()}
+    by_frame: dict[str | None, tuple[list[StructureSet], list[DoseHeader]]] = defaultdict(
+        lambda: ([], [])
+    )
+    for ss in found.structure_sets.values():
+        if ss.sop_instance_uid not in ss_used and ss.frame_of_reference_uid not in plan_frames:
+            by_frame[ss.frame_of_reference_uid][0].append(ss)
+    for dose in found.doses.values():
+        if (
+            dose.sop_instance_uid not in dose_used
+            and dose.frame_of_reference_uid not in plan_frames
+        ):
+            by_frame[dose.frame_of_reference_uid][1].append(dose)
+    drafts = []
+    for frame in sorted(by_frame, key=str):
+        structure_sets, doses = by_frame[frame]
+        if frame is None:
+            continue
+        if len(structure_sets) > 1:
+            listed = ", ".join(s.path for s in structure_sets)
+            note = Note(
+                Level.ERROR,
+                f"several structure sets share frame of reference {frame} with no plan to choose "
+                f"between them: {listed}",
+            )
+            found.notes.append(note)
+            continue
+        draft = _Draft(structure_set=structure_sets[0] if structure_sets else None, doses=doses)
+        draft.notes.append(
+            Note(
+                Level.WARNING,
+                f"no RT Plan: structure set and dose linked by frame of reference {frame}",
+            )
+        )
+        for ss in structure_sets:
+            ss_used.add(ss.sop_instance_uid)
+        for dose in doses:
+            dose_used.add(dose.sop_instance_uid)
+            for ref in dose.referenced_plan_uids:
+                draft.notes.append(
+                    Note(Level.WARNING, f"dose references plan {ref}, not present", dose.path)
+                )
+        drafts.append(draft)
+    return drafts
+
+
+def _unlinked_dose_note(dose: DoseHeader, found: _Found) -> Note:
+    if dose.referenced_plan_uids:
+        refs = ", ".join(dose.referenced_plan_uids)
+        return Note(Level.WARNING, f"dose references plan {refs}, not present: not used", dose.path)
+    plans = [
+        p.label
+        for p in found.plans.values()
+        if p.frame_of_reference_uid == dose.frame_of_reference_uid
+    ]
+    if len(plans) > 1:
+        return Note(
+            Level.ERROR,
+            f"dose references no plan and its frame of reference holds several plans "
+            f"({', '.join(sorted(plans))}): cannot link",
+            dose.path,
+        )
+    return Note(Level.WARNING, "dose is not linked to any plan or structure set", dose.path)
+
+
+def _load_dose(headers: list[DoseHeader], plan: Plan | None, notes: list[Note]) -> DoseGrid | None:
+    """Read the pixels of a case's doses and combine them into the course dose."""
+    if not headers:
+        return None
+    read_dose = _other_reader("dose", "read_dose")
+    combine = _other_reader("dose", "combine_doses")
+    if read_dose is None or combine is None:
+        notes.append(Note(Level.ERROR, "no RT Dose reader installed", headers[0].path))
+        return None
+    grids = []
+    for header in sorted(headers, key=lambda h: h.path):
+        try:
+            grids.append(read_dose(header.path))
+        except InputError as exc:
+            notes.append(
+                Note(Level.ERROR, f"dose not used: {exc.reason}", header.path, exc.attribute)
+            )
+    if not grids:
+        return None
+    try:
+        grid, combine_notes = combine(grids, plan)
+    except InputError as exc:
+        notes.append(
+            Note(Level.ERROR, f"doses not combined: {exc.reason}", exc.path, exc.attribute)
+        )
+        return None
+    notes.extend(combine_notes)
+    return grid
+
+
+def _build_series(found: _Found) -> dict[str, ImageSeries]:
+    series = {}
+    for uid, slices in sorted(found.slices.items()):
+        built, notes = series_from_slices(slices)
+        series[uid] = built
+        found.notes.extend(notes)
+    return series
+
+
+def _case_images(
+    case: Case, series: dict[str, ImageSeries], notes: list[Note]
+) -> ImageSeries | None:
+    ss = case.structure_set
+    if ss is not None and ss.referenced_series_uid:
+        chosen = series.get(ss.referenced_series_uid)
+        if chosen is not None:
+            return chosen
+        if series:
+            notes.append(
+                Note(
+                    Level.INFO,
+                    f"structure set references image series {ss.referenced_series_uid}, "
+                    "not present",
+                    ss.path,
+                )
+            )
+    frame = case.frame_of_reference_uid
+    same = [s for s in series.values() if frame and s.frame_of_reference_uid == frame]
+    if len(same) == 1:
+        return same[0]
+    if len(same) > 1:
+        listed = ", ".join(s.series_instance_uid for s in same)
+        notes.append(
+            Note(Level.INFO, f"several image series in the case's frame of reference: {listed}")
+        )
+    return None
+
+
+def _check_frames(case: Case, registrations: list[Registration], notes: list[Note]) -> None:
+    """Every part in one frame of reference, or a registration linking the two frames."""
+    parts = [
+        ("plan", case.plan.frame_of_reference_uid if case.plan else None),
+        (
+            "structure set",
+            case.structure_set.frame_of_reference_uid if case.structure_set else None,
+        ),
+        ("dose", case.dose.frame_of_reference_uid if case.dose else None),
+        ("image series", case.images.frame_of_reference_uid if case.images else None),
+    ]
+    present = [(name, uid) for name, uid in parts if uid]
+    reported: set[frozenset[str]] = set()
+    for i, (name_a, uid_a) in enumerate(present):
+        for name_b, uid_b in present[i + 1 :]:
+            if uid_a == uid_b or frozenset((uid_a, uid_b)) in reported:
+                continue
+            reported.add(frozenset((uid_a, uid_b)))
+            linking = [r for r in registrations if r.links(uid_a, uid_b)]
+            if linking:
+                notes.append(
+                    Note(
+                        Level.WARNING,
+                        f"{name_a} (frame {uid_a}) and {name_b} (frame {uid_b}) are in different "
+                        f"frames of reference, linked by registration {linking[0].path}",
+                    )
+                )
+                if linking[0] not in case.registrations:
+                    case.registrations = (*case.registrations, linking[0])
+            else:
+                notes.append(
+                    Note(
+                        Level.ERROR,
+                        f"{name_a} (frame {uid_a}) and {name_b} (frame {uid_b}) are in different "
+                        "frames of reference and no registration links them",
+                    )
+                )
+
+
+def _check_patient(case: Case, notes: list[Note]) -> None:
+    ids = {
+        part.patient_id
+        for part in (case.plan, case.structure_set, case.dose, *case.records)
+        if part is not None and part.patient_id
+    }
+    if len(ids) > 1:
+        notes.append(
+            Note(Level.ERROR, f"parts of this case name different patients: {sorted(ids)}")
+        )
+
+
+def _missing(case: Case, doses: list[DoseHeader], notes: list[Note]) -> None:
+    if case.plan is None:
+        notes.append(Note(Level.WARNING, "missing: RT Plan"))
+    if case.structure_set is None:
+        notes.append(Note(Level.WARNING, "missing: RT Structure Set"))
+    if case.dose is None and not doses:
+        notes.append(Note(Level.WARNING, "missing: RT Dose"))
+    elif case.dose is None:
+        notes.append(Note(Level.ERROR, "no usable RT Dose (see the notes above)"))
+
+
+def _report_unused(
+    found: _Found, cases: list[Case], series: dict[str, ImageSeries], notes: list[Note]
+) -> None:
+    used_series = {c.images.series_instance_uid for c in cases if c.images}
+    for uid, s in series.items():
+        if uid not in used_series:
+            notes.append(
+                Note(
+                    Level.INFO,
+                    f"image series {uid} ({len(s.paths)} files, frame {s.frame_of_reference_uid}) "
+                    "not linked to a case",
+                    s.paths[0],
+                )
+            )
+    for reg in found.registrations:
+        notes.extend(reg.notes)
+        if not any(reg in c.registrations for c in cases):
+            frames = ", ".join(sorted(reg.matrices))
+            notes.append(
+                Note(
+                    Level.WARNING, f"registration of frames {frames} not linked to a case", reg.path
+                )
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Case ids and helpers
+# --------------------------------------------------------------------------------------------
+
+
+def safe_name(text: str) -> str:
+    """``text`` reduced to letters, digits, '.', '_' and '-' (path-safe), never empty."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip()).strip("._-")
+    return name or "case"
+
+
+def _case_ids(drafts: list[_Draft]) -> list[str]:
+    """Plan labels made path-safe; a short UID hash is appended only where labels collide."""
+    names = [safe_name(d.label) for d in drafts]
+    counts = Counter(n.lower() for n in names)
+    ids = []
+    for draft, name in zip(drafts, names, strict=True):
+        if counts[name.lower()] > 1:
+            name = f"{name}-{hashlib.sha1(draft.uid.encode()).hexdigest()[:6]}"
+        ids.append(name)
+    return ids
+
+
+def _common_dir(paths: tuple[str, ...]) -> str:
+    if not paths:
+        return ""
+    try:
+        return os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+    except ValueError:
+        return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Truncation: pydicom silently returns a partial dataset for a file cut short
+# --------------------------------------------------------------------------------------------
+
+_LONG_VRS = {
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"SQ",
+    b"SV",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"UV",
+}
+_UNDEFINED = 0xFFFFFFFF
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+
+
+class _Truncated(Exception):
+    pass
+
+
+def truncation_reason(path: str) -> str | None:
+    """Why the file at ``path`` is cut short (an element or sequence runs past the end of the
+    file), or None when its structure is complete. Pixel data lengths are checked too."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return str(exc)
+    offset = 132 if data[128:132] == b"DICM" else 0
+    try:
+        implicit, little, deflated, offset = _meta(data, offset)
+        if deflated:
+            data, offset = zlib.decompress(data[offset:], -zlib.MAX_WBITS), 0
+        _walk_elements(data, offset, len(data), implicit, little, until_delimiter=False)
+    except _Truncated as exc:
+        return str(exc)
+    except zlib.error as exc:
+        return f"deflated data cannot be inflated ({exc})"
+    return None
+
+
+def _meta(data: bytes, offset: int) -> tuple[bool, bool, bool, int]:
+    """Skip the file meta group (explicit VR little endian): (implicit, little endian, deflated,
+    offset of the data set)."""
+    syntax = ""
+    start = offset
+    while offset + 8 <= len(data) and data[offset : offset + 2] == b"\x02\x00":
+        tag_elem = struct.unpack_from("<H", data, offset + 2)[0]
+        vr = data[offset + 4 : offset + 6]
+        if vr in _LONG_VRS:
+            if offset + 12 > len(data):
+                raise _Truncated("file meta information cut short")
+            length = struct.unpack_from("<L", data, offset + 8)[0]
+            value_at = offset + 12
+        else:
+            length = struct.unpack_from("<H", data, offset + 6)[0]
+            value_at = offset + 8
+        if value_at + length > len(data):
+            raise _Truncated("file meta information cut short")
+        if tag_elem == 0x0010:
+            syntax = data[value_at : value_at + length].decode("ascii", "ignore").strip("\0 ")
+        offset = value_at + length
+    if offset == start:  # no meta: guess the encoding from the first element
+        explicit = len(data) >= offset + 6 and data[offset + 4 : offset + 6].isalpha()
+        return not explicit, True, False, offset
+    implicit = syntax == "1.2.840.10008.1.2"
+    big = syntax == "1.2.840.10008.1.2.2"
+    return implicit, not big, syntax == "1.2.840.10008.1.2.1.99", offset
+
+
+def _walk_elements(
+    data: bytes, offset: int, end: int, implicit: bool, little: bool, *, until_delimiter: bool
+) -> int:
+    fmt = "<" if little else ">"
+    size = len(data)
+    while offset < end:
+        if offset + 8 > size:
+            raise _Truncated(f"data element header cut short at byte {offset} of {size}")
+        group, elem = struct.unpack_from(fmt + "HH", data, offset)
+        tag = (group << 16) | elem
+        if tag in (_ITEM_END, _SEQ_END):
+            return offset + 8
+        vr = b""
+        if implicit or group == 0xFFFE:
+            length = struct.unpack_from(fmt + "L", data, offset + 4)[0]
+            value_at = offset + 8
+        else:
+            vr = data[offset + 4 : offset + 6]
+            if vr in _LONG_VRS:
+                if offset + 12 > size:
+                    raise _Truncated(f"data element header cut short at byte {offset} of {size}")
+                length = struct.unpack_from(fmt + "L", data, offset + 8)[0]
+                value_at = offset + 12
+            else:
+                length = struct.unpack_from(fmt + "H", data, offset + 6)[0]
+                value_at = offset + 8
+        if length == _UNDEFINED:
+            offset = _walk_items(data, value_at, implicit, little, tag)
+            continue
+        if value_at + length > size:
+            raise _Truncated(
+                f"({group:04X},{elem:04X}) needs {length} bytes, "
+                f"only {max(size - value_at, 0)} left"
+            )
+        offset = value_at + length
+    if until_delimiter:
+        raise _Truncated("sequence item not closed before the end of the file")
+    return offset
+
+
+def _walk_items(data: bytes, offset: int, implicit: bool, little: bool, tag: int) -> int:
+    """Items of an undefined-length sequence (or encapsulated pixel data) up to its delimiter."""
+    fmt = "<" if little else ">"
+    size = len(data)
+    while True:
+        if offset + 8 > size:
+            raise _Truncated(f"sequence ({tag >> 16:04X},{tag & 0xFFFF:04X}) not closed")
+        item_tag = (struct.unpack_from(fmt + "H", data, offset)[0] << 16) | struct.unpack_from(
+            fmt + "H", data, offset + 2
+        )[0]
+        length = struct.unpack_from(fmt + "L", data, offset + 4)[0]
+        offset += 8
+        if item_tag == _SEQ_END:
+            return offset
+        if item_tag != _ITEM:
+            raise _Truncated(f"sequence ({tag >> 16:04X},{tag & 0xFFFF:04X}) is malformed")
+        if length == _UNDEFINED:
+            offset = _walk_elements(data, offset, size, implicit, little, until_delimiter=True)
+        else:
+            if offset + length > size:
+                raise _Truncated(
+                    f"item of ({tag >> 16:04X},{tag & 0xFFFF:04X}) needs {length} bytes, "
+                    f"only {size - offset} left"
+                )
+            offset += length

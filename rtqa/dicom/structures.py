@@ -1,0 +1,433 @@
+"""Read RT Structure Set files into :class:`~rtqa.model.StructureSet` objects (mm, cc).
+
+* ROIs are joined to their contours and observations by ROI number (ReferencedROINumber), never
+  by position; numbers are opaque keys. A number used twice makes both ROIs unusable (ERROR note);
+  duplicate names are kept and noted.
+* CLOSED_PLANAR contours must be axial (one z within 0.01 mm); a non-axial contour makes its ROI
+  unusable as a volume (ERROR note). Contours are grouped into planes by z with a 0.01 mm
+  tolerance; the rings of one plane are combined by the even-odd rule (a ring inside a ring is a
+  hole, a ring inside that hole an island). Nested rings that do not cross keep their points as
+  written; crossing rings are combined with shapely's symmetric difference.
+* Degenerate rings are repaired or reported, never dropped silently: a repeated closing point and
+  consecutive duplicate points are removed (noted), rings with fewer than 3 distinct points or zero
+  area are dropped with a WARNING, self-intersecting rings are made valid (even-odd fill) with a
+  WARNING.
+* POINT contours go to ``Roi.points``, OPEN_PLANAR / OPEN_NONPLANAR to ``Roi.open_contours``;
+  other geometric types are excluded with a WARNING.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import shapely
+from pydicom.dataset import Dataset
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
+
+from rtqa.dicom.common import (
+    RT_STRUCTURE_SET,
+    optional_float,
+    optional_str,
+    parse_datetime,
+    read_dataset,
+    require,
+    tag_name,
+)
+from rtqa.errors import DicomError
+from rtqa.model import ContourPlane, Level, Note, PlanarPolygon, Roi, StructureSet
+
+PLANE_TOLERANCE_MM = 0.01  # contour z values closer than this are one plane
+AREA_TOLERANCE_MM2 = 1e-9  # rings with less area than this are degenerate
+OPEN_TYPES = ("OPEN_PLANAR", "OPEN_NONPLANAR")
+
+
+def read_structure_set(path: str) -> StructureSet:
+    """Read an RT Structure Set file; per-ROI problems are in ``Roi.notes``, file-level ones in
+    ``StructureSet.notes``. Raises :class:`DicomError` when the file is not a usable structure
+    set (wrong SOP class, no StructureSetROISequence)."""
+    path = str(path)
+    ds, notes = read_dataset(path)
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class != RT_STRUCTURE_SET:
+        raise DicomError(
+            f"not an RT Structure Set (SOP Class UID {sop_class!r})", path, tag_name("SOPClassUID")
+        )
+    roi_items = list(require(ds, "StructureSetROISequence", path))
+    frame_uid, series_uid = _frame_and_series(ds)
+    contours = _by_number(ds, "ROIContourSequence", path, notes)
+    observations = _by_number(ds, "RTROIObservationsSequence", path, notes)
+    numbers = [_roi_number(item, path) for item in roi_items]
+    known = set(numbers)
+    for kind, items in (
+        ("ROIContourSequence", contours),
+        ("RTROIObservationsSequence", observations),
+    ):
+        for number in sorted(set(items) - known):
+            notes.append(
+                Note(
+                    Level.WARNING,
+                    f"{kind} item references ROI number {number}, which "
+                    "StructureSetROISequence does not define: ignored",
+                    path,
+                    tag_name("ReferencedROINumber"),
+                )
+            )
+    names = defaultdict(list)
+    for item, number in zip(roi_items, numbers, strict=True):
+        names[optional_str(item, "ROIName")].append(number)
+    rois = []
+    for item, number in zip(roi_items, numbers, strict=True):
+        roi_notes: list[Note] = []
+        name = optional_str(item, "ROIName")
+        if numbers.count(number) > 1:
+            roi_notes.append(
+                Note(
+                    Level.ERROR,
+                    f"ROI number {number} is used by several ROIs: contours cannot be attributed",
+                    path,
+                    tag_name("ROINumber"),
+                )
+            )
+            item_contours: list[Dataset] = []
+        else:
+            item_contours = contours.get(number, [])
+        if len(names[name]) > 1:
+            others = ", ".join(str(n) for n in names[name])
+            roi_notes.append(
+                Note(Level.WARNING, f"ROI name {name!r} is used by ROI numbers {others}", path)
+            )
+        observation = (observations.get(number) or [Dataset()])[0]
+        rois.append(
+            _read_roi(item, number, name, item_contours, observation, frame_uid, path, roi_notes)
+        )
+    return StructureSet(
+        path=path,
+        sop_instance_uid=str(require(ds, "SOPInstanceUID", path)),
+        label=optional_str(ds, "StructureSetLabel"),
+        frame_of_reference_uid=frame_uid,
+        rois=tuple(rois),
+        patient_id=optional_str(ds, "PatientID"),
+        patient_name=optional_str(ds, "PatientName"),
+        study_instance_uid=optional_str(ds, "StudyInstanceUID"),
+        referenced_series_uid=series_uid,
+        structure_set_datetime=parse_datetime(
+            ds.get("StructureSetDate"), ds.get("StructureSetTime")
+        ),
+        manufacturer=optional_str(ds, "Manufacturer"),
+        notes=tuple(notes),
+    )
+
+
+def _frame_and_series(ds: Dataset) -> tuple[str | None, str | None]:
+    frame_uid = series_uid = None
+    for frame in ds.get("ReferencedFrameOfReferenceSequence") or []:
+        frame_uid = frame_uid or optional_str(frame, "FrameOfReferenceUID") or None
+        for study in frame.get("RTReferencedStudySequence") or []:
+            for series in study.get("RTReferencedSeriesSequence") or []:
+                series_uid = series_uid or optional_str(series, "SeriesInstanceUID") or None
+    return frame_uid, series_uid
+
+
+def _roi_number(item: Dataset, path: str) -> int:
+    value = require(item, "ROINumber", path, "StructureSetROISequence")
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise DicomError(
+            f"ROINumber {value!r} is not an integer", path, tag_name("ROINumber")
+        ) from exc
+
+
+def _by_number(ds: Dataset, keyword: str, path: str, notes: list[Note]) -> dict[int, list[Dataset]]:
+    """Items of a sequence keyed by ReferencedROINumber (items without one are noted)."""
+    found: dict[int, list[Dataset]] = defaultdict(list)
+    for n, item in enumerate(ds.get(keyword) or [], start=1):
+        value = item.get("ReferencedROINumber")
+        try:
+            found[int(value)].append(item)
+        except (TypeError, ValueError):
+            notes.append(
+                Note(
+                    Level.WARNING,
+                    f"{keyword} item {n} has no valid ReferencedROINumber ({value!r}): ignored",
+                    path,
+                    tag_name("ReferencedROINumber"),
+                )
+            )
+    return found
+
+
+def _read_roi(
+    item: Dataset,
+    number: int,
+    name: str,
+    contour_items: list[Dataset],
+    observation: Dataset,
+    frame_uid: str | None,
+    path: str,
+    notes: list[Note],
+) -> Roi:
+    where = f"ROI {number} '{name}'"
+    closed: list[tuple[int, np.ndarray]] = []
+    points: list[np.ndarray] = []
+    open_contours: list[np.ndarray] = []
+    count = 0
+    non_axial = False
+    for contour_item in contour_items:
+        for k, contour in enumerate(contour_item.get("ContourSequence") or [], start=1):
+            count += 1
+            kind = optional_str(contour, "ContourGeometricType").upper()
+            xyz = _contour_points(contour, k, where, path, notes)
+            if xyz is None:
+                continue
+            if kind == "CLOSED_PLANAR":
+                spread = float(np.ptp(xyz[:, 2]))
+                if spread > PLANE_TOLERANCE_MM:
+                    notes.append(
+                        Note(
+                            Level.ERROR,
+                            f"{where}: contour {k} is not axial (z from {xyz[:, 2].min():g} to "
+                            f"{xyz[:, 2].max():g} mm): the ROI cannot be used as a volume",
+                            path,
+                            tag_name("ContourData"),
+                        )
+                    )
+                    non_axial = True
+                    continue
+                closed.append((k, xyz))
+            elif kind == "POINT":
+                points.append(xyz)
+            elif kind in OPEN_TYPES:
+                open_contours.append(xyz)
+            else:
+                notes.append(
+                    Note(
+                        Level.WARNING,
+                        f"{where}: contour {k} has ContourGeometricType {kind!r}: excluded",
+                        path,
+                        tag_name("ContourGeometricType"),
+                    )
+                )
+    planes = () if non_axial else _planes(closed, where, path, notes)
+    if not count:
+        notes.append(Note(Level.WARNING, f"{where}: defined with no contours (empty)", path))
+    elif not planes and not non_axial:
+        what = "only POINT/OPEN contours" if closed == [] else "no usable closed contour"
+        level = Level.INFO if closed == [] and (points or open_contours) else Level.WARNING
+        notes.append(Note(level, f"{where}: {what}, no volume", path))
+    return Roi(
+        number=number,
+        name=name,
+        interpreted_type=optional_str(observation, "RTROIInterpretedType").upper(),
+        observation_label=optional_str(observation, "ROIObservationLabel"),
+        frame_of_reference_uid=optional_str(item, "ReferencedFrameOfReferenceUID") or frame_uid,
+        planes=planes,
+        points=tuple(points),
+        open_contours=tuple(open_contours),
+        tps_volume_cc=optional_float(item, "ROIVolume"),
+        contour_count=count,
+        notes=tuple(notes),
+    )
+
+
+def _contour_points(
+    contour: Dataset, k: int, where: str, path: str, notes: list[Note]
+) -> np.ndarray | None:
+    raw = contour.get("ContourData")
+    values = [] if raw is None else ([raw] if isinstance(raw, float | int | str) else list(raw))
+    try:
+        data = np.asarray([float(v) for v in values], dtype=float)
+    except (TypeError, ValueError):
+        data = np.asarray([np.nan])
+    if data.size == 0 or data.size % 3 or not np.all(np.isfinite(data)):
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{where}: contour {k} ContourData holds {data.size} values (not x, y, z "
+                "triplets of numbers): excluded",
+                path,
+                tag_name("ContourData"),
+            )
+        )
+        return None
+    xyz = data.reshape(-1, 3)
+    stated = contour.get("NumberOfContourPoints")
+    if stated is not None and stated != "" and int(stated) != len(xyz):
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{where}: contour {k} NumberOfContourPoints {int(stated)} but ContourData "
+                f"holds {len(xyz)} points: the points were used",
+                path,
+                tag_name("NumberOfContourPoints"),
+            )
+        )
+    return xyz
+
+
+# --------------------------------------------------------------------------------------------
+# Planes and even-odd resolution
+# --------------------------------------------------------------------------------------------
+
+
+def _planes(
+    closed: list[tuple[int, np.ndarray]], where: str, path: str, notes: list[Note]
+) -> tuple[ContourPlane, ...]:
+    """Group closed contours into planes (z within 0.01 mm) and resolve holes per plane."""
+    if not closed:
+        return ()
+    ordered = sorted(closed, key=lambda c: float(np.mean(c[1][:, 2])))
+    groups: list[list[tuple[int, np.ndarray]]] = []
+    for k, xyz in ordered:
+        z = float(np.mean(xyz[:, 2]))
+        if groups and z - float(np.mean(groups[-1][0][1][:, 2])) <= PLANE_TOLERANCE_MM:
+            groups[-1].append((k, xyz))
+        else:
+            groups.append([(k, xyz)])
+    planes = []
+    for group in groups:
+        z = float(np.mean([np.mean(xyz[:, 2]) for _, xyz in group]))
+        label = f"{where} at z {z:g} mm"
+        rings = []
+        for k, xyz in group:
+            ring = _clean_ring(xyz[:, :2], f"{label}, contour {k}", path, notes)
+            if ring is not None:
+                rings.append((k, ring))
+        polygons = _even_odd(rings, label, path, notes)
+        if polygons:
+            planes.append(ContourPlane(z, tuple(polygons), len(group)))
+        else:
+            notes.append(Note(Level.WARNING, f"{label}: no area left on this plane", path))
+    return tuple(planes)
+
+
+def _clean_ring(xy: np.ndarray, label: str, path: str, notes: list[Note]) -> np.ndarray | None:
+    """Remove a repeated closing point and consecutive duplicates; None (noted) if degenerate."""
+    keep = np.ones(len(xy), dtype=bool)
+    keep[1:] = np.any(np.diff(xy, axis=0) != 0, axis=1)
+    ring = xy[keep]
+    removed = len(xy) - len(ring)
+    if len(ring) > 1 and np.array_equal(ring[0], ring[-1]):
+        ring = ring[:-1]
+        removed += 1
+    if removed:
+        notes.append(Note(Level.INFO, f"{label}: {removed} repeated point(s) removed", path))
+    distinct = len(np.unique(ring, axis=0))
+    if distinct < 3:
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{label}: closed contour with {distinct} distinct point(s) is not a polygon: "
+                "dropped",
+                path,
+                tag_name("ContourData"),
+            )
+        )
+        return None
+    shape = Polygon(ring)
+    area = shape.area if shape.is_valid else _even_odd_fill(shape).area
+    if area <= AREA_TOLERANCE_MM2:
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{label}: closed contour has zero area: dropped",
+                path,
+                tag_name("ContourData"),
+            )
+        )
+        return None
+    return ring
+
+
+def _even_odd(
+    rings: list[tuple[int, np.ndarray]], label: str, path: str, notes: list[Note]
+) -> list[PlanarPolygon]:
+    if not rings:
+        return []
+    shapes = [Polygon(ring) for _, ring in rings]
+    invalid = [k for (k, _), shape in zip(rings, shapes, strict=True) if not shape.is_valid]
+    crossing = any(
+        shapes[a].boundary.intersects(shapes[b].boundary)
+        for a in range(len(shapes))
+        for b in range(a + 1, len(shapes))
+    )
+    if not invalid and not crossing:
+        return _nested(rings, shapes)
+    if invalid:
+        numbers = ", ".join(str(k) for k in invalid)
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{label}: self-intersecting contour(s) {numbers} repaired (even-odd fill)",
+                path,
+                tag_name("ContourData"),
+            )
+        )
+    if crossing:
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{label}: contours cross each other: combined by the even-odd rule",
+                path,
+                tag_name("ContourData"),
+            )
+        )
+    combined: BaseGeometry = Polygon()
+    for shape in shapes:
+        piece = shape if shape.is_valid else _even_odd_fill(shape)
+        combined = combined.symmetric_difference(piece)
+    return _to_polygons(combined)
+
+
+def _even_odd_fill(shape: Polygon) -> BaseGeometry:
+    """The region a self-intersecting ring encloses by the even-odd rule: the faces of the
+    noded ring whose interior points the ring crosses around an odd number of times."""
+    ring = np.asarray(shape.exterior.coords)[:, :2]
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.node(shape.exterior))))
+    kept = [face for face in faces if _odd_crossings(ring, face.point_on_surface())]
+    return shapely.union_all(kept) if kept else Polygon()
+
+
+def _odd_crossings(ring: np.ndarray, point) -> bool:
+    """Even-odd point-in-ring test (ray towards +x) for a closed ring given with its end point."""
+    px, py = point.x, point.y
+    x0, y0 = ring[:-1, 0], ring[:-1, 1]
+    x1, y1 = ring[1:, 0], ring[1:, 1]
+    spans = (y0 > py) != (y1 > py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross_x = x0 + (py - y0) * (x1 - x0) / (y1 - y0)
+    return bool(np.count_nonzero(spans & (cross_x > px)) % 2)
+
+
+def _nested(rings: list[tuple[int, np.ndarray]], shapes: list[Polygon]) -> list[PlanarPolygon]:
+    """Even-odd resolution of rings that do not cross: depth 0, 2, ... are exteriors, odd depths
+    are holes of the ring that immediately contains them. Points are kept as written."""
+    depth = [
+        sum(1 for b, other in enumerate(shapes) if b != a and other.contains(shape))
+        for a, shape in enumerate(shapes)
+    ]
+    exteriors = [a for a in range(len(shapes)) if depth[a] % 2 == 0]
+    holes: dict[int, list[np.ndarray]] = {a: [] for a in exteriors}
+    for a in range(len(shapes)):
+        if depth[a] % 2 == 1:
+            parent = next(
+                b for b in exteriors if depth[b] == depth[a] - 1 and shapes[b].contains(shapes[a])
+            )
+            holes[parent].append(rings[a][1])
+    return [PlanarPolygon(rings[a][1], tuple(holes[a])) for a in exteriors]
+
+
+def _to_polygons(geometry: BaseGeometry) -> list[PlanarPolygon]:
+    parts = getattr(geometry, "geoms", [geometry])
+    out = []
+    for part in parts:
+        if isinstance(part, Polygon) and not part.is_empty and part.area > AREA_TOLERANCE_MM2:
+            exterior = np.asarray(part.exterior.coords)[:-1, :2]
+            holes = tuple(np.asarray(h.coords)[:-1, :2] for h in part.interiors)
+            out.append(PlanarPolygon(exterior, holes))
+        elif hasattr(part, "geoms"):
+            out.extend(_to_polygons(part))
+    out.sort(key=lambda p: (float(p.exterior[:, 0].min()), float(p.exterior[:, 1].min())))
+    return out

@@ -1,0 +1,421 @@
+"""Match a protocol's structures to the ROIs of a structure set, and say how each was matched.
+
+Names are compared after normalising case, spaces and punctuation (``Spinal Cord``,
+``spinal_cord`` and ``SPINALCORD`` are one name) and laterality (``L``/``R``/``Lt``/``Rt``/
+``Left``/``Right`` as a first or last word: ``Left Lung`` is ``Lung_L``). Order of precedence:
+an explicit mapping (``--map SpinalCord=cord_PRV`` or a mapping file), the exact TG-263 name,
+an alias, a regular-expression pattern. When several ROIs tie at the best level the match is
+ambiguous and nothing is judged; when none matches the result lists what was looked for and
+the near misses. PRVs and other derived or helper structures (``SpinalCord_PRV05``,
+``cord+3mm``, ``zPTV_opt``, ``Lung~``) never match a base organ unless mapped explicitly.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rtqa.errors import UsageError
+from rtqa.model import Roi
+from rtqa.protocol.model import TARGET_TYPES, Protocol, RoiSpec
+
+_SIDES = {"l": "L", "lt": "L", "left": "L", "r": "R", "rt": "R", "right": "R"}
+_DERIVED_TOKENS = {
+    "prv": "a PRV",
+    "ring": "a ring (helper) structure",
+    "opt": "an optimisation structure",
+    "avoid": "an avoidance structure",
+    "avd": "an avoidance structure",
+    "minus": "a derived (Boolean) structure",
+    "crop": "a cropped structure",
+    "exp": "an expanded structure",
+    "expand": "an expanded structure",
+    "mm": "a margin (expanded or cropped) structure",
+    "plus": "a derived (Boolean) structure",
+}
+_TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+(?:\.\d+)?")
+
+
+class MappingError(UsageError):
+    """An explicit mapping that names an unknown protocol structure or a missing ROI."""
+
+
+def tokens(name: str) -> list[str]:
+    """Words of a structure name: split on punctuation, spaces, camelCase and digits."""
+    return _TOKEN.findall(name)
+
+
+@dataclass(frozen=True)
+class NameKey:
+    """A normalised name: ``base`` (lower-case words joined) and ``side`` (``L``, ``R`` or
+    ``None``)."""
+
+    base: str
+    side: str | None
+
+
+def name_key(name: str) -> NameKey:
+    """Normalise case, spaces, punctuation and laterality (first or last word)."""
+    words = [w.lower() for w in tokens(name)]
+    side = None
+    if len(words) > 1 and words[-1] in _SIDES and words[0] not in _SIDES:
+        side = _SIDES[words.pop()]
+    elif len(words) > 1 and words[0] in _SIDES and words[-1] not in _SIDES:
+        side = _SIDES[words.pop(0)]
+    return NameKey("".join(words), side)
+
+
+def derived_reason(name: str) -> str | None:
+    """Why ``name`` looks like a PRV, derived or helper structure (``None`` if it does not)."""
+    stripped = name.strip()
+    if re.match(r"^(z|_)", stripped) and not re.match(r"^z[a-z]", stripped):
+        return "a helper structure (z or _ prefix)"
+    for ch, what in (
+        ("~", "a partial structure (~)"),
+        ("^", "a qualified structure (^)"),
+        ("+", "a derived structure (+)"),
+        ("!", "an evaluation structure (!)"),
+    ):
+        if ch in stripped:
+            return what
+    if re.search(r"\S-\s*\S", stripped):
+        return "a derived or cropped structure (-)"
+    for w in tokens(stripped):
+        lw = w.lower()
+        if lw in _DERIVED_TOKENS:
+            return _DERIVED_TOKENS[lw]
+    return None
+
+
+def _base_without_derived(name: str) -> NameKey:
+    kept = [w for w in tokens(re.sub(r"[-+~^!].*$", "", name)) if w.lower() not in _DERIVED_TOKENS]
+    kept = [w for w in kept if not w.isdigit()]
+    return name_key("_".join(kept)) if kept else NameKey("", None)
+
+
+class MatchKind(enum.StrEnum):
+    MAPPING = "mapping"
+    EXACT = "exact TG-263 name"
+    ALIAS = "alias"
+    PATTERN = "pattern"
+    TYPE = "interpreted type"
+    NONE = "no match"
+    AMBIGUOUS = "ambiguous"
+
+
+_TIER = {MatchKind.EXACT: 0, MatchKind.ALIAS: 1, MatchKind.PATTERN: 2, MatchKind.TYPE: 3}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An ROI that came close but was not taken, and why."""
+
+    roi_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RoiMatch:
+    """The result for one protocol structure (``spec_name``: organ name or target rule id).
+
+    ``roi`` is the matched ROI (``None`` when nothing or more than one matched); ``how`` says
+    how (``exact TG-263 name``, ``alias 'cord'``, ``pattern '^cord'``, ``mapping``...);
+    ``competitors``: other ROIs that matched (at the same level when ambiguous, at a lower
+    level otherwise); ``considered``: the names and patterns looked for; ``rejected``: near
+    misses with the reason; ``minus``: for a derived structure, the matches of the structures
+    to subtract.
+    """
+
+    spec_name: str
+    roi: Roi | None
+    kind: MatchKind
+    how: str
+    competitors: tuple[str, ...] = ()
+    considered: tuple[str, ...] = ()
+    rejected: tuple[Rejected, ...] = ()
+    minus: tuple[RoiMatch, ...] = ()
+
+    @property
+    def matched(self) -> bool:
+        return self.roi is not None
+
+    @property
+    def roi_name(self) -> str | None:
+        return self.roi.name if self.roi is not None else None
+
+    def describe(self) -> str:
+        """One line for reports."""
+        if self.roi is not None:
+            text = f"{self.spec_name} -> '{self.roi.name}' ({self.how})"
+            if self.minus:
+                text += " minus " + ", ".join(
+                    f"'{m.roi_name}'" for m in self.minus if m.roi is not None
+                )
+            if self.competitors:
+                text += "; also matched: " + ", ".join(f"'{c}'" for c in self.competitors)
+            return text
+        if self.kind is MatchKind.AMBIGUOUS:
+            names = ", ".join(f"'{c}'" for c in self.competitors)
+            return (
+                f"{self.spec_name}: ambiguous, several ROIs match ({names}); choose one with "
+                f"--map {self.spec_name}=NAME"
+            )
+        text = f"{self.spec_name}: no ROI matched (looked for {', '.join(self.considered)})"
+        if self.rejected:
+            text += "; not taken: " + "; ".join(
+                f"'{r.roi_name}' ({r.reason})" for r in self.rejected
+            )
+        return text
+
+
+def _is_target(roi: Roi) -> bool:
+    return roi.interpreted_type.upper() in TARGET_TYPES
+
+
+def match_structure(
+    spec_name: str, spec: RoiSpec, rois: Sequence[Roi], *, allow_targets: bool = False
+) -> RoiMatch:
+    """Match one named structure (an organ, or a target selected by name)."""
+    wanted: list[tuple[MatchKind, str, NameKey]] = []
+    if spec.name:
+        wanted.append((MatchKind.EXACT, spec.name, name_key(spec.name)))
+    wanted += [(MatchKind.ALIAS, a, name_key(a)) for a in spec.aliases]
+    considered = tuple([f"'{n}'" for _, n, _ in wanted] + [f"pattern '{p}'" for p in spec.patterns])
+    if spec.type == "EXTERNAL":
+        considered += ("interpreted type EXTERNAL",)
+    hits: list[tuple[int, Roi, str]] = []
+    rejected: list[Rejected] = []
+    wanted_keys = {k for _, _, k in wanted}
+    wanted_bases = {k.base for k in wanted_keys}
+    for roi in rois:
+        rtype = roi.interpreted_type.upper()
+        key = name_key(roi.name)
+        found = None
+        for kind, text, wkey in wanted:
+            if key == wkey:
+                how = kind.value if kind is MatchKind.EXACT else f"alias '{text}'"
+                found = (_TIER[kind], how)
+                break
+        if found is None and spec.patterns:
+            for p in spec.patterns:
+                if re.search(p, roi.name, re.IGNORECASE):
+                    why = derived_reason(roi.name)
+                    if why:
+                        rejected.append(Rejected(roi.name, f"matches pattern '{p}' but is {why}"))
+                        found = ("rejected", "")
+                        break
+                    sides = {k.side for k in wanted_keys} or {None}
+                    if key.side not in sides:
+                        rejected.append(
+                            Rejected(roi.name, f"matches pattern '{p}' but laterality differs")
+                        )
+                        found = ("rejected", "")
+                        break
+                    found = (_TIER[MatchKind.PATTERN], f"pattern '{p}'")
+                    break
+        if found is None and spec.type == "EXTERNAL" and rtype == "EXTERNAL":
+            found = (_TIER[MatchKind.TYPE], "interpreted type EXTERNAL")
+        if found is None:
+            if key.base in wanted_bases:
+                rejected.append(Rejected(roi.name, "laterality differs"))
+            else:
+                why = derived_reason(roi.name)
+                if why and _base_without_derived(roi.name).base in wanted_bases:
+                    rejected.append(Rejected(roi.name, f"is {why}; map it explicitly to use it"))
+            continue
+        if found[0] == "rejected":
+            continue
+        tier, how = found
+        if not allow_targets and _is_target(roi) and spec.type not in TARGET_TYPES:
+            rejected.append(Rejected(roi.name, f"interpreted type {rtype} is a target"))
+            continue
+        if spec.type and rtype and spec.type != rtype and spec.type in TARGET_TYPES:
+            rejected.append(Rejected(roi.name, f"interpreted type {rtype}, not {spec.type}"))
+            continue
+        hits.append((int(tier), roi, how))
+    if not hits:
+        return RoiMatch(
+            spec_name, None, MatchKind.NONE, "no match", (), considered, tuple(rejected)
+        )
+    best = min(t for t, _, _ in hits)
+    top = [(r, h) for t, r, h in hits if t == best]
+    others = tuple(r.name for t, r, _ in sorted(hits, key=lambda x: x[0]) if t != best)
+    if len(top) > 1:
+        return RoiMatch(
+            spec_name,
+            None,
+            MatchKind.AMBIGUOUS,
+            "ambiguous",
+            tuple(r.name for r, _ in top),
+            considered,
+            tuple(rejected),
+        )
+    roi, how = top[0]
+    kind = next(k for k, t in _TIER.items() if t == best)
+    return RoiMatch(spec_name, roi, kind, how, others, considered, tuple(rejected))
+
+
+def match_type(spec_name: str, target_type: str, rois: Sequence[Roi]) -> tuple[RoiMatch, ...]:
+    """Every ROI of a target type: by RTROIInterpretedType, or, for an ROI with no type, by a
+    name beginning with the type (``PTV_30Gy``). Helper structures (``zPTV_opt``) are left out."""
+    out = []
+    for roi in rois:
+        rtype = roi.interpreted_type.upper()
+        words = tokens(roi.name)
+        named = bool(words) and words[0].upper() == target_type
+        if rtype == target_type:
+            how = f"interpreted type {target_type}"
+        elif not rtype and named:
+            how = f"name begins with '{target_type}' (no interpreted type)"
+        else:
+            continue
+        why = derived_reason(roi.name) or ""
+        if why.startswith(("a helper", "an optimisation", "a ring", "an avoidance")):
+            continue
+        out.append(RoiMatch(spec_name, roi, MatchKind.TYPE, how))
+    return tuple(out)
+
+
+def _find_roi(name: str, rois: Sequence[Roi], key: str) -> Roi:
+    exact = [r for r in rois if r.name == name]
+    if len(exact) == 1:
+        return exact[0]
+    loose = [
+        r for r in rois if name_key(r.name) == name_key(name) and r.name.lower() == name.lower()
+    ] or [r for r in rois if r.name.strip().lower() == name.strip().lower()]
+    if len(loose) == 1:
+        return loose[0]
+    names = ", ".join(f"'{r.name}'" for r in rois) or "none"
+    if len(exact) > 1 or len(loose) > 1:
+        raise MappingError(f"mapping {key}={name}: several ROIs are named '{name}'")
+    raise MappingError(f"mapping {key}={name}: no ROI named '{name}' (ROIs: {names})")
+
+
+@dataclass(frozen=True)
+class ProtocolMatch:
+    """All matches of one protocol against one structure set.
+
+    ``organs[name]``: the organ's match; ``targets[rule_id]``: one match per target ROI;
+    ``unmatched``: ROI names used by no rule.
+    """
+
+    organs: dict[str, RoiMatch]
+    targets: dict[str, tuple[RoiMatch, ...]]
+    unmatched: tuple[str, ...] = ()
+    mapping: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def match_protocol(
+    protocol: Protocol,
+    rois: Sequence[Roi],
+    mapping: Mapping[str, str | Sequence[str]] | None = None,
+) -> ProtocolMatch:
+    """Match every organ and target rule of ``protocol`` to ``rois``; ``mapping`` (protocol
+    structure name or target rule id -> ROI name(s)) overrides. MappingError for a key the
+    protocol does not know or an ROI that does not exist."""
+    norm = {k: ((v,) if isinstance(v, str) else tuple(v)) for k, v in (mapping or {}).items()}
+    organ_names = {o.name for o in protocol.organs}
+    target_ids = {t.id for t in protocol.targets}
+    for key, names in norm.items():
+        if key not in organ_names and key not in target_ids:
+            known = ", ".join(sorted(organ_names | target_ids))
+            raise MappingError(
+                f"mapping {key}=...: '{key}' is not a structure of protocol "
+                f"{protocol.id} (known: {known})"
+            )
+        if key in organ_names and len(names) != 1:
+            raise MappingError(f"mapping {key}: an organ maps to exactly one ROI")
+
+    def organ_match(name: str, spec: RoiSpec) -> RoiMatch:
+        if name in norm:
+            roi = _find_roi(norm[name][0], rois, name)
+            return RoiMatch(name, roi, MatchKind.MAPPING, f"mapping {name}={roi.name}")
+        return match_structure(name, spec, rois)
+
+    organs: dict[str, RoiMatch] = {}
+    for organ in protocol.organs:
+        organs[organ.name] = organ_match(organ.name, organ.roi)
+    for organ in protocol.organs:
+        if not organ.roi.minus:
+            continue
+        minus: list[RoiMatch] = []
+        for term in organ.roi.minus:
+            if term in TARGET_TYPES:
+                minus.extend(match_type(term, term, rois))
+            else:
+                minus.append(organs[term])
+        m = organs[organ.name]
+        organs[organ.name] = RoiMatch(
+            m.spec_name, m.roi, m.kind, m.how, m.competitors, m.considered, m.rejected, tuple(minus)
+        )
+    targets: dict[str, tuple[RoiMatch, ...]] = {}
+    for rule in protocol.targets:
+        if rule.id in norm:
+            targets[rule.id] = tuple(
+                RoiMatch(rule.id, r, MatchKind.MAPPING, f"mapping {rule.id}={r.name}")
+                for r in (_find_roi(n, rois, rule.id) for n in norm[rule.id])
+            )
+        elif rule.roi.name:
+            m = match_structure(rule.id, rule.roi, rois, allow_targets=True)
+            targets[rule.id] = (m,)
+        else:
+            targets[rule.id] = match_type(rule.id, rule.roi.type or "PTV", rois)
+    used = {m.roi_name for m in organs.values()} | {
+        m.roi_name for ms in targets.values() for m in ms
+    }
+    for m in organs.values():
+        used |= {x.roi_name for x in m.minus}
+    unmatched = tuple(r.name for r in rois if r.name not in used)
+    return ProtocolMatch(organs, targets, unmatched, norm)
+
+
+# --------------------------------------------------------------------------------------------
+# Mappings from the command line and from files
+# --------------------------------------------------------------------------------------------
+
+
+def parse_mapping_args(items: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """``["SpinalCord=cord_PRV", "PTV=PTV_T8,PTV_L1"]`` -> mapping (UsageError if malformed)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise MappingError(f"--map {item!r}: expected PROTOCOL_NAME=ROI_NAME")
+        if key in out:
+            raise MappingError(f"--map {key} is given twice")
+        out[key] = tuple(v.strip() for v in value.split(",") if v.strip())
+    return out
+
+
+def load_mapping_file(path: str | Path) -> dict[str, tuple[str, ...]]:
+    """A mapping file: YAML (``SpinalCord: cord_PRV``, ``PTV: [PTV_T8, PTV_L1]``) or lines of
+    ``NAME=ROI`` (``#`` starts a comment)."""
+    from rtqa.protocol.loader import read_yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MappingError(f"{p}: cannot read the mapping file ({exc.strerror or exc})") from None
+    lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln]
+    if lines and all("=" in ln and ":" not in ln for ln in lines):
+        return parse_mapping_args(lines)
+    data = read_yaml(p)
+    if not isinstance(data, dict):
+        raise MappingError(f"{p}: expected a mapping of protocol names to ROI names")
+    out: dict[str, tuple[str, ...]] = {}
+    for key, value in data.items():
+        if isinstance(value, str) and isinstance(key, str):
+            out[key] = (value,)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            out[str(key)] = tuple(value)
+        else:
+            line = data.key_lines.get(key) if hasattr(data, "key_lines") else None
+            where = f"{p}:{line}" if line else str(p)
+            raise MappingError(f"{where}: {key!r} must map to an ROI name or a list of names")
+    return out

@@ -1,0 +1,245 @@
+"""What every renderer shares: the order of findings, status labels, counts, number formatting.
+
+Nothing here computes a dose: the renderers only draw the :class:`~rtqa.model.CheckResult` they
+are given. Numbers are formatted so that a rounded value never appears on the other side of a
+limit than the unrounded one (``21.904 Gy`` against ``<= 21.9`` prints ``21.904``, not ``21.90``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from rtqa.model import CheckResult, Finding, Status
+
+#: Finding groups in report order, with their section titles.
+GROUP_TITLES: dict[str, str] = {
+    "plan": "Plan",
+    "target": "Targets",
+    "organ": "Organs at risk",
+    "quality": "Plan quality",
+    "integrity": "Integrity",
+    "prior": "Prior radiation",
+}
+
+#: Status order within a group: deviations first, then what is not evaluable, then the rest.
+STATUS_ORDER: tuple[Status, ...] = (
+    Status.MAJOR,
+    Status.MINOR,
+    Status.NOT_EVALUABLE,
+    Status.PASS,
+    Status.INFO,
+)
+
+#: Statuses that need a reader's attention.
+DEVIATIONS: frozenset[Status] = frozenset({Status.MAJOR, Status.MINOR, Status.NOT_EVALUABLE})
+
+#: Band names in the order they are printed; a lone ``limit`` is a per-protocol limit.
+BAND_ORDER: tuple[str, ...] = ("per_protocol", "limit", "acceptable")
+
+VERDICT_LABELS: dict[Status, str] = {
+    Status.PASS: "PASS",
+    Status.INFO: "PASS",
+    Status.NOT_EVALUABLE: "NOT EVALUABLE",
+    Status.MINOR: "MINOR DEVIATION",
+    Status.MAJOR: "MAJOR DEVIATION",
+}
+
+
+@dataclass(frozen=True)
+class CourseError:
+    """A course that could not be checked at all (e.g. in a batch): what renderers draw instead.
+
+    ``exit_code`` is the code the failure carries (see :mod:`rtqa.errors`).
+    """
+
+    course_id: str
+    message: str
+    exit_code: int
+    patient_id: str = ""
+    rtqa_version: str = ""
+    created: datetime | None = None
+
+
+Renderable = CheckResult | CourseError
+
+
+def as_list(result: Renderable | Sequence[Renderable]) -> list[Renderable]:
+    """One result or many, as a list."""
+    if isinstance(result, CheckResult | CourseError):
+        return [result]
+    return list(result)
+
+
+def status_of(finding: Finding) -> Status:
+    """The finding's status as a :class:`Status` (a plain string is accepted and checked)."""
+    return Status(finding.status)
+
+
+def group_order(findings: Iterable[Finding]) -> list[str]:
+    """The groups present: known ones in report order, then unknown ones as they appear."""
+    present: list[str] = []
+    for f in findings:
+        if f.group not in present:
+            present.append(f.group)
+    known = [g for g in GROUP_TITLES if g in present]
+    return known + [g for g in present if g not in GROUP_TITLES]
+
+
+def ordered_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Findings grouped (plan, target, organ, quality, integrity, prior), deviations first.
+
+    Within a group: major, minor, not_evaluable, pass, info; findings of the same status keep
+    their given order.
+    """
+    items = list(findings)
+    groups = {g: i for i, g in enumerate(group_order(items))}
+    rank = {s: i for i, s in enumerate(STATUS_ORDER)}
+    return sorted(items, key=lambda f: (groups[f.group], rank[status_of(f)]))
+
+
+def status_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """Count of findings per status value, every status present (zeros included)."""
+    counts = {s.value: 0 for s in STATUS_ORDER}
+    for f in findings:
+        counts[status_of(f).value] += 1
+    return counts
+
+
+def group_title(group: str) -> str:
+    return GROUP_TITLES.get(group, group.capitalize() if group else "Other")
+
+
+def finite(value: float | int | None) -> float | None:
+    """``value`` as a float, or None when it is missing, NaN or infinite."""
+    if value is None:
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def ordered_limits(limits: dict[str, str]) -> list[tuple[str, str]]:
+    """The (band, condition) pairs: per_protocol, limit, acceptable, then any other band."""
+    known = [(b, limits[b]) for b in BAND_ORDER if limits.get(b)]
+    return known + [(b, c) for b, c in limits.items() if b not in BAND_ORDER and c]
+
+
+def per_protocol_condition(limits: dict[str, str]) -> str:
+    """The per-protocol condition; a lone ``limit`` counts as per protocol."""
+    return "; ".join(limits[b] for b in ("per_protocol", "limit") if limits.get(b))
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def thresholds(limits: dict[str, str]) -> list[float]:
+    """Numbers in the limit conditions (``"<= 21.9"`` -> 21.9), for consistent rounding."""
+    found: list[float] = []
+    for condition in limits.values():
+        for token in _NUMBER.findall(condition or ""):
+            x = finite(token)
+            if x is not None:
+                found.append(x)
+    return found
+
+
+def _base_decimals(x: float) -> int:
+    ax = abs(x)
+    if ax >= 100:
+        return 1
+    if ax >= 1:
+        return 2
+    if ax >= 0.1:
+        return 3
+    if ax >= 0.01:
+        return 4
+    return 5
+
+
+def _side(a: float, b: float) -> int:
+    return (a > b) - (a < b)
+
+
+def format_number(
+    value: float | None, refs: Sequence[float] = (), *, signed: bool = False, max_decimals: int = 6
+) -> str:
+    """A number rounded for reading, never crossing or touching a reference value by rounding.
+
+    Starts at about four significant digits and adds decimals (up to ``max_decimals``) until
+    the printed number lies on the same side of every reference in ``refs`` as ``value``.
+    Returns ``""`` for a missing or non-finite value.
+    """
+    x = finite(value)
+    if x is None:
+        return ""
+    if x == 0:
+        return "0"
+    sign = "+" if signed else ""
+    decimals = _base_decimals(x)
+    while True:
+        text = f"{x:{sign}.{decimals}f}"
+        shown = float(text)
+        if decimals >= max_decimals or all(_side(shown, r) == _side(x, r) for r in refs):
+            return text
+        decimals += 1
+
+
+def format_quantity(value: float | None, unit: str | None, refs: Sequence[float] = ()) -> str:
+    """``value`` with its unit (``"21.94 Gy"``, ``"95.20 %"``); ``""`` when missing."""
+    text = format_number(value, refs)
+    if not text:
+        return ""
+    return f"{text} {unit}" if unit else text
+
+
+def format_margin(margin: float | None, unit: str | None) -> str:
+    """Signed margin with unit; a non-zero margin never prints as zero."""
+    text = format_number(margin, (0.0,), signed=True)
+    if not text:
+        return ""
+    return f"{text} {unit}" if unit else text
+
+
+def structure_label(finding: Finding) -> str:
+    """The judged contour and how it matched, e.g. ``"cord (alias of SpinalCord)"``."""
+    roi, match = finding.roi or "", finding.match or ""
+    if roi and match and match != roi:
+        return f"{roi} ({match})"
+    return roi or match
+
+
+def source_label(finding: Finding) -> str:
+    """Source with its confidence tag, e.g. ``"TG-101 Tab III [secondary]"``."""
+    parts = [finding.source or ""]
+    if finding.confidence:
+        parts.append(f"[{finding.confidence}]")
+    return " ".join(p for p in parts if p)
+
+
+def limits_label(limits: dict[str, str]) -> str:
+    """``"<= 21.9 / <= 24"`` (per protocol / acceptable); other bands named."""
+    parts = []
+    for band, condition in ordered_limits(limits):
+        parts.append(condition if band in BAND_ORDER else f"{band}: {condition}")
+    return " / ".join(parts)
+
+
+def protocol_label(result: CheckResult) -> str:
+    """``"NRG-BR002 v1.0"``: protocol id and version."""
+    version = f" v{result.protocol_version}" if result.protocol_version else ""
+    return f"{result.protocol_id}{version}"
+
+
+def iso_datetime(when: datetime | None) -> str:
+    """ISO 8601 with seconds and a UTC offset; a naive time is taken as local time."""
+    if when is None:
+        return ""
+    if when.tzinfo is None:
+        when = when.astimezone()
+    return when.isoformat(timespec="seconds")

@@ -1,0 +1,107 @@
+"""RT Beams Treatment Record writer and reader (edge cases R1, R2, R5)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pydicom
+import pytest
+
+from rtqa.dicom.common import RT_BRACHY_RECORD, RT_ION_BEAMS_RECORD, RT_SUMMARY_RECORD, make_uid
+from rtqa.dicom.records import delivered_fractions, read_treatment_record
+from rtqa.dicom.write.base import Header
+from rtqa.dicom.write.records import write_treatment_record
+from rtqa.errors import DicomError
+from rtqa.model import DeliveredBeam, Level, TreatmentRecord
+
+HEADER = Header("RTQA-001", "Phantom^Spine", make_uid("study"), datetime(2024, 3, 1, 9, 30))
+PLAN_UID = make_uid("plan")
+
+
+def record(fraction: int, when: datetime, beams, name: str | None = None) -> TreatmentRecord:
+    return TreatmentRecord(
+        path="",
+        sop_instance_uid=make_uid("record", fraction, when, name),
+        referenced_plan_uid=PLAN_UID,
+        fraction_number=fraction,
+        delivered_at=when,
+        beams=tuple(beams),
+    )
+
+
+def write(tmp_path, rec: TreatmentRecord, name: str, **kwargs) -> str:
+    path = tmp_path / name
+    write_treatment_record(rec, path, HEADER, series_instance_uid=make_uid("rec"), **kwargs)
+    return str(path)
+
+
+def test_round_trip(tmp_path):
+    original = record(
+        2,
+        datetime(2024, 3, 6, 8, 15, 30),
+        [DeliveredBeam(1, 1200.0, 1200.0, "NORMAL"), DeliveredBeam(2, 1100.0, 1100.0, "NORMAL")],
+    )
+    rec = read_treatment_record(write(tmp_path, original, "RT.fx2.dcm"))
+    assert rec.sop_instance_uid == original.sop_instance_uid
+    assert rec.referenced_plan_uid == PLAN_UID
+    assert rec.fraction_number == 2
+    assert rec.delivered_at == datetime(2024, 3, 6, 8, 15, 30)
+    assert rec.delivery_date == date(2024, 3, 6)
+    assert rec.beams == original.beams
+    assert rec.patient_id == "RTQA-001"
+    assert rec.notes == ()
+
+
+def test_interrupted_fraction_is_one_fraction_with_summed_meterset(tmp_path):
+    first = record(
+        2, datetime(2024, 3, 6, 8, 0), [DeliveredBeam(1, 400.0, 1200.0, "OPERATOR")], "a"
+    )
+    second = record(2, datetime(2024, 3, 6, 9, 0), [DeliveredBeam(1, 800.0, 800.0, "NORMAL")], "b")
+    one = read_treatment_record(write(tmp_path, first, "a.dcm"))
+    (note,) = one.notes
+    assert note.level is Level.WARNING
+    assert note.message == "beam 1 terminated OPERATOR: delivered 400 of 1200 MU"
+    two = read_treatment_record(write(tmp_path, second, "b.dcm"))
+
+    partial = delivered_fractions([one])
+    assert partial[2]["complete"] is False
+    fractions = delivered_fractions([one, two])
+    assert list(fractions) == [2]
+    assert fractions[2]["sessions"] == 2
+    assert fractions[2]["meterset"] == {1: 1200.0}
+    assert fractions[2]["dates"] == [date(2024, 3, 6)]
+
+
+def test_date_falls_back_to_control_point_delivery(tmp_path):
+    rec = record(1, datetime(2024, 3, 4, 7, 45, 12), [DeliveredBeam(1, 10.0, 10.0)])
+    path = write(tmp_path, rec, "r.dcm")
+    ds = pydicom.dcmread(path)
+    ds.TreatmentDate = ""
+    ds.TreatmentTime = ""
+    ds.save_as(path)
+    assert read_treatment_record(path).delivered_at == datetime(2024, 3, 4, 7, 45, 12)
+
+
+def test_record_without_plan_reference(tmp_path):
+    rec = record(1, datetime(2024, 3, 4), [DeliveredBeam(1, 10.0, 10.0)])
+    path = write(tmp_path, rec, "r.dcm", plan_uid="")
+    read = read_treatment_record(path)
+    assert read.referenced_plan_uid is None
+    assert [n.message for n in read.notes] == ["record references no RT Plan"]
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "kind"),
+    [
+        (RT_BRACHY_RECORD, "RT Brachy Treatment Record"),
+        (RT_ION_BEAMS_RECORD, "RT Ion Beams Treatment Record"),
+        (RT_SUMMARY_RECORD, "RT Treatment Summary Record"),
+    ],
+)
+def test_other_record_kinds_are_not_analysed(tmp_path, sop_class, kind):
+    path = write(tmp_path, record(1, datetime(2024, 3, 4), []), "r.dcm")
+    ds = pydicom.dcmread(path)
+    ds.SOPClassUID = sop_class
+    ds.save_as(path)
+    with pytest.raises(DicomError, match=f"{kind}: not analysed"):
+        read_treatment_record(path)
