@@ -581,3 +581,6 @@ class CheckResult:
     input_hashes: dict[str, str] = field(default_factory=dict)
     grouping: str = ""  # why these plans form the course and which were taken as prior
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # What the evaluation worked on (cases, dose grids, matched ROIs, prior/cumulative grids),
+    # kept for renderers that draw it (HTML); never serialised.
+    context: object | None = None

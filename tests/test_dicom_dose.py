@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     MPEG4HP41,
     DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     RLELossless,
 )
@@ -106,6 +107,7 @@ def hand_built(
     offsets,
     pixels: np.ndarray,
     scaling: float = 0.5,
+    big_endian: bool = False,
     **attrs,
 ) -> Path:
     """An RT Dose built attribute by attribute (not through the writer)."""
@@ -127,7 +129,8 @@ def hand_built(
     ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
     ds.HighBit = ds.BitsStored - 1
     ds.PixelRepresentation = 1 if pixels.dtype.kind == "i" else 0
-    ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+    order = ">" if big_endian else "<"
+    ds.PixelData = pixels.astype(pixels.dtype.newbyteorder(order)).tobytes()
     ds.DoseUnits = "GY"
     ds.DoseType = "PHYSICAL"
     ds.DoseSummationType = "PLAN"
@@ -137,7 +140,7 @@ def hand_built(
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = RT_DOSE
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian if big_endian else ExplicitVRLittleEndian
     ds.save_as(path, enforce_file_format=True)
     return path
 
@@ -416,3 +419,13 @@ def test_transfer_syntax_without_decoder(tmp_path):
     text = error_text(path)
     assert "no decoder installed for transfer syntax MPEG-4 AVC/H.264 High Profile" in text
     assert str(MPEG4HP41) in text and "RD.test.dcm" in text
+
+
+def test_big_endian_dose_read_through_pixel_array(tmp_path):
+    pixels = np.array([[[1, 40000], [300, 65535]]], dtype=np.uint16)
+    path = hand_built(
+        tmp_path / "be.dcm", ORIENTATIONS["HFS"], [0, 0, 0], [1, 1], [0], pixels, big_endian=True
+    )
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == ExplicitVRBigEndian
+    grid = read_dose(str(path))
+    assert grid.dose_gy[0].tolist() == [[0.5, 20000.0], [150.0, 32767.5]]

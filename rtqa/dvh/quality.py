@@ -167,7 +167,7 @@ class _Field:
                 break
             idx = np.unravel_index(order[s : s + chunk], shape)
             c = self.centres(idx)
-            dc = distance_to(target, c)
+            dc = distance_to(target, c, distance_mm)
             near = dc + half_diag >= distance_mm
             if not near.any():
                 continue
@@ -178,7 +178,7 @@ class _Field:
             far = np.concatenate([far, dc[near] >= distance_mm])
             ok = far.copy()
             if (~far).any():
-                ok[~far] = distance_to(target, pts[~far]) >= distance_mm
+                ok[~far] = distance_to(target, pts[~far], distance_mm) >= distance_mm
             if body is not None:
                 ok &= _lookup(body, pts) >= 0.5
             if ok.any():

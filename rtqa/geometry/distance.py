@@ -22,6 +22,9 @@ import shapely
 from rtqa.geometry.sampling import Occupancy
 from rtqa.geometry.slabs import SlabStack
 
+#: Point spacing (mm) of the coarse surface sampling used to classify far points.
+COARSE_STEP_MM = 2.0
+
 
 def slab_distance(slabs: SlabStack, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Exact distance (mm) from the lattice points ``(z[k], y[j], x[i])`` to the slab stack,
@@ -38,17 +41,84 @@ def slab_distance(slabs: SlabStack, x: np.ndarray, y: np.ndarray, z: np.ndarray)
     return np.sqrt(best)
 
 
-def points_distance(slabs: SlabStack, pts: np.ndarray) -> np.ndarray:
-    """Exact distance (mm) from points ``(n, 3)`` (x, y, z) to the slab stack (0 inside)."""
-    best = np.full(pts.shape[0], np.inf)
-    p2 = shapely.points(pts[:, 0], pts[:, 1])
-    for geom, lo, hi in zip(slabs.geoms, slabs.lo_mm, slabs.hi_mm, strict=True):
+def surface_points(slabs: SlabStack, step_mm: float | None = None) -> np.ndarray:
+    """Points ``(n, 3)`` covering the surface of the slab stack no further apart than about
+    ``step_mm`` (default: 0.25 mm, coarser for large structures to stay near 2 million points):
+    the side walls of every slab and the parts of its top and bottom faces not covered by the
+    neighbouring slab."""
+    if step_mm is None:
+        walls = sum(g.length * (hi - lo) for g, lo, hi in zip(slabs.geoms, slabs.lo_mm,
+                                                              slabs.hi_mm, strict=True))  # fmt: skip
+        area = walls + 2.0 * float(np.sum(slabs.areas_mm2))
+        step_mm = max(0.25, math.sqrt(area / 2e6))
+    from rtqa.geometry.raster import _boundary_points
+
+    chunks = []
+    n = len(slabs.geoms)
+    for p, (geom, lo, hi) in enumerate(zip(slabs.geoms, slabs.lo_mm, slabs.hi_mm, strict=True)):
         if geom.is_empty:
             continue
-        shapely.prepare(geom)
-        dz = np.clip(np.maximum(lo - pts[:, 2], pts[:, 2] - hi), 0.0, None)
-        np.minimum(best, shapely.distance(p2, geom) ** 2 + dz**2, out=best)
-    return np.sqrt(best)
+        ring = _boundary_points(geom, step_mm)
+        nz = max(math.ceil((hi - lo) / step_mm), 1)
+        zs = np.linspace(lo, hi, nz + 1)
+        chunks.append(np.column_stack([np.tile(ring, (zs.size, 1)), np.repeat(zs, ring.shape[0])]))
+        for q, z in ((p - 1, lo), (p + 1, hi)):
+            face = geom
+            if 0 <= q < n and abs((slabs.hi_mm[q] if q < p else slabs.lo_mm[q]) - z) < 1e-6:
+                face = shapely.difference(geom, slabs.geoms[q])
+            if face.is_empty or face.area <= 0:
+                continue
+            xmin, ymin, xmax, ymax = face.bounds
+            gx, gy = np.meshgrid(np.arange(xmin, xmax + step_mm, step_mm),
+                                 np.arange(ymin, ymax + step_mm, step_mm))  # fmt: skip
+            inside = shapely.contains_xy(face, gx, gy)
+            pts = np.concatenate([np.column_stack([gx[inside], gy[inside]]),
+                                  _boundary_points(face, step_mm)])  # fmt: skip
+            chunks.append(np.column_stack([pts, np.full(pts.shape[0], z)]))
+    return np.concatenate(chunks) if chunks else np.empty((0, 3))
+
+
+def points_distance(
+    slabs: SlabStack, pts: np.ndarray, around_mm: float | None = None
+) -> np.ndarray:
+    """Distance (mm) from points ``(n, 3)`` (x, y, z) to the slab stack: 0 inside, else the
+    distance to the nearest of :func:`surface_points` (a k-d tree; the error is at most half
+    the point spacing next to the surface and falls as ``spacing^2 / distance`` away from it).
+
+    With ``around_mm``, only points whose distance may lie within a coarse sampling step of
+    ``around_mm`` are measured finely; the others get a coarse distance, off by at most that
+    step but on the right side of ``around_mm`` (enough to classify them).
+    """
+    inside = np.zeros(pts.shape[0], dtype=bool)
+    for geom, lo, hi in zip(slabs.geoms, slabs.lo_mm, slabs.hi_mm, strict=True):
+        inz = (pts[:, 2] >= lo) & (pts[:, 2] <= hi) & ~inside
+        if inz.any() and not geom.is_empty:
+            inside[inz] = shapely.contains_xy(geom, pts[inz, 0], pts[inz, 1])
+    d = np.zeros(pts.shape[0])
+    out = np.nonzero(~inside)[0]
+    if out.size == 0:
+        return d
+    coarse, step = _tree(slabs, coarse=True)
+    d[out], _ = coarse.query(pts[out])
+    if around_mm is not None:
+        out = out[np.abs(d[out] - around_mm) <= step + 1e-9]
+    if out.size:
+        fine, _ = _tree(slabs, coarse=False)
+        d[out], _ = fine.query(pts[out])
+    return d
+
+
+def _tree(slabs: SlabStack, coarse: bool):
+    """Cached k-d tree of the surface points and its sampling step (mm)."""
+    from scipy.spatial import cKDTree
+
+    key = "_surface_tree_coarse" if coarse else "_surface_tree"
+    cached = slabs.__dict__.get(key)
+    if cached is None:
+        pts = surface_points(slabs, COARSE_STEP_MM if coarse else None)
+        cached = (cKDTree(pts), COARSE_STEP_MM if coarse else 0.0)
+        object.__setattr__(slabs, key, cached)
+    return cached
 
 
 def expand(occ: Occupancy, margin_mm: float) -> Occupancy:
@@ -94,11 +164,11 @@ def _edt_distance(values: np.ndarray, sampling, h: np.ndarray) -> np.ndarray:
     return np.maximum(edt + (0.5 - f_near) * h[:, None, None], 0.0)
 
 
-def distance_to(occ: Occupancy, pts: np.ndarray) -> np.ndarray:
+def distance_to(occ: Occupancy, pts: np.ndarray, around_mm: float | None = None) -> np.ndarray:
     """Distance (mm) from points ``(n, 3)`` to the structure: exact where the contours are known,
     else from a distance transform of its lattice (nearest occupied cell centre)."""
     if occ.slabs is not None:
-        return points_distance(occ.slabs, pts)
+        return points_distance(occ.slabs, pts, around_mm)
     from scipy.spatial import cKDTree
 
     k, j, i = np.nonzero(occ.values >= 0.5)
