@@ -109,7 +109,9 @@ def dose_field(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     for k, zk in enumerate(z.astype(np.float32)):
         r1 = np.sqrt((xx - 20) ** 2 + (yy - 10) ** 2 + (zk - zc) ** 2)
         r2 = np.sqrt((xx + 40) ** 2 + (yy + 20) ** 2 + (zk - zc - 30) ** 2)
-        d = 31.0 / (1 + np.exp((r1 - 18) / 3.0)) + 21.0 / (1 + np.exp((r2 - 9) / 2.0))
+        e1 = np.exp(np.minimum((r1 - 18) / 3.0, 50.0))
+        e2 = np.exp(np.minimum((r2 - 9) / 2.0, 50.0))
+        d = 31.0 / (1 + e1) + 21.0 / (1 + e2)
         bath = 2.0 + 10.0 * np.exp(-((xx - 20) ** 2 + (yy - 10) ** 2 + (zk - zc) ** 2) / 7200.0)
         out[k] = np.where(body, d + bath, 0.0)
     return out

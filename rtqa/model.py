@@ -255,8 +255,8 @@ class TpsDvh:
     """A planning system's DVH from DVHSequence (3004,0050): cumulative, dose Gy / volume cc."""
 
     roi_number: int
-    dose_gy: np.ndarray  # bin upper edges (Gy)
-    volume_cc: np.ndarray  # cumulative volume receiving at least that dose
+    dose_gy: np.ndarray  # lower edge of each DICOM bin, from 0 Gy
+    volume_cc: np.ndarray  # volume_cc[n]: volume receiving at least dose_gy[n]
     total_volume_cc: float | None
     mean_gy: float | None = None
     min_gy: float | None = None

@@ -62,11 +62,24 @@ def run(job):
     }
 
 
+def peak_rss_mb():
+    """Peak resident memory of this process (MB): VmHWM, which, unlike ru_maxrss, does not carry
+    over the memory of the process this one was forked from."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def main():
     with open(sys.argv[1]) as fh:
         jobs = json.load(fh)
     out = [run(job) for job in jobs]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = peak_rss_mb()
     tool = f"dicompyler-core {dicompylercore.__version__} (pydicom {pydicom.__version__})"
     json.dump({"tool": tool, "peak_rss_mb": peak, "jobs": out}, sys.stdout)
 

@@ -21,6 +21,15 @@ from rtqa.dicom.structures import read_structure_set
 from rtqa.dvh import structure_dvh
 
 
+def _or_nan(fn, *args) -> float:
+    """A metric's value, NaN where it is undefined (e.g. D99% of a body reaching outside the
+    dose grid, D0.03cc of a structure under 0.03 cc): the DVH itself was computed."""
+    try:
+        return float(fn(*args))
+    except ValueError:
+        return float("nan")
+
+
 def metrics(sd) -> dict[str, float]:
     d = sd.dvh
     out = {
@@ -30,11 +39,8 @@ def metrics(sd) -> dict[str, float]:
         "max_gy": float(d.max_gy),
     }
     for pct in (99, 95, 5, 1):
-        out[f"D{pct}"] = float(d.dose_at_volume_pct(pct))
-    try:
-        out["D0.03cc"] = float(d.dose_at_volume_cc(0.03))
-    except ValueError:  # a structure smaller than 0.03 cc
-        out["D0.03cc"] = float("nan")
+        out[f"D{pct}"] = _or_nan(d.dose_at_volume_pct, pct)
+    out["D0.03cc"] = _or_nan(d.dose_at_volume_cc, 0.03)
     return out
 
 
@@ -63,11 +69,24 @@ def run(job: dict) -> dict:
     }
 
 
+def peak_rss_mb():
+    """Peak resident memory of this process (MB): VmHWM, which, unlike ru_maxrss, does not carry
+    over the memory of the process this one was forked from."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def main() -> None:
     with open(sys.argv[1]) as fh:
         jobs = json.load(fh)
     out = [run(job) for job in jobs]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = peak_rss_mb()
     json.dump({"tool": f"rtqa {__version__}", "peak_rss_mb": peak, "jobs": out}, sys.stdout)
 
 

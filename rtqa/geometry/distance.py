@@ -85,9 +85,9 @@ def points_distance(
     distance to the nearest of :func:`surface_points` (a k-d tree; the error is at most half
     the point spacing next to the surface and falls as ``spacing^2 / distance`` away from it).
 
-    With ``around_mm``, only points whose distance may lie within a coarse sampling step of
-    ``around_mm`` are measured finely; the others get a coarse distance, off by at most that
-    step but on the right side of ``around_mm`` (enough to classify them).
+    Without ``around_mm`` every point is measured finely. With it, only points whose distance
+    may lie within a coarse sampling step of ``around_mm`` are; the others get a coarse distance
+    (``inf`` when far beyond), on the right side of ``around_mm`` (enough to classify them).
     """
     inside = np.zeros(pts.shape[0], dtype=bool)
     for geom, lo, hi in zip(slabs.geoms, slabs.lo_mm, slabs.hi_mm, strict=True):
@@ -99,8 +99,13 @@ def points_distance(
     if out.size == 0:
         return d
     coarse, step = _tree(slabs, coarse=True)
-    d[out], _ = coarse.query(pts[out])
-    if around_mm is not None:
+    if around_mm is None:
+        fine, _ = _tree(slabs, coarse=False)
+        d[out], _ = fine.query(pts[out])
+        return d
+    else:
+        # beyond around + step the coarse distance is only known to be larger: inf
+        d[out], _ = coarse.query(pts[out], distance_upper_bound=around_mm + 2 * step)
         out = out[np.abs(d[out] - around_mm) <= step + 1e-9]
     if out.size:
         fine, _ = _tree(slabs, coarse=False)

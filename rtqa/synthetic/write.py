@@ -99,7 +99,7 @@ def write_course(course: BuiltCourse, folder: Path) -> list[Path]:
         patient_position="HFS",
         content_datetime=spec.plan_datetime,
     )
-    paths.append(_keep_uid(dose_path, uids.dose))
+    paths.append(dose_path)
     names = {b.number: b.name for b in spec.beams}
     for record in course.records:
         paths.append(
@@ -113,16 +113,6 @@ def write_course(course: BuiltCourse, folder: Path) -> list[Path]:
             )
         )
     return paths
-
-
-def _keep_uid(path: Path, sop_instance_uid: str) -> Path:
-    """Restore the SOP Instance UID where compressing the pixel data replaced it (pydicom's
-    ``Dataset.compress`` makes a new random UID by default), so files stay deterministic."""
-    ds = pydicom.dcmread(path)
-    if ds.SOPInstanceUID == sop_instance_uid:
-        return path
-    ds.SOPInstanceUID = sop_instance_uid
-    return save(ds, path)
 
 
 def ct_hu(ct: CtSpec, x: np.ndarray, y: np.ndarray, z: float) -> np.ndarray:

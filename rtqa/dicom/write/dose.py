@@ -221,7 +221,7 @@ def _compress_rle(ds: Dataset, pixels: np.ndarray) -> None:
     """
     ds.file_meta = FileMetaDataset()
     if ds.BitsAllocated <= 16:
-        ds.compress(RLELossless, pixels, encoding_plugin="pydicom")
+        ds.compress(RLELossless, pixels, encoding_plugin="pydicom", generate_instance_uid=False)
         return
     frames = []
     for frame in pixels.reshape(-1, ds.Rows, ds.Columns):
