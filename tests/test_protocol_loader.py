@@ -180,7 +180,7 @@ def test_unknown_site_reference(tmp_path):
 
 def test_derived_minus_must_name_a_structure(tmp_path):
     text = HEAD + ORGAN.replace("aliases: [cord]}", "aliases: [cord], minus: [Tumour]}")
-    path, exc = error(tmp_path, text)
+    _, exc = error(tmp_path, text)
     assert "(key 'organs/0/roi/minus'): unknown structure 'Tumour' in 'minus'" in str(exc)
 
 
@@ -235,7 +235,7 @@ def test_quality_table_must_increase(tmp_path):
 
 def test_dvh_metric_in_plan_quality_refused(tmp_path):
     text = HEAD + "plan_quality:\n  metrics:\n    V20Gy[%]: {limit: '<= 10'}\n"
-    path, exc = error(tmp_path, text)
+    _, exc = error(tmp_path, text)
     assert "(key 'plan_quality/metrics/V20Gy[%]'): V20Gy[%] is a DVH metric" in str(exc)
 
 

@@ -154,36 +154,66 @@ class _Field:
         return float(w.sum() / 1000.0)
 
     def max_beyond(self, target: Occupancy, distance_mm: float, body: Occupancy | None) -> float:
-        """Maximum dose (Gy) at points at least ``distance_mm`` from ``target`` (inside body)."""
-        order = np.argsort(-self.hi, axis=None, kind="stable")
-        hi_sorted = self.hi.ravel()[order]
-        shape = self.grid.dose_gy.shape
+        """Maximum dose (Gy) at points at least ``distance_mm`` from ``target`` (inside body).
+
+        Voxel centres far enough away give a first value; voxels that straddle the distance
+        surface and may hold more (their neighbourhood maximum is higher) are then split into
+        sub-cells, each measured exactly.
+        """
+        g = self.grid
         half_diag = 0.5 * math.sqrt(self.dx**2 + self.dy**2 + float(self.dz.max()) ** 2)
-        best = -math.inf
-        chunk = 4096
-        f = 4
-        for s in range(0, order.size, chunk):
-            if hi_sorted[s] <= best:
-                break
-            idx = np.unravel_index(order[s : s + chunk], shape)
-            c = self.centres(idx)
-            dc = distance_to(target, c, distance_mm)
-            near = dc + half_diag >= distance_mm
-            if not near.any():
+        reach = distance_mm + half_diag
+        x, y, z = target.centres()
+        nz_, ny_, nx_ = np.nonzero(target.values > 0)
+        if nz_.size == 0:
+            return math.nan
+        box = [(x[nx_].min(), x[nx_].max()), (y[ny_].min(), y[ny_].max()),
+               (z[nz_].min(), z[nz_].max())]  # fmt: skip
+        near_axes = [
+            (c >= lo - reach) & (c <= hi + reach)
+            for c, (lo, hi) in zip((g.x_mm, g.y_mm, g.z_mm), box, strict=True)
+        ]
+        near_box = near_axes[2][:, None, None] & near_axes[1][None, :, None] & near_axes[0][None]
+        body_ok = self._body_mask(body)
+        far_vals = g.dose_gy[~near_box & body_ok]
+        best = float(far_vals.max()) if far_vals.size else -math.inf
+        idx = np.nonzero(near_box)
+        centres = self.centres(idx)
+        dc = distance_to(target, centres, distance_mm)
+        far_c = (dc >= distance_mm) & body_ok[idx]
+        if far_c.any():
+            best = max(best, float(g.dose_gy[idx][far_c].max()))
+        # voxels (near or far) whose interior may be hotter than the best so far
+        hot = self.hi[idx] > best
+        split = hot & (dc + half_diag >= distance_mm)
+        far_hot = (~near_box) & (self.hi > best)
+        for sel, exact in (((a[split] for a in idx), True), (np.nonzero(far_hot), False)):
+            sub = tuple(sel)
+            if sub[0].size == 0:
                 continue
-            sub = tuple(a[near] for a in idx)
-            pts, _, _ = self._subcells(sub, f)
-            pts = np.concatenate([pts, self.centres(sub)])
-            far = np.repeat(dc[near] - half_diag >= distance_mm, f**3)
-            far = np.concatenate([far, dc[near] >= distance_mm])
-            ok = far.copy()
-            if (~far).any():
-                ok[~far] = distance_to(target, pts[~far], distance_mm) >= distance_mm
+            pts, _, _ = self._subcells(sub, 4)
+            ok = np.ones(pts.shape[0], dtype=bool)
+            if exact:
+                ok = distance_to(target, pts, distance_mm) >= distance_mm
             if body is not None:
                 ok &= _lookup(body, pts) >= 0.5
             if ok.any():
                 best = max(best, float(self.at(pts[ok]).max()))
         return best if best > -math.inf else math.nan
+
+    def _body_mask(self, body: Occupancy | None) -> np.ndarray:
+        """Dose voxels whose centre lies inside the body (occupancy >= 0.5)."""
+        g = self.grid
+        if body is None:
+            return np.ones(g.dose_gy.shape, dtype=bool)
+        mask = np.zeros(g.dose_gy.shape, dtype=bool)
+        k, j, i = np.nonzero(np.ones(g.dose_gy.shape[:1] + (1, 1), dtype=bool))
+        del k, j, i
+        for kk in range(g.z_mm.size):
+            gx, gy = np.meshgrid(g.x_mm, g.y_mm)
+            pts = np.column_stack([gx.ravel(), gy.ravel(), np.full(gx.size, g.z_mm[kk])])
+            mask[kk] = (_lookup(body, pts) >= 0.5).reshape(gx.shape)
+        return mask
 
 
 def _frac_index(centres: np.ndarray, at: np.ndarray) -> np.ndarray:

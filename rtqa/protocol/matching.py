@@ -6,7 +6,7 @@ Names are compared after normalising case, spaces and punctuation (``Spinal Cord
 an explicit mapping (``--map SpinalCord=cord_PRV`` or a mapping file), the exact TG-263 name,
 an alias, a regular-expression pattern. When several ROIs tie at the best level the match is
 ambiguous and nothing is judged; when none matches the result lists what was looked for and
-the near misses. PRVs and other derived or helper structures (``SpinalCord_PRV05``,
+the near misses. PRVs and other derived or planning-aid structures (``SpinalCord_PRV05``,
 ``cord+3mm``, ``zPTV_opt``, ``Lung~``) never match a base organ unless mapped explicitly.
 """
 
@@ -25,7 +25,7 @@ from rtqa.protocol.model import TARGET_TYPES, Protocol, RoiSpec
 _SIDES = {"l": "L", "lt": "L", "left": "L", "r": "R", "rt": "R", "right": "R"}
 _DERIVED_TOKENS = {
     "prv": "a PRV",
-    "ring": "a ring (helper) structure",
+    "ring": "a ring (planning-aid) structure",
     "opt": "an optimisation structure",
     "avoid": "an avoidance structure",
     "avd": "an avoidance structure",
@@ -69,10 +69,10 @@ def name_key(name: str) -> NameKey:
 
 
 def derived_reason(name: str) -> str | None:
-    """Why ``name`` looks like a PRV, derived or helper structure (``None`` if it does not)."""
+    """Why ``name`` looks like a PRV, derived or planning-aid structure (``None`` if it does not)."""
     stripped = name.strip()
     if re.match(r"^(z|_)", stripped) and not re.match(r"^z[a-z]", stripped):
-        return "a helper structure (z or _ prefix)"
+        return "a planning-aid structure (z or _ prefix)"
     for ch, what in (
         ("~", "a partial structure (~)"),
         ("^", "a qualified structure (^)"),
@@ -273,7 +273,7 @@ def match_type(spec_name: str, target_type: str, rois: Sequence[Roi]) -> tuple[R
         else:
             continue
         why = derived_reason(roi.name) or ""
-        if why.startswith(("a helper", "an optimisation", "a ring", "an avoidance")):
+        if why.startswith(("a planning-aid", "an optimisation", "a ring", "an avoidance")):
             continue
         out.append(RoiMatch(spec_name, roi, MatchKind.TYPE, how))
     return tuple(out)

@@ -1,0 +1,145 @@
+"""The prescription dose of each target, and where it was read.
+
+Sources in order of precedence:
+
+1. the plan's dose references that point to the ROI (``ReferencedROINumber``; the reader turns
+   them into :class:`~rtqa.model.Prescription` items with ``roi_number``);
+2. a TG-263 dose suffix in the target's name: ``PTV_30Gy``, ``PTV_50.4Gy``, ``PTV_3000cGy`` or
+   a bare number of at least 100 read as cGy (``PTV_3000`` = 30 Gy; smaller bare numbers such
+   as ``PTV_1`` number lesions and are never read as a dose);
+3. ``--rx ROI=GY`` from the command line.
+
+A plan with a single prescription that names no ROI gives it to its single target. Doses are
+total Gy over the course.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rtqa.model import Plan, Roi
+
+#: Bare numbers below this are lesion indices (``PTV_1``), not doses in cGy.
+MIN_BARE_CGY = 100.0
+
+_SUFFIX = re.compile(r"(?:^|[_\-\s])(\d+(?:[.,]\d+)?)\s*(cgy|gy)?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TargetRx:
+    """A target's prescription: total Gy, fraction count where known, and its source."""
+
+    roi_name: str
+    total_gy: float | None
+    fractions: int | None
+    source: str  # "dose reference", "ROI name", "--rx", "none"
+    detail: str = ""
+
+    @property
+    def known(self) -> bool:
+        return self.total_gy is not None
+
+    def describe(self) -> str:
+        if self.total_gy is None:
+            return f"no prescription found for '{self.roi_name}' ({self.detail})"
+        fx = f" in {self.fractions} fractions" if self.fractions else ""
+        return f"Rx {self.total_gy:g} Gy{fx} from {self.source}" + (
+            f" ({self.detail})" if self.detail else ""
+        )
+
+
+def dose_from_name(name: str) -> float | None:
+    """The dose (Gy) a TG-263 suffix in ``name`` states, or ``None``.
+
+    ``PTV_30Gy`` -> 30, ``PTV_50.4Gy`` -> 50.4, ``PTV_3000cGy`` -> 30, ``PTV_3000`` -> 30;
+    ``PTV_1`` and ``PTV`` -> None.
+    """
+    m = _SUFFIX.search(name.strip())
+    if not m:
+        return None
+    number = float(m.group(1).replace(",", "."))
+    unit = (m.group(2) or "").lower()
+    if unit == "gy":
+        return number if number > 0 else None
+    if unit == "cgy":
+        return number / 100.0 if number > 0 else None
+    if number < MIN_BARE_CGY:
+        return None
+    return number / 100.0
+
+
+def parse_rx_args(items: Sequence[str]) -> dict[str, float]:
+    """``["PTV_T8=27", ...]`` -> ``{"PTV_T8": 27.0}`` (ValueError with the item if malformed)."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        name = name.strip()
+        try:
+            gy = float(value)
+        except ValueError:
+            gy = float("nan")
+        if not sep or not name or not gy > 0 or gy != gy or gy == float("inf"):
+            raise ValueError(f"--rx {item!r}: expected ROI=GY with a positive dose in Gy")
+        out[name] = gy
+    return out
+
+
+def target_prescription(
+    roi: Roi,
+    plan: Plan | None,
+    rx_args: Mapping[str, float] | None = None,
+    *,
+    single_target: bool = False,
+) -> TargetRx:
+    """The prescription of ``roi`` from ``plan`` (sources in the module docstring).
+
+    ``single_target``: the ROI is the plan's only target, so a prescription naming no ROI is
+    taken as its own.
+    """
+    fractions = plan.fractions_planned if plan is not None else None
+    if plan is not None:
+        own = [p for p in plan.prescriptions if p.roi_number == roi.number]
+        totals = sorted({round(p.total_gy, 6) for p in own})
+        if len(totals) == 1:
+            p = own[0]
+            return TargetRx(
+                roi.name,
+                p.total_gy,
+                p.fractions or fractions,
+                "dose reference",
+                f"{p.source} points to ROI {roi.number}",
+            )
+        if len(totals) > 1:
+            shown = ", ".join(f"{t:g} Gy" for t in totals)
+            return TargetRx(
+                roi.name,
+                max(totals),
+                fractions,
+                "dose reference",
+                f"several dose references point to ROI {roi.number} ({shown}): the highest used",
+            )
+    named = dose_from_name(roi.name)
+    if named is not None:
+        return TargetRx(roi.name, named, fractions, "ROI name", f"TG-263 dose suffix in '{roi.name}'")
+    if rx_args and roi.name in rx_args:
+        return TargetRx(roi.name, rx_args[roi.name], fractions, "--rx", f"--rx {roi.name}=...")
+    if plan is not None and single_target:
+        loose = [p for p in plan.prescriptions if p.roi_number is None]
+        if len({round(p.total_gy, 6) for p in loose}) == 1:
+            p = loose[0]
+            return TargetRx(
+                roi.name,
+                p.total_gy,
+                p.fractions or fractions,
+                "plan prescription",
+                f"{p.source} names no ROI; '{roi.name}' is the plan's only target",
+            )
+    return TargetRx(
+        roi.name,
+        None,
+        fractions,
+        "none",
+        f"no dose reference points to it, its name carries no dose; give --rx {roi.name}=GY",
+    )
