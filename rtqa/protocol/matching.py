@@ -69,7 +69,7 @@ def name_key(name: str) -> NameKey:
 
 
 def derived_reason(name: str) -> str | None:
-    """Why ``name`` looks like a PRV, derived or planning-aid structure (``None`` if it does not)."""
+    """Why ``name`` looks like a PRV, derived or planning-aid structure (else ``None``)."""
     stripped = name.strip()
     if re.match(r"^(z|_)", stripped) and not re.match(r"^z[a-z]", stripped):
         return "a planning-aid structure (z or _ prefix)"

@@ -1,0 +1,79 @@
+"""Dvh: exact weighted distribution, interpolation convention, metric edge cases."""
+
+import numpy as np
+import pytest
+
+from rtqa.dvh import Dvh, MetricUndefined
+
+
+def uniform_ramp(n=200_001, top=10.0, total=100.0, unknown=0.0):
+    """Doses uniformly spread over [0, top] Gy: V(d) = total * (1 - d / top) exactly."""
+    d = np.linspace(0.0, top, n)
+    return Dvh.from_samples(d[::-1].copy(), np.full(n, total / n), unknown)
+
+
+def test_ramp_converges_to_continuous_values():
+    dvh = uniform_ramp()
+    assert dvh.total_volume_cc == pytest.approx(100.0)
+    assert dvh.dose_at_volume_pct(95) == pytest.approx(0.5, abs=1e-4)
+    assert dvh.dose_at_volume_cc(2.0) == pytest.approx(9.8, abs=1e-4)
+    assert dvh.volume_at_dose_cc(7.5) == pytest.approx(25.0, abs=1e-3)
+    assert dvh.volume_at_dose_pct(2.0) == pytest.approx(80.0, abs=1e-3)
+    assert dvh.cold_volume_cc(2.0) == pytest.approx(20.0, abs=1e-3)
+    assert dvh.cold_dose_at_volume_cc(10.0) == pytest.approx(1.0, abs=1e-4)
+    assert dvh.mean_gy == pytest.approx(5.0, abs=1e-9)
+    assert dvh.median_gy == pytest.approx(5.0, abs=1e-4)
+    assert (dvh.min_gy, dvh.max_gy) == (0.0, 10.0)
+    assert dvh.volume_at_rx_pct(50, 10.0) == pytest.approx(50.0, abs=1e-3)
+
+
+def test_samples_are_sorted_and_zero_volumes_dropped():
+    dvh = Dvh.from_samples([1.0, 3.0, 2.0, 9.0], [1.0, 1.0, 1.0, 0.0])
+    assert dvh.doses_gy.tolist() == [3.0, 2.0, 1.0]
+    assert dvh.known_volume_cc == 3.0
+    assert dvh.mean_gy == pytest.approx(2.0)
+
+
+def test_uniform_dose_is_received_by_the_whole_volume():
+    dvh = Dvh.from_samples(np.full(50, 20.0), np.full(50, 0.1))
+    assert dvh.volume_at_dose_cc(20.0) == pytest.approx(5.0)
+    assert dvh.volume_at_dose_cc(20.0 + 1e-6) == 0.0
+    assert dvh.dose_at_volume_pct(99) == 20.0
+
+
+def test_unknown_volume_is_in_the_denominator_and_never_zero_dose():
+    dvh = uniform_ramp(unknown=25.0)
+    assert dvh.total_volume_cc == pytest.approx(125.0)
+    assert dvh.volume_at_dose_pct(0.0) == pytest.approx(80.0, abs=1e-3)
+    assert dvh.dose_at_volume_pct(40) == pytest.approx(5.0, abs=1e-3)  # 50 cc from the hot end
+    with pytest.raises(MetricUndefined, match="outside the dose grid"):
+        dvh.dose_at_volume_pct(95)
+
+
+def test_volume_beyond_structure_is_undefined():
+    dvh = uniform_ramp()
+    with pytest.raises(MetricUndefined, match="100 cc structure"):
+        dvh.dose_at_volume_cc(1500)
+    with pytest.raises(MetricUndefined):
+        dvh.cold_dose_at_volume_cc(101)
+    with pytest.raises(MetricUndefined):
+        Dvh.from_samples([], []).mean_gy
+    assert issubclass(MetricUndefined, ValueError)
+
+
+def test_curves():
+    dvh = uniform_ramp()
+    d, v = dvh.cumulative(1.0)
+    assert d[0] == 0.0 and v[0] == pytest.approx(100.0)
+    assert v[5] == pytest.approx(50.0, abs=1e-3)
+    centres, dv = dvh.differential(1.0)
+    assert dv.sum() == pytest.approx(100.0)
+    assert dv[3] == pytest.approx(10.0, rel=1e-3)
+    assert centres[3] == pytest.approx(3.5)
+
+
+def test_bad_samples_rejected():
+    with pytest.raises(ValueError):
+        Dvh.from_samples([1.0, np.nan], [1.0, 1.0])
+    with pytest.raises(ValueError):
+        Dvh.from_samples([1.0], [-1.0])
