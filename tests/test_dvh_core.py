@@ -57,7 +57,7 @@ def test_volume_beyond_structure_is_undefined():
     with pytest.raises(MetricUndefined):
         dvh.cold_dose_at_volume_cc(101)
     with pytest.raises(MetricUndefined):
-        Dvh.from_samples([], []).mean_gy
+        _ = Dvh.from_samples([], []).mean_gy
     assert issubclass(MetricUndefined, ValueError)
 
 
@@ -77,3 +77,13 @@ def test_bad_samples_rejected():
         Dvh.from_samples([1.0, np.nan], [1.0, 1.0])
     with pytest.raises(ValueError):
         Dvh.from_samples([1.0], [-1.0])
+
+
+def test_spread_samples_are_uniform_over_their_interval():
+    dvh = Dvh.from_samples([10.0, 20.0], [1.0, 1.0], spreads_gy=[2.0, 0.0])
+    assert dvh.volume_at_dose_cc(10.5) == pytest.approx(1.25)  # 1 cc at 20 Gy + 1/4 of 9..11
+    assert dvh.volume_at_dose_cc(20.0) == pytest.approx(1.0)  # the point mass, at least 20
+    assert dvh.dose_at_volume_cc(1.5) == pytest.approx(10.0)
+    assert dvh.dose_at_volume_cc(0.5) == pytest.approx(20.0)
+    assert dvh.cold_dose_at_volume_cc(0.25) == pytest.approx(9.5)
+    assert dvh.mean_gy == pytest.approx(15.0)

@@ -111,9 +111,11 @@ def test_expansion_of_a_prism_matches_steiner_formula():
     roi = roi_from(zs, lambda z: PlanarPolygon(ring))
     g = grid(spacing=2.0, lo=-30, hi=30)
     occ = occupancy(roi, g)
-    A, P, H, m = shoelace(ring), np.sum(np.hypot(*np.diff(np.vstack([ring, ring[:1]]), axis=0).T)), 10.0, 10.0
-    expected = (A * H + (2 * A + P * H) * m + (np.pi * H + np.pi * P / 2) * m**2
-                + 4 / 3 * np.pi * m**3) / 1000  # fmt: skip
+    A, H, m = shoelace(ring), 10.0, 10.0
+    P = np.sum(np.hypot(*np.diff(np.vstack([ring, ring[:1]]), axis=0).T))
+    expected = (
+        A * H + (2 * A + P * H) * m + (np.pi * H + np.pi * P / 2) * m**2 + 4 / 3 * np.pi * m**3
+    ) / 1000
     grown = occ.expand(m)
     assert grown.volume_cc == pytest.approx(expected, rel=0.005)
     shell = occ.shell(0, m)

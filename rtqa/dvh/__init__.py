@@ -15,9 +15,6 @@ _LAZY = {
     "structure_dvh": "rtqa.dvh.structure",
     "occupancy_dvh": "rtqa.dvh.structure",
     "plan_quality": "rtqa.dvh.quality",
-    "parse_metric": "rtqa.dvh.metrics",
-    "evaluate_metric": "rtqa.dvh.metrics",
-    "MetricRequest": "rtqa.dvh.metrics",
 }
 
 __all__ = ["Dvh", "MetricUndefined", *_LAZY]

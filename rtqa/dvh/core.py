@@ -4,15 +4,16 @@ Conventions
 -----------
 * Doses in Gy, volumes in cc. A DVH is built from weighted samples (one dose and one volume per
   sample: the sub-voxels of a structure's occupancy), never from a histogram.
-* The samples are sorted by dose, hottest first, and their volumes cumulated. The cumulative
-  curve is taken as **piecewise linear through the sample mid-volumes**: sample ``i`` with dose
-  ``d_i`` and volume ``v_i`` sits at cumulative volume ``m_i = c_i - v_i / 2`` where ``c_i`` is
-  the volume of samples ``0..i``. ``D(v)`` (the minimum dose to the hottest ``v`` cc) is the
-  linear interpolation of ``d`` against ``m`` (constant ``d_0`` before ``m_0`` and ``d_last``
-  after the last mid-volume); ``V(d)`` (the volume receiving at least ``d``) is its inverse, taken
-  as the largest volume at which the curve still reads ``>= d``. When the samples come from an
-  ever finer sampling of a continuous dose field, both converge to the exact continuous values
-  (the midpoint rule), with no binning error.
+* Each sample stands for a small cell over which the dose varies; its volume is spread
+  **uniformly** over the dose interval ``[d_i - w_i / 2, d_i + w_i / 2]`` (``spreads_gy``; the
+  dose change across the cell, e.g. ``|grad D| * cell size`` from the sampler). A sample without
+  spread is a point mass (a step). The cumulative curve ``V(d)`` (volume receiving at least
+  ``d``) is then exact for this model: piecewise linear between the interval ends, with steps at
+  point masses. ``D(v)`` (the minimum dose to the hottest ``v`` cc) is its inverse, the largest
+  ``d`` with ``V(d) >= v``. For a dose linear across each cell the model is exact; as the cells
+  shrink it converges to the continuous DVH with no binning error. The mean is
+  the mean of the sample doses (a uniform spread does not move it); min and max are the ends
+  of the spreads.
 * ``unknown_volume_cc`` is the part of the structure whose dose is unknown (outside the dose
   grid). It is **never** taken as 0 Gy: it only enters the denominator of every % metric
   (``total_volume_cc = known + unknown``); volume-at-dose and dose-at-volume metrics are read on
@@ -30,6 +31,8 @@ from numpy.typing import ArrayLike
 
 #: Relative tolerance on dose comparisons (floating-point noise of interpolation, not rounding).
 DOSE_RTOL = 1e-9
+#: Spreads narrower than this fraction of the largest dose are treated as none (point masses).
+MIN_SPREAD_REL = 1e-7
 #: Absolute tolerance (cc) when a requested volume is compared with the structure volume.
 VOLUME_ATOL_CC = 1e-9
 
@@ -50,19 +53,27 @@ class Dvh:
     doses_gy: np.ndarray
     volumes_cc: np.ndarray
     unknown_volume_cc: float = 0.0
+    spreads_gy: np.ndarray | None = None  # per-sample full width of the dose spread (Gy)
 
     @classmethod
     def from_samples(
-        cls, doses_gy: ArrayLike, volumes_cc: ArrayLike, unknown_volume_cc: float = 0.0
+        cls,
+        doses_gy: ArrayLike,
+        volumes_cc: ArrayLike,
+        unknown_volume_cc: float = 0.0,
+        spreads_gy: ArrayLike | None = None,
     ) -> Dvh:
         """Sort the samples by dose (hottest first), dropping zero-volume samples.
 
-        ValueError on mismatched lengths, non-finite doses or negative volumes.
+        ValueError on mismatched lengths, non-finite doses or negative volumes or spreads.
         """
         d = np.asarray(doses_gy, dtype=float).ravel()
         v = np.asarray(volumes_cc, dtype=float).ravel()
-        if d.shape != v.shape:
+        w = None if spreads_gy is None else np.asarray(spreads_gy, dtype=float).ravel()
+        if d.shape != v.shape or (w is not None and w.shape != d.shape):
             raise ValueError(f"{d.size} doses but {v.size} volumes")
+        if w is not None and (np.any(w < 0) or not np.all(np.isfinite(w))):
+            raise ValueError("dose spreads must be finite and non-negative")
         if not np.all(np.isfinite(d)):
             raise ValueError("sample doses must be finite")
         if np.any(v < 0) or not np.all(np.isfinite(v)):
@@ -72,14 +83,15 @@ class Dvh:
         keep = v > 0
         d, v = d[keep], v[keep]
         order = np.argsort(-d, kind="stable")
-        return cls(d[order], v[order], float(unknown_volume_cc))
+        w = None if w is None else w[keep][order]
+        return cls(d[order], v[order], float(unknown_volume_cc), w)
 
     # ---------------------------------------------------------------- volumes
 
     @property
     def known_volume_cc(self) -> float:
         """Volume (cc) whose dose is known."""
-        return float(self._cumulative[-1]) if self.volumes_cc.size else 0.0
+        return float(np.sum(self.volumes_cc)) if self.volumes_cc.size else 0.0
 
     @property
     def total_volume_cc(self) -> float:
@@ -87,19 +99,13 @@ class Dvh:
         return self.known_volume_cc + self.unknown_volume_cc
 
     @property
-    def _cumulative(self) -> np.ndarray:
-        cached = self.__dict__.get("_cum")
+    def _curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """The cumulative curve as a polyline ``(x, V)`` in ascending dose, V nonincreasing:
+        at each node the volume at least ``x`` and then the volume above ``x`` (steps)."""
+        cached = self.__dict__.get("_curve_cache")
         if cached is None:
-            cached = np.cumsum(self.volumes_cc)
-            object.__setattr__(self, "_cum", cached)
-        return cached
-
-    @property
-    def _mid(self) -> np.ndarray:
-        cached = self.__dict__.get("_mid_cache")
-        if cached is None:
-            cached = self._cumulative - 0.5 * self.volumes_cc
-            object.__setattr__(self, "_mid_cache", cached)
+            cached = _build_curve(self.doses_gy, self.volumes_cc, self.spreads_gy)
+            object.__setattr__(self, "_curve_cache", cached)
         return cached
 
     def _require_samples(self) -> None:
@@ -110,15 +116,16 @@ class Dvh:
 
     @property
     def min_gy(self) -> float:
-        """Minimum sample dose (Gy) over the known part."""
+        """Minimum dose (Gy) over the known part: the lowest end of the sample spreads."""
         self._require_samples()
-        return float(self.doses_gy[-1])
+        return float(self._curve[0][0])
 
     @property
     def max_gy(self) -> float:
-        """Maximum sample dose (Gy) over the known part (a point dose: see D0.03cc)."""
+        """Maximum dose (Gy) over the known part: the highest end of the sample spreads (a
+        point dose; see D0.03cc for a volume-based maximum)."""
         self._require_samples()
-        return float(self.doses_gy[0])
+        return float(self._curve[0][-1])
 
     @property
     def mean_gy(self) -> float:
@@ -152,7 +159,20 @@ class Dvh:
                 f"D{v_cc:g}cc reaches into the {self.unknown_volume_cc:.4g} cc of the structure "
                 "outside the dose grid (dose unknown)"
             )
-        return float(np.interp(v_cc, self._mid, self.doses_gy))
+        return self._dose_at(v_cc)
+
+    def _dose_at(self, v_cc: float) -> float:
+        """The largest dose ``x`` with ``V(x) >= v_cc`` on the polyline."""
+        x, vol = self._curve
+        if v_cc <= 0:
+            return float(x[-1])
+        # vol is nonincreasing: last polyline point still holding >= v_cc
+        p = int(np.searchsorted(-vol, -v_cc * (1 + 1e-12), side="right")) - 1
+        p = max(p, 0)
+        if p >= x.size - 1 or x[p + 1] == x[p]:
+            return float(x[p])
+        t = (vol[p] - v_cc) / (vol[p] - vol[p + 1]) if vol[p] > vol[p + 1] else 1.0
+        return float(x[p] + min(max(t, 0.0), 1.0) * (x[p + 1] - x[p]))
 
     def dose_at_volume_pct(self, pct: float) -> float:
         """D{pct}% (Gy): the minimum dose to the hottest ``pct`` % of the whole structure."""
@@ -173,7 +193,7 @@ class Dvh:
                 f"DC{v_cc:g}cc asks for {v_cc:g} cc of a structure with {known:.4g} cc "
                 "of known dose"
             )
-        return float(np.interp(max(known - v_cc, 0.0), self._mid, self.doses_gy))
+        return self._dose_at(max(known - v_cc, 0.0))
 
     # ---------------------------------------------------------------- volume at dose
 
@@ -184,19 +204,18 @@ class Dvh:
             raise ValueError(f"dose must be finite, got {d_gy}")
         if self.volumes_cc.size == 0:
             return 0.0
-        d = self.doses_gy
-        threshold = d_gy - DOSE_RTOL * max(abs(d_gy), 1.0)
-        # number of samples at or above the dose (d is descending)
-        count = int(np.searchsorted(-d, -threshold, side="right"))
-        if count == 0:
+        x, vol = self._curve
+        at = d_gy - DOSE_RTOL * max(abs(d_gy), 1.0)  # "at least", up to floating-point noise
+        # last polyline point with x <= at: its V applies on the segment to the next point
+        p = int(np.searchsorted(x, at, side="right")) - 1
+        if p < 0:
+            return float(vol[0])
+        if p >= x.size - 1:
             return 0.0
-        if count == d.size:
-            return self.known_volume_cc
-        i = count - 1
-        m = self._mid
-        hi, lo = d[i], d[i + 1]
-        frac = 0.0 if hi <= lo else min(max((hi - d_gy) / (hi - lo), 0.0), 1.0)
-        return float(m[i] + frac * (m[i + 1] - m[i]))
+        if x[p + 1] == x[p]:
+            return float(vol[p + 1])
+        t = (at - x[p]) / (x[p + 1] - x[p])
+        return float(vol[p] + t * (vol[p + 1] - vol[p]))
 
     def volume_at_dose_pct(self, d_gy: float) -> float:
         """V{d}Gy (%): volume receiving at least ``d_gy`` in % of the whole structure volume."""
@@ -236,3 +255,49 @@ class Dvh:
         edges = np.arange(0.0, top + 2 * bin_gy, bin_gy)
         hist, _ = np.histogram(self.doses_gy, bins=edges, weights=self.volumes_cc)
         return 0.5 * (edges[:-1] + edges[1:]), hist
+
+
+def _build_curve(d: np.ndarray, v: np.ndarray, w: np.ndarray | None):
+    """Polyline of the cumulative DVH: ascending dose nodes ``x`` (each twice: volume at least
+    the node, then volume strictly above it) and the volumes ``V`` there."""
+    if w is None:
+        w = np.zeros_like(d)
+    # spreads below MIN_SPREAD_REL of the dose scale are rounding noise: point masses
+    step = w <= MIN_SPREAD_REL * max(float(np.max(np.abs(d))) if d.size else 0.0, 1.0)
+    # point masses: V_step(x) = sum of v with d >= x
+    ds, vs = d[step][::-1], v[step][::-1]  # ascending dose
+    # spread samples: V(x) = A(x) - B(x) with suffix sums over sorted interval ends
+    dw, vw, ww = d[~step], v[~step], w[~step]
+    lower, upper = dw - ww / 2, dw + ww / 2
+    nodes = np.unique(np.concatenate([ds, lower, upper]))
+
+    def suffix(keys, weights):
+        order = np.argsort(keys, kind="stable")
+        k = keys[order]
+        c = np.concatenate([np.cumsum(weights[order][::-1])[::-1], [0.0]])
+        return k, c
+
+    def above(k, c, x, strict):
+        return c[np.searchsorted(k, x, side="right" if strict else "left")]
+
+    rate = vw / ww if ww.size else vw
+    ku, s0u = suffix(upper, rate)
+    _, s1u = suffix(upper, rate * upper)
+    kl, s0l = suffix(lower, rate)
+    _, s1l = suffix(lower, rate * lower)
+    spread = (above(ku, s1u, nodes, True) - nodes * above(ku, s0u, nodes, True)) - (
+        above(kl, s1l, nodes, True) - nodes * above(kl, s0l, nodes, True)
+    )
+    # samples whose whole interval lies above the node count fully (the B term removes them
+    # only where lower > node), so the formula holds; clip rounding noise
+    ksd, cs = suffix(ds, vs)
+    at_least = spread + above(ksd, cs, nodes, False)
+    strictly = spread + above(ksd, cs, nodes, True)
+    x = np.repeat(nodes, 2)
+    vol = np.empty(x.size)
+    vol[0::2] = at_least
+    vol[1::2] = strictly
+    total = float(np.sum(v))
+    vol = np.clip(vol, 0.0, total)
+    vol = np.minimum.accumulate(vol)  # enforce monotone against rounding
+    return x, vol

@@ -33,6 +33,8 @@ from rtqa.model import DoseGrid
 
 #: Points (sub-cells) used at most per isodose surface.
 MAX_SURFACE_POINTS = 4_000_000
+#: Sub-cells per axis when a voxel straddles the 2 cm surface.
+SUBCELLS = 4
 #: Distance (mm) of the D2cm rule.
 D2CM_MM = 20.0
 
@@ -116,8 +118,11 @@ class _Field:
         pts[..., 2] = c[:, 2:3] + oz[None] * dz[:, None]
         # z cell edges of uneven frames: keep sub-cells inside the voxel's z extent
         vol = np.repeat(dz * self.dx * self.dy / f**3, f**3)
-        h = np.repeat(np.column_stack([np.full(dz.size, self.dx / f), np.full(dz.size, self.dy / f),
-                                       dz / f]), f**3, axis=0)  # fmt: skip
+        h = np.repeat(
+            np.column_stack([np.full(dz.size, self.dx / f), np.full(dz.size, self.dy / f), dz / f]),
+            f**3,
+            axis=0,
+        )
         return pts.reshape(-1, 3), vol, h
 
     def isodose_volume_cc(self, level: float, body: Occupancy | None, targets) -> float:
@@ -167,8 +172,11 @@ class _Field:
         nz_, ny_, nx_ = np.nonzero(target.values > 0)
         if nz_.size == 0:
             return math.nan
-        box = [(x[nx_].min(), x[nx_].max()), (y[ny_].min(), y[ny_].max()),
-               (z[nz_].min(), z[nz_].max())]  # fmt: skip
+        box = [
+            (x[nx_].min(), x[nx_].max()),
+            (y[ny_].min(), y[ny_].max()),
+            (z[nz_].min(), z[nz_].max()),
+        ]
         near_axes = [
             (c >= lo - reach) & (c <= hi + reach)
             for c, (lo, hi) in zip((g.x_mm, g.y_mm, g.z_mm), box, strict=True)
@@ -177,28 +185,33 @@ class _Field:
         body_ok = self._body_mask(body)
         far_vals = g.dose_gy[~near_box & body_ok]
         best = float(far_vals.max()) if far_vals.size else -math.inf
-        idx = np.nonzero(near_box)
+        idx = np.nonzero(near_box & body_ok & (self.hi > best))
         centres = self.centres(idx)
         dc = distance_to(target, centres, distance_mm)
-        far_c = (dc >= distance_mm) & body_ok[idx]
+        far_c = dc >= distance_mm
         if far_c.any():
             best = max(best, float(g.dose_gy[idx][far_c].max()))
-        # voxels (near or far) whose interior may be hotter than the best so far
-        hot = self.hi[idx] > best
-        split = hot & (dc + half_diag >= distance_mm)
-        far_hot = (~near_box) & (self.hi > best)
-        for sel, exact in (((a[split] for a in idx), True), (np.nonzero(far_hot), False)):
-            sub = tuple(sel)
-            if sub[0].size == 0:
+        # voxels whose interior may be hotter than the best so far: sub-cells, hottest first
+        split = (self.hi[idx] > best) & (dc + half_diag >= distance_mm)
+        far_hot = np.nonzero((~near_box) & body_ok & (self.hi > best))
+        for sel, exact in ((tuple(a[split] for a in idx), True), (far_hot, False)):
+            if sel[0].size == 0:
                 continue
-            pts, _, _ = self._subcells(sub, 4)
-            ok = np.ones(pts.shape[0], dtype=bool)
-            if exact:
-                ok = distance_to(target, pts, distance_mm) >= distance_mm
-            if body is not None:
-                ok &= _lookup(body, pts) >= 0.5
-            if ok.any():
-                best = max(best, float(self.at(pts[ok]).max()))
+            pts, _, _ = self._subcells(sel, SUBCELLS)
+            dose_pts = self.at(pts)
+            order = np.argsort(-dose_pts, kind="stable")
+            for s in range(0, order.size, 20_000):
+                chunk = order[s : s + 20_000]
+                if dose_pts[chunk[0]] <= best:
+                    break
+                chunk = chunk[dose_pts[chunk] > best]
+                ok = np.ones(chunk.size, dtype=bool)
+                if exact:
+                    ok = distance_to(target, pts[chunk], distance_mm) >= distance_mm
+                if body is not None:
+                    ok &= _lookup(body, pts[chunk]) >= 0.5
+                if ok.any():
+                    best = max(best, float(dose_pts[chunk][ok].max()))
         return best if best > -math.inf else math.nan
 
     def _body_mask(self, body: Occupancy | None) -> np.ndarray:
@@ -207,10 +220,8 @@ class _Field:
         if body is None:
             return np.ones(g.dose_gy.shape, dtype=bool)
         mask = np.zeros(g.dose_gy.shape, dtype=bool)
-        k, j, i = np.nonzero(np.ones(g.dose_gy.shape[:1] + (1, 1), dtype=bool))
-        del k, j, i
+        gx, gy = np.meshgrid(g.x_mm, g.y_mm)
         for kk in range(g.z_mm.size):
-            gx, gy = np.meshgrid(g.x_mm, g.y_mm)
             pts = np.column_stack([gx.ravel(), gy.ravel(), np.full(gx.size, g.z_mm[kk])])
             mask[kk] = (_lookup(body, pts) >= 0.5).reshape(gx.shape)
         return mask

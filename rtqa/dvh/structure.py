@@ -56,8 +56,8 @@ def occupancy_dvh(
 ) -> StructureDvh:
     """DVH of an occupancy (a derived structure such as lungs minus GTV) on ``dose``, which
     must be the grid the occupancy's lattice was built on."""
-    doses, vols = sample_doses(occ, dose)
-    dvh = Dvh.from_samples(doses, vols, occ.outside_cc)
+    doses, vols, spreads = sample_doses(occ, dose)
+    dvh = Dvh.from_samples(doses, vols, occ.outside_cc, spreads)
     notes: list[Note] = []
     total = dvh.total_volume_cc
     if occ.outside_cc > OUTSIDE_NOTE_FRACTION * max(total, 1e-12):

@@ -69,11 +69,13 @@ def surface_points(slabs: SlabStack, step_mm: float | None = None) -> np.ndarray
             if face.is_empty or face.area <= 0:
                 continue
             xmin, ymin, xmax, ymax = face.bounds
-            gx, gy = np.meshgrid(np.arange(xmin, xmax + step_mm, step_mm),
-                                 np.arange(ymin, ymax + step_mm, step_mm))  # fmt: skip
+            gx, gy = np.meshgrid(
+                np.arange(xmin, xmax + step_mm, step_mm), np.arange(ymin, ymax + step_mm, step_mm)
+            )
             inside = shapely.contains_xy(face, gx, gy)
-            pts = np.concatenate([np.column_stack([gx[inside], gy[inside]]),
-                                  _boundary_points(face, step_mm)])  # fmt: skip
+            pts = np.concatenate(
+                [np.column_stack([gx[inside], gy[inside]]), _boundary_points(face, step_mm)]
+            )
             chunks.append(np.column_stack([pts, np.full(pts.shape[0], z)]))
     return np.concatenate(chunks) if chunks else np.empty((0, 3))
 

@@ -37,7 +37,7 @@ from rtqa.model import DoseGrid, Roi
 #: Minimum number of cells a structure is sampled with (when MAX_FACTOR allows).
 MIN_SAMPLES = 20_000
 #: Largest subdivision of a dose voxel along one axis.
-MAX_FACTOR = 10
+MAX_FACTOR = 16
 #: Largest number of lattice cells in a structure's bounding box (bounds memory).
 MAX_CELLS = 30_000_000
 
@@ -332,23 +332,44 @@ def _limit_cells(factors, slabs: SlabStack, grid: DoseGrid) -> tuple[int, int, i
     return tuple(f)  # type: ignore[return-value]
 
 
-def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 2_000_000):
-    """Doses (Gy, trilinear at the cell centres) and volumes (cc) of the occupied cells of
-    ``occ``. The dose is clamped (not extrapolated) in the outer half voxel of the grid."""
+def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 1_000_000):
+    """Doses (Gy, trilinear at the cell centres), volumes (cc) and dose spreads (Gy) of the
+    occupied cells of ``occ``. The dose is clamped (not extrapolated) in the outer half voxel of
+    the grid. The spread of a cell is ``sqrt(sum_a (D(c + h_a/2) - D(c - h_a/2))^2)`` over the
+    three axes: the width of the uniform distribution with the variance of a linear dose over
+    the cell (exact when the gradient lies along an axis); see :class:`rtqa.dvh.core.Dvh`."""
     k, j, i = np.nonzero(occ.values > 0)
     vols = (occ.values[k, j, i] * occ.cell_volumes_mm3()[k, 0, 0]) / 1000.0
     k0, j0, i0 = occ.offset
+    nz, ny, nx = occ.values.shape
     lat = occ.lattice
-    if lat.factors == (1, 1, 1):
-        return grid.dose_gy[k + k0, j + j0, i + i0].astype(float), vols.astype(float)
-    ax = _axis_weights(grid.x_mm, lat.x_mm[i0 : i0 + occ.values.shape[2]])
-    ay = _axis_weights(grid.y_mm, lat.y_mm[j0 : j0 + occ.values.shape[1]])
-    az = _axis_weights(grid.z_mm, lat.z_mm[k0 : k0 + occ.values.shape[0]])
+    x, y = lat.x_mm[i0 : i0 + nx], lat.y_mm[j0 : j0 + ny]
+    zc, half_dz = lat.z_mm[k0 : k0 + nz], 0.5 * lat.dz[k0 : k0 + nz]
+    centre = (
+        _axis_weights(grid.z_mm, zc),
+        _axis_weights(grid.y_mm, y),
+        _axis_weights(grid.x_mm, x),
+    )
+    shifted = (
+        (_axis_weights(grid.z_mm, zc - half_dz), _axis_weights(grid.z_mm, zc + half_dz)),
+        (_axis_weights(grid.y_mm, y - lat.dy / 2), _axis_weights(grid.y_mm, y + lat.dy / 2)),
+        (_axis_weights(grid.x_mm, x - lat.dx / 2), _axis_weights(grid.x_mm, x + lat.dx / 2)),
+    )
     doses = np.empty(k.size)
+    spreads = np.empty(k.size)
     for s in range(0, k.size, chunk):
-        doses[s : s + chunk] = trilinear(grid.dose_gy, az, ay, ax, k[s : s + chunk],
-                                         j[s : s + chunk], i[s : s + chunk])  # fmt: skip
-    return doses, vols.astype(float)
+        kk, jj, ii = k[s : s + chunk], j[s : s + chunk], i[s : s + chunk]
+        doses[s : s + chunk] = trilinear(grid.dose_gy, *centre, kk, jj, ii)
+        var = np.zeros(kk.size)
+        for axis in range(3):
+            lo_w, hi_w = list(centre), list(centre)
+            lo_w[axis], hi_w[axis] = shifted[axis]
+            diff = trilinear(grid.dose_gy, *hi_w, kk, jj, ii) - trilinear(
+                grid.dose_gy, *lo_w, kk, jj, ii
+            )
+            var += diff**2
+        spreads[s : s + chunk] = np.sqrt(var)
+    return doses, vols.astype(float), spreads
 
 
 def _axis_weights(centres: np.ndarray, at: np.ndarray):

@@ -4,7 +4,7 @@ Conventions
 -----------
 * A contour plane at ``z`` stands for the slab from halfway to its lower neighbour plane to
   halfway to its upper neighbour plane (so uneven plane spacing is handled exactly).
-* A step between planes larger than :data:`GAP_FACTOR` times the smaller of its neighbouring
+* A step between planes larger than :data:`GAP_FACTOR` times each of its neighbouring
   steps (or, for a structure of two planes, than ``spacing_mm`` where given) is a **gap**: the
   structure has separate parts there, and each part gets its own end caps instead of a slab
   bridging the gap. A step of 1.5x a neighbour is what a single missing plane in an even stack
@@ -110,7 +110,7 @@ def slab_stack(
     gap = np.zeros(steps.size, dtype=bool)
     for j, step in enumerate(steps):
         neighbours = [steps[k] for k in (j - 1, j + 1) if 0 <= k < steps.size]
-        ref = min(neighbours) if neighbours else spacing_mm
+        ref = max(neighbours) if neighbours else spacing_mm
         gap[j] = ref is not None and step > GAP_FACTOR * ref
     joined = steps[~gap]
     fallback = spacing_mm if spacing_mm else (float(np.median(joined)) if joined.size else None)

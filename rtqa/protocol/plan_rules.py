@@ -116,7 +116,9 @@ def choose_site(
         fitting = [
             s
             for s in usable
-            if any(_regimen_fits(r.total_gy, r.fractions, rx_gy, fractions) for r in fr.regimens_for(s))
+            if any(
+                _regimen_fits(r.total_gy, r.fractions, rx_gy, fractions) for r in fr.regimens_for(s)
+            )
         ]
         listed = "; ".join(f"{s}: {hits[s]}" for s in usable)
         if len(fitting) == 1:
@@ -209,7 +211,11 @@ def prescription(
         from rtqa.protocol.prescription import dose_from_name
 
         named = dose_from_name(rx.roi_name)
-        if rx.source != "ROI name" and named is not None and abs(named - rx.total_gy) > RX_TOLERANCE_GY:
+        if (
+            rx.source != "ROI name"
+            and named is not None
+            and abs(named - rx.total_gy) > RX_TOLERANCE_GY
+        ):
             problems.append(f"the ROI name says {named:g} Gy, the {rx.source} {rx.total_gy:g} Gy")
         per_fx = f" ({rx.total_gy / fractions:g} Gy x {fractions})" if fractions else ""
         out.append(
@@ -253,7 +259,10 @@ def prescription(
     for rx in rxs:
         if rx.total_gy is None:
             continue
-        fit = next((r for r in regimens if _regimen_fits(r.total_gy, r.fractions, rx.total_gy, fractions)), None)
+        fit = next(
+            (r for r in regimens if _regimen_fits(r.total_gy, r.fractions, rx.total_gy, fractions)),
+            None,
+        )
         given = f"{rx.total_gy:g} Gy/{fractions}"
         out.append(
             _finding(
@@ -387,12 +396,17 @@ def min_interval(fr: Fractionation, sched: Schedule, case_id: str | None = None)
 # --------------------------------------------------------------------------------------------
 
 
-def target_count(fr: Fractionation, names: Sequence[str], case_id: str | None = None) -> list[Finding]:
+def target_count(
+    fr: Fractionation, names: Sequence[str], case_id: str | None = None
+) -> list[Finding]:
     """Number of targets treated in the course within min/max."""
     out = []
     n = len(names)
     listed = ", ".join(f"'{t}'" for t in names) or "none"
-    for rule, sv, op in (("min_targets", fr.min_targets, ">="), ("max_targets", fr.max_targets, "<=")):
+    for rule, sv, op in (
+        ("min_targets", fr.min_targets, ">="),
+        ("max_targets", fr.max_targets, "<="),
+    ):
         if sv is None:
             continue
         limit = int(sv.value)  # type: ignore[arg-type]
@@ -441,7 +455,11 @@ def excluded_sites(
         sv = fr.excluded_sites[0]
         out.append(
             _finding(
-                "excluded_site", Status.PASS, f"no keyword of an excluded site ({names})", sv, case_id
+                "excluded_site",
+                Status.PASS,
+                f"no keyword of an excluded site ({names})",
+                sv,
+                case_id,
             )
         )
     return out

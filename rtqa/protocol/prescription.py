@@ -122,7 +122,9 @@ def target_prescription(
             )
     named = dose_from_name(roi.name)
     if named is not None:
-        return TargetRx(roi.name, named, fractions, "ROI name", f"TG-263 dose suffix in '{roi.name}'")
+        return TargetRx(
+            roi.name, named, fractions, "ROI name", f"TG-263 dose suffix in '{roi.name}'"
+        )
     if rx_args and roi.name in rx_args:
         return TargetRx(roi.name, rx_args[roi.name], fractions, "--rx", f"--rx {roi.name}=...")
     if plan is not None and single_target:

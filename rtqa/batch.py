@@ -1,0 +1,603 @@
+"""``rtqa batch``: check every course under a folder, resumably, one failure never stopping the rest.
+
+Flow: plan the courses (:func:`rtqa.check.plan_courses`, the same grouping as ``rtqa check``) ->
+key each course by the SHA-256 of its input files, the protocol file and the rtqa version ->
+skip keys whose result file exists (unless ``force``) -> run the rest on an executor (local
+processes or Dask, :mod:`rtqa.batch_exec`) writing each result atomically as it arrives ->
+rebuild ``summary.csv`` / ``summary.json`` from the result files.
+
+Output folder::
+
+    OUT/results/<course>--<key>.json         one rtqa-check JSON result per course (done)
+    OUT/results/<course>--<key>.failed.json  worker died / time limit: shown, retried next run
+    OUT/summary.csv, OUT/summary.json        one row per course, rebuilt from the results
+    OUT/runs.jsonl                           runtime and peak memory of each computed course
+    OUT/.plan-cache.json                     planned courses and file digests (by size, mtime)
+
+Exit code: 1 if a course deviates, else 3 if a course could not be read or run, else 4 if a
+course is not fully evaluable, else 0 (2 usage, 130 interrupted).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rtqa import __version__
+from rtqa.batch_progress import Progress
+from rtqa.batch_store import (
+    KEY_CHARS,
+    ResultStore,
+    StoredResult,
+    atomic_write_text,
+    file_digest,
+    key_from_digests,
+)
+from rtqa.batch_task import CourseTask, Outcome
+from rtqa.errors import (
+    EXIT_DEVIATION,
+    EXIT_NOT_EVALUABLE,
+    EXIT_OK,
+    EXIT_UNREADABLE,
+    UsageError,
+)
+
+SUMMARY_SCHEMA = "rtqa-batch-summary/1"
+PLAN_CACHE = ".plan-cache.json"
+RUN_LOG = "runs.jsonl"
+EXTRA_FORMATS = {"csv": "findings.csv", "junit": "junit.xml"}
+
+SUMMARY_COLUMNS = (
+    "course_id",
+    "patient_id",
+    "plans",
+    "fractions",
+    "prescription_gy",
+    "status",
+    "exit_code",
+    "major",
+    "minor",
+    "not_evaluable",
+    "pass",
+    "info",
+    "worst_finding",
+    "runtime_s",
+    "error",
+    "result_file",
+)
+
+
+@dataclass
+class BatchOptions:
+    """Settings of one ``rtqa batch`` run."""
+
+    root: str
+    out: str
+    protocol: str | None = None
+    workers: int | None = None
+    scheduler: str | None = None
+    local_cluster: bool = False
+    force: bool = False
+    timeout: float | None = None
+    key_file: str | None = None  # set: pseudonymise with this key
+    quiet: bool = False
+    format_extra: tuple[str, ...] = ()
+    check_options: dict[str, Any] = field(default_factory=dict)  # other CheckOptions fields
+    progress_mode: str | None = None  # bar | log | quiet; None: bar on a terminal, else log
+
+
+@dataclass
+class BatchReport:
+    """What a batch run did and found."""
+
+    planned: int
+    skipped: int
+    computed: int
+    rows: list[dict[str, Any]]
+    exit_code: int
+    out_dir: Path
+    summary_csv: Path
+    summary_json: Path
+
+
+# --------------------------------------------------------------------------------------------
+# Planning: courses, content keys, the cache that makes a rerun cheap
+# --------------------------------------------------------------------------------------------
+
+
+def _tree_state(root: Path, exclude: Path) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of every file under ``root`` except under ``exclude``."""
+    state = []
+    exclude_s = str(exclude.resolve())
+    for folder, dirs, files in os.walk(root):
+        if str(Path(folder).resolve()).startswith(exclude_s):
+            dirs[:] = []
+            continue
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            state.append((path, st.st_size, st.st_mtime_ns))
+    return state
+
+
+def _digest_cached(path: str, cache: dict[str, list], fresh: dict[str, list]) -> str:
+    st = os.stat(path)
+    hit = cache.get(path)
+    if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+        digest = hit[2]
+    else:
+        digest = file_digest(path)
+    fresh[path] = [st.st_size, st.st_mtime_ns, digest]
+    return digest
+
+
+def plan(options: BatchOptions, protocol_file: Path) -> list[tuple[str, list[str]]]:
+    """The courses under the root and their files; reuses the cached plan when no file under
+    the root changed (size and modification time) and the options are the same."""
+    from rtqa.check import CheckOptions, plan_courses
+
+    out = Path(options.out)
+    cache_path = out / PLAN_CACHE
+    state = _tree_state(Path(options.root), out)
+    check_opts = {**options.check_options, "protocol": str(protocol_file)}
+    fingerprint = key_from_digests(
+        [f"{p}\x00{s}\x00{m}" for p, s, m in state],
+        file_digest(protocol_file),
+        __version__,
+        json.dumps(check_opts, sort_keys=True, default=str),
+    )
+    cache = _read_json(cache_path)
+    if not options.force and cache.get("fingerprint") == fingerprint:
+        return [(c, list(f)) for c, f in cache["courses"]]
+    courses = with_unclaimed(plan_courses([options.root], CheckOptions(**check_opts)), state)
+    cache_doc = {
+        "fingerprint": fingerprint,
+        "courses": courses,
+        "digests": cache.get("digests", {}),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cache_path, json.dumps(cache_doc))
+    return courses
+
+
+def with_unclaimed(
+    courses: list[tuple[str, list[str]]], state: list[tuple[str, int, int]]
+) -> list[tuple[str, list[str]]]:
+    """Add to each course the files of its folders that no course claimed (a truncated dose, a
+    file that is not DICOM ...): the check then reports why they were unusable, and the course's
+    key changes when they are repaired."""
+    claimed = {os.path.abspath(f) for _, files in courses for f in files}
+    unclaimed: dict[str, list[str]] = {}
+    for path, _, _ in state:
+        if os.path.abspath(path) not in claimed:
+            unclaimed.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
+    result = []
+    for course_id, files in courses:
+        folders = dict.fromkeys(os.path.dirname(os.path.abspath(f)) for f in files)
+        extra = [p for d in folders for p in unclaimed.get(d, [])]
+        result.append((course_id, [*files, *extra]))
+    return result
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def make_tasks(
+    courses: list[tuple[str, list[str]]],
+    options: BatchOptions,
+    protocol_file: Path,
+    pseudonym_key: bytes | None,
+) -> list[CourseTask]:
+    """One task per course, keyed by its content (digests cached by size and mtime)."""
+    from rtqa.dicom.scan import safe_name
+
+    cache_path = Path(options.out) / PLAN_CACHE
+    cache_doc = _read_json(cache_path)
+    old = {} if options.force else cache_doc.get("digests", {})
+    fresh: dict[str, list] = {}
+    protocol_digest = file_digest(protocol_file)
+    extra = json.dumps(options.check_options, sort_keys=True, default=str)
+    psn = None
+    if pseudonym_key is not None:
+        from rtqa.pseudonym import Pseudonymizer
+
+        psn = Pseudonymizer(pseudonym_key)
+        extra += "\x00pseudonymised:" + psn.fingerprint
+    tasks = []
+    stems: set[str] = set()
+    for course_id, files in courses:
+        digests = [_digest_cached(p, old, fresh) for p in files]
+        key = key_from_digests(digests, protocol_digest, __version__, extra)
+        if psn is not None:
+            from rtqa.pseudonym import course_pseudonym
+
+            stem = course_pseudonym(psn, "", course_id)
+        else:
+            stem = safe_name(course_id)[:80]
+        while stem.lower() in stems:
+            stem += "_"
+        stems.add(stem.lower())
+        tasks.append(
+            CourseTask(
+                course_id=course_id,
+                files=tuple(files),
+                key=key,
+                stem=stem,
+                check_options={**options.check_options, "protocol": _protocol_arg(options)},
+                root=os.path.abspath(options.root),
+                pseudonym_key=pseudonym_key,
+            )
+        )
+    if cache_doc:
+        cache_doc["digests"] = fresh
+        atomic_write_text(cache_path, json.dumps(cache_doc))
+    return tasks
+
+
+def _protocol_arg(options: BatchOptions) -> str | None:
+    """The protocol as workers get it: a file given by path becomes absolute (workers may run
+    in another folder); a name stays a name (so the default protocol is still reported so)."""
+    name = options.protocol
+    if name and os.path.isfile(name):
+        return os.path.abspath(name)
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+def _append_run_log(out: Path, outcome: Outcome) -> None:
+    line = json.dumps(
+        {
+            "key": outcome.key[:KEY_CHARS],
+            "course": outcome.stem,
+            "status": outcome.status,
+            "runtime_s": round(outcome.runtime_s, 4),
+            "peak_rss_mb": None if outcome.peak_rss_mb is None else round(outcome.peak_rss_mb, 1),
+            "worker": outcome.worker,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
+    fd = os.open(out / RUN_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_run_log(out: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The latest run-log entry per short key (a torn last line is ignored)."""
+    entries: dict[str, dict[str, Any]] = {}
+    try:
+        lines = (Path(out) / RUN_LOG).read_text("utf-8").splitlines()
+    except OSError:
+        return entries
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "key" in entry:
+            entries[entry["key"]] = entry
+    return entries
+
+
+def resolve_protocol(name: str | None) -> Path:
+    """The protocol file for ``name`` (default protocol when None), validated now so that a bad
+    constraint file stops the batch before any course (exit 2)."""
+    from rtqa.protocol.loader import DEFAULT_PROTOCOL, find_protocol, load_protocol_file
+
+    path = find_protocol(name or DEFAULT_PROTOCOL)
+    load_protocol_file(path)
+    return path.resolve()
+
+
+def run_batch(
+    options: BatchOptions,
+    *,
+    executor_factory: Callable[..., Any] | None = None,
+    progress: Progress | None = None,
+) -> BatchReport:
+    """Run a batch (see the module docstring); KeyboardInterrupt propagates after the summary
+    of what was finished has been written."""
+    from rtqa.batch_exec import make_executor
+
+    root = Path(options.root)
+    if not root.is_dir():
+        raise UsageError(f"batch root is not a folder: {options.root}")
+    for fmt in options.format_extra:
+        if fmt not in EXTRA_FORMATS:
+            known = ", ".join(EXTRA_FORMATS)
+            raise UsageError(f"--format-extra {fmt!r}: choose from {known}")
+    if options.timeout is not None and options.timeout <= 0:
+        raise UsageError(f"--timeout {options.timeout}: must be > 0 s")
+    if options.workers is not None and options.workers < 1:
+        raise UsageError(f"--workers {options.workers}: must be >= 1")
+    pseudonym_key = None
+    if options.key_file is not None:
+        from rtqa.pseudonym import load_key
+
+        pseudonym_key = load_key(options.key_file)
+    protocol_file = resolve_protocol(options.protocol)
+
+    store = ResultStore(options.out)
+    store.prepare()
+    courses = plan(options, protocol_file)
+    tasks = make_tasks(courses, options, protocol_file, pseudonym_key)
+    stored = store.stored()
+    todo = [
+        t
+        for t in tasks
+        if options.force or t.key[:KEY_CHARS] not in stored or stored[t.key[:KEY_CHARS]].failed
+    ]
+    skipped = len(tasks) - len(todo)
+    retried = sum(1 for t in todo if t.key[:KEY_CHARS] in stored and not options.force)
+    mode = "quiet" if options.quiet else options.progress_mode
+    progress = progress or Progress(len(todo), mode=mode)
+    progress.message(
+        f"{len(tasks)} course{'s' if len(tasks) != 1 else ''} under {options.root}: "
+        f"{skipped} already done (skipped), {len(todo)} to check"
+        + (f" ({retried} failed before: retried)" if retried else "")
+    )
+    computed = 0
+    try:
+        if todo:
+            factory = executor_factory or make_executor
+            executor = factory(
+                workers=options.workers,
+                timeout=options.timeout,
+                scheduler=options.scheduler,
+                local_cluster=options.local_cluster,
+            )
+            try:
+                progress.message(f"running on {executor.describe()}")
+                for outcome in executor.run(todo):
+                    store.write(outcome.stem, outcome.key, outcome.text, failed=outcome.retry)
+                    _append_run_log(store.out_dir, outcome)
+                    computed += 1
+                    progress.update(outcome.stem, outcome.status, outcome.runtime_s, outcome.error)
+            finally:
+                executor.close()
+    finally:
+        progress.close()
+        report = write_summary(options, tasks, skipped, computed, protocol_file, pseudonym_key)
+    progress.message(
+        f"{report.planned} courses: {skipped} skipped, {computed} checked; "
+        f"summary in {report.summary_csv}"
+    )
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Summary, rebuilt from the result files
+# --------------------------------------------------------------------------------------------
+
+_STATUS_RANK = {"pass": 0, "info": 1, "not_evaluable": 2, "minor": 3, "major": 4}
+
+
+def worst_finding(doc: dict[str, Any]) -> str:
+    """The most severe non-info finding of a result as one line ("" when all pass)."""
+    worst = None
+    for f in doc.get("findings", []):
+        rank = _STATUS_RANK.get(f.get("status"), 0)
+        if f.get("status") in ("pass", "info"):
+            continue
+        if worst is None or rank > _STATUS_RANK[worst["status"]]:
+            worst = f
+    if worst is None:
+        return ""
+    what = " ".join(x for x in (worst.get("roi"), worst.get("metric")) if x) or worst["rule"]
+    if worst.get("value") is not None:
+        limit = worst.get("limits", {}).get("per_protocol") or worst.get("limits", {}).get("limit")
+        unit = f" {worst['unit']}" if worst.get("unit") else ""
+        against = f" (limit {limit})" if limit else ""
+        return f"{worst['status']}: {what} = {worst['value']:g}{unit}{against}"
+    return f"{worst['status']}: {what}: {worst.get('message', '')}".rstrip(": ")
+
+
+def _join(values: list[Any]) -> str:
+    return "; ".join("" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values)
+
+
+def summary_row(doc: dict[str, Any], stored: StoredResult, out: Path, log: dict) -> dict[str, Any]:
+    """One summary row from one result document."""
+    plans = [p for p in doc.get("plans", []) if not p.get("prior")]
+    counts = doc.get("counts", {})
+    entry = log.get(stored.key, {})
+    status, error = doc.get("status", ""), doc.get("error", "")
+    if status != "error" and doc.get("exit_code") == EXIT_UNREADABLE:
+        # the check ran but the input could not be read: an error row, with the reason
+        status = "error"
+        reasons = [n["message"] for n in doc.get("notes", []) if n.get("level") == "error"]
+        error = "; ".join(dict.fromkeys(reasons)) or worst_finding(doc)
+    return {
+        "course_id": doc.get("course_id", ""),
+        "patient_id": doc.get("patient_id", ""),
+        "plans": _join([p.get("label") for p in plans]),
+        "fractions": _join([p.get("fractions") for p in plans]),
+        "prescription_gy": _join([p.get("prescription_gy") for p in plans]),
+        "status": status,
+        "exit_code": doc.get("exit_code"),
+        **{s: counts.get(s, 0) for s in ("major", "minor", "not_evaluable", "pass", "info")},
+        "worst_finding": worst_finding(doc),
+        "runtime_s": entry.get("runtime_s"),
+        "error": error,
+        "result_file": stored.path.relative_to(out).as_posix(),
+    }
+
+
+def batch_exit_code(rows: list[dict[str, Any]]) -> int:
+    """1 a deviation; else 3 a course unreadable or failed; else 4 not evaluable; else 0."""
+    codes = [r.get("exit_code") for r in rows]
+    if any(c == EXIT_DEVIATION for c in codes):
+        return EXIT_DEVIATION
+    if any(r.get("status") == "error" or r.get("exit_code") == EXIT_UNREADABLE for r in rows):
+        return EXIT_UNREADABLE
+    if any(c == EXIT_NOT_EVALUABLE for c in codes):
+        return EXIT_NOT_EVALUABLE
+    return EXIT_OK
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in SUMMARY_COLUMNS})
+    return buf.getvalue()
+
+
+def collect_rows(
+    out: str | os.PathLike[str], tasks: list[CourseTask]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(summary rows, result documents) of the planned courses that have a result file."""
+    out = Path(out)
+    stored = ResultStore(out).stored()
+    log = read_run_log(out)
+    rows, docs = [], []
+    for task in tasks:
+        item = stored.get(task.key[:KEY_CHARS])
+        if item is None:
+            continue
+        try:
+            doc = item.load()
+        except (OSError, ValueError) as exc:
+            doc = {"course_id": task.stem, "status": "error", "error": f"unreadable: {exc}"}
+        docs.append(doc)
+        rows.append(summary_row(doc, item, out, log))
+    return rows, docs
+
+
+def write_summary(
+    options: BatchOptions,
+    tasks: list[CourseTask],
+    skipped: int,
+    computed: int,
+    protocol_file: Path,
+    pseudonym_key: bytes | None,
+) -> BatchReport:
+    """Rebuild summary.csv / summary.json (and the extra formats) from the result files."""
+    out = Path(options.out)
+    rows, docs = collect_rows(out, tasks)
+    code = batch_exit_code(rows)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    summary = {
+        "schema": SUMMARY_SCHEMA,
+        "rtqa_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "root": None if pseudonym_key is not None else os.path.abspath(options.root),
+        "protocol": {"name": options.protocol, "file_sha256": file_digest(protocol_file)},
+        "pseudonymised": pseudonym_key is not None,
+        "courses": len(tasks),
+        "with_result": len(rows),
+        "pending": len(tasks) - len(rows),
+        "skipped": skipped,
+        "computed": computed,
+        "counts": dict(sorted(counts.items())),
+        "exit_code": code,
+        "rows": rows,
+    }
+    csv_path, json_path = out / "summary.csv", out / "summary.json"
+    atomic_write_text(csv_path, _csv_text(rows))
+    atomic_write_text(json_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    if options.format_extra:
+        from rtqa.report import render
+
+        renderables = [renderable_from_dict(d) for d in docs]
+        for fmt in options.format_extra:
+            atomic_write_text(out / EXTRA_FORMATS[fmt], render(renderables, fmt))
+    return BatchReport(
+        planned=len(tasks),
+        skipped=skipped,
+        computed=computed,
+        rows=rows,
+        exit_code=code,
+        out_dir=out,
+        summary_csv=csv_path,
+        summary_json=json_path,
+    )
+
+
+def renderable_from_dict(doc: dict[str, Any]):
+    """A result document (rtqa-check JSON) back as a CheckResult or CourseError for renderers."""
+    from rtqa.model import CheckResult, Finding, Level, Note, PlanSummary, Status
+    from rtqa.report import CourseError
+
+    created = _parse_time(doc.get("created"))
+    if doc.get("status") == "error":
+        return CourseError(
+            course_id=doc.get("course_id", ""),
+            message=doc.get("error", ""),
+            exit_code=int(doc.get("exit_code", EXIT_UNREADABLE)),
+            patient_id=doc.get("patient_id", ""),
+            rtqa_version=doc.get("rtqa_version", ""),
+            created=created,
+        )
+    protocol = doc.get("protocol", {})
+    findings = [
+        Finding(**{**f, "status": Status(f["status"]), "limits": dict(f.get("limits", {}))})
+        for f in doc.get("findings", [])
+    ]
+    return CheckResult(
+        course_id=doc["course_id"],
+        patient_id=doc.get("patient_id", ""),
+        plans=[PlanSummary(**p) for p in doc.get("plans", [])],
+        protocol_id=protocol.get("id", ""),
+        protocol_version=protocol.get("version", ""),
+        protocol_title=protocol.get("title", ""),
+        protocol_source=protocol.get("source", ""),
+        default_protocol=bool(protocol.get("default")),
+        findings=findings,
+        verdict=Status(doc["verdict"]),
+        exit_code=int(doc["exit_code"]),
+        rtqa_version=doc.get("rtqa_version", ""),
+        created=created,
+        notes=[Note(Level(n["level"]), n["message"], n.get("path"), n.get("attribute")) for n in doc.get("notes", [])],
+        input_hashes=dict(doc.get("input_hashes", {})),
+        grouping=doc.get("grouping", ""),
+    )
+
+
+def _parse_time(text: str | None) -> datetime:
+    try:
+        return datetime.fromisoformat(text) if text else datetime.now(UTC)
+    except ValueError:
+        return datetime.now(UTC)
+
+
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "BatchOptions",
+    "BatchReport",
+    "batch_exit_code",
+    "collect_rows",
+    "make_tasks",
+    "plan",
+    "renderable_from_dict",
+    "resolve_protocol",
+    "run_batch",
+    "summary_row",
+    "worst_finding",
+    "write_summary",
+]

@@ -1,0 +1,337 @@
+"""Executors that run :func:`rtqa.batch_task.compute_course` for many courses.
+
+Both executors have one method, ``run(tasks) -> Iterator[Outcome]``, yielding each course's
+outcome as soon as it is done (in completion order); a course whose worker dies or runs past the
+time limit yields an ``error`` outcome and the others go on.
+
+* :class:`LocalExecutor` (default): one fresh process per course, at most ``workers`` at a time,
+  forked from a ``forkserver`` that has already imported the pipeline (so a course starts in
+  milliseconds). A process per course rather than a long-lived pool because (a) a time limit can
+  be enforced by killing exactly that course's process, where a ``ProcessPoolExecutor`` cannot
+  cancel a running task and would have to be torn down with every innocent course in flight;
+  (b) a crash (``os._exit``, a segfault in a C extension, the OOM killer) takes down only that
+  course, with no ``BrokenProcessPool`` to recover from; (c) memory is returned after every
+  course, so a long batch does not grow. The cost, a fork per course, is small beside a check.
+* :class:`DaskExecutor`: ``client.submit`` / ``as_completed`` on a ``distributed`` cluster (an
+  existing scheduler, or a ``LocalCluster``). Each task runs the course in a child interpreter
+  (``python -m rtqa.batch_exec``) on the worker, so the same guarantees hold there: the time
+  limit kills the child, and a crashing course never kills the Dask worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+from rtqa.batch_task import (
+    TEST_HOOK_ENV,
+    CourseTask,
+    Outcome,
+    compute_course,
+    error_outcome,
+)
+from rtqa.errors import EXIT_INTERNAL, UsageError
+
+_POLL_S = 0.5
+
+
+def default_workers() -> int:
+    """Cores this process may run on (``sched_getaffinity`` where available)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "the worker process vanished"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (killed: out of memory?)" if -code == signal.SIGKILL else ""
+        return f"the worker process died from {name}{hint}"
+    return f"the worker process exited with status {code} before returning a result"
+
+
+# --------------------------------------------------------------------------------------------
+# Local: a process per course
+# --------------------------------------------------------------------------------------------
+
+
+def _child(task: CourseTask, conn: Connection, test_hook: str | None) -> None:
+    # children fork from a server started once: hand over the parent's test hook as it is now
+    if test_hook:
+        os.environ[TEST_HOOK_ENV] = test_hook
+    else:
+        os.environ.pop(TEST_HOOK_ENV, None)
+    try:
+        outcome = compute_course(task)
+        conn.send(outcome)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        conn.close()
+
+
+@dataclass
+class _Running:
+    task: CourseTask
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    started: float
+    outcome: Outcome | None = None
+
+
+class LocalExecutor:
+    """Courses in separate processes on this machine, ``workers`` at a time."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, timeout: float | None = None):
+        self.workers = workers or default_workers()
+        self.timeout = timeout
+        methods = multiprocessing.get_all_start_methods()
+        if "forkserver" in methods:
+            self._ctx = multiprocessing.get_context("forkserver")
+            self._ctx.set_forkserver_preload(["rtqa.batch_task", "rtqa.check", "rtqa.report"])
+        else:
+            self._ctx = multiprocessing.get_context("spawn")
+
+    def describe(self) -> str:
+        return f"{self.workers} local worker process{'es' if self.workers != 1 else ''}"
+
+    def run(self, tasks: Iterable[CourseTask]) -> Iterator[Outcome]:
+        pending = deque(tasks)
+        running: list[_Running] = []
+        try:
+            while pending or running:
+                while pending and len(running) < self.workers:
+                    running.append(self._start(pending.popleft()))
+                yield from self._reap(running)
+        finally:
+            for item in running:
+                if item.process.is_alive():
+                    item.process.kill()
+                item.process.join(5)
+                item.conn.close()
+
+    def _start(self, task: CourseTask) -> _Running:
+        recv, send = self._ctx.Pipe(duplex=False)
+        hook = os.environ.get(TEST_HOOK_ENV)
+        process = self._ctx.Process(target=_child, args=(task, send, hook), daemon=True)
+        process.start()
+        send.close()
+        return _Running(task, process, recv, time.monotonic())
+
+    def _reap(self, running: list[_Running]) -> Iterator[Outcome]:
+        now = time.monotonic()
+        wait_s = _POLL_S
+        if self.timeout is not None:
+            left = min(item.started + self.timeout - now for item in running)
+            wait_s = max(0.0, min(wait_s, left))
+        waitables = [item.conn for item in running if item.outcome is None]
+        waitables += [item.process.sentinel for item in running]
+        wait(waitables, timeout=wait_s)
+        now = time.monotonic()
+        for item in list(running):
+            if item.outcome is None and item.conn.poll():
+                try:
+                    item.outcome = item.conn.recv()
+                except (EOFError, OSError, pickle.UnpicklingError):
+                    item.outcome = None
+                    if item.process.is_alive():
+                        continue
+            if not item.process.is_alive() or item.outcome is not None:
+                item.process.join(5)
+                if item.process.is_alive():  # sent its result but does not exit
+                    item.process.kill()
+                    item.process.join()
+                running.remove(item)
+                item.conn.close()
+                if item.outcome is not None:
+                    yield item.outcome
+                else:
+                    yield error_outcome(
+                        item.task,
+                        _describe_exit(item.process.exitcode),
+                        EXIT_INTERNAL,
+                        retry=True,
+                        runtime_s=now - item.started,
+                    )
+            elif self.timeout is not None and now - item.started >= self.timeout:
+                item.process.kill()
+                item.process.join()
+                running.remove(item)
+                item.conn.close()
+                yield error_outcome(
+                    item.task,
+                    f"stopped after the time limit of {self.timeout:g} s",
+                    EXIT_INTERNAL,
+                    retry=True,
+                    runtime_s=now - item.started,
+                )
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------------------------
+# Dask distributed
+# --------------------------------------------------------------------------------------------
+
+DASK_MISSING = (
+    "Dask is not installed: --scheduler and --local-cluster need the optional extra "
+    "(pip install 'rtqa[dask]')"
+)
+
+
+def run_in_subprocess(task: CourseTask, timeout: float | None = None) -> Outcome:
+    """Check one course in a child interpreter (``python -m rtqa.batch_exec``): a crash or the
+    time limit ends only the child. Runs on Dask workers; needs nothing but rtqa installed."""
+    start = time.monotonic()
+    worker = f"{os.uname().nodename}:{os.getpid()}"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "rtqa.batch_exec"],
+            input=pickle.dumps(task),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return error_outcome(
+            task,
+            f"stopped after the time limit of {timeout:g} s",
+            EXIT_INTERNAL,
+            retry=True,
+            runtime_s=time.monotonic() - start,
+            worker=worker,
+        )
+    if proc.returncode == 0:
+        try:
+            return pickle.loads(proc.stdout)
+        except Exception:  # a garbled answer: treat as a crash
+            pass
+    return error_outcome(
+        task,
+        _describe_exit(proc.returncode),
+        EXIT_INTERNAL,
+        retry=True,
+        runtime_s=time.monotonic() - start,
+        worker=worker,
+    )
+
+
+class DaskExecutor:
+    """Courses as Dask tasks: an existing scheduler (``address``) or a LocalCluster."""
+
+    name = "dask"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        workers: int | None = None,
+        timeout: float | None = None,
+    ):
+        try:
+            import distributed
+        except ImportError:
+            raise UsageError(DASK_MISSING) from None
+        self.timeout = timeout
+        self._cluster = None
+        if address is None:
+            self._cluster = distributed.LocalCluster(
+                n_workers=workers or default_workers(),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                host="127.0.0.1",
+            )
+            address = self._cluster.scheduler_address
+        try:
+            self.client = distributed.Client(address, timeout="20s")
+        except OSError as exc:
+            self.close()
+            raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        self.address = address
+
+    def describe(self) -> str:
+        workers = len(self.client.scheduler_info().get("workers", {}))
+        where = "local Dask cluster" if self._cluster is not None else f"Dask at {self.address}"
+        return f"{where} with {workers} worker{'s' if workers != 1 else ''}"
+
+    def run(self, tasks: Iterable[CourseTask]) -> Iterator[Outcome]:
+        from distributed import as_completed
+
+        by_future = {}
+        for task in tasks:
+            future = self.client.submit(
+                run_in_subprocess, task, self.timeout, pure=False, key=f"rtqa-{task.key[:32]}"
+            )
+            by_future[future] = task
+        try:
+            for future in as_completed(by_future):
+                task = by_future[future]
+                try:
+                    yield future.result()
+                except Exception as exc:  # e.g. KilledWorker after repeated worker loss
+                    yield error_outcome(
+                        task,
+                        f"the Dask task failed: {type(exc).__name__}: {exc}",
+                        EXIT_INTERNAL,
+                        retry=True,
+                    )
+                future.release()
+        finally:
+            for future in by_future:
+                if not future.done():
+                    future.cancel()
+
+    def close(self) -> None:
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+
+def make_executor(
+    *,
+    workers: int | None = None,
+    timeout: float | None = None,
+    scheduler: str | None = None,
+    local_cluster: bool = False,
+) -> LocalExecutor | DaskExecutor:
+    """The executor for the command-line choice (local processes unless Dask is asked for)."""
+    if scheduler and local_cluster:
+        raise UsageError("--scheduler and --local-cluster exclude each other")
+    if scheduler or local_cluster:
+        return DaskExecutor(scheduler, workers=workers, timeout=timeout)
+    return LocalExecutor(workers, timeout)
+
+
+def _subprocess_main() -> int:
+    """``python -m rtqa.batch_exec``: read a pickled task on stdin, write the outcome on stdout."""
+    task = pickle.loads(sys.stdin.buffer.read())
+    outcome = compute_course(task)
+    sys.stdout.buffer.write(pickle.dumps(outcome))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_subprocess_main())

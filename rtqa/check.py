@@ -1,0 +1,286 @@
+"""The ``rtqa check`` pipeline: scan -> courses (:func:`rtqa.courses.group_courses`) -> evaluate
+each course against the protocol -> :class:`~rtqa.model.CheckResult`.
+
+Exit code of one course (``--fail-on minor|major``): 1 when a deviation at or above ``fail_on``
+exists; else 4 when something required is not evaluable; else 0; 3 when nothing of the course
+could be evaluated (no structure set or dose could be read).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rtqa.errors import (
+    EXIT_DEVIATION,
+    EXIT_NOT_EVALUABLE,
+    EXIT_OK,
+    EXIT_UNREADABLE,
+    InputError,
+    UsageError,
+)
+from rtqa.model import (
+    Case,
+    CheckResult,
+    Course,
+    Finding,
+    Level,
+    Note,
+    PlanSummary,
+    Status,
+    worst_status,
+)
+
+FAIL_ON = ("minor", "major")
+#: Completion window (days) used to group courses when the protocol sets none.
+DEFAULT_WINDOW_DAYS = 21
+
+
+@dataclass
+class CheckOptions:
+    """Settings of one ``rtqa check`` run (see the command's help for each)."""
+
+    protocol: str | None = None  # id / file stem / path; None -> default (NRG-BR002)
+    fail_on: str = "minor"  # minor | major
+    site: str | None = None
+    rx: dict[str, float] = field(default_factory=dict)  # --rx ROI=GY
+    mapping: dict[str, Any] = field(default_factory=dict)  # --map ProtocolName=ROI
+    separate: bool = False
+    current_label: str | None = None
+    priors: list[str] = field(default_factory=list)  # --prior DIR (repeatable)
+    prior_fractions: int | None = None
+    assume_aligned: bool = False
+    export_cumulative: str | None = None
+    alpha_beta: float | None = None
+    keep_context: bool = False  # keep CheckResult.context for HTML
+
+    def __post_init__(self) -> None:
+        if self.fail_on not in FAIL_ON:
+            raise UsageError(f"--fail-on {self.fail_on!r}: choose minor or major")
+        if self.alpha_beta is not None and not self.alpha_beta > 0:
+            raise UsageError(f"--alpha-beta {self.alpha_beta}: must be > 0 Gy")
+        if self.prior_fractions is not None and self.prior_fractions < 1:
+            raise UsageError(f"--prior-fractions {self.prior_fractions}: must be >= 1")
+
+
+def load_protocol_for(options: CheckOptions):
+    """The protocol to use and whether it is the default one."""
+    from rtqa.protocol.loader import load_protocol
+
+    return load_protocol(options.protocol), options.protocol is None
+
+
+def _window(protocol) -> int:
+    sv = protocol.fractionation.complete_within_days
+    return int(sv.value) if sv is not None else DEFAULT_WINDOW_DAYS
+
+
+def _scan(paths: list[str]):
+    from rtqa.dicom.scan import scan
+
+    result = scan(paths)
+    if not result.cases:
+        reasons = "; ".join(str(n) for n in result.notes[:5]) or "no DICOM files"
+        shown = ", ".join(paths)
+        raise InputError(f"nothing readable as DICOM-RT in {shown}: {reasons}")
+    return result
+
+
+def _courses(paths: list[str], options: CheckOptions, protocol) -> tuple[list[Course], Any]:
+    from rtqa.courses import group_courses
+
+    scanned = _scan(paths)
+    courses = group_courses(
+        scanned.cases,
+        _window(protocol),
+        current_label=options.current_label,
+        separate=options.separate,
+    )
+    if options.priors:
+        extra = _scan(list(options.priors)).cases
+        said = ", ".join(f"'{c.label}'" for c in extra)
+        courses = [
+            dataclasses.replace(
+                c,
+                priors=tuple(c.priors) + tuple(extra),
+                reason=f"{c.reason}; prior from --prior: {said}",
+            )
+            for c in courses
+        ]
+    return courses, scanned
+
+
+def _course_files(course: Course) -> list[str]:
+    files: list[str] = []
+    for case in (*course.cases, *course.priors):
+        files.extend(p for p in case.input_paths if p not in files)
+    return files
+
+
+def plan_courses(paths: list[str], options: CheckOptions) -> list[tuple[str, list[str]]]:
+    """(course id, every input file of the course including its priors) for each course."""
+    protocol, _ = load_protocol_for(options)
+    courses, _ = _courses(paths, options, protocol)
+    return [(c.course_id, _course_files(c)) for c in courses]
+
+
+def run_check(paths: list[str], options: CheckOptions) -> list[CheckResult]:
+    """Judge every course found under ``paths``."""
+    protocol, default = load_protocol_for(options)
+    courses, scanned = _courses(paths, options, protocol)
+    return [check_course(c, protocol, options, default, scanned.notes) for c in courses]
+
+
+def exit_code(findings: list[Finding], fail_on: str = "minor") -> int:
+    """1 for a deviation at or above ``fail_on``; else 4 if something is not evaluable; else 0."""
+    threshold = Status.MINOR if fail_on == "minor" else Status.MAJOR
+    statuses = {Status(f.status) for f in findings}
+    if any(s.rank >= threshold.rank for s in statuses if s is not Status.INFO):
+        return EXIT_DEVIATION
+    if Status.NOT_EVALUABLE in statuses:
+        return EXIT_NOT_EVALUABLE
+    return EXIT_OK
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_course(
+    course: Course,
+    protocol,
+    options: CheckOptions,
+    default_protocol: bool = False,
+    scan_notes: list[Note] | None = None,
+) -> CheckResult:
+    """Evaluate one course and fill its :class:`CheckResult`."""
+    from rtqa import __version__
+    from rtqa.protocol.evaluate import evaluate_course
+
+    ev = evaluate_course(course, protocol, options)
+    findings = ev.findings
+    findings += _prior(course, protocol, options, ev)
+    for f in findings:
+        if f.case_id is None and len(course.cases) == 1:
+            f.case_id = course.cases[0].case_id
+    notes: list[Note] = list(scan_notes or [])
+    for case in (*course.cases, *course.priors):
+        notes.extend(case.notes)
+        if case.plan is not None:
+            notes.extend(case.plan.notes)
+    notes.extend(ev.notes)
+    notes = list(dict.fromkeys(notes))
+    verdict = worst_status(findings)
+    code = exit_code(findings, options.fail_on)
+    if not any(c.structure_set is not None and c.dose is not None for c in course.cases):
+        code = EXIT_UNREADABLE if code != EXIT_DEVIATION else code
+    plans = [_summary(c, ev, prior=False) for c in course.cases]
+    plans += [_summary(c, ev, prior=True) for c in course.priors]
+    hashes: dict[str, str] = {}
+    for path in _course_files(course):
+        try:
+            hashes[path] = sha256(path)
+        except OSError as exc:
+            notes.append(Note(Level.WARNING, f"cannot hash: {exc.strerror or exc}", path))
+    return CheckResult(
+        course_id=course.course_id,
+        patient_id=course.patient_id,
+        plans=plans,
+        protocol_id=protocol.id,
+        protocol_version=protocol.version,
+        protocol_title=protocol.title,
+        protocol_source=str(protocol.path),
+        default_protocol=default_protocol,
+        findings=findings,
+        verdict=verdict,
+        exit_code=code,
+        rtqa_version=__version__,
+        created=datetime.now(UTC),
+        notes=notes,
+        input_hashes=hashes,
+        grouping=course.reason,
+        curves=ev.curves,
+        context=ev.context if options.keep_context else None,
+    )
+
+
+def _summary(case: Case, ev, prior: bool) -> PlanSummary:
+    plan = case.plan
+    rx = None
+    if plan is not None and plan.prescriptions:
+        rx = max(p.total_gy for p in plan.prescriptions)
+    if rx is None and not prior:
+        known = [
+            v
+            for name, v in ev.context.targets.items()
+            if v is not None and ev.context.target_cases.get(name) == case.case_id
+        ]
+        rx = max(known) if known else None
+    return PlanSummary(
+        case_id=case.case_id,
+        label=case.label,
+        sop_instance_uid=plan.sop_instance_uid if plan else None,
+        fractions=plan.fractions_planned if plan else None,
+        prescription_gy=rx,
+        approval_status=plan.approval_status if plan else None,
+        prior=prior,
+    )
+
+
+def _prior(course: Course, protocol, options: CheckOptions, ev) -> list[Finding]:
+    """Prior-radiation findings (group ``prior``) when a prior exists or the protocol asks."""
+    has_prior = bool(course.priors)
+    if not has_prior and protocol.prior_radiation is None:
+        return []
+    try:
+        from rtqa.protocol.prior_rules import PriorInput, evaluate_prior
+    except ModuleNotFoundError as exc:
+        if exc.name != "rtqa.protocol.prior_rules":
+            raise
+        status = Status.NOT_EVALUABLE if has_prior else Status.INFO
+        what = (
+            "a prior course was found but the prior-radiation rules are not available in this "
+            "installation: cumulative dose not judged"
+            if has_prior
+            else "no prior course found; the prior-radiation rules are not available in this "
+            "installation"
+        )
+        return [Finding(group="prior", rule="prior_radiation", status=status, message=what)]
+    ctx = ev.context
+    if ctx.dose is None:
+        return [
+            Finding(
+                group="prior",
+                rule="prior_radiation",
+                status=Status.NOT_EVALUABLE if has_prior else Status.INFO,
+                message="no course dose to add a prior course to",
+            )
+        ]
+    body = ctx.rois.get(ctx.body) if ctx.body else None
+    if body is None:
+        from rtqa.protocol.evaluate import _body_roi
+
+        ss = next((c.structure_set for c in course.cases if c.structure_set), None)
+        body = _body_roi(ss.rois) if ss is not None else None
+    inp = PriorInput(
+        course=course,
+        dose=ctx.dose,
+        fractions=ev.fractions or 1,
+        organs=dict(ctx.organs),
+        targets={n: (ctx.rois[n], rx) for n, rx in ctx.targets.items() if n in ctx.rois},
+        body=body,
+        prior_fractions=options.prior_fractions,
+        assume_aligned=options.assume_aligned,
+        export_cumulative=options.export_cumulative,
+        alpha_beta=options.alpha_beta,
+    )
+    found, pctx = evaluate_prior(inp, protocol)
+    ctx.prior = pctx
+    return list(found)

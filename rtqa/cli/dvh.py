@@ -1,0 +1,262 @@
+"""``rtqa dvh PATH...``: DVH metrics of every structure, without a protocol.
+
+PATHs are files or folders holding at least a structure set and a dose (a plan is optional).
+Without ``--metric`` the default set :data:`DEFAULT_METRICS` is reported (doses in Gy).
+``--rx`` gives the prescription (Gy) for metrics relative to it; otherwise the plan's is used.
+Plan-quality metrics (CI, CI_Paddick, GI, R50%, D2cm[%], HI) are computed for PTVs, with the
+isodose volumes counted inside the EXTERNAL (body) ROI when there is one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import click
+import numpy as np
+
+from rtqa.errors import InputError, UsageError
+from rtqa.model import Case, Level, Roi
+
+DEFAULT_METRICS = (
+    "Min[Gy]",
+    "Mean[Gy]",
+    "Max[Gy]",
+    "D98%[Gy]",
+    "D95%[Gy]",
+    "D50%[Gy]",
+    "D2%[Gy]",
+    "D0.03cc[Gy]",
+)
+TARGET_TYPES = ("PTV",)
+
+
+@click.command("dvh")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--metric", "metrics", multiple=True, help="TG-263 metric, e.g. D95%[Gy], V20Gy[%].")
+@click.option("--rx", "rx_gy", type=float, default=None, help="Prescription dose (Gy).")
+@click.option("--curves", is_flag=True, help="Add cumulative DVH curves (0.1 Gy steps).")
+@click.option("--compare-tps", is_flag=True, help="Compare with the DVHs stored in the RT Dose.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True
+)
+def dvh(paths, metrics, rx_gy, curves, compare_tps, fmt) -> None:
+    """DVH metrics of every structure in PATH... (structure set and dose; plan optional)."""
+    from rtqa.dicom.scan import scan
+    from rtqa.protocol.metrics import MetricSyntaxError, parse_metric
+
+    texts = list(metrics) or list(DEFAULT_METRICS)
+    try:
+        requests = [parse_metric(t) for t in texts]
+    except MetricSyntaxError as exc:
+        raise UsageError(str(exc)) from exc
+    if rx_gy is not None and not (math.isfinite(rx_gy) and rx_gy > 0):
+        raise UsageError(f"--rx must be a positive dose in Gy, got {rx_gy}")
+    result = scan(list(paths))
+    cases = [c for c in result.cases if c.structure_set is not None and c.dose is not None]
+    if not cases:
+        why = "; ".join(str(n) for n in result.notes if n.level is not Level.INFO)
+        raise InputError(
+            "no structure set with a dose was found" + (f" ({why})" if why else ""),
+            path=", ".join(paths),
+        )
+    reports = [_case_report(c, requests, rx_gy, curves, compare_tps) for c in cases]
+    if fmt == "json":
+        click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+    elif fmt == "csv":
+        click.echo(_csv(reports), nl=False)
+    else:
+        click.echo(_text(reports))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _case_rx(case: Case, rx_gy: float | None) -> float | None:
+    if rx_gy is not None:
+        return rx_gy
+    if case.plan is not None and case.plan.prescriptions:
+        return case.plan.prescriptions[0].total_gy
+    return None
+
+
+def _plane_spacing(rois: tuple[Roi, ...]) -> float | None:
+    steps = [np.diff([p.z_mm for p in r.planes]) for r in rois if len(r.planes) > 1]
+    steps = [s[s > 1e-3] for s in steps]
+    flat = np.concatenate(steps) if steps else np.empty(0)
+    return float(np.median(flat)) if flat.size else None
+
+
+def _case_report(case: Case, requests, rx_cli, curves: bool, compare_tps: bool) -> dict:
+    from rtqa.dvh import MetricUndefined, plan_quality, structure_dvh
+    from rtqa.geometry import occupancy
+    from rtqa.protocol.metrics import MetricNotEvaluable, evaluate
+
+    ss, dose = case.structure_set, case.dose
+    assert ss is not None and dose is not None
+    rx = _case_rx(case, rx_cli)
+    spacing = _plane_spacing(ss.rois)
+    warnings: list[str] = [str(n) for n in case.notes if n.level is not Level.INFO]
+    body_roi = next((r for r in ss.rois if r.interpreted_type == "EXTERNAL" and r.planes), None)
+    body_occ = None
+    wants_quality = any(r.is_quality for r in requests)
+    tps = {t.roi_number: t for t in dose.tps_dvhs}
+    rois = []
+    for roi in ss.rois:
+        entry: dict = {"roi": roi.name, "number": roi.number, "type": roi.interpreted_type}
+        if roi.is_empty:
+            kinds = "POINT" if roi.points else ("OPEN_PLANAR" if roi.open_contours else "no")
+            entry.update(volume_cc=None, volume_in_dose_grid_cc=None, metrics={})
+            entry["note"] = f"{kinds} contours only: no volume, no DVH"
+            rois.append(entry)
+            continue
+        try:
+            sd = structure_dvh(roi, dose, spacing_mm=spacing)
+        except ValueError as exc:
+            entry.update(volume_cc=None, volume_in_dose_grid_cc=None, metrics={})
+            entry["note"] = str(exc)
+            rois.append(entry)
+            continue
+        warnings += [n.message for n in sd.notes if n.level is not Level.INFO]
+        entry["volume_cc"] = sd.volume_cc
+        entry["volume_in_dose_grid_cc"] = sd.volume_in_grid_cc
+        quality = None
+        is_target = roi.interpreted_type in TARGET_TYPES or roi.name.upper().startswith("PTV")
+        if wants_quality and is_target and rx:
+            if body_roi is not None and body_occ is None:
+                body_occ = occupancy(body_roi, dose, spacing_mm=spacing)
+            others = [
+                occupancy(r, dose, spacing_mm=spacing)
+                for r in ss.rois
+                if r is not roi and r.planes and r.interpreted_type in TARGET_TYPES
+            ]
+            quality = plan_quality(sd.occupancy, dose, rx, body=body_occ, other_targets=others)
+        values: dict[str, float | None] = {}
+        for req in requests:
+            try:
+                if req.is_quality and not is_target:
+                    values[req.text] = None
+                    continue
+                values[req.text] = evaluate(req, sd.dvh, rx_gy=rx, quality=quality)
+            except (MetricUndefined, MetricNotEvaluable) as exc:
+                values[req.text] = None
+                warnings.append(f"ROI '{roi.name}': {req.text}: {exc}")
+        entry["metrics"] = values
+        if curves:
+            d, v = sd.dvh.cumulative(0.1)
+            total = sd.dvh.total_volume_cc
+            entry["curve"] = {
+                "dose_gy": np.round(d, 4).tolist(),
+                "volume_pct": np.round(100 * v / total, 4).tolist() if total else [],
+            }
+        if compare_tps:
+            entry["tps"] = _compare(sd, tps.get(roi.number))
+        rois.append(entry)
+    if compare_tps and not tps:
+        warnings.append("the RT Dose carries no DVHs (DVHSequence) to compare with")
+    if body_roi is None and wants_quality:
+        warnings.append("no EXTERNAL ROI: isodose volumes counted over the whole dose grid")
+    return {
+        "structure_set": ss.path,
+        "dose": dose.paths[0] if len(dose.paths) == 1 else list(dose.paths),
+        "prescription_gy": rx,
+        "rois": rois,
+        "warnings": warnings,
+    }
+
+
+def _compare(sd, tps) -> dict | None:
+    """Volume, mean and D95% from rtqa and from the planning system's DVH, with differences."""
+    if tps is None or tps.dose_gy.size == 0:
+        return None
+    vol = np.asarray(tps.volume_cc, float)
+    dose = np.asarray(tps.dose_gy, float)
+    total = tps.total_volume_cc if tps.total_volume_cc else float(vol.max())
+    if tps.mean_gy is not None:
+        mean = tps.mean_gy
+    else:  # mean of a cumulative DVH: integral of V(d) over d, divided by the volume
+        mean = float(np.sum(0.5 * (vol[1:] + vol[:-1]) * np.diff(dose)) / total) if total else None
+    order = np.argsort(vol)
+    d95 = float(np.interp(0.95 * total, vol[order], dose[order])) if total else None
+    ours = {
+        "volume_cc": sd.dvh.total_volume_cc,
+        "mean_gy": sd.dvh.mean_gy,
+        "D95%_gy": sd.dvh.dose_at_volume_pct(95),
+    }
+    theirs = {"volume_cc": total, "mean_gy": mean, "D95%_gy": d95}
+    diff = {k: (ours[k] - theirs[k]) if theirs[k] is not None else None for k in ours}
+    return {"rtqa": ours, "tps": theirs, "difference": diff}
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _text(reports: list[dict]) -> str:
+    lines: list[str] = []
+    for rep in reports:
+        rx = rep["prescription_gy"]
+        lines.append(f"Structure set: {rep['structure_set']}")
+        lines.append(f"Dose: {rep['dose']}")
+        lines.append(f"Prescription: {_fmt(rx)} Gy" if rx else "Prescription: unknown")
+        names = []
+        for r in rep["rois"]:
+            names += [m for m in r.get("metrics", {}) if m not in names]
+        header = ["ROI", "type", "volume[cc]", "in grid[cc]", *names]
+        rows = [header]
+        for r in rep["rois"]:
+            m = r.get("metrics", {})
+            rows.append(
+                [r["roi"], r["type"], _fmt(r["volume_cc"]), _fmt(r["volume_in_dose_grid_cc"])]
+                + [_fmt(m.get(n)) for n in names]
+            )
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+        for row in rows:
+            lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+        for r in rep["rois"]:
+            if "note" in r:
+                lines.append(f"note: ROI '{r['roi']}': {r['note']}")
+            if r.get("tps"):
+                t = r["tps"]
+                lines.append(
+                    f"TPS comparison '{r['roi']}': "
+                    + ", ".join(
+                        f"{k} rtqa {_fmt(t['rtqa'][k])} / TPS {_fmt(t['tps'][k])} "
+                        f"(diff {_fmt(t['difference'][k])})"
+                        for k in t["rtqa"]
+                    )
+                )
+        lines += [f"warning: {w}" for w in rep["warnings"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _csv(reports: list[dict]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["structure_set", "dose", "roi", "number", "type", "quantity", "value"])
+    for rep in reports:
+        dose = rep["dose"] if isinstance(rep["dose"], str) else ";".join(rep["dose"])
+        for r in rep["rois"]:
+            base = [rep["structure_set"], dose, r["roi"], r["number"], r["type"]]
+            w.writerow([*base, "volume_cc", _csv_value(r["volume_cc"])])
+            w.writerow([*base, "volume_in_dose_grid_cc", _csv_value(r["volume_in_dose_grid_cc"])])
+            for name, value in r.get("metrics", {}).items():
+                w.writerow([*base, name, _csv_value(value)])
+            curve = r.get("curve")
+            if curve:
+                for d, v in zip(curve["dose_gy"], curve["volume_pct"], strict=True):
+                    w.writerow([*base, f"V{d:g}Gy[%] (curve)", v])
+    return out.getvalue()
+
+
+def _csv_value(value) -> str:
+    return "" if value is None else repr(float(value))
+
+
+__all__ = ["DEFAULT_METRICS", "dvh"]

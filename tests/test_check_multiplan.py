@@ -1,0 +1,114 @@
+"""Courses of several plans: organs on the summed dose (physical or EQD2), windows over all plans,
+--separate."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from rtqa.check import CheckOptions, run_check
+from rtqa.model import Status
+from rtqa.radiobiology import eqd2
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "spine_3fx"
+
+
+def two_plan_case(tmp_path: Path, fractions_b: int = 3, day_shift: int = 1) -> Path:
+    """spine_3fx plus a copy of its plan (same structure set, same dose grid) with
+    ``fractions_b`` fractions, delivered ``day_shift`` days after each fraction of the first."""
+    out = tmp_path / "course"
+    out.mkdir()
+    for name in ("RP", "RS", "RD"):
+        shutil.copy(SAMPLE / f"{name}.SPINE3FX.dcm", out)
+    for i in (1, 2, 3):
+        shutil.copy(SAMPLE / f"RT.SPINE3FX.fx{i}.dcm", out)
+    plan = pydicom.dcmread(SAMPLE / "RP.SPINE3FX.dcm")
+    uid = generate_uid()
+    plan.SOPInstanceUID = uid
+    plan.file_meta.MediaStorageSOPInstanceUID = uid
+    plan.RTPlanLabel = "SPINEBOOST"
+    plan.FractionGroupSequence[0].NumberOfFractionsPlanned = fractions_b
+    plan.save_as(out / "RP.B.dcm")
+    dose = pydicom.dcmread(SAMPLE / "RD.SPINE3FX.dcm")
+    dose.SOPInstanceUID = generate_uid()
+    dose.file_meta.MediaStorageSOPInstanceUID = dose.SOPInstanceUID
+    dose.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID = uid
+    dose.save_as(out / "RD.B.dcm")
+    for i in range(1, fractions_b + 1):
+        rec = pydicom.dcmread(SAMPLE / f"RT.SPINE3FX.fx{min(i, 3)}.dcm")
+        rec.SOPInstanceUID = generate_uid()
+        rec.file_meta.MediaStorageSOPInstanceUID = rec.SOPInstanceUID
+        rec.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID = uid
+        when = pydicom.valuerep.DA(rec.TreatmentDate)
+        rec.TreatmentDate = (when + timedelta(days=day_shift + 2 * max(i - 3, 0))).strftime(
+            "%Y%m%d"
+        )
+        rec.CurrentFractionNumber = i
+        rec.save_as(out / f"RT.B.fx{i}.dcm")
+    return out
+
+
+def organ(result, roi, metric):
+    return next(
+        f for f in result.findings if f.group == "organ" and f.roi == roi and f.metric == metric
+    )
+
+
+@pytest.fixture(scope="module")
+def single():
+    (result,) = run_check([str(SAMPLE)], CheckOptions())
+    return result
+
+
+def test_physical_sum_of_plans_with_equal_fraction_counts(tmp_path, single):
+    (result,) = run_check([str(two_plan_case(tmp_path))], CheckOptions())
+    assert len(result.plans) == 2
+    one = organ(single, "SpinalCord", "D0.03cc[Gy]").value
+    cord = organ(result, "SpinalCord", "D0.03cc[Gy]")
+    # the same dose twice on the same grid: every DVH dose doubles exactly
+    assert cord.value == pytest.approx(2 * one, rel=1e-9)
+    assert cord.status is Status.MAJOR and "physical sum of 2 plans" in cord.message
+    # targets are judged on their own plan's dose (one PTV, owned by the plan that references it)
+    targets = [f for f in result.findings if f.group == "target"]
+    assert targets and all(f.value == organ_value(single, f) for f in targets)
+    assert result.exit_code == 1
+
+
+def organ_value(result, finding):
+    return next(
+        f.value for f in result.findings if f.group == finding.group and f.metric == finding.metric
+    )
+
+
+def test_eqd2_sum_when_fraction_counts_differ(tmp_path, single):
+    (result,) = run_check([str(two_plan_case(tmp_path, fractions_b=5))], CheckOptions())
+    d = organ(single, "SpinalCord", "D0.03cc[Gy]").value
+    cord = organ(result, "SpinalCord", "D0.03cc[Gy]")
+    ab = 3.0  # no alpha/beta in NRG-BR002 organs: the stated default
+    want = float(eqd2(d, 3, ab) + eqd2(d, 5, ab))
+    assert cord.value == pytest.approx(want, rel=2e-3)
+    assert cord.limits["limit"].startswith("<= ")
+    assert float(cord.limits["limit"].split()[1]) == pytest.approx(
+        float(eqd2(21.9, 3, ab)), rel=1e-5
+    )
+    assert "EQD2" in cord.message and "alpha/beta 3" in cord.message
+
+
+def test_alpha_beta_option_and_separate(tmp_path):
+    case = two_plan_case(tmp_path, fractions_b=5)
+    (result,) = run_check([str(case)], CheckOptions(alpha_beta=2.0))
+    assert "alpha/beta 2" in organ(result, "SpinalCord", "D0.03cc[Gy]").message
+    separate = run_check([str(case)], CheckOptions(separate=True))
+    assert len(separate) == 2
+    assert {r.course_id for r in separate} == {p.case_id for p in result.plans}
+
+
+def test_window_rule_spans_both_plans(tmp_path):
+    (result,) = run_check([str(two_plan_case(tmp_path, day_shift=20))], CheckOptions())
+    span = next(f for f in result.findings if f.rule == "completion_window")
+    assert span.value == 24 and span.status is Status.MAJOR

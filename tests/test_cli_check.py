@@ -1,0 +1,139 @@
+"""``rtqa check`` through click's CliRunner: sample verdicts, formats, exit codes, matching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rtqa.cli import cli
+from rtqa.cli.check import combined_exit_code
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, ["check", *args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def spine_json():
+    res = run(str(SAMPLES / "spine_3fx"), "--format", "json")
+    return res, json.loads(res.stdout)
+
+
+def test_spine_3fx_passes_with_default_protocol_said(spine_json):
+    res, data = spine_json
+    assert res.exit_code == 0, res.output
+    assert data["verdict"] == "pass"
+    assert "default protocol" in res.stderr
+    cord = [f for f in data["findings"] if f["roi"] == "SpinalCord" and f["group"] == "organ"]
+    assert {f["metric"] for f in cord} == {"D0.03cc[Gy]", "D0.35cc[Gy]", "D1.2cc[Gy]"}
+    assert all("exact TG-263 name" in f["match"] for f in cord)
+    target = next(f for f in data["findings"] if f["group"] == "target")
+    assert "Rx 30 Gy" in target["match"] and "dose reference" in target["match"]
+
+
+def test_overrun_is_a_fractionation_deviation():
+    res = run(str(SAMPLES / "spine_3fx_overrun"))
+    assert res.exit_code == 1
+    assert "MAJOR DEVIATION" in res.stdout and "24 days" in res.stdout
+
+
+def test_nocord_is_not_evaluable():
+    res = run(str(SAMPLES / "spine_3fx_nocord"), "--format", "json")
+    assert res.exit_code == 4
+    data = json.loads(res.stdout)
+    assert data["verdict"] == "not_evaluable"
+    (missing,) = [f for f in data["findings"] if f["status"] == "not_evaluable"]
+    assert "SpinalCord" in missing["message"] and "candidates" in missing["message"]
+
+
+def test_lung_esophagus_deviation():
+    res = run(str(SAMPLES / "lung_5fx"), "--format", "json")
+    assert res.exit_code == 1
+    data = json.loads(res.stdout)
+    bad = [f for f in data["findings"] if f["status"] in ("major", "minor")]
+    assert [(f["roi"], f["metric"]) for f in bad] == [("Esophagus", "D0.03cc[Gy]")]
+    assert bad[0]["value"] > 35 and bad[0]["limits"] == {"limit": "<= 35"}
+
+
+def test_bone_passes_with_tg101():
+    res = run(str(SAMPLES / "bone_1fx"), "--protocol", "tg101")
+    assert res.exit_code == 0, res.output
+    assert "default protocol" not in res.stderr
+
+
+@pytest.mark.parametrize("case", ["spine_prior", "spine_prior_exceeds"])
+def test_prior_cases_run(case):
+    res = run(str(SAMPLES / case), "--protocol", "boss", "--format", "json")
+    assert res.exit_code in (0, 1, 4), res.output
+    data = json.loads(res.stdout)
+    assert [p["prior"] for p in data["plans"]] == [False, True]
+    assert any(f["group"] == "prior" for f in data["findings"])
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "csv", "junit"])
+def test_every_format_written_to_file(tmp_path, fmt):
+    out = tmp_path / f"report.{fmt}"
+    res = run(str(SAMPLES / "spine_3fx_overrun"), "--format", fmt, "--output", str(out))
+    assert res.exit_code == 1 and res.stdout == ""
+    text = out.read_text()
+    assert "SPINEOVERRUN" in text
+    assert "\x1b[" not in text
+    assert "default" in text.lower()
+
+
+def test_fail_on_major_ignores_minor(tmp_path):
+    # the overrun deviation is major: still 1 with --fail-on major
+    assert run(str(SAMPLES / "spine_3fx_overrun"), "--fail-on", "major").exit_code == 1
+
+
+def test_mapping_override_and_ambiguity():
+    res = run(
+        str(SAMPLES / "spine_3fx_nocord"), "--map", "SpinalCord=Esophagus", "--format", "json"
+    )
+    data = json.loads(res.stdout)
+    cord = [f for f in data["findings"] if f["group"] == "organ" and f["roi"] == "Esophagus"]
+    assert any(f["match"].startswith("SpinalCord -> 'Esophagus' (mapping") for f in cord)
+    bad = run(str(SAMPLES / "spine_3fx"), "--map", "Nonsense=Body")
+    assert bad.exit_code == 2 and "Nonsense" in bad.stderr
+
+
+def test_bad_constraint_file_exits_2_with_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("protocol: X\nversion: '1'\ntitle: t\ndescription: d\norgans:\n  - roi: 3\n")
+    res = run(str(SAMPLES / "spine_3fx"), "--protocol", str(bad))
+    assert res.exit_code == 2 and "bad.yaml:" in res.stderr
+
+
+@pytest.mark.parametrize("args", [["--rx", "PTV"], ["--fail-on", "sometimes"], ["--site", "moon"]])
+def test_bad_options_exit_2(args):
+    assert run(str(SAMPLES / "spine_3fx"), *args).exit_code == 2
+
+
+def test_nothing_readable_exits_3(tmp_path):
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    res = run(str(tmp_path))
+    assert res.exit_code == 3 and "nothing readable" in res.stderr
+
+
+def test_combined_exit_code_order():
+    assert combined_exit_code([0, 4, 3, 1]) == 1
+    assert combined_exit_code([0, 4, 3]) == 3
+    assert combined_exit_code([0, 4]) == 4
+    assert combined_exit_code([0, 0]) == 0
+
+
+def test_several_courses_all_judged(tmp_path):
+    import shutil
+
+    for case in ("spine_3fx", "spine_3fx_overrun"):
+        shutil.copytree(SAMPLES / case, tmp_path / case)
+    res = run(str(tmp_path), "--format", "json")
+    assert res.exit_code == 1
+    data = json.loads(res.stdout)
+    results = data["results"] if isinstance(data, dict) and "results" in data else data
+    assert sorted(r["course_id"] for r in results) == ["SPINE3FX", "SPINEOVERRUN"]

@@ -1,0 +1,77 @@
+"""Plan-quality indices on a sphere target in a spherically symmetric dose (closed form)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rtqa.dvh import MetricUndefined, plan_quality
+from rtqa.geometry import occupancy
+from rtqa.model import ContourPlane, DoseGrid, PlanarPolygon, Roi
+
+RX = 30.0
+R = 10.0  # target radius, mm
+R100 = 11.0  # radius of the prescription isodose
+LAM = R100 / math.log(2)  # D(r) = 2 Rx exp(-r / LAM): D(R100) = Rx, D(2 R100) = Rx / 2
+
+
+def ngon(r, n=128):
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.column_stack([r * np.cos(t), r * np.sin(t)])
+
+
+def sphere(radius, step, name, number):
+    zs = np.arange(-radius + step / 2, radius, step)
+    planes = tuple(
+        ContourPlane(float(z), (PlanarPolygon(ngon(math.sqrt(radius**2 - z * z))),), 1) for z in zs
+    )
+    return Roi(number, name, planes=planes)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    ax = np.arange(-42.0, 42.0 + 1e-9, 1.5)
+    Z, Y, X = np.meshgrid(ax, ax, ax, indexing="ij")
+    dose = DoseGrid(2 * RX * np.exp(-np.sqrt(X**2 + Y**2 + Z**2) / LAM), ax, ax, ax, None)
+    target = occupancy(sphere(R, 0.5, "PTV", 1), dose)
+    body_planes = tuple(
+        ContourPlane(float(z), (PlanarPolygon(ngon(80.0)),), 1) for z in np.arange(-60, 61, 3.0)
+    )
+    body = occupancy(Roi(2, "Body", planes=body_planes), dose)
+    return dose, target, body
+
+
+def test_sphere_in_radial_dose(setup):
+    dose, target, body = setup
+    q = plan_quality(target, dose, RX, body=body)
+    tv = target.volume_cc
+    assert tv == pytest.approx(4 / 3 * math.pi * R**3 / 1000, rel=0.005)
+    piv = 4 / 3 * math.pi * R100**3 / 1000
+    piv50 = 4 / 3 * math.pi * (2 * R100) ** 3 / 1000
+    assert q["CI"] == pytest.approx(piv / tv, rel=0.01)
+    assert q["CI_Paddick"] == pytest.approx(tv / piv, rel=0.01)  # whole target inside PIV
+    assert q["GI"] == pytest.approx(8.0, rel=0.01)
+    assert q["R50%"] == pytest.approx(piv50 / tv, rel=0.01)
+    # the nearest points 2 cm from the target lie at r = R + 20
+    assert q["D2cm[%]"] == pytest.approx(200 * math.exp(-(R + 20) / LAM), rel=0.01)
+    assert q["HI"] == pytest.approx(2 * math.exp(-0.0), rel=0.05)  # max at the centre
+
+
+def test_isodose_outside_the_body_is_not_counted(setup):
+    dose, target, _ = setup
+    # a body that cuts the sphere of 50 % Rx at x >= 0: about half of PIV50 counts
+    zs = np.arange(-60, 61, 3.0)
+    half = np.array([[0.0, -80.0], [80.0, -80.0], [80.0, 80.0], [0.0, 80.0]])
+    body = occupancy(
+        Roi(3, "B", planes=tuple(ContourPlane(float(z), (PlanarPolygon(half),), 1) for z in zs)),
+        dose,
+    )
+    q = plan_quality(target, dose, RX, body=body)
+    piv50 = 4 / 3 * math.pi * (2 * R100) ** 3 / 1000
+    assert q["PIV50[cc]"] == pytest.approx(piv50 / 2, rel=0.02)
+
+
+def test_needs_prescription(setup):
+    dose, target, body = setup
+    with pytest.raises(MetricUndefined):
+        plan_quality(target, dose, 0.0, body=body)

@@ -1,0 +1,172 @@
+"""Plan-level rules at their boundaries: fractions, window, interval, targets, grid, sites."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+
+from rtqa.model import DoseGrid, Plan, Status, TreatmentRecord
+from rtqa.protocol import plan_rules
+from rtqa.protocol.loader import load_protocol
+from rtqa.protocol.model import Fractionation, PlanChecks, Source, SourcedValue
+from rtqa.protocol.schedule import schedule
+
+SRC = Source("Test protocol", table="1")
+
+
+def sv(value, severity=Status.MAJOR) -> SourcedValue:
+    return SourcedValue(value, SRC, None, severity=severity)
+
+
+def records(days: list[float], plan_uid: str = "P1") -> list[TreatmentRecord]:
+    t0 = datetime(2024, 3, 4, 9, 0)
+    return [
+        TreatmentRecord(f"RT{i}.dcm", f"1.{i}", plan_uid, i + 1, t0 + timedelta(days=d))
+        for i, d in enumerate(days)
+    ]
+
+
+@pytest.mark.parametrize(("n", "status"), [(3, Status.PASS), (4, Status.MAJOR), (5, Status.PASS)])
+def test_fraction_count(n, status):
+    fr = Fractionation(allowed_fractions=sv([1, 3, 5]))
+    (f,) = plan_rules.fraction_count(fr, n, "C")
+    assert f.status is status and f.value == n and f.group == "plan"
+    assert f.limits == {"limit": "in {1, 3, 5}"} and f.source == "Test protocol, Table 1"
+    (none,) = plan_rules.fraction_count(fr, None, "C")
+    assert none.status is Status.NOT_EVALUABLE
+
+
+@pytest.mark.parametrize(
+    ("last_day", "status", "margin"),
+    [(20, Status.PASS, 1), (21, Status.PASS, 0), (22, Status.MAJOR, -1)],
+)
+def test_completion_window_boundaries(last_day, status, margin):
+    fr = Fractionation(complete_within_days=sv(21))
+    sched = schedule(records([0, 2, last_day]))
+    (f,) = plan_rules.completion_window(fr, sched, {"P1": 3})
+    assert f.status is status and f.value == last_day and f.margin == margin
+    assert f.unit == "days"
+
+
+def test_completion_window_unfinished_course_is_judged_on_earliest_completion():
+    fr = Fractionation(complete_within_days=sv(21))
+    # 2 of 5 fractions delivered on days 0 and 18: the 3 left end on day 21 at the earliest
+    (f,) = plan_rules.completion_window(fr, schedule(records([0, 18])), {"P1": 5})
+    assert f.status is Status.PASS and f.value == 21 and "not finished" in f.message
+    (g,) = plan_rules.completion_window(fr, schedule(records([0, 19])), {"P1": 5})
+    assert g.status is Status.MAJOR and g.value == 22 and "earliest possible" in g.message
+
+
+def test_completion_window_without_records():
+    fr = Fractionation(complete_within_days=sv(21))
+    (f,) = plan_rules.completion_window(fr, schedule([]), {"P1": 3})
+    assert f.status is Status.NOT_EVALUABLE and "no RT Beams Treatment Records" in f.message
+
+
+def test_window_spans_all_plans_of_a_course():
+    fr = Fractionation(complete_within_days=sv(21))
+    sched = schedule(records([0, 2], "A") + records([20, 23], "B"))
+    (f,) = plan_rules.completion_window(fr, sched, {"A": 2, "B": 2})
+    assert f.value == 23 and f.status is Status.MAJOR
+
+
+@pytest.mark.parametrize(
+    ("hours", "status"), [(40.0, Status.PASS), (39.5, Status.INFO), (48.0, Status.PASS)]
+)
+def test_min_interval_with_file_severity(hours, status):
+    fr = Fractionation(min_interval_hours=sv(40, Status.INFO))
+    (f,) = plan_rules.min_interval(fr, schedule(records([0, hours / 24.0])))
+    assert f.status is status and f.value == pytest.approx(hours)
+    assert f.margin == pytest.approx(hours - 40.0)
+
+
+def test_min_interval_major_when_file_says_so():
+    fr = Fractionation(min_interval_hours=sv(40))
+    (f,) = plan_rules.min_interval(fr, schedule(records([0, 1])))
+    assert f.status is Status.MAJOR and f.value == pytest.approx(24.0)
+
+
+@pytest.mark.parametrize(("n", "ok"), [(1, True), (4, True), (5, False)])
+def test_target_count(n, ok):
+    fr = Fractionation(min_targets=sv(1), max_targets=sv(4))
+    found = plan_rules.target_count(fr, [f"PTV_{i}" for i in range(n)])
+    assert [f.status for f in found] == [Status.PASS, Status.PASS if ok else Status.MAJOR]
+
+
+def _grid(dz_steps) -> DoseGrid:
+    z = np.concatenate([[0.0], np.cumsum(dz_steps)])
+    return DoseGrid(np.zeros((z.size, 3, 3)), np.arange(3) * 2.0, np.arange(3) * 2.0, z, "F")
+
+
+@pytest.mark.parametrize(
+    ("steps", "status"), [([3.0, 3.0], Status.PASS), ([2.0, 3.01], Status.MINOR)]
+)
+def test_grid_resolution_largest_uneven_z_step(steps, status):
+    pc = PlanChecks(max_grid_spacing_mm=sv(3, Status.MINOR))
+    (f,) = plan_rules.grid_resolution(pc, _grid(steps))
+    assert f.status is status and f.value == pytest.approx(max(steps))
+
+
+def test_grid_coverage_target_and_organ():
+    pc = PlanChecks(grid_covers_structures=sv(True))
+    found = plan_rules.grid_coverage(pc, [("PTV", True, 0.4, 20.0), ("Cord", False, 1.5, 8.0)])
+    assert [f.status for f in found] == [Status.NOT_EVALUABLE, Status.MINOR]
+    assert found[1].value == 1.5 and "never" not in found[1].message
+    assert "0 Gy" in found[1].message
+    (ok,) = plan_rules.grid_coverage(pc, [("PTV", True, 0.0, 20.0)])
+    assert ok.status is Status.PASS
+
+
+def test_heterogeneity_and_summation_and_approval():
+    pc = PlanChecks(heterogeneity_correction=sv("required"))
+    grid = _grid([2.0])
+    (unstated,) = plan_rules.heterogeneity(pc, grid)
+    assert unstated.status is Status.INFO
+    grid.heterogeneity_correction = ("WATER",)
+    assert plan_rules.heterogeneity(pc, grid)[0].status is Status.MAJOR
+    grid.heterogeneity_correction = ("IMAGE",)
+    assert plan_rules.heterogeneity(pc, grid)[0].status is Status.PASS
+    grid.scaling_note = "FRACTION dose multiplied by 3 fractions"
+    (s,) = plan_rules.dose_summation(grid)
+    assert s.status is Status.INFO and "multiplied by 3" in s.message
+    plan = Plan("RP.dcm", "1", "P", approval_status="UNAPPROVED")
+    (a,) = plan_rules.approval(plan)
+    assert a.status is Status.INFO and "UNAPPROVED" in a.message
+    plan.approval_status = "APPROVED"
+    assert plan_rules.approval(plan) == []
+
+
+def test_site_inference_and_regimen():
+    protocol = load_protocol("nrg_br002")
+    spine = plan_rules.choose_site(protocol, ["T8 vertebra"], 30.0, 3)
+    assert spine.site == "spine"
+    # central and peripheral lung both match: the 50 Gy/5 regimen decides
+    lung = plan_rules.choose_site(protocol, ["Central lung SBRT, right upper lobe"], 50.0, 5)
+    assert lung.site == "central_lung" and "regimen" in lung.how
+    unknown = plan_rules.choose_site(protocol, ["Plan 1"], 30.0, 3)
+    assert unknown.site is None
+    from rtqa.protocol.prescription import TargetRx
+
+    rx = [TargetRx("PTV", 30.0, 3, "dose reference")]
+    plan = Plan("RP.dcm", "1", "P", fraction_groups=(), prescriptions=())
+    found = plan_rules.prescription(protocol, plan, rx, unknown, "C")
+    regimen = next(f for f in found if f.rule == "regimen")
+    assert regimen.status is Status.NOT_EVALUABLE and "--site" in regimen.message
+    forced = plan_rules.choose_site(protocol, ["Plan 1"], 30.0, 3, site_option="liver")
+    from rtqa.model import FractionGroup
+
+    plan3 = Plan("RP.dcm", "1", "P", fraction_groups=(FractionGroup(1, 3),))
+    bad = next(
+        f for f in plan_rules.prescription(protocol, plan3, rx, forced, "C") if f.rule == "regimen"
+    )
+    assert bad.status is Status.MAJOR and "45 Gy/3" in bad.message
+
+
+def test_excluded_site_cns():
+    protocol = load_protocol("nrg_br002")
+    texts = ["Brain metastasis SRS"]
+    site = plan_rules.choose_site(protocol, texts, 20.0, 1)
+    (f,) = plan_rules.excluded_sites(protocol, texts, site)
+    assert f.status is Status.MAJOR and "cns" in f.message

@@ -1,0 +1,68 @@
+"""Prescription per target: dose references, TG-263 name suffixes, --rx, and which was used."""
+
+from __future__ import annotations
+
+import pytest
+
+from rtqa.model import FractionGroup, Plan, Prescription, Roi
+from rtqa.protocol.prescription import dose_from_name, parse_rx_args, target_prescription
+
+
+@pytest.mark.parametrize(
+    ("name", "gy"),
+    [
+        ("PTV_30Gy", 30.0),
+        ("PTV_50.4Gy", 50.4),
+        ("PTV_3000", 30.0),
+        ("PTV_3000cGy", 30.0),
+        ("PTV 2400", 24.0),
+        ("PTV_T8_27Gy", 27.0),
+        ("PTV", None),
+        ("PTV_1", None),  # lesion number, not 1 cGy
+        ("PTV_99", None),
+        ("PTV_30Gy_opt", None),  # suffix must end the name
+    ],
+)
+def test_dose_from_name(name, gy):
+    assert dose_from_name(name) == gy
+
+
+def _plan(prescriptions=(), fractions=3) -> Plan:
+    return Plan(
+        path="RP.dcm",
+        sop_instance_uid="1.2.3",
+        label="P",
+        fraction_groups=(FractionGroup(1, fractions),),
+        prescriptions=tuple(prescriptions),
+    )
+
+
+def test_dose_reference_pointing_to_roi_wins_over_name():
+    roi = Roi(2, "PTV_3000")
+    plan = _plan([Prescription(27.0, 3, "DoseReferenceSequence", roi_number=2)])
+    rx = target_prescription(roi, plan, {"PTV_3000": 24.0})
+    assert (rx.total_gy, rx.fractions, rx.source) == (27.0, 3, "dose reference")
+    assert "ROI 2" in rx.detail
+
+
+def test_name_suffix_then_rx_option():
+    plan = _plan([Prescription(27.0, 3, "DoseReferenceSequence", roi_number=9)])
+    by_name = target_prescription(Roi(2, "PTV_3000"), plan)
+    assert (by_name.total_gy, by_name.source) == (30.0, "ROI name")
+    by_option = target_prescription(Roi(3, "PTV_T8"), plan, {"PTV_T8": 24.0})
+    assert (by_option.total_gy, by_option.source) == (24.0, "--rx")
+    none = target_prescription(Roi(4, "PTV_L1"), plan)
+    assert none.total_gy is None and "--rx PTV_L1=GY" in none.describe()
+
+
+def test_unreferenced_prescription_only_for_a_single_target():
+    plan = _plan([Prescription(30.0, 3, "BeamDose")])
+    assert target_prescription(Roi(2, "PTV"), plan, single_target=True).total_gy == 30.0
+    assert target_prescription(Roi(2, "PTV"), plan, single_target=False).total_gy is None
+
+
+def test_parse_rx_args():
+    assert parse_rx_args(["PTV_T8=27", "PTV=A=30.5"]) == {"PTV_T8": 27.0, "PTV=A": 30.5}
+    for bad in ("PTV", "PTV=abc", "PTV=-3", "=30", "PTV=nan"):
+        with pytest.raises(ValueError, match="--rx"):
+            parse_rx_args([bad])
