@@ -1,4 +1,4 @@
-"""``rtqa batch``: check every course under a folder, resumably, one failure never stopping the rest.
+"""``rtqa batch``: check every course under a folder, resumably; one failure never stops the rest.
 
 Flow: plan the courses (:func:`rtqa.check.plan_courses`, the same grouping as ``rtqa check``) ->
 key each course by the SHA-256 of its input files, the protocol file and the rtqa version ->
@@ -415,7 +415,9 @@ def worst_finding(doc: dict[str, Any]) -> str:
 
 
 def _join(values: list[Any]) -> str:
-    return "; ".join("" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values)
+    return "; ".join(
+        "" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values
+    )
 
 
 def summary_row(doc: dict[str, Any], stored: StoredResult, out: Path, log: dict) -> dict[str, Any]:
@@ -573,7 +575,10 @@ def renderable_from_dict(doc: dict[str, Any]):
         exit_code=int(doc["exit_code"]),
         rtqa_version=doc.get("rtqa_version", ""),
         created=created,
-        notes=[Note(Level(n["level"]), n["message"], n.get("path"), n.get("attribute")) for n in doc.get("notes", [])],
+        notes=[
+            Note(Level(n["level"]), n["message"], n.get("path"), n.get("attribute"))
+            for n in doc.get("notes", [])
+        ],
         input_hashes=dict(doc.get("input_hashes", {})),
         grouping=doc.get("grouping", ""),
     )

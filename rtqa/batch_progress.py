@@ -8,7 +8,7 @@ from typing import TextIO
 
 
 def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -71,7 +71,7 @@ class Progress:
 
     def _draw(self) -> None:
         frac = self.done / self.total if self.total else 1.0
-        filled = int(round(frac * self.WIDTH))
+        filled = round(frac * self.WIDTH)
         bar = "#" * filled + "-" * (self.WIDTH - filled)
         eta = self.eta_s()
         eta_text = _duration(eta) if eta is not None else "?"

@@ -34,7 +34,7 @@ TEMP_PREFIX = ".tmp-"
 KEY_CHARS = 20  # hex characters of the key in a file name (80 bits)
 
 _NAME = re.compile(
-    r"^(?P<stem>.+)--(?P<key>[0-9a-f]{%d})(?P<suffix>\.failed\.json|\.json)$" % KEY_CHARS
+    rf"^(?P<stem>.+)--(?P<key>[0-9a-f]{{{KEY_CHARS}}})(?P<suffix>\.failed\.json|\.json)$"
 )
 _BLOCK = 1 << 20
 

@@ -82,12 +82,14 @@ def load_key(path: str | os.PathLike[str]) -> bytes:
     try:
         key = Path(path).read_bytes()
     except OSError as exc:
-        raise UsageError(f"cannot read the pseudonymisation key file {path}: {exc.strerror}") from None
+        raise UsageError(
+            f"cannot read the pseudonymisation key file {path}: {exc.strerror}"
+        ) from None
     if len(key.strip()) < MIN_KEY_BYTES:
         raise UsageError(
             f"pseudonymisation key file {path} holds {len(key.strip())} bytes; at least "
             f"{MIN_KEY_BYTES} are needed (e.g. 32 random bytes: "
-            "python -c \"import secrets; print(secrets.token_hex(32))\" > KEY)"
+            'python -c "import secrets; print(secrets.token_hex(32))" > KEY)'
         )
     return key.strip()
 

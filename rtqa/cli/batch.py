@@ -1,4 +1,4 @@
-"""``rtqa batch``: check every course under a folder; resumable; one bad case never stops the rest."""
+"""``rtqa batch``: check every course under a folder, resumably; one bad case never stops all."""
 
 from __future__ import annotations
 
@@ -15,32 +15,64 @@ def _formats(value: str | None) -> tuple[str, ...]:
 
 @click.command("batch")
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
-@click.option("--protocol", metavar="NAME|FILE", help="Protocol id, name or file "
-              "(default: NRG-BR002).")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Output folder: one result JSON per course, summary.csv, summary.json.")
-@click.option("--workers", type=click.IntRange(min=1), metavar="N",
-              help="Courses checked at once (default: the cores available; with "
-              "--local-cluster: the number of Dask workers).")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="Submit to an existing Dask scheduler, e.g. tcp://host:8786 (workers must "
-              "read ROOT at the same path).")
+@click.option(
+    "--protocol", metavar="NAME|FILE", help="Protocol id, name or file (default: NRG-BR002)."
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder: one result JSON per course, summary.csv, summary.json.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Courses checked at once (default: the cores available; with "
+    "--local-cluster: the number of Dask workers).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Submit to an existing Dask scheduler, e.g. tcp://host:8786 (workers must "
+    "read ROOT at the same path).",
+)
 @click.option("--local-cluster", is_flag=True, help="Run on a Dask LocalCluster on this machine.")
 @click.option("--force", is_flag=True, help="Recompute every course, even those already done.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
-              help="Stop a course after S seconds (it becomes an error row; retried next run).")
-@click.option("--pseudonymize", is_flag=True,
-              help="Remove patient identifiers from every output (DICOM PS3.15 Basic Profile; "
-              "keyed pseudonyms, shifted dates). Needs --key-file.")
-@click.option("--key-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
-              help="Secret key for --pseudonymize (at least 16 bytes; keep it to get the same "
-              "pseudonyms again).")
-@click.option("--fail-on", type=click.Choice(("minor", "major")), default="minor",
-              show_default=True, help="Lowest deviation that makes a course fail (exit 1).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="Stop a course after S seconds (it becomes an error row; retried next run).",
+)
+@click.option(
+    "--pseudonymize",
+    is_flag=True,
+    help="Remove patient identifiers from every output (DICOM PS3.15 Basic Profile; "
+    "keyed pseudonyms, shifted dates). Needs --key-file.",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="Secret key for --pseudonymize (at least 16 bytes; keep it to get the same "
+    "pseudonyms again).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(("minor", "major")),
+    default="minor",
+    show_default=True,
+    help="Lowest deviation that makes a course fail (exit 1).",
+)
 @click.option("--site", help="Treatment site id of the protocol when it cannot be inferred.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-@click.option("--format-extra", metavar="csv,junit",
-              help="Also write all findings as findings.csv and/or junit.xml.")
+@click.option(
+    "--format-extra",
+    metavar="csv,junit",
+    help="Also write all findings as findings.csv and/or junit.xml.",
+)
 @click.pass_context
 def batch(
     ctx: click.Context,

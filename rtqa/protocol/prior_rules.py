@@ -169,7 +169,9 @@ def evaluate_prior(
         out.append(_mapping_finding(p))
         out.extend(_direction_findings(p, inp))
         out.extend(_interval_findings(p, pr))
-        out.extend(_lq_notes(p, inp))
+        out.extend(_lq_notes([(f"prior course '{p.label}'", p.rx_gy, p.fractions)]))
+    rx_now = max((rx for _, rx in inp.targets.values() if rx), default=None)
+    out.extend(_lq_notes([("current course", rx_now, inp.fractions)]))
     ab_export, ab_export_source = _export_alpha_beta(inp, protocol)
     out.extend(_target_findings(inp, mapped, protocol))
     organ_rows, concern, repeat, organ_values = _organ_findings(inp, mapped, protocol)
@@ -252,7 +254,7 @@ def _map_prior(
     return MappedPrior(
         case=case,
         label=label,
-        fractions=int(fractions) if how == "plan" else int(fractions),
+        fractions=int(fractions),
         grid=case.dose,
         matrix=matrix,
         assumed_aligned=assumed,
@@ -367,13 +369,10 @@ def _interval_findings(p: MappedPrior, pr) -> list[Finding]:
     ]
 
 
-def _lq_notes(p: MappedPrior, inp: PriorInput) -> list[Finding]:
-    """Where a course's prescription dose per fraction exceeds ~10 Gy (LQ doubtful)."""
+def _lq_notes(courses: list[tuple[str, float | None, int]]) -> list[Finding]:
+    """Where a course's prescription dose per fraction exceeds ~10 Gy (LQ doubtful);
+    ``courses``: (who, prescription Gy or None, fractions)."""
     out = []
-    courses = [(f"prior course '{p.label}'", p.rx_gy, p.fractions)]
-    rx_now = max((rx for _, rx in inp.targets.values() if rx), default=None)
-    if p is not None and not any(f.rule == "lq_validity" for f in out):
-        courses.append(("current course", rx_now, inp.fractions))
     for who, rx, n in courses:
         if rx is None or n < 1:
             continue
