@@ -12,7 +12,8 @@ Output folder::
     OUT/results/<course>--<key>.failed.json  worker died / time limit: shown, retried next run
     OUT/summary.csv, OUT/summary.json        one row per course, rebuilt from the results
     OUT/runs.jsonl                           runtime and peak memory of each computed course
-    OUT/.plan-cache.json                     planned courses and file digests (by size, mtime)
+    OUT/.plan-cache.json                     planned courses and file digests (by size, mtime;
+                                             not written when pseudonymising: it holds paths)
 
 Exit code: 1 if a course deviates, else 3 if a course could not be read or run, else 4 if a
 course is not fully evaluable, else 0 (2 usage, 130 interrupted).
@@ -142,9 +143,12 @@ def _digest_cached(path: str, cache: dict[str, list], fresh: dict[str, list]) ->
     return digest
 
 
-def plan(options: BatchOptions, protocol_file: Path) -> list[tuple[str, list[str]]]:
+def plan(
+    options: BatchOptions, protocol_file: Path, *, cache: bool = True
+) -> list[tuple[str, list[str]]]:
     """The courses under the root and their files; reuses the cached plan when no file under
-    the root changed (size and modification time) and the options are the same."""
+    the root changed (size and modification time) and the options are the same. ``cache``
+    False (pseudonymised runs: the cache holds input paths) neither reads nor writes it."""
     from rtqa.check import CheckOptions, plan_courses
 
     out = Path(options.out)
@@ -155,16 +159,18 @@ def plan(options: BatchOptions, protocol_file: Path) -> list[tuple[str, list[str
         [f"{p}\x00{s}\x00{m}" for p, s, m in state],
         file_digest(protocol_file),
         __version__,
-        json.dumps(check_opts, sort_keys=True, default=str),
+        _options_text(options),
     )
-    cache = _read_json(cache_path)
-    if not options.force and cache.get("fingerprint") == fingerprint:
-        return [(c, list(f)) for c, f in cache["courses"]]
+    old = _read_json(cache_path) if cache else {}
+    if not options.force and old.get("fingerprint") == fingerprint:
+        return [(c, list(f)) for c, f in old["courses"]]
     courses = with_unclaimed(plan_courses([options.root], CheckOptions(**check_opts)), state)
+    if not cache:
+        return courses
     cache_doc = {
         "fingerprint": fingerprint,
         "courses": courses,
-        "digests": cache.get("digests", {}),
+        "digests": old.get("digests", {}),
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cache_path, json.dumps(cache_doc))
@@ -190,6 +196,17 @@ def with_unclaimed(
     return result
 
 
+def _options_text(options: BatchOptions) -> str:
+    """The check options that change a result, defaults filled in, as canonical text."""
+    import dataclasses
+
+    from rtqa.check import CheckOptions
+
+    normal = dataclasses.asdict(CheckOptions(**options.check_options))
+    normal.pop("protocol", None)
+    return json.dumps(normal, sort_keys=True, default=str)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text("utf-8"))
@@ -208,11 +225,11 @@ def make_tasks(
     from rtqa.dicom.scan import safe_name
 
     cache_path = Path(options.out) / PLAN_CACHE
-    cache_doc = _read_json(cache_path)
+    cache_doc = _read_json(cache_path) if pseudonym_key is None else {}
     old = {} if options.force else cache_doc.get("digests", {})
     fresh: dict[str, list] = {}
     protocol_digest = file_digest(protocol_file)
-    extra = json.dumps(options.check_options, sort_keys=True, default=str)
+    extra = _options_text(options)
     psn = None
     if pseudonym_key is not None:
         from rtqa.pseudonym import Pseudonymizer
@@ -341,7 +358,7 @@ def run_batch(
 
     store = ResultStore(options.out)
     store.prepare()
-    courses = plan(options, protocol_file)
+    courses = plan(options, protocol_file, cache=pseudonym_key is None)
     tasks = make_tasks(courses, options, protocol_file, pseudonym_key)
     stored = store.stored()
     todo = [

@@ -109,10 +109,9 @@ class Identifiers:
 def _values(value: object) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        items = [value]
-    else:
-        items = list(value)
+    from pydicom.multival import MultiValue
+
+    items = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
     return [str(v).strip() for v in items if str(v).strip()]
 
 

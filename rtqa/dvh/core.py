@@ -5,15 +5,16 @@ Conventions
 * Doses in Gy, volumes in cc. A DVH is built from weighted samples (one dose and one volume per
   sample: the sub-voxels of a structure's occupancy), never from a histogram.
 * Each sample stands for a small cell over which the dose varies; its volume is spread
-  **uniformly** over the dose interval ``[d_i - w_i / 2, d_i + w_i / 2]`` (``spreads_gy``; the
-  dose change across the cell, e.g. ``|grad D| * cell size`` from the sampler). A sample without
-  spread is a point mass (a step). The cumulative curve ``V(d)`` (volume receiving at least
-  ``d``) is then exact for this model: piecewise linear between the interval ends, with steps at
-  point masses. ``D(v)`` (the minimum dose to the hottest ``v`` cc) is its inverse, the largest
-  ``d`` with ``V(d) >= v``. For a dose linear across each cell the model is exact; as the cells
-  shrink it converges to the continuous DVH with no binning error. The mean is
-  the mean of the sample doses (a uniform spread does not move it); min and max are the ends
-  of the spreads.
+  **uniformly** over the dose interval ``[d_i - w_i / 2, d_i + w_i / 2]`` (``spreads_gy``: the
+  dose change across the cell, e.g. ``|grad D| * cell size`` from the sampler). A spread below
+  1e-7 of the dose scale, or no ``spreads_gy`` at all, makes a sample a point mass: its whole
+  volume receives exactly its dose (a step in the curve).
+* The cumulative curve ``V(d)`` (volume receiving at least ``d``) is exact for this model:
+  piecewise linear between interval ends, with steps at point masses. ``D(v)`` (the minimum
+  dose to the hottest ``v`` cc) is its inverse: the largest ``d`` with ``V(d) >= v``. For a dose
+  linear across each cell the model is exact; as cells shrink it converges to the continuous
+  DVH with no binning error. The mean is that of the sample doses (a symmetric spread does not
+  move it); min and max are the outer ends of the spreads.
 * ``unknown_volume_cc`` is the part of the structure whose dose is unknown (outside the dose
   grid). It is **never** taken as 0 Gy: it only enters the denominator of every % metric
   (``total_volume_cc = known + unknown``); volume-at-dose and dose-at-volume metrics are read on
@@ -99,12 +100,10 @@ class Dvh:
         return self.known_volume_cc + self.unknown_volume_cc
 
     @property
-    def _curve(self) -> tuple[np.ndarray, np.ndarray]:
-        """The cumulative curve as a polyline ``(x, V)`` in ascending dose, V nonincreasing:
-        at each node the volume at least ``x`` and then the volume above ``x`` (steps)."""
+    def _curve(self) -> _Curve:
         cached = self.__dict__.get("_curve_cache")
         if cached is None:
-            cached = _build_curve(self.doses_gy, self.volumes_cc, self.spreads_gy)
+            cached = _Curve(self.doses_gy, self.volumes_cc, self.spreads_gy)
             object.__setattr__(self, "_curve_cache", cached)
         return cached
 
@@ -118,14 +117,14 @@ class Dvh:
     def min_gy(self) -> float:
         """Minimum dose (Gy) over the known part: the lowest end of the sample spreads."""
         self._require_samples()
-        return float(self._curve[0][0])
+        return self._curve.lowest
 
     @property
     def max_gy(self) -> float:
         """Maximum dose (Gy) over the known part: the highest end of the sample spreads (a
         point dose; see D0.03cc for a volume-based maximum)."""
         self._require_samples()
-        return float(self._curve[0][-1])
+        return self._curve.highest
 
     @property
     def mean_gy(self) -> float:
@@ -162,17 +161,21 @@ class Dvh:
         return self._dose_at(v_cc)
 
     def _dose_at(self, v_cc: float) -> float:
-        """The largest dose ``x`` with ``V(x) >= v_cc`` on the polyline."""
-        x, vol = self._curve
+        """The largest dose ``x`` with ``V(x) >= v_cc`` (bisection on the exact curve)."""
+        curve = self._curve
+        lo, hi = curve.lowest, curve.highest
         if v_cc <= 0:
-            return float(x[-1])
-        # vol is nonincreasing: last polyline point still holding >= v_cc
-        p = int(np.searchsorted(-vol, -v_cc * (1 + 1e-12), side="right")) - 1
-        p = max(p, 0)
-        if p >= x.size - 1 or x[p + 1] == x[p]:
-            return float(x[p])
-        t = (vol[p] - v_cc) / (vol[p] - vol[p + 1]) if vol[p] > vol[p + 1] else 1.0
-        return float(x[p] + min(max(t, 0.0), 1.0) * (x[p + 1] - x[p]))
+            return hi
+        target = v_cc * (1 - 1e-12)
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if mid <= lo or mid >= hi:
+                break
+            if curve.at_least(mid) >= target:
+                lo = mid
+            else:
+                hi = mid
+        return float(lo)
 
     def dose_at_volume_pct(self, pct: float) -> float:
         """D{pct}% (Gy): the minimum dose to the hottest ``pct`` % of the whole structure."""
@@ -204,18 +207,13 @@ class Dvh:
             raise ValueError(f"dose must be finite, got {d_gy}")
         if self.volumes_cc.size == 0:
             return 0.0
-        x, vol = self._curve
-        at = d_gy - DOSE_RTOL * max(abs(d_gy), 1.0)  # "at least", up to floating-point noise
-        # last polyline point with x <= at: its V applies on the segment to the next point
-        p = int(np.searchsorted(x, at, side="right")) - 1
-        if p < 0:
-            return float(vol[0])
-        if p >= x.size - 1:
-            return 0.0
-        if x[p + 1] == x[p]:
-            return float(vol[p + 1])
-        t = (at - x[p]) / (x[p + 1] - x[p])
-        return float(vol[p] + t * (vol[p + 1] - vol[p]))
+        curve = self._curve
+        exact = curve.at_least(d_gy)
+        # "at least", up to floating-point noise: a plateau (or point masses) lying just below
+        # d_gy counts; a continuous slope is read at d_gy itself
+        noisy = curve.at_least(d_gy - DOSE_RTOL * max(abs(d_gy), 1.0))
+        value = noisy if noisy - exact > 1e-6 * self.known_volume_cc else exact
+        return min(max(value, 0.0), self.known_volume_cc)
 
     def volume_at_dose_pct(self, d_gy: float) -> float:
         """V{d}Gy (%): volume receiving at least ``d_gy`` in % of the whole structure volume."""
@@ -257,47 +255,56 @@ class Dvh:
         return 0.5 * (edges[:-1] + edges[1:]), hist
 
 
-def _build_curve(d: np.ndarray, v: np.ndarray, w: np.ndarray | None):
-    """Polyline of the cumulative DVH: ascending dose nodes ``x`` (each twice: volume at least
-    the node, then volume strictly above it) and the volumes ``V`` there."""
-    if w is None:
-        w = np.zeros_like(d)
-    # spreads below MIN_SPREAD_REL of the dose scale are rounding noise: point masses
-    step = w <= MIN_SPREAD_REL * max(float(np.max(np.abs(d))) if d.size else 0.0, 1.0)
-    # point masses: V_step(x) = sum of v with d >= x
-    ds, vs = d[step][::-1], v[step][::-1]  # ascending dose
-    # spread samples: V(x) = A(x) - B(x) with suffix sums over sorted interval ends
-    dw, vw, ww = d[~step], v[~step], w[~step]
-    lower, upper = dw - ww / 2, dw + ww / 2
-    nodes = np.unique(np.concatenate([ds, lower, upper]))
+class _Curve:
+    """``V(x)``, the volume receiving at least ``x``, for point masses and uniform spreads:
+    sorted interval ends with suffix sums, so one evaluation costs O(log n)."""
 
-    def suffix(keys, weights):
-        order = np.argsort(keys, kind="stable")
-        k = keys[order]
-        c = np.concatenate([np.cumsum(weights[order][::-1])[::-1], [0.0]])
-        return k, c
+    def __init__(self, d: np.ndarray, v: np.ndarray, w: np.ndarray | None):
+        scale = max(float(np.max(np.abs(d))) if d.size else 0.0, 1.0)
+        # spreads below MIN_SPREAD_REL of the dose scale are rounding noise: point masses
+        step = np.ones(d.size, bool) if w is None else w <= MIN_SPREAD_REL * scale
+        self.step_d = np.ascontiguousarray(d[step][::-1])  # ascending
+        self.step_c = _suffix(v[step][::-1])
+        if step.all():
+            self.has_spread = False
+            self.lowest = float(d[-1]) if d.size else 0.0
+            self.highest = float(d[0]) if d.size else 0.0
+            return
+        self.has_spread = True
+        assert w is not None
+        if step.any():
+            d, v, w = d[~step], v[~step], w[~step]
+        rate = v / w
+        self.lo_k, self.lo_r, self.lo_rk = _sorted_sums(d - w / 2, rate)
+        self.up_k, self.up_r, self.up_rk = _sorted_sums(d + w / 2, rate)
+        del rate
+        self.lowest = float(min(self.lo_k[0], self.step_d[0] if self.step_d.size else np.inf))
+        # (up_k[-1] is the highest upper end: the keys are sorted)
+        self.highest = float(max(self.up_k[-1], self.step_d[-1] if self.step_d.size else -np.inf))
 
-    def above(k, c, x, strict):
-        return c[np.searchsorted(k, x, side="right" if strict else "left")]
+    def at_least(self, x: float) -> float:
+        """Volume (cc) with dose >= x."""
+        total = float(self.step_c[np.searchsorted(self.step_d, x, side="left")])
+        if self.has_spread:
+            iu = np.searchsorted(self.up_k, x, side="right")
+            il = np.searchsorted(self.lo_k, x, side="right")
+            total += (self.up_rk[iu] - x * self.up_r[iu]) - (self.lo_rk[il] - x * self.lo_r[il])
+        return float(total)
 
-    rate = vw / ww if ww.size else vw
-    ku, s0u = suffix(upper, rate)
-    _, s1u = suffix(upper, rate * upper)
-    kl, s0l = suffix(lower, rate)
-    _, s1l = suffix(lower, rate * lower)
-    spread = (above(ku, s1u, nodes, True) - nodes * above(ku, s0u, nodes, True)) - (
-        above(kl, s1l, nodes, True) - nodes * above(kl, s0l, nodes, True)
-    )
-    # samples whose whole interval lies above the node count fully (the B term removes them
-    # only where lower > node), so the formula holds; clip rounding noise
-    ksd, cs = suffix(ds, vs)
-    at_least = spread + above(ksd, cs, nodes, False)
-    strictly = spread + above(ksd, cs, nodes, True)
-    x = np.repeat(nodes, 2)
-    vol = np.empty(x.size)
-    vol[0::2] = at_least
-    vol[1::2] = strictly
-    total = float(np.sum(v))
-    vol = np.clip(vol, 0.0, total)
-    vol = np.minimum.accumulate(vol)  # enforce monotone against rounding
-    return x, vol
+
+def _suffix(values: np.ndarray) -> np.ndarray:
+    """``out[i] = sum(values[i:])``, with a trailing 0 (no temporary of the input's size)."""
+    out = np.zeros(values.size + 1)
+    if values.size:
+        np.cumsum(values[::-1], out=out[-2::-1])
+    return out
+
+
+def _sorted_sums(keys: np.ndarray, rate: np.ndarray):
+    """Keys sorted ascending, with suffix sums of ``rate`` and of ``rate * key``."""
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    r = rate[order]
+    del order
+    rk = _suffix(r * k)
+    return k, _suffix(r), rk

@@ -338,8 +338,6 @@ def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 1_000_000):
     the grid. The spread of a cell is ``sqrt(sum_a (D(c + h_a/2) - D(c - h_a/2))^2)`` over the
     three axes: the width of the uniform distribution with the variance of a linear dose over
     the cell (exact when the gradient lies along an axis); see :class:`rtqa.dvh.core.Dvh`."""
-    k, j, i = np.nonzero(occ.values > 0)
-    vols = (occ.values[k, j, i] * occ.cell_volumes_mm3()[k, 0, 0]) / 1000.0
     k0, j0, i0 = occ.offset
     nz, ny, nx = occ.values.shape
     lat = occ.lattice
@@ -355,21 +353,31 @@ def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 1_000_000):
         (_axis_weights(grid.y_mm, y - lat.dy / 2), _axis_weights(grid.y_mm, y + lat.dy / 2)),
         (_axis_weights(grid.x_mm, x - lat.dx / 2), _axis_weights(grid.x_mm, x + lat.dx / 2)),
     )
-    doses = np.empty(k.size)
-    spreads = np.empty(k.size)
-    for s in range(0, k.size, chunk):
-        kk, jj, ii = k[s : s + chunk], j[s : s + chunk], i[s : s + chunk]
-        doses[s : s + chunk] = trilinear(grid.dose_gy, *centre, kk, jj, ii)
-        var = np.zeros(kk.size)
+    cell = occ.cell_volumes_mm3()[:, 0, 0] / 1000.0
+    n = int(np.count_nonzero(occ.values))
+    doses, vols, spreads = np.empty(n), np.empty(n), np.empty(n)
+    planes = max(1, chunk // max(ny * nx, 1))
+    at = 0
+    for ks in range(0, nz, planes):
+        kk, jj, ii = np.nonzero(occ.values[ks : ks + planes])
+        kk = kk + ks
+        m = kk.size
+        if m == 0:
+            continue
+        out = slice(at, at + m)
+        vols[out] = occ.values[kk, jj, ii] * cell[kk]
+        doses[out] = trilinear(grid.dose_gy, *centre, kk, jj, ii)
+        var = np.zeros(m)
         for axis in range(3):
             lo_w, hi_w = list(centre), list(centre)
             lo_w[axis], hi_w[axis] = shifted[axis]
-            diff = trilinear(grid.dose_gy, *hi_w, kk, jj, ii) - trilinear(
-                grid.dose_gy, *lo_w, kk, jj, ii
-            )
-            var += diff**2
-        spreads[s : s + chunk] = np.sqrt(var)
-    return doses, vols.astype(float), spreads
+            var += (
+                trilinear(grid.dose_gy, *hi_w, kk, jj, ii)
+                - trilinear(grid.dose_gy, *lo_w, kk, jj, ii)
+            ) ** 2
+        spreads[out] = np.sqrt(var)
+        at += m
+    return doses, vols, spreads
 
 
 def _axis_weights(centres: np.ndarray, at: np.ndarray):

@@ -63,6 +63,9 @@ DAYS_PER_MONTH = 365.25 / 12.0
 UNKNOWN_TOLERANCE_CC = 1e-3
 #: Irradiated volumes are bounded by this fraction of each course's prescription.
 IRRADIATED_ISODOSE = 0.5
+#: Relative tolerance on an isodose level (a plateau stored at exactly the prescription reads a
+#: hair below it after DoseGridScaling quantisation and interpolation).
+ISODOSE_RTOL = 1e-4
 #: An organ is "dosed by a course" for the ESTRO–EORTC classification above this EQD2 (Gy).
 DOSED_EQD2_GY = 1.0
 ASSUMED = "assumed aligned (--assume-aligned)"
@@ -124,6 +127,7 @@ class PriorContext:
     model: str = MODEL
     export_path: str | None = None
     organ_eqd2: dict[str, dict[str, float]] = field(default_factory=dict)
+    organ_dvhs: dict[str, OrganEqd2] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,7 +178,7 @@ def evaluate_prior(
     out.extend(_lq_notes([("current course", rx_now, inp.fractions)]))
     ab_export, ab_export_source = _export_alpha_beta(inp, protocol)
     out.extend(_target_findings(inp, mapped, protocol))
-    organ_rows, concern, repeat, organ_values = _organ_findings(inp, mapped, protocol)
+    organ_rows, concern, repeat, organ_values, organ_dvhs = _organ_findings(inp, mapped, protocol)
     out.extend(organ_rows)
     overlap_cc, overlap_mask, overlap_text = _irradiated_overlap(inp, mapped)
     out.extend(_policy_findings(pr, overlap_cc, overlap_text))
@@ -187,6 +191,7 @@ def evaluate_prior(
         cumulative=cumulative,
         overlap_mask=overlap_mask,
         organ_eqd2=organ_values,
+        organ_dvhs=organ_dvhs,
     )
     if inp.export_cumulative:
         out.append(_export(inp, mapped, context))
@@ -345,10 +350,16 @@ def _interval_findings(p: MappedPrior, pr) -> list[Finding]:
     if limit is None:
         return [
             Finding(
-                GROUP, "min_interval", Status.INFO, text, metric="interval", value=months,
-                unit="months", case_id=p.case.case_id,
+                GROUP,
+                "min_interval",
+                Status.INFO,
+                text,
+                metric="interval",
+                value=months,
+                unit="months",
+                case_id=p.case.case_id,
             )
-        ]  # fmt: skip
+        ]
     least = float(limit.value)  # type: ignore[arg-type]
     ok = months >= least
     status = Status.PASS if ok else limit.severity
@@ -438,7 +449,7 @@ def _sample(roi: Roi, inp: PriorInput, priors: list[MappedPrior], **options) -> 
 
 
 @dataclass(frozen=True)
-class _OrganEqd2:
+class OrganEqd2:
     """EQD2 DVHs of one organ: current course, all prior courses (undiscounted), cumulative
     (after any recovery discount); ``unknown_prior_cc``: volume without a prior dose."""
 
@@ -451,7 +462,7 @@ class _OrganEqd2:
 
 def _organ_eqd2(
     s: _Samples, inp: PriorInput, priors: list[MappedPrior], ab: float, recovery: float
-) -> _OrganEqd2:
+) -> OrganEqd2:
     current = np.asarray(eqd2(s.current_gy, inp.fractions, ab), dtype=float)
     prior_sum = np.zeros_like(current)
     for p, dose in zip(priors, s.priors_gy, strict=True):
@@ -471,7 +482,7 @@ def _organ_eqd2(
         (f"prior course '{p.label}'", _nanmax(d), p.fractions)
         for p, d in zip(priors, s.priors_gy, strict=True)
     ]
-    return _OrganEqd2(cur_dvh, prior_dvh, cum_dvh, unknown_prior, maxima)
+    return OrganEqd2(cur_dvh, prior_dvh, cum_dvh, unknown_prior, maxima)
 
 
 def _nanmax(values: np.ndarray) -> float:
@@ -574,6 +585,7 @@ def _organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoc
     concern: list[str] = []
     repeat: list[str] = []
     values: dict[str, dict[str, float]] = {}
+    dvhs: dict[str, OrganEqd2] = {}
     for name, roi in inp.organs.items():
         if roi is None or roi.is_empty or roi.interpreted_type.upper() == "EXTERNAL":
             continue
@@ -596,19 +608,36 @@ def _organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoc
                 _organ_not_evaluable(name, roi, f"EQD2 could not be computed: {exc}", judged)
             )
             continue
+        dvhs[name] = res
         context = _organ_context(res, ab, recovery_text, roi)
+        out.append(
+            Finding(
+                GROUP,
+                "alpha_beta",
+                Status.INFO,
+                f"{name}: EQD2 with {ab.text}",
+                roi=roi.name,
+                match=name,
+                metric="alpha/beta",
+                value=ab.value,
+                unit="Gy",
+                source=ab.source,
+                confidence=ab.confidence,
+            )
+        )
         metrics = _metrics(sections) if judged else [parse_metric(m) for m in _UNJUDGED_METRICS]
         for request in metrics:
             trio = _trio(request, res)
             values[f"{name} {request.canonical}"] = {
-                k: v for k, v in zip(("prior", "current", "cumulative"), trio, strict=True)
+                k: v
+                for k, v in zip(("prior", "current", "cumulative"), trio, strict=True)
                 if v is not None
-            }  # fmt: skip
-            out.extend(_organ_rows(name, roi, request, trio, sections, context, res))
+            }
+            out.extend(_organ_rows(name, roi, request, trio, sections, context, res, ab.value))
         prior_max = res.prior.max_gy if res.prior is not None else 0.0
         if prior_max >= DOSED_EQD2_GY and res.current.max_gy >= DOSED_EQD2_GY:
             (concern if judged else repeat).append(name)
-    return out, concern, repeat, values
+    return out, concern, repeat, values, dvhs
 
 
 def _metrics(sections: dict[str, tuple[Limit, ...]]) -> list[MetricRequest]:
@@ -619,7 +648,7 @@ def _metrics(sections: dict[str, tuple[Limit, ...]]) -> list[MetricRequest]:
     return list(seen.values())
 
 
-def _trio(request: MetricRequest, res: _OrganEqd2) -> tuple[float | None, ...]:
+def _trio(request: MetricRequest, res: OrganEqd2) -> tuple[float | None, ...]:
     return tuple(_value(request, d) for d in (res.prior, res.current, res.cumulative))
 
 
@@ -632,7 +661,7 @@ def _value(request: MetricRequest, dvh: Dvh | None) -> float | None:
         return None
 
 
-def _organ_context(res: _OrganEqd2, ab: _AlphaBeta, recovery_text: str, roi: Roi) -> str:
+def _organ_context(res: OrganEqd2, ab: _AlphaBeta, recovery_text: str, roi: Roi) -> str:
     parts = [f"EQD2 {ab.text}, each course voxel-wise with its own fraction count, summed"]
     if recovery_text:
         parts.append(recovery_text)
@@ -651,7 +680,16 @@ def _fmt(v: float | None) -> str:
     return "unknown" if v is None else f"{v:.2f} Gy"
 
 
-def _organ_rows(name, roi, request, trio, sections, context, res) -> list[Finding]:
+_TAGS = {"prior": "EQD2pri", "now": "EQD2now", "cum": "EQD2cum", "ratio": "now/cum"}
+
+
+def _label(request: MetricRequest, ab: float, tag: str) -> str:
+    """Short metric label for a table, e.g. ``EQD2cum Max`` (cumulative EQD2, point maximum);
+    the α/β is in the message and in the organ's ``alpha_beta`` row."""
+    return f"{_TAGS[tag]} {request.canonical.split('[')[0]}"
+
+
+def _organ_rows(name, roi, request, trio, sections, context, res, ab: float) -> list[Finding]:
     prior, current, cumulative = trio
     metric = request.canonical
     side = (
@@ -663,47 +701,112 @@ def _organ_rows(name, roi, request, trio, sections, context, res) -> list[Findin
     if request.unit not in ("Gy", "cGy", "cc", "%") or request.needs_rx:
         return [_organ_not_evaluable(name, roi, f"{metric}: not an EQD2 dose metric", True)]
     rows = [
-        Finding(GROUP, "prior_eqd2", Status.INFO, message, metric=f"{metric} EQD2 prior",
-                value=prior, unit=request.unit, **base),
-    ]  # fmt: skip
+        Finding(
+            GROUP,
+            "prior_eqd2",
+            Status.INFO,
+            message,
+            metric=_label(request, ab, "prior"),
+            value=prior,
+            unit=request.unit,
+            **base,
+        ),
+    ]
     limits = {s: [lim for lim in sections[s] if lim.metric.canonical == metric] for s in sections}
     if not any(limits.values()):
         rows.append(
-            Finding(GROUP, "current_eqd2", Status.INFO, message, metric=f"{metric} EQD2 current",
-                    value=current, unit=request.unit, **base)
-        )  # fmt: skip
+            Finding(
+                GROUP,
+                "current_eqd2",
+                Status.INFO,
+                message,
+                metric=_label(request, ab, "now"),
+                value=current,
+                unit=request.unit,
+                **base,
+            )
+        )
         rows.append(
-            Finding(GROUP, "cumulative_eqd2", Status.INFO, message,
-                    metric=f"{metric} EQD2 cumul.", value=cumulative, unit=request.unit, **base)
-        )  # fmt: skip
+            Finding(
+                GROUP,
+                "cumulative_eqd2",
+                Status.INFO,
+                message,
+                metric=_label(request, ab, "cum"),
+                value=cumulative,
+                unit=request.unit,
+                **base,
+            )
+        )
         return rows
     for lim in limits["course_eqd2"]:
-        rows.append(_judge("course_eqd2", f"{metric} EQD2 course", current, request.unit, lim,
-                           message, base))  # fmt: skip
+        rows.append(
+            _judge(
+                "course_eqd2", _label(request, ab, "now"), current, request.unit, lim, message, base
+            )
+        )
     if not limits["course_eqd2"]:
         rows.append(
-            Finding(GROUP, "current_eqd2", Status.INFO, message, metric=f"{metric} EQD2 current",
-                    value=current, unit=request.unit, **base)
-        )  # fmt: skip
+            Finding(
+                GROUP,
+                "current_eqd2",
+                Status.INFO,
+                message,
+                metric=_label(request, ab, "now"),
+                value=current,
+                unit=request.unit,
+                **base,
+            )
+        )
     for lim in limits["cumulative_eqd2"]:
-        rows.append(_judge("cumulative_eqd2", f"{metric} EQD2 cumul.", cumulative, request.unit,
-                           lim, message, base, unknown_cc=res.unknown_prior_cc))  # fmt: skip
+        rows.append(
+            _judge(
+                "cumulative_eqd2",
+                _label(request, ab, "cum"),
+                cumulative,
+                request.unit,
+                lim,
+                message,
+                base,
+                unknown_cc=res.unknown_prior_cc,
+            )
+        )
     for lim in limits["course_share"]:
         share = current / cumulative if current is not None and cumulative else None
         share_msg = (
-            f"{side}; current / cumulative = {share:.3f} ({context})" if share is not None
+            f"{side}; current / cumulative = {share:.3f} ({context})"
+            if share is not None
             else message
-        )  # fmt: skip
-        rows.append(_judge("course_share", f"{metric} EQD2 share", share, "", lim, share_msg,
-                           base, unknown_cc=res.unknown_prior_cc))  # fmt: skip
+        )
+        rows.append(
+            _judge(
+                "course_share",
+                _label(request, ab, "ratio"),
+                share,
+                "",
+                lim,
+                share_msg,
+                base,
+                unknown_cc=res.unknown_prior_cc,
+            )
+        )
     return rows
 
 
 def _judge(rule, metric, value, unit, lim: Limit, message, base, unknown_cc=0.0) -> Finding:
     prov = {"source": str(lim.source), "confidence": lim.confidence.value}
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return Finding(GROUP, rule, Status.NOT_EVALUABLE, f"{message}; value unknown",
-                       metric=metric, unit=unit, limits=lim.conditions, **prov, **base)  # fmt: skip
+        return Finding(
+            GROUP,
+            rule,
+            Status.NOT_EVALUABLE,
+            f"{message}; value unknown",
+            metric=metric,
+            unit=unit,
+            limits=lim.conditions,
+            **prov,
+            **base,
+        )
     j = lim.judge(value)
     status = j.status
     text = message
@@ -715,8 +818,19 @@ def _judge(rule, metric, value, unit, lim: Limit, message, base, unknown_cc=0.0)
             f"; within the limit where the prior dose is known, but {unknown_cc:.3g} cc of the "
             "organ has no prior dose (outside the prior grid)"
         )
-    return Finding(GROUP, rule, status, text, metric=metric, value=value, unit=unit,
-                   limits=lim.conditions, margin=j.margin, **prov, **base)  # fmt: skip
+    return Finding(
+        GROUP,
+        rule,
+        status,
+        text,
+        metric=metric,
+        value=value,
+        unit=unit,
+        limits=lim.conditions,
+        margin=j.margin,
+        **prov,
+        **base,
+    )
 
 
 def _organ_not_evaluable(name: str, roi: Roi, why: str, judged: bool) -> Finding:
@@ -743,8 +857,15 @@ def _target_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Proto
         try:
             samples, occ = _sample(roi, inp, priors)
         except ValueError as exc:
-            out.append(Finding(GROUP, "target_overlap", Status.INFO,
-                               f"target '{name}': prior dose not sampled ({exc})", roi=name))  # fmt: skip
+            out.append(
+                Finding(
+                    GROUP,
+                    "target_overlap",
+                    Status.INFO,
+                    f"target '{name}': prior dose not sampled ({exc})",
+                    roi=name,
+                )
+            )
             continue
         ab = _alpha_beta(name, inp, protocol)
         total = float(samples.volumes_cc.sum()) + samples.outside_cc
@@ -769,7 +890,7 @@ def _target_rows(name, p: MappedPrior, dose, s: _Samples, total_cc: float, ab: _
             (f"50 % prior Rx isodose {0.5 * p.rx_gy:g} Gy", 0.5 * p.rx_gy),
         ]
     for what, level in levels:
-        vol = float(s.volumes_cc[known & (dose >= level)].sum())
+        vol = float(s.volumes_cc[known & (dose >= level * (1.0 - ISODOSE_RTOL))].sum())
         pct = 100.0 * vol / total_cc if total_cc > 0 else 0.0
         rows.append(
             Finding(
@@ -779,7 +900,7 @@ def _target_rows(name, p: MappedPrior, dose, s: _Samples, total_cc: float, ab: _
                 f"target '{name}': {vol:.3g} cc ({pct:.1f} %) receives at least the {what} of "
                 f"{where}{tail}",
                 roi=name,
-                metric=f"V{level:g}Gy prior[cc]",
+                metric=f"V{level:g}Gy prior",
                 value=vol,
                 unit="cc",
                 case_id=p.case.case_id,
@@ -797,15 +918,22 @@ def _target_rows(name, p: MappedPrior, dose, s: _Samples, total_cc: float, ab: _
                 f"target '{name}': prior EQD2 max {mx:.2f} Gy, mean {mean:.2f} Gy from {where} "
                 f"({ab.text}){tail}",
                 roi=name,
-                metric="Max[Gy] EQD2 prior",
+                metric="EQD2pri Max",
                 value=mx,
                 unit="Gy",
                 case_id=p.case.case_id,
             )
         )
     elif not levels:
-        rows.append(Finding(GROUP, "target_overlap", Status.INFO,
-                            f"target '{name}': no prior dose known inside it{tail}", roi=name))  # fmt: skip
+        rows.append(
+            Finding(
+                GROUP,
+                "target_overlap",
+                Status.INFO,
+                f"target '{name}': no prior dose known inside it{tail}",
+                roi=name,
+            )
+        )
     return rows
 
 
@@ -828,8 +956,15 @@ def _prior_target_overlap(name: str, roi: Roi, occ, p: MappedPrior) -> list[Find
         try:
             ov = mapped_overlap(prior_roi, p.grid, p.matrix, occ)
         except ValueError as exc:
-            rows.append(Finding(GROUP, "target_overlap", Status.INFO,
-                                f"prior target '{prior_roi.name}' not mapped: {exc}", roi=name))  # fmt: skip
+            rows.append(
+                Finding(
+                    GROUP,
+                    "target_overlap",
+                    Status.INFO,
+                    f"prior target '{prior_roi.name}' not mapped: {exc}",
+                    roi=name,
+                )
+            )
             continue
         rows.append(
             Finding(
@@ -840,7 +975,7 @@ def _prior_target_overlap(name: str, roi: Roi, occ, p: MappedPrior) -> list[Find
                 f"overlaps target '{name}' by {ov.overlap_cc:.3g} cc (Dice {ov.dice:.3f}; "
                 f"volumes {ov.volume_a_cc:.3g} cc prior, {ov.volume_b_cc:.3g} cc current)",
                 roi=name,
-                metric="overlap prior target",
+                metric="prior PTV overlap",
                 value=ov.overlap_cc,
                 unit="cc",
                 case_id=p.case.case_id,
@@ -860,7 +995,6 @@ def mapped_overlap(prior_roi: Roi, prior_grid: DoseGrid, matrix_prior_to_current
     mapping keeps volumes).
     """
     from rtqa.geometry.sampling import occupancy
-
     from rtqa.prior import VolumeOverlap
 
     prior_occ = occupancy(prior_roi, prior_grid, margin_cells=1, name=prior_roi.name)
@@ -904,8 +1038,9 @@ def _irradiated_overlap(inp: PriorInput, priors: list[MappedPrior]):
             parts.append(f"'{p.label}': prior prescription unknown")
             continue
         level_prior, level_now = IRRADIATED_ISODOSE * p.rx_gy, IRRADIATED_ISODOSE * rx_now
-        cc, unknown = irradiated_overlap_cc(p.dose_gy, level_prior, inp.dose.dose_gy, level_now,
-                                            inp.dose)  # fmt: skip
+        cc, unknown = irradiated_overlap_cc(
+            p.dose_gy, level_prior, inp.dose.dose_gy, level_now, inp.dose
+        )
         with np.errstate(invalid="ignore"):
             mask |= (p.dose_gy >= level_prior) & (inp.dose.dose_gy >= level_now)
         total += cc
@@ -927,12 +1062,26 @@ def _policy_findings(pr, overlap_cc: float | None, overlap_text: str) -> list[Fi
     policy = str(pr.policy.value)
     prov = _provenance(pr.policy)
     if policy == "cumulative":
-        return [Finding(GROUP, "prior_policy", Status.INFO,
-                        "policy 'cumulative': prior radiation judged by the cumulative EQD2 "
-                        f"limits; {overlap_text}", **prov)]  # fmt: skip
+        return [
+            Finding(
+                GROUP,
+                "prior_policy",
+                Status.INFO,
+                "policy 'cumulative': prior radiation judged by the cumulative EQD2 "
+                f"limits; {overlap_text}",
+                **prov,
+            )
+        ]
     if overlap_cc is None:
-        return [Finding(GROUP, "prior_policy", Status.NOT_EVALUABLE,
-                        f"policy '{policy}': overlap not measured ({overlap_text})", **prov)]  # fmt: skip
+        return [
+            Finding(
+                GROUP,
+                "prior_policy",
+                Status.NOT_EVALUABLE,
+                f"policy '{policy}': overlap not measured ({overlap_text})",
+                **prov,
+            )
+        ]
     overlaps = overlap_cc > 0
     if policy == "exclude":
         status = Status.MAJOR if overlaps else Status.PASS
@@ -949,15 +1098,27 @@ def _policy_findings(pr, overlap_cc: float | None, overlap_text: str) -> list[Fi
             else "no overlap with prior radiation"
         )
     return [
-        Finding(GROUP, "prior_policy", status, f"policy '{policy}': {what}; {overlap_text}",
-                metric="overlap", value=overlap_cc, unit="cc", **prov)
-    ]  # fmt: skip
+        Finding(
+            GROUP,
+            "prior_policy",
+            status,
+            f"policy '{policy}': {what}; {overlap_text}",
+            metric="overlap",
+            value=overlap_cc,
+            unit="cc",
+            **prov,
+        )
+    ]
 
 
 def _classification(overlap_cc, concern, repeat, overlap_text) -> Finding:
     if overlap_cc is None:
-        return Finding(GROUP, "reirradiation_type", Status.INFO,
-                       f"re-irradiation type not determined ({overlap_text})")  # fmt: skip
+        return Finding(
+            GROUP,
+            "reirradiation_type",
+            Status.INFO,
+            f"re-irradiation type not determined ({overlap_text})",
+        )
     c = classify_reirradiation(overlap_cc, concern, repeat)
     return Finding(
         GROUP,
@@ -1005,8 +1166,12 @@ def _export(inp: PriorInput, priors: list[MappedPrior], ctx: PriorContext) -> Fi
             course=inp.course,
         )
     except (OSError, ValueError) as exc:
-        return Finding(GROUP, "export_cumulative", Status.NOT_EVALUABLE,
-                       f"cumulative EQD2 not written to {path}: {exc}")  # fmt: skip
+        return Finding(
+            GROUP,
+            "export_cumulative",
+            Status.NOT_EVALUABLE,
+            f"cumulative EQD2 not written to {path}: {exc}",
+        )
     ctx.export_path = path
     text = (
         f"cumulative EQD2 grid written to {path} (RT Dose, EFFECTIVE, MULTI_PLAN, "
