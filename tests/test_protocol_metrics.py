@@ -1,8 +1,8 @@
 """Metric grammar: parse every form and evaluate on a Dvh with a closed-form dose-volume curve.
 
-The DVH: 4000 samples of 0.01 cc at doses 40 - (i + 0.5) * 0.01 Gy, i.e. the continuous
-cumulative curve D(v) = 40 - v Gy over a 40 cc structure (exact for v in [0.005, 39.995] under
-the engine's mid-volume interpolation), plus 10 cc outside the dose grid in the % examples.
+The DVH: 4000 samples of 0.01 cc centred on 40 - (i + 0.5) * 0.01 Gy, each spread uniformly over
+its 0.01 Gy bin, i.e. exactly the continuous cumulative curve D(v) = 40 - v Gy over a 40 cc
+structure (0 to 40 Gy), plus 10 cc outside the dose grid in the % examples.
 """
 
 import numpy as np
@@ -22,7 +22,9 @@ N, STEP = 4000, 0.01
 
 def linear_dvh(unknown_cc: float = 0.0) -> Dvh:
     i = np.arange(N)
-    return Dvh.from_samples(40.0 - (i + 0.5) * STEP, np.full(N, STEP), unknown_cc)
+    return Dvh.from_samples(
+        40.0 - (i + 0.5) * STEP, np.full(N, STEP), unknown_cc, spreads_gy=np.full(N, STEP)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +51,10 @@ def dvh():
         ("DC25%[Gy]", None, 10.0),
         ("Mean[Gy]", None, 20.0),
         ("Mean[%]", 40.0, 50.0),
-        ("Max[Gy]", None, 39.995),  # hottest sample
-        ("Min[Gy]", None, 0.005),
+        ("Max[Gy]", None, 40.0),  # top of the hottest sample's spread
+        ("Min[Gy]", None, 0.0),
         ("Median[Gy]", None, 20.0),
-        ("Dmax[Gy]", None, 39.995),
+        ("Dmax[Gy]", None, 40.0),
     ],
 )
 def test_evaluate_every_form(dvh, text, rx, expected):
