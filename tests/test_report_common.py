@@ -227,3 +227,11 @@ def test_iso_datetime_has_an_offset():
     when = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(hours=2)))
     assert iso_datetime(when) == "2024-05-06T07:08:09+02:00"
     assert iso_datetime(datetime(2024, 5, 6, 7, 8, 9))[19:] != ""  # naive: local offset added
+
+
+def test_whole_counts_print_without_decimals():
+    from rtqa.report.common import format_quantity
+
+    assert format_quantity(3.0, "fractions") == "3 fractions"
+    assert format_quantity(2.5, "fractions") == "2.50 fractions"
+    assert format_quantity(30.0, "Gy") == "30.00 Gy"

@@ -190,8 +190,15 @@ def format_number(
         decimals += 1
 
 
+COUNT_UNITS = frozenset({"fractions", "targets", "lesions", "sites"})
+
+
 def format_quantity(value: float | None, unit: str | None, refs: Sequence[float] = ()) -> str:
-    """``value`` with its unit (``"21.94 Gy"``, ``"95.20 %"``); ``""`` when missing."""
+    """``value`` with its unit (``"21.94 Gy"``, ``"95.20 %"``, ``"3 fractions"``); ``""`` when
+    missing. Whole counts (fractions, targets) print without decimals."""
+    x = finite(value)
+    if x is not None and unit in COUNT_UNITS and x == round(x):
+        return f"{int(round(x))} {unit}"
     text = format_number(value, refs)
     if not text:
         return ""
