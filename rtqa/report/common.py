@@ -198,7 +198,7 @@ def format_quantity(value: float | None, unit: str | None, refs: Sequence[float]
     missing. Whole counts (fractions, targets) print without decimals."""
     x = finite(value)
     if x is not None and unit in COUNT_UNITS and x == round(x):
-        return f"{int(round(x))} {unit}"
+        return f"{round(x)} {unit}"
     text = format_number(value, refs)
     if not text:
         return ""
