@@ -21,6 +21,7 @@ course is not fully evaluable, else 0 (2 usage, 130 interrupted).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -318,6 +319,15 @@ def read_run_log(out: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     return entries
 
 
+def _input_bytes(task: CourseTask) -> int:
+    """Total size of a course's input files: a rough measure of how long it takes."""
+    total = 0
+    for path in task.files:
+        with contextlib.suppress(OSError):
+            total += os.path.getsize(path)
+    return total
+
+
 def resolve_protocol(name: str | None) -> Path:
     """The protocol file for ``name`` (default protocol when None), validated now so that a bad
     constraint file stops the batch before any course (exit 2)."""
@@ -367,6 +377,7 @@ def run_batch(
         if options.force or t.key[:KEY_CHARS] not in stored or stored[t.key[:KEY_CHARS]].failed
     ]
     skipped = len(tasks) - len(todo)
+    todo.sort(key=_input_bytes, reverse=True)  # largest first: a long course never runs last
     retried = sum(1 for t in todo if t.key[:KEY_CHARS] in stored and not options.force)
     mode = "quiet" if options.quiet else options.progress_mode
     progress = progress or Progress(len(todo), mode=mode)
