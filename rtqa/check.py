@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -145,6 +146,20 @@ def exit_code(findings: list[Finding], fail_on: str = "minor") -> int:
     return EXIT_OK
 
 
+def _unreadable(course: Course, scan_notes: list[Note]) -> bool:
+    """True when the course cannot be judged because input could not be read: no case has both
+    structures and dose, or a case lacks a part while a file beside it was unreadable."""
+    if not any(c.structure_set is not None and c.dose is not None for c in course.cases):
+        return True
+    incomplete = [c for c in course.cases if not c.is_complete]
+    if not incomplete:
+        return False
+    folders = {os.path.dirname(p) for c in incomplete for p in c.input_paths}
+    return any(
+        n.level is Level.ERROR and n.path and os.path.dirname(n.path) in folders for n in scan_notes
+    )
+
+
 def sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -179,8 +194,8 @@ def check_course(
     notes = list(dict.fromkeys(notes))
     verdict = worst_status(findings)
     code = exit_code(findings, options.fail_on)
-    if not any(c.structure_set is not None and c.dose is not None for c in course.cases):
-        code = EXIT_UNREADABLE if code != EXIT_DEVIATION else code
+    if code != EXIT_DEVIATION and _unreadable(course, scan_notes or []):
+        code = EXIT_UNREADABLE
     plans = [_summary(c, ev, prior=False) for c in course.cases]
     plans += [_summary(c, ev, prior=True) for c in course.priors]
     hashes: dict[str, str] = {}

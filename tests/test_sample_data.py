@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from click.testing import CliRunner
 
+from rtqa.cli import cli
 from rtqa.synthetic import CASE_NAMES
 from rtqa.synthetic.__main__ import main
 from rtqa.synthetic.batch import corrupt, corrupt_count, plan_batch
@@ -108,19 +110,28 @@ def test_plan_batch_share_and_kinds():
     entries = plan_batch(40, 3)
     kinds = [e.corruption for e in entries if e.corruption]
     assert len(kinds) == 4
-    assert set(kinds) == {"truncated_dose", "garbage_file", "missing_plan"}
+    assert set(kinds) == {"truncated_dose", "garbage_file", "truncated_plan"}
     assert {e.site for e in entries} == {"spine", "lung", "bone"}
     assert {e.fractions for e in entries} == {1, 3, 5}
 
 
 @pytest.mark.filterwarnings("ignore:End of file reached")
-@pytest.mark.parametrize("kind", ["truncated_dose", "garbage_file", "missing_plan"])
-def test_corruptions(tmp_path, kind):
+@pytest.mark.parametrize(
+    ("kind", "prefix"), [("truncated_dose", "RD"), ("garbage_file", "RS"), ("truncated_plan", "RP")]
+)
+def test_corruptions(tmp_path, kind, prefix):
     folder = tmp_path / "case"
     shutil.copytree(SAMPLE_DATA / "spine_3fx_nocord", folder)
     corrupt(folder, kind, np.random.default_rng(0))
-    if kind == "missing_plan":
-        assert not list(folder.glob("RP.*.dcm"))
+    # every corruption makes the case unreadable for rtqa check: exit 3, naming the file
+    result = CliRunner().invoke(cli, ["check", str(folder), "--format", "json"])
+    assert result.exit_code == 3, result.output
+    assert f"{prefix}." in result.stderr + result.stdout
+    if kind == "truncated_plan":
+        path = next(folder.glob("RP.*.dcm"))
+        assert (
+            path.stat().st_size * 2 <= (SAMPLE_DATA / "spine_3fx_nocord" / path.name).stat().st_size
+        )
     elif kind == "truncated_dose":
         path = next(folder.glob("RD.*.dcm"))
         assert (

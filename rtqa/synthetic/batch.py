@@ -20,7 +20,7 @@ from rtqa.synthetic.spec import CaseSpec, CourseSpec
 from rtqa.synthetic.write import write_case
 
 CORRUPT_SHARE = 0.10
-CORRUPTIONS = ("truncated_dose", "garbage_file", "missing_plan")
+CORRUPTIONS = ("truncated_dose", "garbage_file", "truncated_plan")
 REGIMENS = {
     "spine": ((30.0, 3), (35.0, 5), (16.0, 1)),
     "lung": ((50.0, 5), (54.0, 3), (34.0, 1)),
@@ -117,8 +117,10 @@ def corrupt(folder: Path, kind: str, rng: np.random.Generator) -> None:
     elif kind == "garbage_file":
         ss = next(folder.glob("RS.*.dcm"))
         ss.write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    elif kind == "missing_plan":
-        next(folder.glob("RP.*.dcm")).unlink()
+    elif kind == "truncated_plan":
+        plan = next(folder.glob("RP.*.dcm"))
+        data = plan.read_bytes()
+        plan.write_bytes(data[: len(data) // 2])
     else:
         raise ValueError(f"unknown corruption {kind!r}")
 
