@@ -2,18 +2,31 @@
 
 Flow: plan the courses (:func:`rtqa.check.plan_courses`, the same grouping as ``rtqa check``) ->
 key each course by the SHA-256 of its input files, the protocol file and the rtqa version ->
-skip keys whose result file exists (unless ``force``) -> run the rest on an executor (local
-processes or Dask, :mod:`rtqa.batch_exec`) writing each result atomically as it arrives ->
-rebuild ``summary.csv`` / ``summary.json`` from the result files.
+skip keys that are done (unless ``force``) -> run the rest on an executor (local processes or
+Dask, :mod:`rtqa.batch_exec`) writing each result atomically as it arrives -> rebuild
+``summary.csv`` / ``summary.json`` / ``index.html`` from the result files (also after an
+interruption).
 
 Output folder::
 
     OUT/results/<course>--<key>.json         one rtqa-check JSON result per course (done)
     OUT/results/<course>--<key>.failed.json  worker died / time limit: shown, retried next run
+    OUT/results/<course>--<key>.html         the course's self-contained HTML report (or a
+                                             page saying why there is none); not with --no-html
     OUT/summary.csv, OUT/summary.json        one row per course, rebuilt from the results
+    OUT/index.html                           the summary table, sortable, filterable by verdict,
+                                             each row linking to its course's report
     OUT/runs.jsonl                           runtime and peak memory of each computed course
     OUT/.plan-cache.json                     planned courses and file digests (by size, mtime;
                                              not written when pseudonymising: it holds paths)
+
+A course is done when its JSON result exists and, with HTML on (the default), its HTML report
+too. The report is drawn by the worker from the evaluation context (dose grids, occupancies),
+which only a check produces: a course checked without HTML (``--no-html``, or a result from an
+older version) is therefore checked again by the next run with HTML on, and counted as checked.
+The parent writes the report before the JSON, so a JSON result without its report can only come
+from such a run. When pseudonymising, reports hold the tables and DVH curves but no dose
+slices, timeline or prior panels (those are drawn from DICOM objects that are not scrubbed).
 
 Exit code: 1 if a course deviates, else 3 if a course could not be read or run, else 4 if a
 course is not fully evaluable, else 0 (2 usage, 130 interrupted).
@@ -35,6 +48,8 @@ from typing import Any
 from rtqa import __version__
 from rtqa.batch_progress import Progress
 from rtqa.batch_store import (
+    DONE_SUFFIX,
+    FAILED_SUFFIX,
     KEY_CHARS,
     ResultStore,
     StoredResult,
@@ -73,6 +88,7 @@ SUMMARY_COLUMNS = (
     "runtime_s",
     "error",
     "result_file",
+    "report_file",
 )
 
 
@@ -93,6 +109,7 @@ class BatchOptions:
     format_extra: tuple[str, ...] = ()
     check_options: dict[str, Any] = field(default_factory=dict)  # other CheckOptions fields
     progress_mode: str | None = None  # bar | log | quiet; None: bar on a terminal, else log
+    html: bool = True  # write each course's HTML report (the index is always written)
 
 
 @dataclass
@@ -107,6 +124,7 @@ class BatchReport:
     out_dir: Path
     summary_csv: Path
     summary_json: Path
+    index_html: Path | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,6 +278,7 @@ def make_tasks(
                 check_options={**options.check_options, "protocol": _protocol_arg(options)},
                 root=os.path.abspath(options.root),
                 pseudonym_key=pseudonym_key,
+                html=options.html,
             )
         )
     if cache_doc:
@@ -374,17 +393,20 @@ def run_batch(
     todo = [
         t
         for t in tasks
-        if options.force or t.key[:KEY_CHARS] not in stored or stored[t.key[:KEY_CHARS]].failed
+        if options.force or not is_done(stored.get(t.key[:KEY_CHARS]), html=options.html)
     ]
     skipped = len(tasks) - len(todo)
     todo.sort(key=_input_bytes, reverse=True)  # largest first: a long course never runs last
-    retried = sum(1 for t in todo if t.key[:KEY_CHARS] in stored and not options.force)
+    again = [stored[t.key[:KEY_CHARS]] for t in todo if t.key[:KEY_CHARS] in stored]
+    retried = 0 if options.force else sum(1 for s in again if s.failed)
+    no_report = 0 if options.force else len(again) - retried
     mode = "quiet" if options.quiet else options.progress_mode
     progress = progress or Progress(len(todo), mode=mode)
     progress.message(
         f"{len(tasks)} course{'s' if len(tasks) != 1 else ''} under {options.root}: "
         f"{skipped} already done (skipped), {len(todo)} to check"
         + (f" ({retried} failed before: retried)" if retried else "")
+        + (f" ({no_report} done without an HTML report: checked again)" if no_report else "")
     )
     computed = 0
     try:
@@ -399,6 +421,9 @@ def run_batch(
             try:
                 progress.message(f"running on {executor.describe()}")
                 for outcome in executor.run(todo):
+                    if outcome.html is not None:  # first: a JSON result implies its report
+                        path = report_path(store.path_for(outcome.stem, outcome.key))
+                        atomic_write_text(path, outcome.html)
                     store.write(outcome.stem, outcome.key, outcome.text, failed=outcome.retry)
                     _append_run_log(store.out_dir, outcome)
                     computed += 1
@@ -413,6 +438,23 @@ def run_batch(
         f"summary in {report.summary_csv}"
     )
     return report
+
+
+def report_path(result_path: Path) -> Path:
+    """The HTML report beside a result file: ``<course>--<key>.html`` (done or failed)."""
+    name = result_path.name
+    for suffix in (FAILED_SUFFIX, DONE_SUFFIX):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return result_path.with_name(name + ".html")
+
+
+def is_done(item: StoredResult | None, *, html: bool = True) -> bool:
+    """True when a course needs no check: a done (not failed) result, and its report if asked."""
+    if item is None or item.failed:
+        return False
+    return not html or report_path(item.path).is_file()
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,6 +495,7 @@ def summary_row(doc: dict[str, Any], stored: StoredResult, out: Path, log: dict)
     plans = [p for p in doc.get("plans", []) if not p.get("prior")]
     counts = doc.get("counts", {})
     entry = log.get(stored.key, {})
+    report = report_path(stored.path)
     status, error = doc.get("status", ""), doc.get("error", "")
     if status != "error" and doc.get("exit_code") == EXIT_UNREADABLE:
         # the check ran but the input could not be read: an error row, with the reason
@@ -472,6 +515,7 @@ def summary_row(doc: dict[str, Any], stored: StoredResult, out: Path, log: dict)
         "runtime_s": entry.get("runtime_s"),
         "error": error,
         "result_file": stored.path.relative_to(out).as_posix(),
+        "report_file": report.relative_to(out).as_posix() if report.is_file() else "",
     }
 
 
@@ -551,6 +595,7 @@ def write_summary(
     csv_path, json_path = out / "summary.csv", out / "summary.json"
     atomic_write_text(csv_path, _csv_text(rows))
     atomic_write_text(json_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    index = write_index(out, rows)
     if options.format_extra:
         from rtqa.report import render
 
@@ -566,7 +611,33 @@ def write_summary(
         out_dir=out,
         summary_csv=csv_path,
         summary_json=json_path,
+        index_html=index,
     )
+
+
+def index_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A summary row as :func:`rtqa.report.html_index.render_index` takes it."""
+    statuses = ("major", "minor", "not_evaluable", "pass", "info")
+    return {
+        "case_id": row.get("course_id", ""),
+        "patient": row.get("patient_id", ""),
+        "plan": row.get("plans", ""),
+        "fractions": row.get("fractions", ""),
+        "rx_gy": row.get("prescription_gy", ""),
+        "verdict": row.get("status", ""),
+        "counts": {s: row[s] for s in statuses if row.get(s)},
+        "worst_finding": row.get("worst_finding", ""),
+        "runtime_s": row.get("runtime_s"),
+        "error": row.get("error", ""),
+        "report": row.get("report_file") or None,
+    }
+
+
+def write_index(out: Path, rows: list[dict[str, Any]]) -> Path:
+    """``OUT/index.html``: the summary rows, each linking to its course's report (relative)."""
+    from rtqa.report.html_index import render_index
+
+    return render_index([index_row(r) for r in rows], out, "rtqa batch summary")
 
 
 def renderable_from_dict(doc: dict[str, Any]):
@@ -625,12 +696,16 @@ __all__ = [
     "BatchReport",
     "batch_exit_code",
     "collect_rows",
+    "index_row",
+    "is_done",
     "make_tasks",
     "plan",
     "renderable_from_dict",
+    "report_path",
     "resolve_protocol",
     "run_batch",
     "summary_row",
     "worst_finding",
+    "write_index",
     "write_summary",
 ]

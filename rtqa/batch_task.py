@@ -3,21 +3,30 @@
 This is the only code that runs in worker processes (local or on a Dask cluster). It gets a
 :class:`CourseTask` (plain data, picklable), runs the real ``rtqa check`` pipeline on the course's
 files and returns an :class:`Outcome` holding the rendered JSON document (the ``rtqa check``
-schema), so that nothing but text and numbers travels back.
+schema) and, unless HTML is off, the course's self-contained HTML report, so that nothing but
+text and numbers travels back. The report is drawn here because its figures need the evaluation
+context (dose grids, occupancies), which never leaves the worker; the parent writes both files
+(the HTML first), so a worker needs no access to the output folder.
 """
 
 from __future__ import annotations
 
+import html as html_lib
 import os
 import resource
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rtqa import __version__
 from rtqa.errors import EXIT_INTERNAL, EXIT_UNREADABLE, RtqaError
+
+if TYPE_CHECKING:
+    from rtqa.model import CheckResult
 
 #: Test-only fault injection: ``crash:<course id>`` makes that course's worker call
 #: ``os._exit(70)``; ``hang:<course id>`` makes it sleep for an hour. Never set in production.
@@ -35,6 +44,7 @@ class CourseTask:
     check_options: dict = field(default_factory=dict)  # CheckOptions fields
     root: str | None = None
     pseudonym_key: bytes | None = None  # secret; set only with --pseudonymize
+    html: bool = False  # also render the HTML report (rtqa.report.html)
 
 
 @dataclass
@@ -56,6 +66,7 @@ class Outcome:
     runtime_s: float = 0.0
     peak_rss_mb: float | None = None
     worker: str = ""
+    html: str | None = None  # the HTML report page (None: not asked for)
 
 
 def _peak_rss_mb() -> float:
@@ -104,6 +115,7 @@ def error_outcome(
         key=task.key,
         stem=task.stem,
         text=render(err, "json"),
+        html=render(err, "html") if task.html else None,
         status="error",
         exit_code=exit_code,
         retry=retry,
@@ -155,6 +167,8 @@ def _check(task: CourseTask) -> Outcome:
     from rtqa.report import render
 
     options = CheckOptions(**task.check_options)
+    if task.html:
+        options.keep_context = True  # the figures are drawn from it; never serialised
     results = run_check(list(task.files), options)
     chosen = [r for r in results if r.course_id == task.course_id]
     if len(chosen) != 1:
@@ -168,12 +182,50 @@ def _check(task: CourseTask) -> Outcome:
 
         result = pseudonymize_result(result, _scrubber(task))
         result.course_id = task.stem  # the course pseudonym, as in the result's file name
+    html = None
+    if task.html:  # may add a note to the result, so before the JSON
+        html = render_report(result, lambda m: _scrub_message(task, m))
     verdict = str(result.verdict.value if hasattr(result.verdict, "value") else result.verdict)
     return Outcome(
         course_id=result.course_id,
         key=task.key,
         stem=task.stem,
         text=render(result, "json"),
+        html=html,
         status=verdict,
         exit_code=int(result.exit_code),
+    )
+
+
+def render_report(result: CheckResult, clean: Callable[[str], str] = str) -> str:
+    """The HTML report of one checked course (matplotlib is imported here, in the worker).
+
+    A pseudonymised result carries no context (it holds unscrubbed DICOM objects): its report
+    has the tables and the DVH curves but no dose slices, timeline or prior panels. If drawing
+    the figures fails, the report is rendered without them and a warning note saying why is
+    added to ``result`` (so the JSON result says it too): the findings are never lost.
+    ``clean`` scrubs the text of an exception before it is written anywhere.
+    """
+    from rtqa.model import Level, Note
+    from rtqa.report.html import render_html
+
+    try:
+        return render_html(result)
+    except Exception as exc:
+        why = clean(f"{type(exc).__name__}: {exc}")
+    result.notes.append(Note(Level.WARNING, f"HTML report drawn without figures: {why}"))
+    bare = replace(result, context=None, curves={})
+    try:
+        return render_html(bare)
+    except Exception as exc:
+        return _plain_page(result.course_id, clean(f"{why}; then {type(exc).__name__}: {exc}"))
+
+
+def _plain_page(course_id: str, why: str) -> str:
+    """A minimal page for a course whose report could not be rendered at all."""
+    text = html_lib.escape(f"The HTML report of {course_id} could not be rendered ({why}).")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>rtqa: no report</title></head><body><p>{text} "
+        "The result JSON of the course holds every finding.</p></body></html>\n"
     )

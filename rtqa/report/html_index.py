@@ -108,7 +108,10 @@ def _cell(title: str, value: Any, kind: str, row: Mapping[str, Any], link: str |
         text = ", ".join(str(v) for v in value)
     elif kind == "number":
         x = finite(value)
-        text = "" if x is None else (str(int(x)) if float(x).is_integer() else format_number(x))
+        if x is not None:
+            text = str(int(x)) if float(x).is_integer() else format_number(x)
+        else:  # e.g. "3; 5" for a course of two plans: shown as given, sorted first
+            text = "" if value is None else str(value)
     else:
         text = "" if value is None else str(value)
     sort: Any = text
