@@ -25,8 +25,6 @@ Conventions
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -36,25 +34,75 @@ DOSE_RTOL = 1e-9
 MIN_SPREAD_REL = 1e-7
 #: Absolute tolerance (cc) when a requested volume is compared with the structure volume.
 VOLUME_ATOL_CC = 1e-9
+#: Distributions with more samples than this are not sorted (see :class:`_BucketCurve`).
+SORT_LIMIT = 400_000
+#: Buckets of :class:`_BucketCurve`.
+BUCKETS = 65_536
 
 
 class MetricUndefined(ValueError):
     """A metric cannot be evaluated for this structure (e.g. D1500cc of a 1000 cc organ)."""
 
 
-@dataclass(frozen=True, eq=False)
 class Dvh:
     """Exact weighted dose distribution of one structure (no binning).
 
     ``doses_gy`` are per-sample doses sorted descending and ``volumes_cc`` their volumes (cc) in
-    the same order; build one with :meth:`from_samples`. See the module docstring for the
-    interpolation convention and the meaning of ``unknown_volume_cc``.
+    the same order (``spreads_gy``: the per-sample full width of the dose spread, Gy, or None);
+    build one with :meth:`from_samples`. See the module docstring for the interpolation
+    convention and the meaning of ``unknown_volume_cc``.
+
+    Large distributions (more than :data:`SORT_LIMIT` samples) are kept unsorted: their metrics
+    are read from an exact bucketed form of the same curve (:class:`_BucketCurve`), and the
+    sorted arrays are only made when ``doses_gy``, ``volumes_cc`` or ``spreads_gy`` is read.
     """
 
-    doses_gy: np.ndarray
-    volumes_cc: np.ndarray
-    unknown_volume_cc: float = 0.0
-    spreads_gy: np.ndarray | None = None  # per-sample full width of the dose spread (Gy)
+    def __init__(
+        self,
+        doses_gy: np.ndarray,
+        volumes_cc: np.ndarray,
+        unknown_volume_cc: float = 0.0,
+        spreads_gy: np.ndarray | None = None,
+        *,
+        is_sorted: bool = True,
+    ):
+        self._d = np.asarray(doses_gy, dtype=float)
+        self._v = np.asarray(volumes_cc, dtype=float)
+        self._w = None if spreads_gy is None else np.asarray(spreads_gy, dtype=float)
+        self._sorted = is_sorted
+        self.unknown_volume_cc = float(unknown_volume_cc)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dvh({self._d.size} samples, known {self.known_volume_cc:.6g} cc, "
+            f"unknown {self.unknown_volume_cc:.6g} cc)"
+        )
+
+    def _sort(self) -> None:
+        if not self._sorted:
+            order = np.argsort(-self._d, kind="stable")
+            self._d, self._v = self._d[order], self._v[order]
+            if self._w is not None:
+                self._w = self._w[order]
+            self._sorted = True
+
+    @property
+    def doses_gy(self) -> np.ndarray:
+        """Per-sample doses (Gy), sorted descending."""
+        self._sort()
+        return self._d
+
+    @property
+    def volumes_cc(self) -> np.ndarray:
+        """Per-sample volumes (cc), in the order of ``doses_gy``."""
+        self._sort()
+        return self._v
+
+    @property
+    def spreads_gy(self) -> np.ndarray | None:
+        """Per-sample full widths of the dose spread (Gy), in the order of ``doses_gy``."""
+        self._sort()
+        return self._w
 
     @classmethod
     def from_samples(
@@ -64,7 +112,8 @@ class Dvh:
         unknown_volume_cc: float = 0.0,
         spreads_gy: ArrayLike | None = None,
     ) -> Dvh:
-        """Sort the samples by dose (hottest first), dropping zero-volume samples.
+        """The distribution of weighted samples, dropping zero-volume samples (sorted by dose,
+        hottest first, when read).
 
         ValueError on mismatched lengths, non-finite doses or negative volumes or spreads.
         """
@@ -73,18 +122,22 @@ class Dvh:
         w = None if spreads_gy is None else np.asarray(spreads_gy, dtype=float).ravel()
         if d.shape != v.shape or (w is not None and w.shape != d.shape):
             raise ValueError(f"{d.size} doses but {v.size} volumes")
-        if w is not None and (np.any(w < 0) or not np.all(np.isfinite(w))):
+        if w is not None and (not np.isfinite(w.sum()) or (w.size and w.min() < 0)):
             raise ValueError("dose spreads must be finite and non-negative")
-        if not np.all(np.isfinite(d)):
+        if not np.isfinite(d.sum()):
             raise ValueError("sample doses must be finite")
-        if np.any(v < 0) or not np.all(np.isfinite(v)):
+        if not np.isfinite(v.sum()) or (v.size and v.min() < 0):
             raise ValueError("sample volumes must be finite and non-negative")
         if not np.isfinite(unknown_volume_cc) or unknown_volume_cc < 0:
             raise ValueError(f"unknown volume must be >= 0 cc, got {unknown_volume_cc}")
-        keep = v > 0
-        d, v = d[keep], v[keep]
+        if v.size and v.min() <= 0:
+            keep = v > 0
+            d, v = d[keep], v[keep]
+            w = None if w is None else w[keep]
+        if d.size > SORT_LIMIT:
+            return cls(d, v, float(unknown_volume_cc), w, is_sorted=False)
         order = np.argsort(-d, kind="stable")
-        w = None if w is None else w[keep][order]
+        w = None if w is None else w[order]
         return cls(d[order], v[order], float(unknown_volume_cc), w)
 
     # ---------------------------------------------------------------- volumes
@@ -92,7 +145,11 @@ class Dvh:
     @property
     def known_volume_cc(self) -> float:
         """Volume (cc) whose dose is known."""
-        return float(np.sum(self.volumes_cc)) if self.volumes_cc.size else 0.0
+        cached = self.__dict__.get("_known")
+        if cached is None:
+            cached = float(np.sum(self._v)) if self._v.size else 0.0
+            self._known = cached
+        return cached
 
     @property
     def total_volume_cc(self) -> float:
@@ -103,12 +160,15 @@ class Dvh:
     def _curve(self) -> _Curve:
         cached = self.__dict__.get("_curve_cache")
         if cached is None:
-            cached = _Curve(self.doses_gy, self.volumes_cc, self.spreads_gy)
-            object.__setattr__(self, "_curve_cache", cached)
+            if self._sorted:
+                cached = _Curve(self._d, self._v, self._w)
+            else:
+                cached = _BucketCurve(self._d, self._v, self._w)
+            self._curve_cache = cached
         return cached
 
     def _require_samples(self) -> None:
-        if self.volumes_cc.size == 0:
+        if self._v.size == 0:
             raise MetricUndefined("the structure has no volume with a known dose")
 
     # ---------------------------------------------------------------- summary doses
@@ -130,7 +190,7 @@ class Dvh:
     def mean_gy(self) -> float:
         """Volume-weighted mean dose (Gy) over the known part."""
         self._require_samples()
-        return float(np.dot(self.doses_gy, self.volumes_cc) / self.known_volume_cc)
+        return float(np.dot(self._d, self._v) / self.known_volume_cc)
 
     @property
     def median_gy(self) -> float:
@@ -167,6 +227,8 @@ class Dvh:
         if v_cc <= 0:
             return hi
         target = v_cc * (1 - 1e-12)
+        if isinstance(curve, _BucketCurve):
+            return curve.dose_at(target)
         for _ in range(200):
             mid = 0.5 * (lo + hi)
             if mid <= lo or mid >= hi:
@@ -205,7 +267,7 @@ class Dvh:
         d_gy = float(d_gy)
         if not np.isfinite(d_gy):
             raise ValueError(f"dose must be finite, got {d_gy}")
-        if self.volumes_cc.size == 0:
+        if self._v.size == 0:
             return 0.0
         curve = self._curve
         exact = curve.at_least(d_gy)
@@ -239,7 +301,7 @@ class Dvh:
         to the first step at or beyond the maximum; volume receiving at least each dose."""
         if bin_gy <= 0:
             raise ValueError("bin width must be > 0 Gy")
-        top = self.doses_gy[0] if self.doses_gy.size else 0.0
+        top = float(self._d.max()) if self._d.size else 0.0
         doses = np.arange(0.0, top + bin_gy, bin_gy)
         volumes = np.array([self.volume_at_dose_cc(x) for x in doses]) if doses.size else doses
         return doses, volumes
@@ -249,9 +311,9 @@ class Dvh:
         ``bin_gy`` from 0 Gy."""
         if bin_gy <= 0:
             raise ValueError("bin width must be > 0 Gy")
-        top = self.doses_gy[0] if self.doses_gy.size else 0.0
+        top = float(self._d.max()) if self._d.size else 0.0
         edges = np.arange(0.0, top + 2 * bin_gy, bin_gy)
-        hist, _ = np.histogram(self.doses_gy, bins=edges, weights=self.volumes_cc)
+        hist, _ = np.histogram(self._d, bins=edges, weights=self._v)
         return 0.5 * (edges[:-1] + edges[1:]), hist
 
 
@@ -308,3 +370,120 @@ def _sorted_sums(keys: np.ndarray, rate: np.ndarray):
     del order
     rk = _suffix(r * k)
     return k, _suffix(r), rk
+
+
+class _BucketCurve:
+    """The same ``V(x)`` as :class:`_Curve` without sorting: the interval ends (and point
+    masses) are grouped in equal dose buckets, each holding the sums of ``rate`` and of
+    ``rate * (key - bucket start)``. ``V`` at any bucket edge follows exactly from suffix sums;
+    inside a bucket the few samples whose keys fall in it are evaluated one by one. Exact like
+    :class:`_Curve` (no binning error); O(n) to build, O(n) per query for a mask over the bucket
+    indices (no sort)."""
+
+    def __init__(self, d: np.ndarray, v: np.ndarray, w: np.ndarray | None):
+        scale = max(float(np.max(np.abs(d))) if d.size else 0.0, 1.0)
+        step = np.ones(d.size, bool) if w is None else w <= MIN_SPREAD_REL * scale
+        sets = []
+        if step.all():
+            sets.append((d, v, 1.0))
+            lo_all, hi_all = float(d.min()), float(d.max())
+        else:
+            assert w is not None
+            if step.any():
+                sets.append((d[step], v[step], 1.0))
+                dd, vv, ww = d[~step], v[~step], w[~step]
+            else:
+                dd, vv, ww = d, v, w
+            rate = vv / ww
+            half = 0.5 * ww
+            sets.append((dd + half, rate, 0.0))
+            sets.append((dd - half, rate, -1.0))
+            lo_all = min(float(k.min()) for k, _, _ in sets)
+            hi_all = max(float(k.max()) for k, _, _ in sets)
+        self.lowest, self.highest = lo_all, hi_all
+        n = BUCKETS
+        width = (hi_all - lo_all) / n if hi_all > lo_all else 1.0
+        self.edges = lo_all + width * np.arange(n + 1)
+        self.width = width
+        self.sets = []
+        # V at every bucket edge: contributions of the keys at or above it
+        v_edge = np.zeros(n + 1)
+        for keys, wt, kind in sets:
+            b = self._bucket(keys)
+            s0 = np.bincount(b, weights=wt, minlength=n)
+            if kind == 1.0:  # point masses: volume of keys >= x
+                suffix = np.append(np.cumsum(s0[::-1])[::-1], 0.0)
+                v_edge += suffix
+                self.sets.append((keys, wt, kind, b, suffix, None))
+            else:  # rate * (key - x)^+, with the sign of the set
+                s1 = np.bincount(b, weights=wt * (keys - self.edges[b]), minlength=n)
+                # sum over buckets c >= b of s1_c + (e_c - x) s0_c
+                r = np.append(np.cumsum(s0[::-1])[::-1], 0.0)
+                rk = np.append(np.cumsum((s1 + self.edges[:-1] * s0)[::-1])[::-1], 0.0)
+                sign = 1.0 if kind == 0.0 else -1.0
+                v_edge += sign * (rk - self.edges * r)
+                self.sets.append((keys, wt, sign, b, r, rk))
+        self.v_edge = v_edge
+
+    def _bucket(self, keys: np.ndarray) -> np.ndarray:
+        """Bucket b of each key with edges[b] <= key < edges[b + 1] (the last bucket closed),
+        up to the rounding of one division (a key within an ulp of an edge may fall on either
+        side, which moves a result by at most that ulp)."""
+        t = (keys - self.edges[0]) * (1.0 / self.width)
+        np.clip(t, 0, BUCKETS - 1, out=t)
+        return t.astype(np.intp)
+
+    def _inside(self, b: int):
+        """The bucket-``b`` function: V(x) for edges[b] <= x <= edges[b + 1]."""
+        parts = []
+        const, slope = 0.0, 0.0
+        for keys, wt, kind, bk, a, rk in self.sets:
+            sel = np.flatnonzero(bk == b)
+            if rk is None:
+                const += a[b + 1]
+                parts.append((keys[sel], wt[sel], None))
+            else:
+                const += kind * rk[b + 1]
+                slope -= kind * a[b + 1]
+                parts.append((keys[sel], wt[sel], kind))
+
+        def value(x: float) -> float:
+            total = const + slope * x
+            for k, wt, kind in parts:
+                if kind is None:
+                    total += float(wt[k >= x].sum())
+                else:
+                    total += kind * float(np.dot(wt, np.clip(k - x, 0.0, None)))
+            return total
+
+        return value
+
+    def at_least(self, x: float) -> float:
+        """Volume (cc) with dose >= x."""
+        if x <= self.edges[0]:
+            b = 0
+        elif x >= self.edges[-1]:
+            b = BUCKETS - 1
+        else:
+            b = int(self._bucket(np.array([x]))[0])
+        return self._inside(b)(x)
+
+    def dose_at(self, target: float) -> float:
+        """The largest dose x with V(x) >= target (> 0)."""
+        ok = np.flatnonzero(self.v_edge >= target)
+        if ok.size == 0:
+            return self.lowest
+        b = int(ok[-1])
+        if b >= BUCKETS:
+            return self.highest
+        f = self._inside(b)
+        lo, hi = float(self.edges[b]), float(self.edges[b + 1])
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if mid <= lo or mid >= hi:
+                break
+            if f(mid) >= target:
+                lo = mid
+            else:
+                hi = mid
+        return float(lo)

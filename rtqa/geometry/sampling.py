@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import shapely
 
 from rtqa.geometry.slabs import SlabStack, slab_stack
 from rtqa.model import DoseGrid, Roi
@@ -133,6 +134,19 @@ def choose_factors(
     return tuple(min(max(math.ceil(s / h - 1e-9), 1), max_factor) for s in (dz, dy, dx))  # type: ignore[return-value]
 
 
+@dataclass(frozen=True, eq=False)
+class PartialCells:
+    """The partly occupied cells of an occupancy built from contours: ``index`` (sorted flat
+    indices into ``Occupancy.values``), the centroid of the occupied part as an offset (mm) from
+    the cell centre, ``offset_mm[:, a]`` for axis ``a`` in (x, y, z) order, and the width (mm)
+    of the uniform distribution with the same variance of that coordinate over the occupied
+    part, ``width_mm[:, a]`` (the cell size for a whole cell, less for a part)."""
+
+    index: np.ndarray
+    offset_mm: np.ndarray
+    width_mm: np.ndarray
+
+
 @dataclass(eq=False)
 class Occupancy:
     """Fractional occupancy (0..1) of a structure on a :class:`Lattice` of a dose grid.
@@ -149,6 +163,7 @@ class Occupancy:
     outside_cc: float = 0.0
     name: str = ""
     slabs: SlabStack | None = field(default=None, repr=False)
+    partial: PartialCells | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------ measures
 
@@ -289,23 +304,114 @@ def occupancy(
     k0, k1 = _index_range(ze, zmin, zmax, margin_cells)
     if i0 >= i1 or j0 >= j1 or k0 >= k1:
         return Occupancy(lat, (0, 0, 0), np.zeros((0, 0, 0), np.float32), total_cc, label, slabs)
-    from rtqa.geometry.raster import pixel_fractions
+    from rtqa.geometry.raster import coverage
 
-    values = np.zeros((k1 - k0, j1 - j0, i1 - i0), dtype=np.float32)
+    nz, ny, nx = k1 - k0, j1 - j0, i1 - i0
+    values = np.zeros((nz, ny, nx), dtype=np.float32)
     zl, zh = ze[k0:k1], ze[k0 + 1 : k1 + 1]
-    for geom, lo, hi in zip(slabs.geoms, slabs.lo_mm, slabs.hi_mm, strict=True):
+    # identical contours (common along a structure) are rasterised once
+    unique: dict[bytes, int] = {}
+    which = []
+    for geom in slabs.geoms:
+        key = shapely.to_wkb(geom)
+        which.append(unique.setdefault(key, len(unique)))
+    geoms = [None] * len(unique)
+    for geom, u in zip(slabs.geoms, which, strict=True):
+        geoms[u] = geom
+    cov = coverage(geoms, xe[i0 : i1 + 1], ye[j0 : j1 + 1])
+    pairs = []  # (z cell, slab) overlaps
+    for p, (lo, hi) in enumerate(zip(slabs.lo_mm, slabs.hi_mm, strict=True)):
         overlap = np.clip(np.minimum(zh, hi) - np.maximum(zl, lo), 0.0, None) / (zh - zl)
         ks = np.nonzero(overlap > 0)[0]
-        if ks.size == 0 or geom.is_empty:
+        if ks.size == 0 or slabs.geoms[p].is_empty:
             continue
-        frac = pixel_fractions(geom, xe[i0 : i1 + 1], ye[j0 : j1 + 1]).astype(np.float32)
-        values[ks] += overlap[ks, None, None].astype(np.float32) * frac[None]
+        frac = cov.fraction[which[p]]
+        for k in ks:
+            if overlap[k] >= 1.0:
+                values[k] += frac
+            else:
+                values[k] += np.float32(overlap[k]) * frac
+        pairs.append((ks, np.full(ks.size, p)))
     np.clip(values, 0.0, 1.0, out=values)
     occ = Occupancy(lat, (k0, j0, i0), values, 0.0, label, slabs)
+    if pairs:
+        pk = np.concatenate([a for a, _ in pairs])
+        pp = np.concatenate([b for _, b in pairs])
+        occ.partial = _partial_cells(occ, cov, np.asarray(which), pk, pp)
     occ.outside_cc = max(total_cc - occ.volume_cc, 0.0)
     if occ.outside_cc < 1e-9 * max(total_cc, 1.0):
         occ.outside_cc = 0.0
     return occ
+
+
+#: Cells occupied at least this much are whole cells (sampled at their centre).
+WHOLE = 1.0 - 1e-6
+
+
+def _partial_cells(occ: Occupancy, cov, which, pair_k, pair_p) -> PartialCells | None:
+    """Centroid offsets and widths of the partly occupied cells of ``occ`` (see
+    :class:`PartialCells`), from the exact in-plane moments of each contour's pixels and the
+    z extent of each slab within the cell."""
+    from rtqa.geometry.raster import FULL_MOMENTS
+
+    values = occ.values
+    _, ny, nx = values.shape
+    flat = np.flatnonzero((values > 0) & (values < WHOLE))
+    if flat.size == 0:
+        return None
+    kk = flat // (ny * nx)
+    rest = flat - kk * (ny * nx)
+    # expand: every (cell, slab) pair sharing the cell's z
+    order = np.argsort(pair_k, kind="stable")
+    pair_k, pair_p = pair_k[order], pair_p[order]
+    first = np.searchsorted(kk, pair_k, side="left")
+    last = np.searchsorted(kk, pair_k, side="right")
+    count = last - first
+    n = int(count.sum())
+    if n == 0:
+        return None
+    pair = np.repeat(np.arange(pair_k.size), count)
+    cell = first[pair] + (np.arange(n) - np.repeat(np.cumsum(count) - count, count))
+    p = pair_p[pair]
+    k0 = occ.offset[0]
+    ze = occ.lattice.z_edges_mm
+    k = kk[cell] + k0
+    zl, zh = ze[k], ze[k + 1]
+    h = zh - zl
+    za = (np.maximum(zl, occ.slabs.lo_mm[p]) - zl) / h - 0.5
+    zb = (np.minimum(zh, occ.slabs.hi_mm[p]) - zl) / h - 0.5
+    t = np.clip(zb - za, 0.0, None)
+    zb = za + t
+    # in-plane moments of the slab's contour at the cell's pixel
+    key = which[p] * (ny * nx) + rest[cell]
+    mom = np.zeros((n, 5))
+    if cov.key.size:
+        at = np.minimum(np.searchsorted(cov.key, key), cov.key.size - 1)
+        hit = cov.key[at] == key
+        mom[hit] = cov.moments[at[hit]]
+    else:
+        hit = np.zeros(n, dtype=bool)
+    whole = ~hit & (cov.fraction.reshape(-1)[key] >= WHOLE)
+    mom[whole] = FULL_MOMENTS
+    m = np.empty((flat.size, 7))
+    m[:, 0] = np.bincount(cell, weights=mom[:, 0] * t, minlength=flat.size)
+    m[:, 1] = np.bincount(cell, weights=mom[:, 1] * t, minlength=flat.size)
+    m[:, 2] = np.bincount(cell, weights=mom[:, 2] * t, minlength=flat.size)
+    m[:, 3] = np.bincount(cell, weights=mom[:, 0] * (zb**2 - za**2) / 2, minlength=flat.size)
+    m[:, 4] = np.bincount(cell, weights=mom[:, 3] * t, minlength=flat.size)
+    m[:, 5] = np.bincount(cell, weights=mom[:, 4] * t, minlength=flat.size)
+    m[:, 6] = np.bincount(cell, weights=mom[:, 0] * (zb**3 - za**3) / 3, minlength=flat.size)
+    m0 = np.where(m[:, 0] > 0, m[:, 0], 1.0)
+    mean = m[:, 1:4] / m0[:, None]
+    var = np.clip(m[:, 4:7] / m0[:, None] - mean**2, 0.0, 1.0 / 12.0)
+    lat = occ.lattice
+    size = np.empty((flat.size, 3))
+    size[:, 0], size[:, 1] = lat.dx, lat.dy
+    size[:, 2] = lat.dz[kk + k0]
+    empty = m[:, 0] <= 0
+    mean[empty] = 0.0
+    var[empty] = 1.0 / 12.0
+    return PartialCells(flat, mean * size, np.sqrt(12.0 * var) * size)
 
 
 def _index_range(edges: np.ndarray, lo: float, hi: float, pad: int) -> tuple[int, int]:
@@ -333,51 +439,135 @@ def _limit_cells(factors, slabs: SlabStack, grid: DoseGrid) -> tuple[int, int, i
 
 
 def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 1_000_000):
-    """Doses (Gy, trilinear at the cell centres), volumes (cc) and dose spreads (Gy) of the
-    occupied cells of ``occ``. The dose is clamped (not extrapolated) in the outer half voxel of
-    the grid. The spread of a cell is ``sqrt(sum_a (D(c + h_a/2) - D(c - h_a/2))^2)`` over the
-    three axes: the width of the uniform distribution with the variance of a linear dose over
-    the cell (exact when the gradient lies along an axis); see :class:`rtqa.dvh.core.Dvh`."""
+    """Doses (Gy), volumes (cc) and dose spreads (Gy) of the occupied cells of ``occ``, in the
+    order of ``np.nonzero(occ.values)``.
+
+    The dose is trilinear in the dose grid, clamped (not extrapolated) in the outer half voxel.
+    A whole cell is sampled at its centre; a partly occupied cell (:class:`PartialCells`) at the
+    centroid of its occupied part. The spread of a sample is
+    ``sqrt(sum_a (D(p + w_a/2) - D(p - w_a/2))^2)`` over the three axes, ``w_a`` the cell size
+    (whole cells) or the width of the occupied part along ``a`` (partial cells): the width of
+    the uniform distribution with the variance of a linear dose over the occupied part (exact
+    when the gradient lies along an axis, and when a plane perpendicular to it cuts the cell);
+    see :class:`rtqa.dvh.core.Dvh`. Whole cells are interpolated axis by axis over blocks of
+    lattice planes (separable trilinear), partial cells point by point."""
     k0, j0, i0 = occ.offset
     nz, ny, nx = occ.values.shape
     lat = occ.lattice
     x, y = lat.x_mm[i0 : i0 + nx], lat.y_mm[j0 : j0 + ny]
     zc, half_dz = lat.z_mm[k0 : k0 + nz], 0.5 * lat.dz[k0 : k0 + nz]
-    centre = (
-        _axis_weights(grid.z_mm, zc),
-        _axis_weights(grid.y_mm, y),
-        _axis_weights(grid.x_mm, x),
-    )
-    shifted = (
-        (_axis_weights(grid.z_mm, zc - half_dz), _axis_weights(grid.z_mm, zc + half_dz)),
-        (_axis_weights(grid.y_mm, y - lat.dy / 2), _axis_weights(grid.y_mm, y + lat.dy / 2)),
-        (_axis_weights(grid.x_mm, x - lat.dx / 2), _axis_weights(grid.x_mm, x + lat.dx / 2)),
-    )
+    wx = [_axis_weights(grid.x_mm, x + s * lat.dx / 2) for s in (0, -1, 1)]
+    wy = [_axis_weights(grid.y_mm, y + s * lat.dy / 2) for s in (0, -1, 1)]
+    wz = [_axis_weights(grid.z_mm, zc + s * half_dz) for s in (0, -1, 1)]
+    xs = _span(wx)
+    ys = _span(wy)
+    block = grid.dose_gy[:, ys, xs]
+    wx = [_rebase(w, xs.start) for w in wx]
+    wy = [_rebase(w, ys.start) for w in wy]
     cell = occ.cell_volumes_mm3()[:, 0, 0] / 1000.0
     n = int(np.count_nonzero(occ.values))
     doses, vols, spreads = np.empty(n), np.empty(n), np.empty(n)
+    part = occ.partial
     planes = max(1, chunk // max(ny * nx, 1))
     at = 0
     for ks in range(0, nz, planes):
-        kk, jj, ii = np.nonzero(occ.values[ks : ks + planes])
-        kk = kk + ks
-        m = kk.size
+        ke = min(ks + planes, nz)
+        vals = occ.values[ks:ke]
+        mask = vals > 0
+        m = int(np.count_nonzero(mask))
         if m == 0:
             continue
         out = slice(at, at + m)
-        vols[out] = occ.values[kk, jj, ii] * cell[kk]
-        doses[out] = trilinear(grid.dose_gy, *centre, kk, jj, ii)
-        var = np.zeros(m)
-        for axis in range(3):
-            lo_w, hi_w = list(centre), list(centre)
-            lo_w[axis], hi_w[axis] = shifted[axis]
-            var += (
-                trilinear(grid.dose_gy, *hi_w, kk, jj, ii)
-                - trilinear(grid.dose_gy, *lo_w, kk, jj, ii)
-            ) ** 2
+        vols[out] = (vals * cell[ks:ke, None, None])[mask]
+        zw = [tuple(a[ks:ke] for a in w) for w in wz]
+        zs = _span(zw)
+        sub = block[zs]
+        zw = [_rebase(w, zs.start) for w in zw]
+        dz_c, dz_lo, dz_hi = (_interp(sub, 0, w) for w in zw)
+        dzy_c = _interp(dz_c, 1, wy[0])
+        d = _interp(dzy_c, 2, wx[0])
+        doses[out] = d[mask]
+        del d
+        var = (_interp(dzy_c, 2, wx[2]) - _interp(dzy_c, 2, wx[1]))[mask] ** 2
+        del dzy_c
+        var += (
+            _interp(_interp(dz_c, 1, wy[2]), 2, wx[0]) - _interp(_interp(dz_c, 1, wy[1]), 2, wx[0])
+        )[mask] ** 2
+        del dz_c
+        var += (
+            _interp(_interp(dz_hi, 1, wy[0]), 2, wx[0])
+            - _interp(_interp(dz_lo, 1, wy[0]), 2, wx[0])
+        )[mask] ** 2
         spreads[out] = np.sqrt(var)
+        if part is not None:
+            base = ks * ny * nx
+            lo_i, hi_i = np.searchsorted(part.index, [base, ke * ny * nx])
+            if hi_i > lo_i:
+                flat = np.flatnonzero(mask) + base
+                sel = slice(lo_i, hi_i)
+                pos = at + np.searchsorted(flat, part.index[sel])
+                d_p, s_p = _point_samples(occ, grid, part, sel)
+                doses[pos] = d_p
+                spreads[pos] = s_p
         at += m
     return doses, vols, spreads
+
+
+def _point_samples(occ: Occupancy, grid: DoseGrid, part: PartialCells, sel: slice):
+    """Dose and spread of the partial cells ``part[sel]`` at the centroid of their part."""
+    _, ny, nx = occ.values.shape
+    k0, j0, i0 = occ.offset
+    idx = part.index[sel]
+    kk = idx // (ny * nx)
+    jj = (idx // nx) % ny
+    ii = idx % nx
+    lat = occ.lattice
+    pts = np.column_stack([lat.x_mm[ii + i0], lat.y_mm[jj + j0], lat.z_mm[kk + k0]])
+    pts += part.offset_mm[sel]
+    half = 0.5 * part.width_mm[sel]
+    dose = _at_points(grid, pts)
+    var = np.zeros(idx.size)
+    for a in range(3):
+        hi, lo = pts.copy(), pts.copy()
+        hi[:, a] += half[:, a]
+        lo[:, a] -= half[:, a]
+        var += (_at_points(grid, hi) - _at_points(grid, lo)) ** 2
+    return dose, np.sqrt(var)
+
+
+def _at_points(grid: DoseGrid, pts: np.ndarray) -> np.ndarray:
+    """Trilinear dose (Gy) at points ``(n, 3)`` (x, y, z), clamped at the grid's edges."""
+    ar = np.arange(pts.shape[0])
+    az = _axis_weights(grid.z_mm, pts[:, 2])
+    ay = _axis_weights(grid.y_mm, pts[:, 1])
+    ax = _axis_weights(grid.x_mm, pts[:, 0])
+    return trilinear(grid.dose_gy, az, ay, ax, ar, ar, ar)
+
+
+def _span(weights) -> slice:
+    """The index range the interpolation weights reach."""
+    lo = min(int(w[0].min()) for w in weights) if weights[0][0].size else 0
+    hi = max(int(w[1].max()) for w in weights) if weights[0][0].size else 0
+    return slice(lo, hi + 1)
+
+
+def _rebase(w, start: int):
+    return (w[0] - start, w[1] - start, w[2])
+
+
+def _interp(arr: np.ndarray, axis: int, w) -> np.ndarray:
+    """Linear interpolation of ``arr`` along ``axis`` at the positions of weights ``w``."""
+    lo, hi, t = w
+    shape = [1, 1, 1]
+    shape[axis] = t.size
+    if t.size and float(np.max(np.minimum(t, 1.0 - t))) <= 1e-12:
+        return np.take(arr, np.where(t < 0.5, lo, hi), axis=axis)
+    a = np.take(arr, lo, axis=axis)
+    b = np.take(arr, hi, axis=axis)
+    b -= a
+    b *= t.reshape(shape)
+    a += b
+    return a
 
 
 def _axis_weights(centres: np.ndarray, at: np.ndarray):
@@ -405,5 +595,7 @@ def trilinear(dose, az, ay, ax, k, j, i) -> np.ndarray:
 
 
 def with_values(occ: Occupancy, values: np.ndarray, **changes) -> Occupancy:
-    """A copy of ``occ`` with new ``values`` (same lattice and offset)."""
+    """A copy of ``occ`` with new ``values`` (same lattice and offset; the partial-cell
+    centroids no longer apply unless given)."""
+    changes.setdefault("partial", None)
     return replace(occ, values=values.astype(np.float32), **changes)
