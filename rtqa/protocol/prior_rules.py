@@ -408,13 +408,15 @@ def _body(case: Case) -> Roi | None:
 
 @dataclass(eq=False)
 class _Samples:
-    """A structure's occupied lattice cells: volumes (cc), current physical dose (Gy) and each
-    prior's physical dose (Gy, NaN where unknown); ``outside_cc``: beyond the current grid."""
+    """A structure's occupied lattice cells: volumes (cc), current physical dose (Gy) with its
+    spread across each cell (Gy, as the DVH engine samples it), and each prior's physical dose
+    (Gy, NaN where unknown); ``outside_cc``: beyond the current grid."""
 
     volumes_cc: np.ndarray
     current_gy: np.ndarray
     priors_gy: list[np.ndarray]
     outside_cc: float
+    current_spread_gy: np.ndarray | None = None
 
 
 def _cell_grid(occ) -> DoseGrid:
@@ -437,7 +439,7 @@ def _sample(roi: Roi, inp: PriorInput, priors: list[MappedPrior], **options) -> 
     if occ.values.size == 0:
         empty = np.zeros(0)
         return _Samples(empty, empty, [empty for _ in priors], occ.outside_cc), occ
-    current, volumes, _ = sample_doses(occ, inp.dose)
+    current, volumes, spread = sample_doses(occ, inp.dose)
     k, j, i = np.nonzero(occ.values > 0)
     cells = _cell_grid(occ)
     prior_doses = []
@@ -445,7 +447,7 @@ def _sample(roi: Roi, inp: PriorInput, priors: list[MappedPrior], **options) -> 
         back = None if p.matrix is None else invert(p.matrix)
         at_cells, _ = resample_dose(p.grid, cells, back)
         prior_doses.append(at_cells[k, j, i])
-    return _Samples(volumes, current, prior_doses, occ.outside_cc), occ
+    return _Samples(volumes, current, prior_doses, occ.outside_cc, spread), occ
 
 
 @dataclass(frozen=True)
@@ -464,17 +466,23 @@ def _organ_eqd2(
     s: _Samples, inp: PriorInput, priors: list[MappedPrior], ab: float, recovery: float
 ) -> OrganEqd2:
     current = np.asarray(eqd2(s.current_gy, inp.fractions, ab), dtype=float)
+    spread = None
+    if s.current_spread_gy is not None:
+        # the current dose's spread within a cell, carried through the local slope of EQD2
+        slope = (2.0 * np.clip(s.current_gy, 0.0, None) / inp.fractions + ab) / (2.0 + ab)
+        spread = slope * np.asarray(s.current_spread_gy, dtype=float)
     prior_sum = np.zeros_like(current)
     for p, dose in zip(priors, s.priors_gy, strict=True):
         prior_sum = prior_sum + np.asarray(eqd2(dose, p.fractions, ab), dtype=float)
     known = ~np.isnan(prior_sum)
     unknown_prior = float(s.volumes_cc[~known].sum())
-    cur_dvh = Dvh.from_samples(current, s.volumes_cc, s.outside_cc)
+    cur_dvh = Dvh.from_samples(current, s.volumes_cc, s.outside_cc, spreads_gy=spread)
     if np.any(known):
         lost = s.outside_cc + unknown_prior
         prior_dvh = Dvh.from_samples(prior_sum[known], s.volumes_cc[known], lost)
         cum = current[known] + (1.0 - recovery) * prior_sum[known]
-        cum_dvh = Dvh.from_samples(cum, s.volumes_cc[known], lost)
+        cum_spread = None if spread is None else spread[known]
+        cum_dvh = Dvh.from_samples(cum, s.volumes_cc[known], lost, spreads_gy=cum_spread)
     else:
         prior_dvh = cum_dvh = None
     maxima = [("current course", _nanmax(s.current_gy), inp.fractions)]
