@@ -38,7 +38,8 @@ def test_cord_eqd2_matches_the_closed_form(results, name, prior, exit_code):
     assert before == pytest.approx(prior, abs=0.01)
     assert now == pytest.approx(19.39, abs=0.6)
     assert cum == pytest.approx(19.39 + prior, abs=0.6)
-    assert cum == pytest.approx(now + before, abs=0.01)  # hot spot in the prior plateau (flat to 0.01)
+    # the hot spot lies in the prior plateau (flat to 0.01 Gy)
+    assert cum == pytest.approx(now + before, abs=0.01)
     assert cord.unknown_prior_cc == 0.0
     # the same sampling as the organ DVH of the check: EQD2 is monotone, so D0.03cc commutes
     physical = r.context.dvhs["SpinalCord"].dvh.dose_at_volume_cc(0.03)
