@@ -275,3 +275,78 @@ def test_deflated_structure_set(tmp_path):
     path = write(tmp_path, structure_set(roi), deflate=True)
     assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
     assert area(read_structure_set(str(path)).roi(1).planes[0]) == 36
+
+
+def _rewrite_contour_data(path: Path, text: str, *, implicit: bool = False) -> Path:
+    """Replace the first contour's ContourData by the literal DS text ``text``."""
+    ds = pydicom.dcmread(path)
+    contour = ds.ROIContourSequence[0].ContourSequence[0]
+    contour.ContourData = text.split("\\")
+    contour.NumberOfContourPoints = len(text.split("\\")) // 3
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_contour_text_forms_parse_to_exact_values(tmp_path, implicit):
+    # Exponents, signs, surrounding spaces and an odd-length pad all read as the numbers written.
+    roi = Roi(1, "A", "ORGAN", planes=(ContourPlane(0.0, (PlanarPolygon(square(0, 0, 3)),), 1),))
+    path = write(tmp_path, structure_set(roi))
+    text = "-3\\-3.0E0\\ 2.5\\+3\\-3\\2.5\\3.00\\+0.3e1\\2.5 \\-0.03e2\\3\\25e-1"
+    ss = read_structure_set(str(_rewrite_contour_data(path, text, implicit=implicit)))
+    plane = ss.roi(1).planes[0]
+    assert plane.z_mm == 2.5
+    assert plane.polygons[0].exterior.tolist() == [[-3, -3], [3, -3], [3, 3], [-3, 3]]
+    assert area(plane) == 36
+    assert ss.roi(1).notes == ()
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+def test_unparseable_contour_value_is_reported_not_read(tmp_path):
+    roi = Roi(1, "A", "ORGAN", planes=(ContourPlane(0.0, (PlanarPolygon(square(0, 0, 3)),), 1),))
+    path = write(tmp_path, structure_set(roi))
+    text = "-3\\-3\\0\\3\\-3\\0\\3\\3\\0\\-3\\3\\nan"
+    roi = read_structure_set(str(_rewrite_contour_data(path, text))).roi(1)
+    assert roi.planes == ()
+    assert messages(roi)[0] == (
+        "ROI 1 'A': contour 1 ContourData holds 12 values (not x, y, z triplets of numbers): "
+        "excluded"
+    )
+
+
+def test_separate_rings_and_a_ring_with_hole_on_one_plane(tmp_path):
+    # Bounding boxes of the outer squares are disjoint; only the hole lies inside one of them.
+    rings = rings_at(
+        "CLOSED_PLANAR", 0.0, square(30, 0, 2), square(0, 0, 5), square(0, 0, 1), square(-30, 0, 3)
+    )
+    plane = read_raw(tmp_path, {1: rings}).roi(1).planes[0]
+    assert plane.ring_count == 4
+    assert sorted(len(p.holes) for p in plane.polygons) == [0, 0, 1]
+    assert area(plane) == 16 + (100 - 4) + 36
+
+
+def test_rings_touching_at_an_edge_are_combined_by_even_odd_rule(tmp_path):
+    # Two 2x2 squares sharing the edge x = 1: their boundaries meet, so they are combined.
+    rings = rings_at("CLOSED_PLANAR", 0.0, square(0, 0, 1), square(2, 0, 1))
+    roi = read_raw(tmp_path, {1: rings}).roi(1)
+    assert area(roi.planes[0]) == pytest.approx(8)
+    assert "contours cross each other: combined by the even-odd rule" in messages(roi)[0]
+
+
+def test_contour_value_that_is_not_a_number_is_reported(tmp_path):
+    # The file holds the text "x.25" where a coordinate belongs (written over "1.25").
+    ring = [(0, 0), (4, 0), (4, 1.25), (0, 3)]
+    path = write(
+        tmp_path, structure_set(Roi(1, "A", "ORGAN")), {1: rings_at("CLOSED_PLANAR", 0.0, ring)}
+    )
+    data = path.read_bytes()
+    assert data.count(b"\\1.25\\") == 1
+    path.write_bytes(data.replace(b"\\1.25\\", b"\\x.25\\"))
+    roi = read_structure_set(str(path)).roi(1)
+    assert roi.planes == ()
+    assert messages(roi)[0] == (
+        "ROI 1 'A': contour 1 ContourData holds 1 values (not x, y, z triplets of numbers): "
+        "excluded"
+    )

@@ -105,14 +105,16 @@ def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -
     rows, cols, frames = _dimensions(ds, path)
     positions = _frame_positions(ds, path, axes, ipp, frames)
     stored = _pixels(ds, path, rows, cols, frames)
-    dose = stored.astype(np.float64) * scaling
-    if dose.size and dose.min() < 0:
+    del ds["PixelData"]  # the encoded bytes are no longer needed: free them before the dose
+    lowest = stored.min() if stored.size and stored.dtype.kind != "u" else 0
+    if lowest < 0:  # scaling > 0, so the lowest stored value gives the lowest dose
         raise DicomError(
-            f"negative dose {dose.min():.6g} Gy (stored value {int(stored.min())})",
+            f"negative dose {float(lowest) * scaling:.6g} Gy (stored value {int(lowest)})",
             path,
             tag_name("PixelData"),
         )
-    dose_gy, x, y, z = _canonical(dose, axes, ipp, spacing, positions)
+    dose_gy, x, y, z = _canonical(stored, scaling, axes, ipp, spacing, positions)
+    del stored
     tps_dvhs, dvh_notes = _read_dvhs(ds, path, roi_volumes_cc or {})
     plan_uids, beam_numbers = _references(ds)
     orientation = tuple(float(v) for v in ds.ImageOrientationPatient)
@@ -338,18 +340,32 @@ def _require_decoder(syntax, path: str) -> None:
 
 
 def _canonical(
-    dose: np.ndarray, axes: Axes, ipp: list[float], spacing: list[float], positions: np.ndarray
+    stored: np.ndarray,
+    scaling: float,
+    axes: Axes,
+    ipp: list[float],
+    spacing: list[float],
+    positions: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(dose[k, j, i], x, y, z) in canonical order from the file-order array."""
+    """(dose[k, j, i] in Gy, x, y, z) in canonical order from the file-order stored values.
+
+    The reordering is done on views of the stored array where it can be (frames already sorted
+    or reversed, flips, transposes); the dose (stored value x scaling, float64) is then written
+    once, into the one result array."""
     (row_axis, row_sign), (col_axis, col_sign), (normal_axis, _) = axes
-    _, nr, nc = dose.shape
+    _, nr, nc = stored.shape
     coords: dict[int, np.ndarray] = {
         row_axis: ipp[row_axis] + np.arange(nc) * spacing[1] * row_sign,  # along a row: columns
         col_axis: ipp[col_axis] + np.arange(nr) * spacing[0] * col_sign,  # down a column: rows
         normal_axis: positions,
     }
     order = np.argsort(positions, kind="stable")
-    array = dose[order]
+    if np.array_equal(order, np.arange(order.size)):
+        array = stored
+    elif np.array_equal(order, np.arange(order.size)[::-1]):
+        array = stored[::-1]
+    else:
+        array = stored[order]
     coords[normal_axis] = positions[order]
     if col_sign < 0:
         array = array[:, ::-1, :]
@@ -358,8 +374,10 @@ def _canonical(
         array = array[:, :, ::-1]
         coords[row_axis] = coords[row_axis][::-1]
     file_axis = {normal_axis: 0, col_axis: 1, row_axis: 2}
-    array = np.ascontiguousarray(array.transpose(file_axis[2], file_axis[1], file_axis[0]))
-    return array, coords[0], coords[1], coords[2]
+    array = array.transpose(file_axis[2], file_axis[1], file_axis[0])
+    dose = np.empty(array.shape, dtype=np.float64)
+    np.multiply(array, scaling, out=dose, dtype=np.float64)
+    return dose, coords[0], coords[1], coords[2]
 
 
 def _references(ds: Dataset) -> tuple[tuple[str, ...], tuple[int, ...]]:

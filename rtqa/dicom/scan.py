@@ -21,6 +21,7 @@ still loads.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import re
 import struct
@@ -187,21 +188,23 @@ def _read_file(path: str, found: _Found) -> None:
     found.files[modality] += 1
     found.notes.extend(read_notes)
     try:
-        _dispatch(ds, sop_class, path, found)
+        _dispatch(ds, sop_class, path, found, read_notes)
     except InputError as exc:
         found.notes.append(Note(Level.ERROR, exc.reason, path, exc.attribute))
 
 
-def _dispatch(ds: Dataset, sop_class: str, path: str, found: _Found) -> None:
+def _dispatch(
+    ds: Dataset, sop_class: str, path: str, found: _Found, read_notes: list[Note]
+) -> None:
     if sop_class in (RT_PLAN, RT_ION_PLAN):
         plan = plan_from_dataset(ds, path)
         _add_unique(found.plans, plan.sop_instance_uid, plan, path, found.notes)
     elif sop_class == RT_STRUCTURE_SET:
-        read_structure_set = _other_reader("structures", "read_structure_set")
-        if read_structure_set is None:
+        from_dataset = _other_reader("structures", "structure_set_from_dataset")
+        if from_dataset is None:
             found.notes.append(Note(Level.ERROR, "no RT Structure Set reader installed", path))
             return
-        ss = read_structure_set(path)
+        ss = from_dataset(ds, path, read_notes)  # the header read holds the whole set
         _add_unique(found.structure_sets, ss.sop_instance_uid, ss, path, found.notes)
     elif sop_class == RT_DOSE:
         header = _dose_header(ds, path)
@@ -739,11 +742,23 @@ class _Truncated(Exception):
 
 def truncation_reason(path: str) -> str | None:
     """Why the file at ``path`` is cut short (an element or sequence runs past the end of the
-    file), or None when its structure is complete. Pixel data lengths are checked too."""
+    file), or None when its structure is complete. Pixel data lengths are checked too.
+
+    The file is memory-mapped: only element headers are touched, so a large defined-length value
+    (a dose grid's pixel data) is checked against the file size without being read."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            try:
+                data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # empty file, or a file system without mmap
+                return _truncation(handle.read())
     except OSError as exc:
         return str(exc)
+    with data:
+        return _truncation(data)
+
+
+def _truncation(data: bytes | mmap.mmap) -> str | None:
     offset = 132 if data[128:132] == b"DICM" else 0
     try:
         implicit, little, deflated, offset = _meta(data, offset)

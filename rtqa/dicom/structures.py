@@ -49,6 +49,14 @@ def read_structure_set(path: str) -> StructureSet:
     set (wrong SOP class, no StructureSetROISequence)."""
     path = str(path)
     ds, notes = read_dataset(path)
+    return structure_set_from_dataset(ds, path, notes)
+
+
+def structure_set_from_dataset(ds: Dataset, path: str, notes: list[Note]) -> StructureSet:
+    """:func:`read_structure_set` on a dataset already read from ``path`` (a read without pixel
+    data is complete for a structure set); ``notes`` are the notes of that read, extended."""
+    path = str(path)
+    notes = list(notes)
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class != RT_STRUCTURE_SET:
         raise DicomError(
@@ -178,7 +186,10 @@ def _read_roi(
     for contour_item in contour_items:
         for k, contour in enumerate(contour_item.get("ContourSequence") or [], start=1):
             count += 1
-            kind = optional_str(contour, "ContourGeometricType").upper()
+            kind = _raw_text(contour, "ContourGeometricType")
+            if kind is None:
+                kind = optional_str(contour, "ContourGeometricType")
+            kind = kind.upper()
             xyz = _contour_points(contour, k, where, path, notes)
             if xyz is None:
                 continue
@@ -235,12 +246,14 @@ def _read_roi(
 def _contour_points(
     contour: Dataset, k: int, where: str, path: str, notes: list[Note]
 ) -> np.ndarray | None:
-    raw = contour.get("ContourData")
-    values = [] if raw is None else ([raw] if isinstance(raw, float | int | str) else list(raw))
-    try:
-        data = np.asarray([float(v) for v in values], dtype=float)
-    except (TypeError, ValueError):
-        data = np.asarray([np.nan])
+    data = _fast_contour_data(contour)
+    if data is None:
+        raw = contour.get("ContourData")
+        values = [] if raw is None else ([raw] if isinstance(raw, float | int | str) else list(raw))
+        try:
+            data = np.asarray([float(v) for v in values], dtype=float)
+        except (TypeError, ValueError):
+            data = np.asarray([np.nan])
     if data.size == 0 or data.size % 3 or not np.all(np.isfinite(data)):
         notes.append(
             Note(
@@ -253,7 +266,9 @@ def _contour_points(
         )
         return None
     xyz = data.reshape(-1, 3)
-    stated = contour.get("NumberOfContourPoints")
+    stated: object = _raw_text(contour, "NumberOfContourPoints")
+    if stated is None or not stated.isdigit():
+        stated = contour.get("NumberOfContourPoints")
     if stated is not None and stated != "" and int(stated) != len(xyz):
         notes.append(
             Note(
@@ -267,6 +282,35 @@ def _contour_points(
     return xyz
 
 
+def _raw_text(item: Dataset, keyword: str) -> str | None:
+    """A single-valued text attribute read from its raw bytes, stripped ('' when empty), without
+    pydicom's per-element conversion; None when absent, already converted, multi-valued or not
+    plain ASCII (the caller then reads it the ordinary way)."""
+    if keyword not in item:
+        return None
+    value = getattr(item.get_item(keyword), "value", None)
+    if not isinstance(value, bytes) or b"\\" in value or not value.isascii():
+        return None
+    return value.decode("ascii").rstrip(" \x00").strip()
+
+
+def _fast_contour_data(contour: Dataset) -> np.ndarray | None:
+    """ContourData parsed in bulk from the element's raw text (backslash-separated decimal
+    strings), without building one Python object per number; None when the element is absent,
+    empty, already converted or not DS text (the caller then reads it element by element). A
+    value that is not a number gives ``[nan]``, which the caller reports."""
+    if "ContourData" not in contour:
+        return None
+    raw = contour.get_item("ContourData")
+    value = getattr(raw, "value", None)
+    if not isinstance(value, bytes) or raw.VR not in (None, "DS") or not value.strip(b" \x00"):
+        return None
+    try:
+        return np.array(value.rstrip(b" \x00").decode("ascii").split("\\"), dtype=float)
+    except (UnicodeDecodeError, ValueError):
+        return np.asarray([np.nan])
+
+
 # --------------------------------------------------------------------------------------------
 # Planes and even-odd resolution
 # --------------------------------------------------------------------------------------------
@@ -278,23 +322,22 @@ def _planes(
     """Group closed contours into planes (z within 0.01 mm) and resolve holes per plane."""
     if not closed:
         return ()
-    ordered = sorted(closed, key=lambda c: float(np.mean(c[1][:, 2])))
-    groups: list[list[tuple[int, np.ndarray]]] = []
-    for k, xyz in ordered:
-        z = float(np.mean(xyz[:, 2]))
-        if groups and z - float(np.mean(groups[-1][0][1][:, 2])) <= PLANE_TOLERANCE_MM:
-            groups[-1].append((k, xyz))
+    ordered = sorted(((float(np.mean(xyz[:, 2])), k, xyz) for k, xyz in closed), key=_first)
+    groups: list[list[tuple[float, int, np.ndarray]]] = []
+    for z, k, xyz in ordered:
+        if groups and z - groups[-1][0][0] <= PLANE_TOLERANCE_MM:
+            groups[-1].append((z, k, xyz))
         else:
-            groups.append([(k, xyz)])
+            groups.append([(z, k, xyz)])
     planes = []
     for group in groups:
-        z = float(np.mean([np.mean(xyz[:, 2]) for _, xyz in group]))
+        z = float(np.mean([zc for zc, _, _ in group]))
         label = f"{where} at z {z:g} mm"
         rings = []
-        for k, xyz in group:
+        for _, k, xyz in group:
             ring = _clean_ring(xyz[:, :2], f"{label}, contour {k}", path, notes)
             if ring is not None:
-                rings.append((k, ring))
+                rings.append((k, *ring))
         polygons = _even_odd(rings, label, path, notes)
         if polygons:
             planes.append(ContourPlane(z, tuple(polygons), len(group)))
@@ -303,18 +346,35 @@ def _planes(
     return tuple(planes)
 
 
-def _clean_ring(xy: np.ndarray, label: str, path: str, notes: list[Note]) -> np.ndarray | None:
-    """Remove a repeated closing point and consecutive duplicates; None (noted) if degenerate."""
+def _first(item: tuple) -> float:
+    return item[0]
+
+
+def _distinct_points(ring: np.ndarray) -> int:
+    """Number of distinct points, counted exactly up to 3 (3 means "3 or more")."""
+    count = 0
+    rest = ring
+    while len(rest) and count < 3:
+        rest = rest[np.any(rest != rest[0], axis=1)]
+        count += 1
+    return count
+
+
+def _clean_ring(
+    xy: np.ndarray, label: str, path: str, notes: list[Note]
+) -> tuple[np.ndarray, Polygon, bool] | None:
+    """Remove a repeated closing point and consecutive duplicates; None (noted) if degenerate.
+    Returns the ring, its polygon and whether that polygon is valid (not self-intersecting)."""
     keep = np.ones(len(xy), dtype=bool)
-    keep[1:] = np.any(np.diff(xy, axis=0) != 0, axis=1)
-    ring = xy[keep]
+    keep[1:] = np.any(xy[1:] != xy[:-1], axis=1)
+    ring = xy[keep] if not keep.all() else xy
     removed = len(xy) - len(ring)
     if len(ring) > 1 and np.array_equal(ring[0], ring[-1]):
         ring = ring[:-1]
         removed += 1
     if removed:
         notes.append(Note(Level.INFO, f"{label}: {removed} repeated point(s) removed", path))
-    distinct = len(np.unique(ring, axis=0))
+    distinct = _distinct_points(ring)
     if distinct < 3:
         notes.append(
             Note(
@@ -327,7 +387,8 @@ def _clean_ring(xy: np.ndarray, label: str, path: str, notes: list[Note]) -> np.
         )
         return None
     shape = Polygon(ring)
-    area = shape.area if shape.is_valid else _even_odd_fill(shape).area
+    valid = bool(shape.is_valid)
+    area = shape.area if valid else _even_odd_fill(shape).area
     if area <= AREA_TOLERANCE_MM2:
         notes.append(
             Note(
@@ -338,23 +399,21 @@ def _clean_ring(xy: np.ndarray, label: str, path: str, notes: list[Note]) -> np.
             )
         )
         return None
-    return ring
+    return ring, shape, valid
 
 
 def _even_odd(
-    rings: list[tuple[int, np.ndarray]], label: str, path: str, notes: list[Note]
+    rings: list[tuple[int, np.ndarray, Polygon, bool]], label: str, path: str, notes: list[Note]
 ) -> list[PlanarPolygon]:
     if not rings:
         return []
-    shapes = [Polygon(ring) for _, ring in rings]
-    invalid = [k for (k, _), shape in zip(rings, shapes, strict=True) if not shape.is_valid]
-    crossing = any(
-        shapes[a].boundary.intersects(shapes[b].boundary)
-        for a in range(len(shapes))
-        for b in range(a + 1, len(shapes))
-    )
+    shapes = [shape for _, _, shape, _ in rings]
+    invalid = [k for k, _, _, valid in rings if not valid]
+    # Only rings whose bounding boxes overlap can cross or nest: test those pairs alone.
+    pairs = _overlapping_pairs(shapes)
+    crossing = any(shapes[a].boundary.intersects(shapes[b].boundary) for a, b in pairs)
     if not invalid and not crossing:
-        return _nested(rings, shapes)
+        return _nested([ring for _, ring, _, _ in rings], shapes, pairs)
     if invalid:
         numbers = ", ".join(str(k) for k in invalid)
         notes.append(
@@ -375,10 +434,25 @@ def _even_odd(
             )
         )
     combined: BaseGeometry = Polygon()
-    for shape in shapes:
-        piece = shape if shape.is_valid else _even_odd_fill(shape)
+    for _, _, shape, valid in rings:
+        piece = shape if valid else _even_odd_fill(shape)
         combined = combined.symmetric_difference(piece)
     return _to_polygons(combined)
+
+
+def _overlapping_pairs(shapes: list[Polygon]) -> list[tuple[int, int]]:
+    """Index pairs (a < b) of shapes whose closed bounding boxes overlap."""
+    if len(shapes) < 2:
+        return []
+    x0, y0, x1, y1 = shapely.bounds(np.asarray(shapes, dtype=object)).T
+    overlap = (
+        (x0[:, None] <= x1[None, :])
+        & (x0[None, :] <= x1[:, None])
+        & (y0[:, None] <= y1[None, :])
+        & (y0[None, :] <= y1[:, None])
+    )
+    a, b = np.nonzero(np.triu(overlap, k=1))
+    return list(zip(a.tolist(), b.tolist(), strict=True))
 
 
 def _even_odd_fill(shape: Polygon) -> BaseGeometry:
@@ -401,22 +475,26 @@ def _odd_crossings(ring: np.ndarray, point) -> bool:
     return bool(np.count_nonzero(spans & (cross_x > px)) % 2)
 
 
-def _nested(rings: list[tuple[int, np.ndarray]], shapes: list[Polygon]) -> list[PlanarPolygon]:
+def _nested(
+    rings: list[np.ndarray], shapes: list[Polygon], pairs: list[tuple[int, int]]
+) -> list[PlanarPolygon]:
     """Even-odd resolution of rings that do not cross: depth 0, 2, ... are exteriors, odd depths
-    are holes of the ring that immediately contains them. Points are kept as written."""
-    depth = [
-        sum(1 for b, other in enumerate(shapes) if b != a and other.contains(shape))
-        for a, shape in enumerate(shapes)
-    ]
+    are holes of the ring that immediately contains them. Points are kept as written. ``pairs``
+    are the only index pairs whose bounding boxes overlap (no other ring can contain another)."""
+    inside: dict[int, list[int]] = {a: [] for a in range(len(shapes))}  # a -> rings containing a
+    for a, b in pairs:
+        if shapes[b].contains(shapes[a]):
+            inside[a].append(b)
+        elif shapes[a].contains(shapes[b]):
+            inside[b].append(a)
+    depth = [len(inside[a]) for a in range(len(shapes))]
     exteriors = [a for a in range(len(shapes)) if depth[a] % 2 == 0]
     holes: dict[int, list[np.ndarray]] = {a: [] for a in exteriors}
     for a in range(len(shapes)):
         if depth[a] % 2 == 1:
-            parent = next(
-                b for b in exteriors if depth[b] == depth[a] - 1 and shapes[b].contains(shapes[a])
-            )
-            holes[parent].append(rings[a][1])
-    return [PlanarPolygon(rings[a][1], tuple(holes[a])) for a in exteriors]
+            parent = next(b for b in inside[a] if depth[b] == depth[a] - 1)
+            holes[parent].append(rings[a])
+    return [PlanarPolygon(rings[a], tuple(holes[a])) for a in exteriors]
 
 
 def _to_polygons(geometry: BaseGeometry) -> list[PlanarPolygon]:
