@@ -143,3 +143,20 @@ def test_structure_partly_outside_the_dose_grid():
     with pytest.raises(MetricUndefined):
         sd.dvh.dose_at_volume_pct(95)  # reaches into the part of unknown dose
     assert sd.dvh.volume_at_dose_pct(0.0) == pytest.approx(100 * 22.25 / 42, rel=1e-5)
+
+
+def test_end_cap_inside_a_dose_cell_sampled_at_its_centroid():
+    """Both end caps (z = 0.1 and 11.1 mm) lie inside 5 mm dose cells, dose linear in z: the
+    partial cells are sampled at the centroid of their capped part, so D99 matches the slab
+    model exactly (a cell-centre sample would be off by up to half a cell of gradient)."""
+    zs = np.arange(0.6, 10.7, 1.0)
+    rings_at = lambda z: PlanarPolygon(ngon(0.0, 0.0, 9.0))  # noqa: E731
+    roi = roi_from(zs, rings_at)
+    dose = grid(lambda X, Y, Z: 10.0 + 2.0 * Z, spacing=5.0)
+    sd = structure_dvh(roi, dose, factors=(1, 1, 1))
+    slabs = slabs_of(zs, rings_at)
+    vol = sum(p.area * (hi - lo) for p, lo, hi in slabs)
+    assert sd.dvh.total_volume_cc == pytest.approx(vol / 1000.0, rel=1e-9)
+    for pct in (99.0, 50.0, 2.0):
+        want = exact_dose_at(slabs, "z", 10.0, 2.0, pct / 100.0 * vol)
+        assert sd.dvh.dose_at_volume_pct(pct) == pytest.approx(want, abs=1e-3)

@@ -97,8 +97,8 @@ class _Field:
         g = self.grid
         coords = [
             _frac_index(g.z_mm, pts[:, 2]),
-            _frac_index(g.y_mm, pts[:, 1]),
-            _frac_index(g.x_mm, pts[:, 0]),
+            _uniform_index(g.y_mm, pts[:, 1]),
+            _uniform_index(g.x_mm, pts[:, 0]),
         ]
         return ndimage.map_coordinates(g.dose_gy, coords, order=1, mode="nearest")
 
@@ -231,6 +231,16 @@ def _frac_index(centres: np.ndarray, at: np.ndarray) -> np.ndarray:
     if centres.size == 1:
         return np.zeros_like(at)
     return np.interp(at, centres, np.arange(centres.size, dtype=float))
+
+
+def _uniform_index(centres: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Fractional index of ``at`` on uniform ``centres``, clamped to the ends (as np.interp)."""
+    n = centres.size
+    if n == 1:
+        return np.zeros_like(at)
+    step = (float(centres[-1]) - float(centres[0])) / (n - 1)
+    out = (at - float(centres[0])) / step
+    return np.clip(out, 0.0, n - 1.0, out=out)
 
 
 def _lookup(occ: Occupancy, pts: np.ndarray) -> np.ndarray:

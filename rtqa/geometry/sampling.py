@@ -14,6 +14,12 @@ Conventions
   (:mod:`rtqa.geometry.raster`) times the overlap of each contour slab with the cell in z. The
   volume is therefore exact for the slab model; only the dose at each cell (interpolated
   trilinearly at the cell centre, :func:`sample_doses`) is a sample.
+* A partly occupied cell (value below :data:`WHOLE`, :class:`PartialCells`) is sampled at the
+  **centroid of its occupied part**, not at the cell centre: the exact in-plane moments of each
+  contour's pixel (:func:`rtqa.geometry.raster.coverage`) combined with the z extent of each
+  slab inside the cell. Its dose spread uses the width of the occupied part along each axis
+  (``sqrt(12 * variance)``). A structure end cap lying inside a dose cell is therefore sampled
+  at the middle of the capped slab, so a dose gradient across the cell adds no bias.
 * Factors are chosen per structure (:func:`choose_factors`) so that the structure holds at least
   :data:`MIN_SAMPLES` cells (about isotropic cells; at most :data:`MAX_FACTOR` per axis): small
   SBRT targets are sampled finely, a body outline stays on the dose grid itself (factor 1, exact
