@@ -708,44 +708,26 @@ def _organ_rows(name, roi, request, trio, sections, context, res, ab: float) -> 
     base = {"roi": roi.name, "match": name}
     if request.unit not in ("Gy", "cGy", "cc", "%") or request.needs_rx:
         return [_organ_not_evaluable(name, roi, f"{metric}: not an EQD2 dose metric", True)]
-    rows = [
-        Finding(
+
+    def shown(rule: str, which: str, value: float | None) -> Finding:
+        """An unjudged row showing one course's value."""
+        return Finding(
             GROUP,
-            "prior_eqd2",
+            rule,
             Status.INFO,
             message,
-            metric=_label(request, ab, "prior"),
-            value=prior,
+            metric=_label(request, ab, which),
+            value=value,
             unit=request.unit,
             **base,
-        ),
-    ]
+        )
+
+    rows = [shown("prior_eqd2", "prior", prior)]
     limits = {s: [lim for lim in sections[s] if lim.metric.canonical == metric] for s in sections}
+
     if not any(limits.values()):
-        rows.append(
-            Finding(
-                GROUP,
-                "current_eqd2",
-                Status.INFO,
-                message,
-                metric=_label(request, ab, "now"),
-                value=current,
-                unit=request.unit,
-                **base,
-            )
-        )
-        rows.append(
-            Finding(
-                GROUP,
-                "cumulative_eqd2",
-                Status.INFO,
-                message,
-                metric=_label(request, ab, "cum"),
-                value=cumulative,
-                unit=request.unit,
-                **base,
-            )
-        )
+        rows.append(shown("current_eqd2", "now", current))
+        rows.append(shown("cumulative_eqd2", "cum", cumulative))
         return rows
     for lim in limits["course_eqd2"]:
         rows.append(
@@ -754,18 +736,7 @@ def _organ_rows(name, roi, request, trio, sections, context, res, ab: float) -> 
             )
         )
     if not limits["course_eqd2"]:
-        rows.append(
-            Finding(
-                GROUP,
-                "current_eqd2",
-                Status.INFO,
-                message,
-                metric=_label(request, ab, "now"),
-                value=current,
-                unit=request.unit,
-                **base,
-            )
-        )
+        rows.append(shown("current_eqd2", "now", current))
     for lim in limits["cumulative_eqd2"]:
         rows.append(
             _judge(
