@@ -412,16 +412,7 @@ def _roi(node: _Node, *, organ: bool) -> RoiSpec:
         raise node.fail("an organ needs 'name' (its TG-263 name)")
     if not organ and name is None and rtype is None:
         raise node.fail("a target needs 'type' (PTV, CTV, GTV, ITV) or 'name'")
-    patterns = node.child("patterns").strings() if "patterns" in m else ()
-    for i, pattern in enumerate(patterns):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise (
-                node.child("patterns")
-                .child(i)
-                .fail(f"invalid regular expression {pattern!r}: {exc}")
-            ) from None
+    patterns = _regexes(node, "patterns") if "patterns" in m else ()
     return RoiSpec(
         name=name,
         type=rtype,
@@ -429,6 +420,19 @@ def _roi(node: _Node, *, organ: bool) -> RoiSpec:
         patterns=patterns,
         minus=node.child("minus").strings() if "minus" in m else (),
     )
+
+
+def _regexes(node: _Node, key: str) -> tuple[str, ...]:
+    """The strings under ``key``, each checked to compile as a regular expression."""
+    texts = node.child(key).strings()
+    for i, text in enumerate(texts):
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise (
+                node.child(key).child(i).fail(f"invalid regular expression {text!r}: {exc}")
+            ) from None
+    return texts
 
 
 def _sites_ref(node: _Node, sites: dict[str, Site]) -> tuple[str, ...]:
@@ -465,16 +469,7 @@ def _fractionation(node: _Node) -> Fractionation:
             if not isinstance(sid, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", sid):
                 raise sub.fail("a site id is lower-case letters, digits and '_'")
             sub.mapping(("title", "keywords"))
-            kws = sub.child("keywords").strings() if sub.has("keywords") else ()
-            for i, kw in enumerate(kws):
-                try:
-                    re.compile(kw)
-                except re.error as exc:
-                    raise (
-                        sub.child("keywords")
-                        .child(i)
-                        .fail(f"invalid regular expression {kw!r}: {exc}")
-                    ) from None
+            kws = _regexes(sub, "keywords") if sub.has("keywords") else ()
             title = sub.child("title").string() if sub.has("title") else sid
             sites[sid] = Site(sid, title, kws, sub.line)
     regimens = []
