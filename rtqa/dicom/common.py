@@ -51,9 +51,13 @@ def tag_name(keyword: str) -> str:
     return f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
-def read_dataset(path: str, *, stop_before_pixels: bool = False) -> tuple[Dataset, list[Note]]:
+def read_dataset(
+    path: str, *, stop_before_pixels: bool = False, defer_size: int | None = None
+) -> tuple[Dataset, list[Note]]:
     """Read a DICOM file, tolerating a missing preamble or file meta header.
 
+    ``defer_size`` (bytes): values longer than this are not read, only located (pydicom's
+    deferred read; the value is read from the file when first accessed).
     Returns the dataset and notes about non-conformance (no meta header, invalid values).
     Raises :class:`DicomError` when the file is not DICOM or cannot be parsed.
     """
@@ -61,9 +65,9 @@ def read_dataset(path: str, *, stop_before_pixels: bool = False) -> tuple[Datase
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, defer_size=defer_size)
         except InvalidDicomError:
-            ds = _forced_read(path, stop_before_pixels)
+            ds = _forced_read(path, stop_before_pixels, defer_size)
             notes.append(
                 Note(Level.WARNING, "non-conformant file: no preamble or file meta header", path)
             )
@@ -75,10 +79,12 @@ def read_dataset(path: str, *, stop_before_pixels: bool = False) -> tuple[Datase
     return ds, notes
 
 
-def _forced_read(path: str, stop_before_pixels: bool) -> Dataset:
+def _forced_read(path: str, stop_before_pixels: bool, defer_size: int | None) -> Dataset:
     """Read a file without preamble/meta header; it must still carry a SOP Class UID."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+        ds = pydicom.dcmread(
+            path, stop_before_pixels=stop_before_pixels, defer_size=defer_size, force=True
+        )
     except Exception as exc:
         raise DicomError(f"not a readable DICOM file ({exc})", path) from exc
     if "SOPClassUID" not in ds:

@@ -5,8 +5,10 @@ Everything the standard promises about the grid is checked here, and each failur
 
 * dose = stored value × DoseGridScaling (3004,000E), in float64; the stored values come from
   pydicom's ``pixel_array`` (PixelRepresentation, byte order and RLE/deflate honoured) after the
-  byte count has been checked; negative doses and DoseType ERROR are refused, DoseUnits RELATIVE
-  is refused (no absolute dose);
+  byte count has been checked, except in the common plain case (native little-endian transfer
+  syntax, one sample of 16 or 32 bits, all bits stored, MONOCHROME2), where they are the pixel
+  bytes themselves seen as integers: memory-mapped from the file for a large grid, never copied;
+  negative doses and DoseType ERROR are refused, DoseUnits RELATIVE is refused (no absolute dose);
 * geometry comes from ImageOrientationPatient (IOP) alone (PatientPosition is only reported): the
   eight axis-aligned orientations are mapped to canonical order by exact transposes and flips;
   oblique grids are refused. Voxel (row r, column c) of frame f lies at
@@ -22,11 +24,20 @@ BEAM doses summed, session doses scaled by the fractions planned) and says what 
 
 from __future__ import annotations
 
+import mmap
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_file_meta_info
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from rtqa.dicom.common import RT_DOSE, optional_float, optional_str, read_dataset, require, tag_name
 from rtqa.errors import DicomError
@@ -38,6 +49,13 @@ GRID_FRAME_OFFSET_VECTOR_TAG = 0x3004000C
 HFS_AXES = ((0, 1), (1, 1), (2, 1))
 DOSE_TYPES = ("PHYSICAL", "EFFECTIVE")
 SESSION_TYPES = ("FRACTION_SESSION", "BEAM_SESSION")
+PIXEL_DATA_TAG = 0x7FE00010
+DEFER_BYTES = 1 << 20  # values longer than this are located when the file is read, not loaded
+# Transfer syntaxes whose PixelData is the stored values as little-endian integers; pixel data
+# left in the file (deferred) is read directly only where file offsets are those of the file
+# (not inside a deflated stream).
+PLAIN_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian)
+PLAIN_FILE_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 
 Axes = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
@@ -83,7 +101,9 @@ def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -
     be converted to cc; without it such DVHs are left out with a note.
     """
     path = str(path)
-    ds, notes = read_dataset(path)
+    ds, notes = read_dataset(path, defer_size=DEFER_BYTES if _plain_file(path) else None)
+    if _deferred_pixels(ds) is not None and _plain_layout(ds, path) is None:
+        ds, notes = read_dataset(path)  # pixel data for pydicom's decoders: read it all
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class != RT_DOSE:
         raise DicomError(f"not an RT Dose (SOP Class UID {sop_class!r})", path, "SOPClassUID")
@@ -287,11 +307,12 @@ def _pixels(ds: Dataset, path: str, rows: int, cols: int, frames: int) -> np.nda
     bits = int(require(ds, "BitsAllocated", path))
     if bits not in (8, 16, 32):
         raise DicomError(f"BitsAllocated {bits} not supported", path, tag_name("BitsAllocated"))
+    plain = _plain_layout(ds, path)
     if syntax is not None and syntax.is_compressed:
         _require_decoder(syntax, path)
     else:
         expected = rows * cols * frames * bits // 8
-        got = len(ds.PixelData)
+        got = plain[2] if plain is not None else len(ds.PixelData)
         if got < expected:
             raise DicomError(
                 f"truncated pixel data (got {got} of {expected} bytes)", path, tag_name("PixelData")
@@ -303,6 +324,19 @@ def _pixels(ds: Dataset, path: str, rows: int, cols: int, frames: int) -> np.nda
                 path,
                 tag_name("PixelData"),
             )
+    if plain is not None:
+        dtype, source, _ = plain
+        count = rows * cols * frames
+        if isinstance(source, bytes):
+            return np.frombuffer(source, dtype=dtype, count=count).reshape(frames, rows, cols)
+        with open(path, "rb") as handle:
+            try:
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # a file system without memory mapping
+                handle.seek(source)
+                mapped, source = handle.read(count * dtype.itemsize), 0
+        array = np.frombuffer(mapped, dtype=dtype, count=count, offset=source)
+        return array.reshape(frames, rows, cols)
     try:
         array = ds.pixel_array
     except Exception as exc:
@@ -319,6 +353,62 @@ def _pixels(ds: Dataset, path: str, rows: int, cols: int, frames: int) -> np.nda
             tag_name("PixelData"),
         )
     return np.asarray(array).reshape(frames, rows, cols)
+
+
+def _plain_file(path: str) -> bool:
+    """Whether the file meta header names a transfer syntax whose values lie in the file as
+    written (native little endian, not deflated): only then may pixel data be left in the file
+    when the file is read, to be viewed there directly."""
+    try:
+        syntax = read_file_meta_info(path).get("TransferSyntaxUID")
+    except Exception:  # no meta header, unreadable: the ordinary read reports it
+        return False
+    return syntax in PLAIN_FILE_SYNTAXES
+
+
+def _deferred_pixels(ds: Dataset) -> RawDataElement | None:
+    """The PixelData element when its value was left in the file (deferred read), else None."""
+    raw = ds.get_item(PIXEL_DATA_TAG, keep_deferred=True)
+    if isinstance(raw, RawDataElement) and raw.value is None:
+        return raw
+    return None
+
+
+def _plain_layout(ds: Dataset, path: str) -> tuple[np.dtype, bytes | int, int] | None:
+    """(dtype, source, byte count) when PixelData holds the stored values as plain
+    little-endian integers that numpy can view directly: ``source`` is the value's bytes, or
+    its offset in the file at ``path`` when the value was left there (the file then holds all
+    of it). None in every other case, which pydicom's ``pixel_array`` decodes."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax not in PLAIN_SYNTAXES or PIXEL_DATA_TAG not in ds:
+        return None
+    try:
+        bits = int(ds.get("BitsAllocated"))
+        bits_stored = int(ds.get("BitsStored"))
+        signed = int(ds.get("PixelRepresentation"))
+        samples = int(ds.get("SamplesPerPixel"))
+        photometric = str(ds.get("PhotometricInterpretation")).strip()
+    except Exception:  # absent or malformed: pydicom's decoders report it
+        return None
+    if bits not in (16, 32) or bits_stored != bits or signed not in (0, 1):
+        return None
+    if samples != 1 or photometric != "MONOCHROME2":
+        return None
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+    raw = _deferred_pixels(ds)
+    if raw is None:
+        value = ds.get_item(PIXEL_DATA_TAG).value
+        return (dtype, value, len(value)) if isinstance(value, bytes) else None
+    if syntax not in PLAIN_FILE_SYNTAXES or not raw.is_little_endian:
+        return None
+    length, offset = raw.length, raw.value_tell
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    if length == 0xFFFFFFFF or offset + length > size:
+        return None  # undefined length or a file cut short: pydicom reads what there is
+    return dtype, offset, length
 
 
 def _require_decoder(syntax, path: str) -> None:

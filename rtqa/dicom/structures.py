@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
@@ -41,6 +42,10 @@ from rtqa.model import ContourPlane, Level, Note, PlanarPolygon, Roi, StructureS
 PLANE_TOLERANCE_MM = 0.01  # contour z values closer than this are one plane
 AREA_TOLERANCE_MM2 = 1e-9  # rings with less area than this are degenerate
 OPEN_TYPES = ("OPEN_PLANAR", "OPEN_NONPLANAR")
+# Tags of the ContourSequence item attributes read from their raw bytes
+CONTOUR_GEOMETRIC_TYPE = 0x30060042
+NUMBER_OF_CONTOUR_POINTS = 0x30060046
+CONTOUR_DATA = 0x30060050
 
 
 def read_structure_set(path: str) -> StructureSet:
@@ -178,7 +183,7 @@ def _read_roi(
     notes: list[Note],
 ) -> Roi:
     where = f"ROI {number} '{name}'"
-    closed: list[tuple[int, np.ndarray]] = []
+    closed: list[tuple[float, int, np.ndarray]] = []  # (mean z, contour number, points)
     points: list[np.ndarray] = []
     open_contours: list[np.ndarray] = []
     count = 0
@@ -186,7 +191,7 @@ def _read_roi(
     for contour_item in contour_items:
         for k, contour in enumerate(contour_item.get("ContourSequence") or [], start=1):
             count += 1
-            kind = _raw_text(contour, "ContourGeometricType")
+            kind = _raw_text(contour, CONTOUR_GEOMETRIC_TYPE)
             if kind is None:
                 kind = optional_str(contour, "ContourGeometricType")
             kind = kind.upper()
@@ -194,20 +199,21 @@ def _read_roi(
             if xyz is None:
                 continue
             if kind == "CLOSED_PLANAR":
-                spread = float(np.ptp(xyz[:, 2]))
-                if spread > PLANE_TOLERANCE_MM:
+                z = xyz[:, 2]
+                low, high = z.min(), z.max()
+                if float(high - low) > PLANE_TOLERANCE_MM:
                     notes.append(
                         Note(
                             Level.ERROR,
-                            f"{where}: contour {k} is not axial (z from {xyz[:, 2].min():g} to "
-                            f"{xyz[:, 2].max():g} mm): the ROI cannot be used as a volume",
+                            f"{where}: contour {k} is not axial (z from {low:g} to "
+                            f"{high:g} mm): the ROI cannot be used as a volume",
                             path,
                             tag_name("ContourData"),
                         )
                     )
                     non_axial = True
                     continue
-                closed.append((k, xyz))
+                closed.append((float(z.sum()) / len(z), k, xyz))
             elif kind == "POINT":
                 points.append(xyz)
             elif kind in OPEN_TYPES:
@@ -266,7 +272,7 @@ def _contour_points(
         )
         return None
     xyz = data.reshape(-1, 3)
-    stated: object = _raw_text(contour, "NumberOfContourPoints")
+    stated: object = _raw_text(contour, NUMBER_OF_CONTOUR_POINTS)
     if stated is None or not stated.isdigit():
         stated = contour.get("NumberOfContourPoints")
     if stated is not None and stated != "" and int(stated) != len(xyz):
@@ -282,13 +288,11 @@ def _contour_points(
     return xyz
 
 
-def _raw_text(item: Dataset, keyword: str) -> str | None:
+def _raw_text(item: Dataset, tag: int) -> str | None:
     """A single-valued text attribute read from its raw bytes, stripped ('' when empty), without
     pydicom's per-element conversion; None when absent, already converted, multi-valued or not
     plain ASCII (the caller then reads it the ordinary way)."""
-    if keyword not in item:
-        return None
-    value = getattr(item.get_item(keyword), "value", None)
+    value = getattr(item.get_item(tag), "value", None)
     if not isinstance(value, bytes) or b"\\" in value or not value.isascii():
         return None
     return value.decode("ascii").rstrip(" \x00").strip()
@@ -299,14 +303,13 @@ def _fast_contour_data(contour: Dataset) -> np.ndarray | None:
     strings), without building one Python object per number; None when the element is absent,
     empty, already converted or not DS text (the caller then reads it element by element). A
     value that is not a number gives ``[nan]``, which the caller reports."""
-    if "ContourData" not in contour:
-        return None
-    raw = contour.get_item("ContourData")
+    raw = contour.get_item(CONTOUR_DATA)
     value = getattr(raw, "value", None)
     if not isinstance(value, bytes) or raw.VR not in (None, "DS") or not value.strip(b" \x00"):
         return None
     try:
-        return np.array(value.rstrip(b" \x00").decode("ascii").split("\\"), dtype=float)
+        texts = value.rstrip(b" \x00").decode("ascii").split("\\")
+        return np.fromiter(map(float, texts), dtype=float, count=len(texts))
     except (UnicodeDecodeError, ValueError):
         return np.asarray([np.nan])
 
@@ -317,25 +320,27 @@ def _fast_contour_data(contour: Dataset) -> np.ndarray | None:
 
 
 def _planes(
-    closed: list[tuple[int, np.ndarray]], where: str, path: str, notes: list[Note]
+    closed: list[tuple[float, int, np.ndarray]], where: str, path: str, notes: list[Note]
 ) -> tuple[ContourPlane, ...]:
-    """Group closed contours into planes (z within 0.01 mm) and resolve holes per plane."""
+    """Group closed contours ``(mean z, contour number, points)`` into planes (z within
+    0.01 mm) and resolve holes per plane."""
     if not closed:
         return ()
-    ordered = sorted(((float(np.mean(xyz[:, 2])), k, xyz) for k, xyz in closed), key=_first)
+    ordered = sorted(closed, key=_first)
+    cleaned = iter(_clean_rings([xyz[:, :2] for _, _, xyz in ordered]))
     groups: list[list[tuple[float, int, np.ndarray]]] = []
-    for z, k, xyz in ordered:
-        if groups and z - groups[-1][0][0] <= PLANE_TOLERANCE_MM:
-            groups[-1].append((z, k, xyz))
+    for item in ordered:
+        if groups and item[0] - groups[-1][0][0] <= PLANE_TOLERANCE_MM:
+            groups[-1].append(item)
         else:
-            groups.append([(z, k, xyz)])
+            groups.append([item])
     planes = []
     for group in groups:
-        z = float(np.mean([zc for zc, _, _ in group]))
+        z = group[0][0] if len(group) == 1 else float(np.mean([zc for zc, _, _ in group]))
         label = f"{where} at z {z:g} mm"
         rings = []
-        for _, k, xyz in group:
-            ring = _clean_ring(xyz[:, :2], f"{label}, contour {k}", path, notes)
+        for _, k, _ in group:
+            ring = _ring_notes(next(cleaned), f"{label}, contour {k}", path, notes)
             if ring is not None:
                 rings.append((k, *ring))
         polygons = _even_odd(rings, label, path, notes)
@@ -360,36 +365,82 @@ def _distinct_points(ring: np.ndarray) -> int:
     return count
 
 
-def _clean_ring(
-    xy: np.ndarray, label: str, path: str, notes: list[Note]
+@dataclass(frozen=True, eq=False)
+class _CleanRing:
+    """One closed contour after :func:`_clean_rings`: ``ring`` (M, 2) mm without repeated
+    points, ``removed`` points taken out, ``distinct`` points counted up to 3 and, for rings with
+    3 distinct points, its polygon, whether that is valid and its even-odd area (mm^2)."""
+
+    ring: np.ndarray
+    removed: int
+    distinct: int
+    shape: Polygon | None = None
+    valid: bool = True
+    area_mm2: float = 0.0
+
+
+def _clean_rings(rings_xy: list[np.ndarray]) -> list[_CleanRing]:
+    """Every ring (N_i, 2) of one ROI cleaned at once: consecutive duplicate points and then a
+    repeated closing point removed; distinct points counted; polygons built, validated and
+    measured by shapely's vectorized functions (a self-intersecting ring's area is that of its
+    even-odd fill). Each ring must hold at least one point."""
+    lengths = np.fromiter((len(xy) for xy in rings_xy), dtype=np.intp, count=len(rings_xy))
+    points = np.concatenate(rings_xy)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    keep = np.ones(len(points), dtype=bool)
+    keep[1:] = np.any(points[1:] != points[:-1], axis=1)
+    keep[starts] = True  # a ring's first point is never a repeat of the ring before
+    kept = points[keep]
+    counts = np.add.reduceat(keep, starts, dtype=np.intp)
+    begins = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    first = kept[begins]
+    closing = (counts > 1) & np.all(first == kept[begins + counts - 1], axis=1)
+    counts -= closing
+    # After the removal of consecutive duplicates, points 0-1 and 1-2 differ: a ring has three
+    # distinct points when point 2 differs from point 0 (other rings are counted one by one).
+    third = kept[np.minimum(begins + 2, len(kept) - 1)]
+    three = (counts >= 3) & np.any(third != first, axis=1)
+    out: list[_CleanRing] = []
+    for n, (b, m) in enumerate(zip(begins.tolist(), counts.tolist(), strict=True)):
+        ring = kept[b : b + m]
+        distinct = 3 if three[n] else _distinct_points(ring)
+        out.append(_CleanRing(ring, int(lengths[n]) - m, distinct))
+    polygon_rings = [n for n, r in enumerate(out) if r.distinct >= 3]
+    if polygon_rings:
+        coords = np.concatenate([out[n].ring for n in polygon_rings])
+        owner = np.repeat(np.arange(len(polygon_rings)), [len(out[n].ring) for n in polygon_rings])
+        shapes = shapely.polygons(shapely.linearrings(coords, indices=owner))
+        valid = shapely.is_valid(shapes)
+        areas = shapely.area(shapes)
+        for n, shape, ok, area in zip(polygon_rings, shapes, valid, areas, strict=True):
+            if not ok:
+                area = _even_odd_fill(shape).area
+            ring = out[n]
+            out[n] = _CleanRing(
+                ring.ring, ring.removed, ring.distinct, shape, bool(ok), float(area)
+            )
+    return out
+
+
+def _ring_notes(
+    ring: _CleanRing, label: str, path: str, notes: list[Note]
 ) -> tuple[np.ndarray, Polygon, bool] | None:
-    """Remove a repeated closing point and consecutive duplicates; None (noted) if degenerate.
-    Returns the ring, its polygon and whether that polygon is valid (not self-intersecting)."""
-    keep = np.ones(len(xy), dtype=bool)
-    keep[1:] = np.any(xy[1:] != xy[:-1], axis=1)
-    ring = xy[keep] if not keep.all() else xy
-    removed = len(xy) - len(ring)
-    if len(ring) > 1 and np.array_equal(ring[0], ring[-1]):
-        ring = ring[:-1]
-        removed += 1
-    if removed:
-        notes.append(Note(Level.INFO, f"{label}: {removed} repeated point(s) removed", path))
-    distinct = _distinct_points(ring)
-    if distinct < 3:
+    """Note what cleaning did to a ring; None (noted) if it is degenerate, else the ring, its
+    polygon and whether that polygon is valid (not self-intersecting)."""
+    if ring.removed:
+        notes.append(Note(Level.INFO, f"{label}: {ring.removed} repeated point(s) removed", path))
+    if ring.distinct < 3:
         notes.append(
             Note(
                 Level.WARNING,
-                f"{label}: closed contour with {distinct} distinct point(s) is not a polygon: "
-                "dropped",
+                f"{label}: closed contour with {ring.distinct} distinct point(s) is not a "
+                "polygon: dropped",
                 path,
                 tag_name("ContourData"),
             )
         )
         return None
-    shape = Polygon(ring)
-    valid = bool(shape.is_valid)
-    area = shape.area if valid else _even_odd_fill(shape).area
-    if area <= AREA_TOLERANCE_MM2:
+    if ring.area_mm2 <= AREA_TOLERANCE_MM2:
         notes.append(
             Note(
                 Level.WARNING,
@@ -399,7 +450,7 @@ def _clean_ring(
             )
         )
         return None
-    return ring, shape, valid
+    return ring.ring, ring.shape, ring.valid
 
 
 def _even_odd(
@@ -407,6 +458,8 @@ def _even_odd(
 ) -> list[PlanarPolygon]:
     if not rings:
         return []
+    if len(rings) == 1 and rings[0][3]:  # one valid ring: nothing to cross or nest
+        return [PlanarPolygon(rings[0][1])]
     shapes = [shape for _, _, shape, _ in rings]
     invalid = [k for k, _, _, valid in rings if not valid]
     # Only rings whose bounding boxes overlap can cross or nest: test those pairs alone.
