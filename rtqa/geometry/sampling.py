@@ -181,8 +181,9 @@ class Occupancy:
 
     @property
     def volume_cc(self) -> float:
-        """Volume (cc) inside the dose grid."""
-        return float(np.sum(self.values * self.cell_volumes_mm3()) / 1000.0)
+        """Volume (cc) inside the dose grid (plane sums in double precision)."""
+        planes = self.values.reshape(self.values.shape[0], -1).sum(axis=1, dtype=np.float64)
+        return float(np.dot(planes, self.cell_volumes_mm3()[:, 0, 0]) / 1000.0)
 
     @property
     def total_volume_cc(self) -> float:
@@ -390,23 +391,24 @@ def _partial_cells(occ: Occupancy, cov, which, pair_k, pair_p) -> PartialCells |
     zb = za + t
     # in-plane moments of the slab's contour at the cell's pixel
     key = which[p] * (ny * nx) + rest[cell]
-    mom = np.zeros((n, 5))
-    if cov.key.size:
-        at = np.minimum(np.searchsorted(cov.key, key), cov.key.size - 1)
+    # moments: a boundary pixel's own, FULL_MOMENTS for a whole pixel, else 0 (rows of ``table``)
+    nk = cov.key.size
+    table = np.vstack([cov.moments.reshape(nk, 5), FULL_MOMENTS, np.zeros(5)]).T.copy()
+    row = np.where(cov.fraction.reshape(-1)[key] >= WHOLE, nk, nk + 1)
+    if nk:
+        at = np.minimum(np.searchsorted(cov.key, key), nk - 1)
         hit = cov.key[at] == key
-        mom[hit] = cov.moments[at[hit]]
-    else:
-        hit = np.zeros(n, dtype=bool)
-    whole = ~hit & (cov.fraction.reshape(-1)[key] >= WHOLE)
-    mom[whole] = FULL_MOMENTS
+        row[hit] = at[hit]
+    mom = [table[c].take(row) for c in range(5)]
     m = np.empty((flat.size, 7))
-    m[:, 0] = np.bincount(cell, weights=mom[:, 0] * t, minlength=flat.size)
-    m[:, 1] = np.bincount(cell, weights=mom[:, 1] * t, minlength=flat.size)
-    m[:, 2] = np.bincount(cell, weights=mom[:, 2] * t, minlength=flat.size)
-    m[:, 3] = np.bincount(cell, weights=mom[:, 0] * (zb**2 - za**2) / 2, minlength=flat.size)
-    m[:, 4] = np.bincount(cell, weights=mom[:, 3] * t, minlength=flat.size)
-    m[:, 5] = np.bincount(cell, weights=mom[:, 4] * t, minlength=flat.size)
-    m[:, 6] = np.bincount(cell, weights=mom[:, 0] * (zb**3 - za**3) / 3, minlength=flat.size)
+    m[:, 0] = np.bincount(cell, weights=mom[0] * t, minlength=flat.size)
+    m[:, 1] = np.bincount(cell, weights=mom[1] * t, minlength=flat.size)
+    m[:, 2] = np.bincount(cell, weights=mom[2] * t, minlength=flat.size)
+    m[:, 3] = np.bincount(cell, weights=mom[0] * (zb * zb - za * za) / 2, minlength=flat.size)
+    m[:, 4] = np.bincount(cell, weights=mom[3] * t, minlength=flat.size)
+    m[:, 5] = np.bincount(cell, weights=mom[4] * t, minlength=flat.size)
+    z3 = zb * zb * zb - za * za * za  # not **3: numpy's power is far slower
+    m[:, 6] = np.bincount(cell, weights=mom[0] * z3 / 3, minlength=flat.size)
     m0 = np.where(m[:, 0] > 0, m[:, 0], 1.0)
     mean = m[:, 1:4] / m0[:, None]
     var = np.clip(m[:, 4:7] / m0[:, None] - mean**2, 0.0, 1.0 / 12.0)
@@ -444,7 +446,7 @@ def _limit_cells(factors, slabs: SlabStack, grid: DoseGrid) -> tuple[int, int, i
     return tuple(f)  # type: ignore[return-value]
 
 
-def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 1_000_000):
+def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 250_000):
     """Doses (Gy), volumes (cc) and dose spreads (Gy) of the occupied cells of ``occ``, in the
     order of ``np.nonzero(occ.values)``.
 
@@ -456,23 +458,20 @@ def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 1_000_000):
     the uniform distribution with the variance of a linear dose over the occupied part (exact
     when the gradient lies along an axis, and when a plane perpendicular to it cuts the cell);
     see :class:`rtqa.dvh.core.Dvh`. Whole cells are interpolated axis by axis over blocks of
-    lattice planes (separable trilinear), partial cells point by point."""
-    k0, j0, i0 = occ.offset
+    lattice planes (separable trilinear), partial cells point by point. Where every cell centre
+    is a dose-grid node (factor 1 on every axis, locally even frames), the same interpolation
+    reduces to a node value and to differences of neighbouring nodes (:func:`_node_axes`)."""
+    return _sample(occ, grid, chunk, nodes=_node_axes(occ, grid))
+
+
+def _sample(occ: Occupancy, grid: DoseGrid, chunk: int, nodes):
+    """:func:`sample_doses`, whole cells by node differences when ``nodes`` (from
+    :func:`_node_axes`) is given, else by separable interpolation."""
     nz, ny, nx = occ.values.shape
-    lat = occ.lattice
-    x, y = lat.x_mm[i0 : i0 + nx], lat.y_mm[j0 : j0 + ny]
-    zc, half_dz = lat.z_mm[k0 : k0 + nz], 0.5 * lat.dz[k0 : k0 + nz]
-    wx = [_axis_weights(grid.x_mm, x + s * lat.dx / 2) for s in (0, -1, 1)]
-    wy = [_axis_weights(grid.y_mm, y + s * lat.dy / 2) for s in (0, -1, 1)]
-    wz = [_axis_weights(grid.z_mm, zc + s * half_dz) for s in (0, -1, 1)]
-    xs = _span(wx)
-    ys = _span(wy)
-    block = grid.dose_gy[:, ys, xs]
-    wx = [_rebase(w, xs.start) for w in wx]
-    wy = [_rebase(w, ys.start) for w in wy]
     cell = occ.cell_volumes_mm3()[:, 0, 0] / 1000.0
     n = int(np.count_nonzero(occ.values))
     doses, vols, spreads = np.empty(n), np.empty(n), np.empty(n)
+    whole = _NodeCells(occ, grid, nodes) if nodes else _InterpolatedCells(occ, grid)
     part = occ.partial
     planes = max(1, chunk // max(ny * nx, 1))
     at = 0
@@ -480,31 +479,14 @@ def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 1_000_000):
         ke = min(ks + planes, nz)
         vals = occ.values[ks:ke]
         mask = vals > 0
-        m = int(np.count_nonzero(mask))
+        per_plane = np.count_nonzero(mask.reshape(ke - ks, -1), axis=1)
+        m = int(per_plane.sum())
         if m == 0:
             continue
         out = slice(at, at + m)
-        vols[out] = (vals * cell[ks:ke, None, None])[mask]
-        zw = [tuple(a[ks:ke] for a in w) for w in wz]
-        zs = _span(zw)
-        sub = block[zs]
-        zw = [_rebase(w, zs.start) for w in zw]
-        dz_c, dz_lo, dz_hi = (_interp(sub, 0, w) for w in zw)
-        dzy_c = _interp(dz_c, 1, wy[0])
-        d = _interp(dzy_c, 2, wx[0])
-        doses[out] = d[mask]
-        del d
-        var = (_interp(dzy_c, 2, wx[2]) - _interp(dzy_c, 2, wx[1]))[mask] ** 2
-        del dzy_c
-        var += (
-            _interp(_interp(dz_c, 1, wy[2]), 2, wx[0]) - _interp(_interp(dz_c, 1, wy[1]), 2, wx[0])
-        )[mask] ** 2
-        del dz_c
-        var += (
-            _interp(_interp(dz_hi, 1, wy[0]), 2, wx[0])
-            - _interp(_interp(dz_lo, 1, wy[0]), 2, wx[0])
-        )[mask] ** 2
-        spreads[out] = np.sqrt(var)
+        vols[out] = vals[mask]
+        vols[out] *= np.repeat(cell[ks:ke], per_plane)
+        doses[out], spreads[out] = whole(ks, ke, mask)
         if part is not None:
             base = ks * ny * nx
             lo_i, hi_i = np.searchsorted(part.index, [base, ke * ny * nx])
@@ -519,35 +501,190 @@ def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 1_000_000):
     return doses, vols, spreads
 
 
+class _InterpolatedCells:
+    """Dose and spread at the centres of the occupied cells of a block of lattice planes, by
+    separable trilinear interpolation (any lattice)."""
+
+    def __init__(self, occ: Occupancy, grid: DoseGrid):
+        k0, j0, i0 = occ.offset
+        nz, ny, nx = occ.values.shape
+        lat = occ.lattice
+        x, y = lat.x_mm[i0 : i0 + nx], lat.y_mm[j0 : j0 + ny]
+        zc, half_dz = lat.z_mm[k0 : k0 + nz], 0.5 * lat.dz[k0 : k0 + nz]
+        wx = [_axis_weights(grid.x_mm, x + s * lat.dx / 2) for s in (0, -1, 1)]
+        wy = [_axis_weights(grid.y_mm, y + s * lat.dy / 2) for s in (0, -1, 1)]
+        self.wz = [_axis_weights(grid.z_mm, zc + s * half_dz) for s in (0, -1, 1)]
+        xs = _span(wx)
+        ys = _span(wy)
+        self.block = grid.dose_gy[:, ys, xs]
+        self.wx = [_rebase(w, xs.start) for w in wx]
+        self.wy = [_rebase(w, ys.start) for w in wy]
+
+    def __call__(self, ks: int, ke: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        wx, wy = self.wx, self.wy
+        zw = [tuple(a[ks:ke] for a in w) for w in self.wz]
+        zs = _span(zw)
+        sub = self.block[zs]
+        zw = [_rebase(w, zs.start) for w in zw]
+        dz_c, dz_lo, dz_hi = (_interp(sub, 0, w) for w in zw)
+        dzy_c = _interp(dz_c, 1, wy[0])
+        dose = _interp(dzy_c, 2, wx[0])[mask]
+        var = (_interp(dzy_c, 2, wx[2]) - _interp(dzy_c, 2, wx[1]))[mask] ** 2
+        del dzy_c
+        var += (
+            _interp(_interp(dz_c, 1, wy[2]), 2, wx[0]) - _interp(_interp(dz_c, 1, wy[1]), 2, wx[0])
+        )[mask] ** 2
+        del dz_c
+        var += (
+            _interp(_interp(dz_hi, 1, wy[0]), 2, wx[0])
+            - _interp(_interp(dz_lo, 1, wy[0]), 2, wx[0])
+        )[mask] ** 2
+        return dose, np.sqrt(var)
+
+
+def _node_axes(occ: Occupancy, grid: DoseGrid):
+    """Per axis (z, y, x) ``(g0, below, above)`` when the centre of lattice cell ``c`` along
+    every axis is dose-grid node ``g0 + c`` (so :func:`_interp` takes the node value there) and
+    the half-cell positions either side lie within the neighbouring node intervals; else None.
+
+    Then ``D(p + w/2) - D(p - w/2)`` along an axis is exactly (up to rounding)
+    ``below[c] * (D[g] - D[g-1]) + above[c] * (D[g+1] - D[g])``, the same linear interpolation
+    with the weights of :func:`_axis_weights`, clamping included (at a grid edge the missing
+    difference has weight 0)."""
+    if occ.values.size == 0 or grid.dose_gy.dtype != np.float64:
+        return None
+    k0, j0, i0 = occ.offset
+    nz, ny, nx = occ.values.shape
+    lat = occ.lattice
+    x, y = lat.x_mm[i0 : i0 + nx], lat.y_mm[j0 : j0 + ny]
+    zc, half_dz = lat.z_mm[k0 : k0 + nz], 0.5 * lat.dz[k0 : k0 + nz]
+    axes = (
+        _node_axis(grid.z_mm, zc, half_dz),
+        _node_axis(grid.y_mm, y, lat.dy / 2),
+        _node_axis(grid.x_mm, x, lat.dx / 2),
+    )
+    return None if any(a is None for a in axes) else axes
+
+
+def _node_axis(centres: np.ndarray, at: np.ndarray, half):
+    """``(g0, below, above)`` of :func:`_node_axes` for one axis, or None."""
+    lo, hi, t = _axis_weights(centres, at)
+    if float(np.max(np.minimum(t, 1.0 - t))) > 1e-12:  # the test of _interp for a take
+        return None
+    g = np.where(t < 0.5, lo, hi)
+    if not np.array_equal(g, g[0] + np.arange(g.size)):
+        return None
+    below, above = np.zeros(g.size), np.zeros(g.size)
+    for sign, pos in ((1.0, at + half), (-1.0, at - half)):
+        lo, hi, t = _axis_weights(centres, pos)
+        # D(pos) - D[g] = -(1 - t) (D[g] - D[g-1]) on [g-1, g]; t (D[g+1] - D[g]) on [g, g+1]
+        left = (lo == g - 1) & (hi == g)
+        right = (lo == g) & (hi == g + 1)
+        if not np.all(left | right | ((lo == g) & (hi == g))):
+            return None
+        below += sign * np.where(left, t - 1.0, 0.0)
+        above += sign * np.where(right, t, 0.0)
+    return int(g[0]), below, above
+
+
+class _NodeCells:
+    """Dose and spread at the centres of the occupied cells of a block of lattice planes when
+    the centres are dose-grid nodes (:func:`_node_axes`): node values and weighted differences
+    of neighbouring nodes, with the grid's outer nodes repeated beyond its edges (there the
+    difference is 0, as its weight is). Where both weights are one number ``h`` along an axis
+    (``h = 1/2`` on an even grid), the term is ``h * (D[g+1] - D[g-1])``."""
+
+    def __init__(self, occ: Occupancy, grid: DoseGrid, nodes, symmetric: bool = True):
+        self.dose = grid.dose_gy
+        self.shape = occ.values.shape
+        self.axes = []
+        for axis, (g0, below, above) in enumerate(nodes):
+            n = below.size
+            # the differences beyond the grid's edges vanish: their weights do not matter
+            b, a = below.copy(), above.copy()
+            if g0 == 0:
+                b[0] = a[0]
+            if g0 + n == grid.dose_gy.shape[axis]:
+                a[-1] = b[-1]
+            h = float(b[0]) if symmetric and np.all(b == b[0]) and np.all(a == b[0]) else None
+            self.axes.append((g0, below, above, h))
+
+    def __call__(self, ks: int, ke: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _, ny, nx = self.shape
+        start = (self.axes[0][0] + ks, self.axes[1][0], self.axes[2][0])
+        block = _block_with_rim(self.dose, start, (ke - ks, ny, nx))
+        dose = block[1:-1, 1:-1, 1:-1][mask]
+        var = np.zeros(dose.size)
+        for axis in (2, 1, 0):
+            _, below, above, h = self.axes[axis]
+            if axis == 0:
+                below, above = below[ks:ke], above[ks:ke]
+            lower = [slice(1, -1)] * 3
+            upper = [slice(1, -1)] * 3
+            if h is not None:
+                lower[axis], upper[axis] = slice(0, -2), slice(2, None)
+                term = (block[tuple(upper)] - block[tuple(lower)])[mask]
+                term *= h
+            else:
+                shape = [1, 1, 1]
+                shape[axis] = below.size
+                rim = [slice(1, -1)] * 3
+                rim[axis] = slice(None)
+                step = np.diff(block[tuple(rim)], axis=axis)  # D[g+1] - D[g], g = -1 .. n - 1
+                lower, upper = [slice(None)] * 3, [slice(None)] * 3
+                lower[axis], upper[axis] = slice(0, -1), slice(1, None)
+                term = step[tuple(lower)] * below.reshape(shape)
+                term += step[tuple(upper)] * above.reshape(shape)
+                term = term[mask]
+            term *= term
+            var += term
+        return dose, np.sqrt(var)
+
+
+def _block_with_rim(dose: np.ndarray, start, size) -> np.ndarray:
+    """``dose[start : start + size]`` with one more node on every side, the outer nodes of the
+    grid repeated where the block reaches the grid's edge (the clamping of the interpolation)."""
+    lo = [max(s - 1, 0) for s in start]
+    hi = [min(s + n + 1, d) for s, n, d in zip(start, size, dose.shape, strict=True)]
+    block = dose[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+    pad = [(a - (s - 1), (s + n + 1) - b) for s, n, a, b in zip(start, size, lo, hi, strict=True)]
+    if any(p or q for p, q in pad):
+        block = np.pad(block, pad, mode="edge")
+    return block
+
+
 def _point_samples(occ: Occupancy, grid: DoseGrid, part: PartialCells, sel: slice):
-    """Dose and spread of the partial cells ``part[sel]`` at the centroid of their part."""
+    """Dose and spread of the partial cells ``part[sel]`` at the centroid of their part: the
+    centre and the six half-width points of every cell, interpolated in one pass."""
     _, ny, nx = occ.values.shape
     k0, j0, i0 = occ.offset
     idx = part.index[sel]
+    n = idx.size
     kk = idx // (ny * nx)
     jj = (idx // nx) % ny
     ii = idx % nx
     lat = occ.lattice
-    pts = np.column_stack([lat.x_mm[ii + i0], lat.y_mm[jj + j0], lat.z_mm[kk + k0]])
-    pts += part.offset_mm[sel]
     half = 0.5 * part.width_mm[sel]
-    dose = _at_points(grid, pts)
-    var = np.zeros(idx.size)
-    for a in range(3):
-        hi, lo = pts.copy(), pts.copy()
-        hi[:, a] += half[:, a]
-        lo[:, a] -= half[:, a]
-        var += (_at_points(grid, hi) - _at_points(grid, lo)) ** 2
-    return dose, np.sqrt(var)
-
-
-def _at_points(grid: DoseGrid, pts: np.ndarray) -> np.ndarray:
-    """Trilinear dose (Gy) at points ``(n, 3)`` (x, y, z), clamped at the grid's edges."""
-    ar = np.arange(pts.shape[0])
-    az = _axis_weights(grid.z_mm, pts[:, 2])
-    ay = _axis_weights(grid.y_mm, pts[:, 1])
-    ax = _axis_weights(grid.x_mm, pts[:, 0])
-    return trilinear(grid.dose_gy, az, ay, ax, ar, ar, ar)
+    off = part.offset_mm[sel]
+    x = lat.x_mm[ii + i0] + off[:, 0]
+    y = lat.y_mm[jj + j0] + off[:, 1]
+    z = lat.z_mm[kk + k0] + off[:, 2]
+    # weights per axis at the centre, centre - half and centre + half (entries 0, n, 2n)
+    ax = _axis_weights(grid.x_mm, np.concatenate([x, x - half[:, 0], x + half[:, 0]]))
+    ay = _axis_weights(grid.y_mm, np.concatenate([y, y - half[:, 1], y + half[:, 1]]))
+    az = _axis_weights(grid.z_mm, np.concatenate([z, z - half[:, 2], z + half[:, 2]]))
+    # seven points per cell: centre, then (+, -) along x, y and z
+    c, lo, hi = slice(0, n), slice(n, 2 * n), slice(2 * n, 3 * n)
+    points = [(c, c, c), (c, c, hi), (c, c, lo), (c, hi, c), (c, lo, c), (hi, c, c), (lo, c, c)]
+    per_point = [
+        tuple(np.concatenate([w[p[axis]] for p in points]) for w in weights)
+        for axis, weights in enumerate((az, ay, ax))
+    ]
+    v = _trilinear(grid.dose_gy, *per_point).reshape(7, n)
+    var = (v[1] - v[2]) ** 2
+    var += (v[3] - v[4]) ** 2
+    var += (v[5] - v[6]) ** 2
+    return v[0], np.sqrt(var)
 
 
 def _span(weights) -> slice:
@@ -589,14 +726,33 @@ def _axis_weights(centres: np.ndarray, at: np.ndarray):
 
 def trilinear(dose, az, ay, ax, k, j, i) -> np.ndarray:
     """Trilinear interpolation of ``dose`` at lattice cells (k, j, i) given per-axis weights."""
-    kl, kh, wz = az[0][k], az[1][k], az[2][k]
-    jl, jh, wy = ay[0][j], ay[1][j], ay[2][j]
-    il, ih, wx = ax[0][i], ax[1][i], ax[2][i]
-    out = np.zeros(k.size)
+    return _trilinear(
+        dose,
+        (az[0][k], az[1][k], az[2][k]),
+        (ay[0][j], ay[1][j], ay[2][j]),
+        (ax[0][i], ax[1][i], ax[2][i]),
+    )
+
+
+def _trilinear(dose, az, ay, ax) -> np.ndarray:
+    """Trilinear interpolation of ``dose`` at points with weights ``(lower, upper, t)`` per axis
+    (one entry per point)."""
+    kl, kh, wz = az
+    jl, jh, wy = ay
+    il, ih, wx = ax
+    _, ny, nx = dose.shape
+    flat = dose.reshape(-1) if dose.flags.c_contiguous else None
+    out = np.zeros(kl.size)
+    wx0 = 1 - wx
     for kk, fz in ((kl, 1 - wz), (kh, wz)):
         for jj, fy in ((jl, 1 - wy), (jh, wy)):
             fzy = fz * fy
-            out += fzy * ((1 - wx) * dose[kk, jj, il] + wx * dose[kk, jj, ih])
+            if flat is None:
+                lo, hi = dose[kk, jj, il], dose[kk, jj, ih]
+            else:
+                row = (kk * ny + jj) * nx
+                lo, hi = flat[row + il], flat[row + ih]
+            out += fzy * (wx0 * lo + wx * hi)
     return out
 
 
