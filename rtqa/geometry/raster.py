@@ -178,13 +178,15 @@ def _edge_pieces(ua, va, ub, vb, plane, nx, ny):
     """Edge pieces within single pixels and their contributions ``-∮ G du`` to the moments of
     ``1, u, v, u^2, v^2``: (flat pixel keys, (n, 5) contributions)."""
     du, dv = ub - ua, vb - va
-    # only edges that can touch the grid, and not horizontal-on-nothing degenerate ones
+    # only edges that can touch the grid, and not zero-length ones; a vertical edge adds
+    # nothing to the integrals (du = 0) but its pieces list the pixels it crosses, so that a
+    # pixel cut only by vertical edges still gets its moments (from its top-edge terms)
     touch = (
         (np.maximum(ua, ub) >= 0)
         & (np.minimum(ua, ub) <= nx)
         & (np.maximum(va, vb) >= 0)
         & (np.minimum(va, vb) <= ny)
-        & (du != 0)
+        & ((du != 0) | (dv != 0))
     )
     ua, va, ub, vb, plane, du, dv = (a[touch] for a in (ua, va, ub, vb, plane, du, dv))
     if ua.size == 0:
