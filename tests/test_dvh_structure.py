@@ -160,3 +160,17 @@ def test_end_cap_inside_a_dose_cell_sampled_at_its_centroid():
     for pct in (99.0, 50.0, 2.0):
         want = exact_dose_at(slabs, "z", 10.0, 2.0, pct / 100.0 * vol)
         assert sd.dvh.dose_at_volume_pct(pct) == pytest.approx(want, abs=1e-3)
+
+
+def test_no_dose_below_zero_where_the_field_falls_to_zero():
+    # 0 Gy up to x = 0, then 10 Gy/mm: cells straddling the kink have a dose gradient that the
+    # uniform spread would carry below 0 Gy
+    g = grid(lambda x, y, z: np.maximum(x, 0.0) * 10.0, spacing=2.5)
+    roi = roi_from(np.arange(-10.0, 10.1, 2.5), lambda z: PlanarPolygon(ngon(0.0, 0.0, 8.0)))
+    d = structure_dvh(roi, g).dvh
+    assert d.min_gy == 0.0
+    assert d.dose_at_volume_pct(100) == 0.0
+    assert d.dose_at_volume_pct(99) >= 0.0
+    assert np.all(d.doses_gy - 0.5 * d.spreads_gy >= -1e-12)
+    # the hot side is untouched: the maximum sits at x = 8 mm, 80 Gy (plus the cell's spread)
+    assert d.max_gy == pytest.approx(80.0, abs=12.5)

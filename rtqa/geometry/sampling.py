@@ -460,7 +460,10 @@ def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 250_000):
     see :class:`rtqa.dvh.core.Dvh`. Whole cells are interpolated axis by axis over blocks of
     lattice planes (separable trilinear), partial cells point by point. Where every cell centre
     is a dose-grid node (factor 1 on every axis, locally even frames), the same interpolation
-    reduces to a node value and to differences of neighbouring nodes (:func:`_node_axes`)."""
+    reduces to a node value and to differences of neighbouring nodes (:func:`_node_axes`).
+    A spread is capped at twice its dose, so that no sample's dose interval reaches below 0 Gy
+    (the trilinear field of a non-negative grid is nowhere negative; the interval stays centred
+    on the sample dose, so the mean is unchanged)."""
     return _sample(occ, grid, chunk, nodes=_node_axes(occ, grid))
 
 
@@ -498,6 +501,8 @@ def _sample(occ: Occupancy, grid: DoseGrid, chunk: int, nodes):
                 doses[pos] = d_p
                 spreads[pos] = s_p
         at += m
+    # a dose field that is nowhere negative: no sample's interval reaches below 0 Gy
+    np.minimum(spreads, 2.0 * doses, out=spreads, where=doses >= 0)
     return doses, vols, spreads
 
 
