@@ -21,9 +21,22 @@ Conventions
   the known part, counting from the hot end (so they hold if the unknown part is no hotter than
   the value read — which the caller must report, see ``StructureDvh.notes``). A metric whose
   volume exceeds the known part raises :class:`MetricUndefined`.
+
+How the curve is evaluated
+--------------------------
+``V`` is a sum over *keys*: each point mass contributes its volume to every ``x <= d_i``; each
+spread sample contributes ``r_i (u_i - x)^+ - r_i (l_i - x)^+`` with ``r_i = v_i / w_i`` and
+``l_i, u_i = d_i -/+ w_i / 2``. With all keys sorted, three suffix sums (point-mass volume, signed
+rate, signed rate * key) give ``V(x)`` from one binary search, and ``D(v)`` from one binary
+search over ``V`` at the keys followed by solving the linear piece it lands in
+(:class:`_Curve`). Distributions of more than :data:`SORT_LIMIT` samples are not sorted: per-bucket
+sums of the same three quantities give ``V`` above any bucket, and the one bucket a query lands
+in is sorted on its own (:class:`_BucketCurve`). Both are exact up to floating-point rounding.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -34,10 +47,20 @@ DOSE_RTOL = 1e-9
 MIN_SPREAD_REL = 1e-7
 #: Absolute tolerance (cc) when a requested volume is compared with the structure volume.
 VOLUME_ATOL_CC = 1e-9
-#: Distributions with more samples than this are not sorted (see :class:`_BucketCurve`).
-SORT_LIMIT = 400_000
-#: Buckets of :class:`_BucketCurve`.
-BUCKETS = 65_536
+#: Distributions with more samples than this are not sorted for single metrics (see
+#: :class:`_BucketCurve`: one O(n) pass, then O(n) per query, beats an O(n log n) sort from
+#: about 10^4 samples on).
+SORT_LIMIT = 20_000
+#: Curves (many doses at once, e.g. :meth:`Dvh.cumulative`) of distributions up to this many
+#: samples sort them (kept for every later query); larger ones stream over the samples.
+SORTED_CURVE_LIMIT = 4_000_000
+#: Buckets of :class:`_BucketCurve` (their sums stay in the first-level cache).
+BUCKETS = 4096
+#: Samples per block in the streaming passes over large distributions (blocks stay in cache).
+BLOCK = 1 << 16
+#: Query points above which :meth:`_BucketCurve.at_least_many` streams over all samples once
+#: instead of sorting the bucket of each point.
+STREAM_POINTS = 8
 
 
 class MetricUndefined(ValueError):
@@ -52,9 +75,8 @@ class Dvh:
     build one with :meth:`from_samples`. See the module docstring for the interpolation
     convention and the meaning of ``unknown_volume_cc``.
 
-    Large distributions (more than :data:`SORT_LIMIT` samples) are kept unsorted: their metrics
-    are read from an exact bucketed form of the same curve (:class:`_BucketCurve`), and the
-    sorted arrays are only made when ``doses_gy``, ``volumes_cc`` or ``spreads_gy`` is read.
+    The metrics do not need the samples in order: :meth:`from_samples` keeps them as given and
+    the sorted arrays are only made when ``doses_gy``, ``volumes_cc`` or ``spreads_gy`` is read.
     """
 
     def __init__(
@@ -126,19 +148,20 @@ class Dvh:
             raise ValueError("dose spreads must be finite and non-negative")
         if not np.isfinite(d.sum()):
             raise ValueError("sample doses must be finite")
-        if not np.isfinite(v.sum()) or (v.size and v.min() < 0):
+        v_sum = float(np.sum(v)) if v.size else 0.0
+        v_min = float(v.min()) if v.size else 1.0
+        if not np.isfinite(v_sum) or v_min < 0:
             raise ValueError("sample volumes must be finite and non-negative")
         if not np.isfinite(unknown_volume_cc) or unknown_volume_cc < 0:
             raise ValueError(f"unknown volume must be >= 0 cc, got {unknown_volume_cc}")
-        if v.size and v.min() <= 0:
+        if v_min <= 0:
             keep = v > 0
             d, v = d[keep], v[keep]
             w = None if w is None else w[keep]
-        if d.size > SORT_LIMIT:
-            return cls(d, v, float(unknown_volume_cc), w, is_sorted=False)
-        order = np.argsort(-d, kind="stable")
-        w = None if w is None else w[order]
-        return cls(d[order], v[order], float(unknown_volume_cc), w)
+        dvh = cls(d, v, float(unknown_volume_cc), w, is_sorted=d.size < 2)
+        if v_min > 0:
+            dvh._known = v_sum  # the sum known_volume_cc would take
+        return dvh
 
     # ---------------------------------------------------------------- volumes
 
@@ -157,13 +180,41 @@ class Dvh:
         return self.known_volume_cc + self.unknown_volume_cc
 
     @property
-    def _curve(self) -> _Curve:
+    def _point_limit(self) -> float:
+        """Spreads (Gy) at or below this make a sample a point mass."""
+        cached = self.__dict__.get("_limit")
+        if cached is None:
+            d = self._d
+            scale = max(float(d.max()), -float(d.min()), 1.0) if d.size else 1.0
+            cached = self._limit = MIN_SPREAD_REL * scale
+        return cached
+
+    @property
+    def _extent(self) -> tuple[float, float]:
+        """(lowest, highest) dose (Gy) of the known part: the outer ends of the spreads."""
+        cached = self.__dict__.get("_extent_cache")
+        if cached is None:
+            cached = _extent(self._d, self._w, self._point_limit)
+            self._extent_cache = cached
+        return cached
+
+    @property
+    def _curve(self) -> _Curve | _BucketCurve:
+        """The exact ``V(x)``: bucketed above :data:`SORT_LIMIT` samples unless sorted already."""
         cached = self.__dict__.get("_curve_cache")
         if cached is None:
-            if self._sorted:
-                cached = _Curve(self._d, self._v, self._w)
+            if self._d.size > SORT_LIMIT:
+                cached = _BucketCurve(self._d, self._v, self._w, self._point_limit, self._extent)
+                self._curve_cache = cached
             else:
-                cached = _BucketCurve(self._d, self._v, self._w)
+                cached = self._sorted_curve()
+        return cached
+
+    def _sorted_curve(self) -> _Curve:
+        """The sorted form of ``V(x)``, which then serves every query."""
+        cached = self.__dict__.get("_curve_cache")
+        if not isinstance(cached, _Curve):
+            cached = _Curve.from_samples(self._d, self._v, self._w, self._point_limit)
             self._curve_cache = cached
         return cached
 
@@ -177,14 +228,14 @@ class Dvh:
     def min_gy(self) -> float:
         """Minimum dose (Gy) over the known part: the lowest end of the sample spreads."""
         self._require_samples()
-        return self._curve.lowest
+        return self._extent[0]
 
     @property
     def max_gy(self) -> float:
         """Maximum dose (Gy) over the known part: the highest end of the sample spreads (a
         point dose; see D0.03cc for a volume-based maximum)."""
         self._require_samples()
-        return self._curve.highest
+        return self._extent[1]
 
     @property
     def mean_gy(self) -> float:
@@ -221,23 +272,14 @@ class Dvh:
         return self._dose_at(v_cc)
 
     def _dose_at(self, v_cc: float) -> float:
-        """The largest dose ``x`` with ``V(x) >= v_cc`` (bisection on the exact curve)."""
-        curve = self._curve
-        lo, hi = curve.lowest, curve.highest
+        """The largest dose ``x`` with ``V(x) >= v_cc`` (less a relative 1e-12 of ``v_cc``, so
+        that a volume reached exactly at a step or a breakpoint is read there), within
+        [lowest, highest]."""
+        lowest, highest = self._extent
         if v_cc <= 0:
-            return hi
-        target = v_cc * (1 - 1e-12)
-        if isinstance(curve, _BucketCurve):
-            return curve.dose_at(target)
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            if mid <= lo or mid >= hi:
-                break
-            if curve.at_least(mid) >= target:
-                lo = mid
-            else:
-                hi = mid
-        return float(lo)
+            return highest
+        x = self._curve.dose_at(v_cc * (1 - 1e-12))
+        return float(min(max(x, lowest), highest))
 
     def dose_at_volume_pct(self, pct: float) -> float:
         """D{pct}% (Gy): the minimum dose to the hottest ``pct`` % of the whole structure."""
@@ -267,15 +309,23 @@ class Dvh:
         d_gy = float(d_gy)
         if not np.isfinite(d_gy):
             raise ValueError(f"dose must be finite, got {d_gy}")
+        return float(self._volumes_at(np.array([d_gy]))[0])
+
+    def _volumes_at(self, doses: np.ndarray) -> np.ndarray:
+        """V (cc) at each of ``doses`` (Gy, finite): the volume receiving at least the dose, up
+        to floating-point noise — a plateau (or point masses) lying just below a dose counts; a
+        continuous slope is read at the dose itself."""
         if self._v.size == 0:
-            return 0.0
+            return np.zeros(doses.size)
+        both = np.concatenate((doses, doses - DOSE_RTOL * np.maximum(np.abs(doses), 1.0)))
         curve = self._curve
-        exact = curve.at_least(d_gy)
-        # "at least", up to floating-point noise: a plateau (or point masses) lying just below
-        # d_gy counts; a continuous slope is read at d_gy itself
-        noisy = curve.at_least(d_gy - DOSE_RTOL * max(abs(d_gy), 1.0))
-        value = noisy if noisy - exact > 1e-6 * self.known_volume_cc else exact
-        return min(max(value, 0.0), self.known_volume_cc)
+        if doses.size > STREAM_POINTS and self._d.size <= SORTED_CURVE_LIMIT:
+            curve = self._sorted_curve()
+        values = curve.at_least_many(both)
+        exact, noisy = values[: doses.size], values[doses.size :]
+        known = self.known_volume_cc
+        value = np.where(noisy - exact > 1e-6 * known, noisy, exact)
+        return np.minimum(np.maximum(value, 0.0), known)
 
     def volume_at_dose_pct(self, d_gy: float) -> float:
         """V{d}Gy (%): volume receiving at least ``d_gy`` in % of the whole structure volume."""
@@ -298,13 +348,13 @@ class Dvh:
 
     def cumulative(self, bin_gy: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
         """Cumulative DVH for display: ``(dose_gy, volume_cc)`` at doses 0, bin, 2 bin, ... up
-        to the first step at or beyond the maximum; volume receiving at least each dose."""
+        to the first step at or beyond the maximum; volume receiving at least each dose (each
+        value is that of :meth:`volume_at_dose_cc`)."""
         if bin_gy <= 0:
             raise ValueError("bin width must be > 0 Gy")
         top = float(self._d.max()) if self._d.size else 0.0
         doses = np.arange(0.0, top + bin_gy, bin_gy)
-        volumes = np.array([self.volume_at_dose_cc(x) for x in doses]) if doses.size else doses
-        return doses, volumes
+        return doses, self._volumes_at(doses)
 
     def differential(self, bin_gy: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
         """Differential DVH for display: ``(bin_centre_gy, volume_cc per bin)``, bins of
@@ -317,173 +367,338 @@ class Dvh:
         return 0.5 * (edges[:-1] + edges[1:]), hist
 
 
-class _Curve:
-    """``V(x)``, the volume receiving at least ``x``, for point masses and uniform spreads:
-    sorted interval ends with suffix sums, so one evaluation costs O(log n)."""
+# -------------------------------------------------------------------- shared pieces
 
-    def __init__(self, d: np.ndarray, v: np.ndarray, w: np.ndarray | None):
-        scale = max(float(np.max(np.abs(d))) if d.size else 0.0, 1.0)
-        # spreads below MIN_SPREAD_REL of the dose scale are rounding noise: point masses
-        step = np.ones(d.size, bool) if w is None else w <= MIN_SPREAD_REL * scale
-        self.step_d = np.ascontiguousarray(d[step][::-1])  # ascending
-        self.step_c = _suffix(v[step][::-1])
-        if step.all():
-            self.has_spread = False
-            self.lowest = float(d[-1]) if d.size else 0.0
-            self.highest = float(d[0]) if d.size else 0.0
-            return
-        self.has_spread = True
-        assert w is not None
-        if step.any():
-            d, v, w = d[~step], v[~step], w[~step]
-        rate = v / w
-        self.lo_k, self.lo_r, self.lo_rk = _sorted_sums(d - w / 2, rate)
-        self.up_k, self.up_r, self.up_rk = _sorted_sums(d + w / 2, rate)
-        del rate
-        self.lowest = float(min(self.lo_k[0], self.step_d[0] if self.step_d.size else np.inf))
-        # (up_k[-1] is the highest upper end: the keys are sorted)
-        self.highest = float(max(self.up_k[-1], self.step_d[-1] if self.step_d.size else -np.inf))
+
+def _blocks(n: int) -> Iterator[slice]:
+    """Consecutive slices of at most :data:`BLOCK` samples covering ``range(n)``."""
+    for start in range(0, n, BLOCK):
+        yield slice(start, min(start + BLOCK, n))
+
+
+def _rates(v: np.ndarray, w: np.ndarray, point: np.ndarray | None) -> np.ndarray:
+    """``v / w`` (cc/Gy), 0 for point masses."""
+    if point is None:
+        return v / w
+    rate = np.zeros(v.size)
+    np.divide(v, w, out=rate, where=~point)
+    return rate
+
+
+def _extent(d: np.ndarray, w: np.ndarray | None, limit: float) -> tuple[float, float]:
+    """(lowest, highest) key: the outer ends of the spreads, the doses of point masses."""
+    if d.size == 0:
+        return 0.0, 0.0
+    if w is None:
+        return float(d.min()), float(d.max())
+    lowest, highest = np.inf, -np.inf
+    for block in _blocks(d.size):
+        dc, wc = d[block], w[block]
+        half = wc * 0.5
+        low, high = dc - half, dc + half
+        point = wc <= limit
+        if point.any():
+            low[point] = dc[point]
+            high[point] = dc[point]
+        lowest, highest = min(lowest, float(low.min())), max(highest, float(high.max()))
+    return lowest, highest
+
+
+def _keys(
+    d: np.ndarray,
+    v: np.ndarray,
+    w: np.ndarray | None,
+    limit: float,
+    lower: bool = True,
+    upper: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The keys of samples ``d, v, w`` as one unsorted set ``(keys, point-mass volumes or None,
+    signed rates or None)``: where asked, the lower ends ``d - 0.5 w`` (rate ``-v / w``) and
+    then the upper ends ``d + 0.5 w`` (rate ``v / w``); a point mass (spread at or below
+    ``limit``) has its dose as both keys, rate 0 and its volume on the upper key. The keys are
+    the same floats whichever curve builds them."""
+    if w is None:
+        return d, v, None
+    n = d.size
+    point = w <= limit
+    if not point.any():
+        point = None
+    half = w * 0.5
+    rate = _rates(v, w, point)
+    keys = np.empty(n * (lower + upper))
+    rates = np.empty(keys.size)
+    start = 0
+    if lower:
+        np.subtract(d, half, out=keys[:n])
+        np.negative(rate, out=rates[:n])
+        start = n
+    if upper:
+        np.add(d, half, out=keys[start:])
+        rates[start:] = rate
+    masses = None
+    if point is not None:
+        if lower:
+            keys[:n][point] = d[point]
+        if upper:
+            keys[start:][point] = d[point]
+            masses = np.zeros(keys.size)
+            masses[start:][point] = v[point]
+    return keys, masses, rates
+
+
+def _suffix(values: np.ndarray | None, base: float, size: int) -> np.ndarray:
+    """``out[i] = base + sum(values[i:])`` for ``i`` in ``0..size`` (``out[size] = base``),
+    summed from the end; all ``base`` when ``values`` is None."""
+    out = np.empty(size + 1)
+    if values is None:
+        out.fill(base)
+        return out
+    out[0] = base
+    out[1:] = values[::-1]
+    np.cumsum(out, out=out)
+    return out[::-1]
+
+
+class _Curve:
+    """``V(x)``, the volume receiving at least ``x``: keys sorted ascending with three suffix
+    sums, so that for ``x`` in ``(k[i-1], k[i]]`` (the keys at or above ``x`` are ``k[i:]``)
+    ``V(x) = c[i] + rk[i] - x r[i]``: ``c`` point-mass volume (cc), ``r`` signed rate (cc/Gy),
+    ``rk`` signed rate * key (cc). ``base`` adds keys above all of these (a bucket's
+    surroundings, see :class:`_BucketCurve`) through their sums. One evaluation costs
+    O(log n); so does one inversion once ``V`` at the keys is known."""
+
+    def __init__(
+        self,
+        keys: np.ndarray,
+        masses: np.ndarray | None,
+        rates: np.ndarray | None,
+        base: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    ):
+        # the order of equal keys does not matter: they are on the same side of every x, and a
+        # spread end equal to x contributes rate * 0
+        order = np.argsort(keys)
+        k = self.k = keys[order]
+        m = k.size
+        self.c = _suffix(None if masses is None else masses[order], base[0], m)
+        r = None if rates is None else rates[order]
+        del order
+        self.r = _suffix(r, base[1], m)
+        self.rk = _suffix(None if r is None else r * k, base[2], m)
+        self._neg_at_keys: np.ndarray | None = None
+
+    @classmethod
+    def from_samples(cls, d: np.ndarray, v: np.ndarray, w: np.ndarray | None, limit: float):
+        """The curve of all samples (spreads at or below ``limit`` Gy are point masses)."""
+        return cls(*_keys(d, v, w, limit, lower=True, upper=True))
 
     def at_least(self, x: float) -> float:
         """Volume (cc) with dose >= x."""
-        total = float(self.step_c[np.searchsorted(self.step_d, x, side="left")])
-        if self.has_spread:
-            iu = np.searchsorted(self.up_k, x, side="right")
-            il = np.searchsorted(self.lo_k, x, side="right")
-            total += (self.up_rk[iu] - x * self.up_r[iu]) - (self.lo_rk[il] - x * self.lo_r[il])
-        return float(total)
+        return float(self.at_least_many(np.array([x], dtype=float))[0])
 
+    def at_least_many(self, xs: np.ndarray) -> np.ndarray:
+        """Volumes (cc) with dose >= each of ``xs``."""
+        i = np.searchsorted(self.k, xs, side="left")
+        return self.c[i] + (self.rk[i] - xs * self.r[i])
 
-def _suffix(values: np.ndarray) -> np.ndarray:
-    """``out[i] = sum(values[i:])``, with a trailing 0 (no temporary of the input's size)."""
-    out = np.zeros(values.size + 1)
-    if values.size:
-        np.cumsum(values[::-1], out=out[-2::-1])
-    return out
-
-
-def _sorted_sums(keys: np.ndarray, rate: np.ndarray):
-    """Keys sorted ascending, with suffix sums of ``rate`` and of ``rate * key``."""
-    order = np.argsort(keys, kind="stable")
-    k = keys[order]
-    r = rate[order]
-    del order
-    rk = _suffix(r * k)
-    return k, _suffix(r), rk
+    def dose_at(self, target: float) -> float:
+        """The largest ``x`` with ``V(x) >= target``; -inf or inf when ``V`` (extended as a line
+        beyond the keys) never or always reaches it."""
+        k, c, r, rk = self.k, self.c, self.r, self.rk
+        m = k.size
+        if self._neg_at_keys is None:
+            # -V(k[i]) for the first of equal keys, a value between V(k[i]+) and V(k[i]) for
+            # the others: non-decreasing in i
+            self._neg_at_keys = -(c[:m] + (rk[:m] - k * r[:m]))
+        # keys k[:j] have V >= target, k[j:] not: the answer lies in [k[j-1], k[j])
+        j = int(np.searchsorted(self._neg_at_keys, -target, side="right"))
+        level, slope = float(c[j] + rk[j]), float(r[j])  # V(x) = level - slope x there
+        # (flat: all of the interval or none of it)
+        flat = np.inf if level >= target else -np.inf
+        x = (level - target) / slope if slope > 0 else flat
+        if j < m:
+            x = min(x, float(np.nextafter(k[j], -np.inf)))
+        if j > 0:
+            x = max(x, float(k[j - 1]))
+        return x
 
 
 class _BucketCurve:
-    """The same ``V(x)`` as :class:`_Curve` without sorting: the interval ends (and point
-    masses) are grouped in equal dose buckets, each holding the sums of ``rate`` and of
-    ``rate * (key - bucket start)``. ``V`` at any bucket edge follows exactly from suffix sums;
-    inside a bucket the few samples whose keys fall in it are evaluated one by one. Exact like
-    :class:`_Curve` (no binning error); O(n) to build, O(n) per query for a mask over the bucket
-    indices (no sort)."""
+    """The same ``V(x)`` as :class:`_Curve` without sorting all keys: keys are grouped in
+    :data:`BUCKETS` equal dose buckets, each holding the sums of point-mass volume, signed rate
+    and signed rate * key, computed block by block in one pass. Bucket ids are a monotone
+    function of the key (``floor((key - lowest) * inv)``, the same floating-point operations for
+    keys and query doses), so every key in a higher bucket than ``x`` is above ``x`` and every
+    key in a lower one below: ``V(x)`` is the sums of the buckets above (a line in ``x``) plus
+    the keys of ``x``'s own bucket, which are gathered and sorted into a small :class:`_Curve`
+    on demand. Exact like :class:`_Curve`; O(n) to build, O(n) scan of 2-byte bucket ids plus
+    O(bucket) per new bucket queried."""
 
-    def __init__(self, d: np.ndarray, v: np.ndarray, w: np.ndarray | None):
-        scale = max(float(np.max(np.abs(d))) if d.size else 0.0, 1.0)
-        step = np.ones(d.size, bool) if w is None else w <= MIN_SPREAD_REL * scale
-        sets = []
-        if step.all():
-            sets.append((d, v, 1.0))
-            lo_all, hi_all = float(d.min()), float(d.max())
-        else:
-            assert w is not None
-            if step.any():
-                sets.append((d[step], v[step], 1.0))
-                dd, vv, ww = d[~step], v[~step], w[~step]
-            else:
-                dd, vv, ww = d, v, w
-            rate = vv / ww
-            half = 0.5 * ww
-            sets.append((dd + half, rate, 0.0))
-            sets.append((dd - half, rate, -1.0))
-            lo_all = min(float(k.min()) for k, _, _ in sets)
-            hi_all = max(float(k.max()) for k, _, _ in sets)
-        self.lowest, self.highest = lo_all, hi_all
-        n = BUCKETS
-        width = (hi_all - lo_all) / n if hi_all > lo_all else 1.0
-        self.edges = lo_all + width * np.arange(n + 1)
-        self.width = width
-        self.sets = []
-        # V at every bucket edge: contributions of the keys at or above it
-        v_edge = np.zeros(n + 1)
-        for keys, wt, kind in sets:
-            b = self._bucket(keys)
-            s0 = np.bincount(b, weights=wt, minlength=n)
-            if kind == 1.0:  # point masses: volume of keys >= x
-                suffix = np.append(np.cumsum(s0[::-1])[::-1], 0.0)
-                v_edge += suffix
-                self.sets.append((keys, wt, kind, b, suffix, None))
-            else:  # rate * (key - x)^+, with the sign of the set
-                s1 = np.bincount(b, weights=wt * (keys - self.edges[b]), minlength=n)
-                # sum over buckets c >= b of s1_c + (e_c - x) s0_c
-                r = np.append(np.cumsum(s0[::-1])[::-1], 0.0)
-                rk = np.append(np.cumsum((s1 + self.edges[:-1] * s0)[::-1])[::-1], 0.0)
-                sign = 1.0 if kind == 0.0 else -1.0
-                v_edge += sign * (rk - self.edges * r)
-                self.sets.append((keys, wt, sign, b, r, rk))
-        self.v_edge = v_edge
+    def __init__(
+        self,
+        d: np.ndarray,
+        v: np.ndarray,
+        w: np.ndarray | None,
+        limit: float,
+        extent: tuple[float, float],
+    ):
+        self.d, self.v, self.w, self.limit = d, v, w, limit
+        lowest, highest = extent
+        n, nb = d.size, BUCKETS
+        self.nb = nb
+        self.lowest = lowest
+        # (a hair under nb / range, so that every key in [lowest, highest] maps below nb)
+        self.inv = nb / (highest - lowest) * (1 - 1e-12) if highest > lowest else 0.0
+        # bucket id of each sample's upper key (or point mass) and lower key (nb: none)
+        self.up = np.empty(n, np.uint16)
+        self.low = None if w is None else np.empty(n, np.uint16)
+        sums = np.zeros((5, nb + 1))  # point mass; rate, rate*key of upper ends; of lower ends
+        points_anywhere = w is None or bool(w.min() <= limit)
+        half, rate, key, tmp = (np.empty(min(n, BLOCK)) for _ in range(4))
+        for block in _blocks(n):
+            m = block.stop - block.start
+            dc, vc, up = d[block], v[block], self.up[block]
+            if w is None:
+                self._key_ids(dc, up, tmp[:m])
+                sums[0] += np.bincount(up, vc, nb + 1)
+                continue
+            wc = w[block]
+            point = wc <= limit if points_anywhere else None
+            if point is not None and not point.any():
+                point = None
+            h = np.multiply(wc, 0.5, out=half[:m])
+            r = np.divide(vc, wc, out=rate[:m]) if point is None else _rates(vc, wc, point)
+            k = np.add(dc, h, out=key[:m])
+            if point is not None:
+                k[point] = dc[point]
+            self._key_ids(k, up, tmp[:m])
+            if point is not None:
+                sums[0] += np.bincount(up[point], vc[point], nb + 1)
+            sums[1] += np.bincount(up, r, nb + 1)
+            sums[2] += np.bincount(up, np.multiply(r, k, out=tmp[:m]), nb + 1)
+            low = self.low[block]
+            np.subtract(dc, h, out=k)
+            self._key_ids(k, low, tmp[:m])
+            if point is not None:
+                low[point] = nb
+            sums[3] += np.bincount(low, r, nb + 1)
+            sums[4] += np.bincount(low, np.multiply(r, k, out=tmp[:m]), nb + 1)
+        # suffix sums over buckets: [b] = buckets b and above, [nb] = none
+        self.c = _suffix(sums[0, :nb], 0.0, nb)
+        self.r = _suffix(sums[1, :nb] - sums[3, :nb], 0.0, nb)
+        self.rk = _suffix(sums[2, :nb] - sums[4, :nb], 0.0, nb)
+        self._buckets: dict[int, _Curve] = {}
 
-    def _bucket(self, keys: np.ndarray) -> np.ndarray:
-        """Bucket b of each key with edges[b] <= key < edges[b + 1] (the last bucket closed),
-        up to the rounding of one division (a key within an ulp of an edge may fall on either
-        side, which moves a result by at most that ulp)."""
-        t = (keys - self.edges[0]) * (1.0 / self.width)
-        np.clip(t, 0, BUCKETS - 1, out=t)
+    def _key_ids(self, keys: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
+        """Bucket ids of keys in [lowest, highest] into ``out`` (uint16; ``tmp``: scratch of the
+        same size): ``floor((key - lowest) * inv)``, the function :meth:`_ids` clips."""
+        np.subtract(keys, self.lowest, out=tmp)
+        tmp *= self.inv
+        np.copyto(out, tmp, casting="unsafe")
+
+    def _ids(self, xs: np.ndarray) -> np.ndarray:
+        """Bucket id (intp) of each dose: monotone in the dose, and that of :meth:`_key_ids`
+        for doses in [lowest, highest] (clipping changes nothing there)."""
+        t = np.subtract(xs, self.lowest)
+        t *= self.inv
+        np.clip(t, 0, self.nb - 1, out=t)
         return t.astype(np.intp)
 
-    def _inside(self, b: int):
-        """The bucket-``b`` function: V(x) for edges[b] <= x <= edges[b + 1]."""
-        parts = []
-        const, slope = 0.0, 0.0
-        for keys, wt, kind, bk, a, rk in self.sets:
-            sel = np.flatnonzero(bk == b)
-            if rk is None:
-                const += a[b + 1]
-                parts.append((keys[sel], wt[sel], None))
-            else:
-                const += kind * rk[b + 1]
-                slope -= kind * a[b + 1]
-                parts.append((keys[sel], wt[sel], kind))
+    def _bucket_of(self, x: float) -> int:
+        if x == np.inf:
+            return self.nb - 1
+        if x == -np.inf:
+            return 0
+        return int(self._ids(np.array([x], dtype=float))[0])
 
-        def value(x: float) -> float:
-            total = const + slope * x
-            for k, wt, kind in parts:
-                if kind is None:
-                    total += float(wt[k >= x].sum())
-                else:
-                    total += kind * float(np.dot(wt, np.clip(k - x, 0.0, None)))
-            return total
-
-        return value
+    def _bucket(self, b: int) -> _Curve:
+        """The exact curve for doses in bucket ``b``: its keys, plus the sums of the buckets
+        above as a base."""
+        curve = self._buckets.get(b)
+        if curve is None:
+            d, v, w = self.d, self.v, self.w
+            sel = np.flatnonzero(self.up == b)
+            keys, masses, rates = _keys(
+                d[sel], v[sel], None if w is None else w[sel], self.limit, lower=False, upper=True
+            )
+            if self.low is not None:
+                sel = np.flatnonzero(self.low == b)
+                lk, _, lr = _keys(d[sel], v[sel], w[sel], self.limit, lower=True, upper=False)
+                nu = keys.size
+                keys = np.concatenate((keys, lk))
+                rates = np.concatenate((np.zeros(nu) if rates is None else rates, lr))
+                if masses is not None:
+                    masses = np.concatenate((masses, np.zeros(lk.size)))
+            base = (float(self.c[b + 1]), float(self.r[b + 1]), float(self.rk[b + 1]))
+            curve = _Curve(keys, masses, rates, base)
+            if len(self._buckets) >= 64:
+                self._buckets.clear()
+            self._buckets[b] = curve
+        return curve
 
     def at_least(self, x: float) -> float:
         """Volume (cc) with dose >= x."""
-        if x <= self.edges[0]:
-            b = 0
-        elif x >= self.edges[-1]:
-            b = BUCKETS - 1
-        else:
-            b = int(self._bucket(np.array([x]))[0])
-        return self._inside(b)(x)
+        return self._bucket(self._bucket_of(x)).at_least(x)
+
+    def at_least_many(self, xs: np.ndarray) -> np.ndarray:
+        """Volumes (cc) with dose >= each of ``xs``."""
+        ids = self._ids(xs)
+        buckets = np.unique(ids)
+        if buckets.size > STREAM_POINTS:
+            return self._stream(xs)
+        out = np.empty(xs.size)
+        for b in buckets:
+            at = ids == b
+            out[at] = self._bucket(int(b)).at_least_many(xs[at])
+        return out
+
+    def _stream(self, xs: np.ndarray) -> np.ndarray:
+        """``V`` at many doses in one pass over the samples: sums of each key's terms binned by
+        the query doses below it."""
+        points, where = np.unique(xs, return_inverse=True)
+        q = points.size
+        sums = np.zeros((3, q + 1))  # point mass, signed rate, signed rate * key
+        d, v, w = self.d, self.v, self.w
+        for block in _blocks(d.size):
+            keys, masses, rates = _keys(
+                d[block], v[block], None if w is None else w[block], self.limit, True, True
+            )
+            if masses is not None or rates is None:
+                # a point mass counts for every x <= its dose
+                j = np.searchsorted(points, keys, side="right")
+                sums[0] += np.bincount(j, v[block] if masses is None else masses, q + 1)
+            if rates is not None:
+                # a spread end counts for every x below it (at it, its term is 0)
+                j = np.searchsorted(points, keys, side="left")
+                sums[1] += np.bincount(j, rates, q + 1)
+                sums[2] += np.bincount(j, rates * keys, q + 1)
+        c = _suffix(sums[0, 1:], 0.0, q)[:q]
+        r = _suffix(sums[1, 1:], 0.0, q)[:q]
+        rk = _suffix(sums[2, 1:], 0.0, q)[:q]
+        return (c + (rk - points * r))[where]
 
     def dose_at(self, target: float) -> float:
         """The largest dose x with V(x) >= target (> 0)."""
-        ok = np.flatnonzero(self.v_edge >= target)
-        if ok.size == 0:
-            return self.lowest
-        b = int(ok[-1])
-        if b >= BUCKETS:
-            return self.highest
-        f = self._inside(b)
-        lo, hi = float(self.edges[b]), float(self.edges[b + 1])
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            if mid <= lo or mid >= hi:
-                break
-            if f(mid) >= target:
-                lo = mid
-            else:
-                hi = mid
-        return float(lo)
+        # V at the nominal bucket starts picks the bucket (up to keys within rounding of an
+        # edge); the bucket's exact curve is then inverted, moving to a neighbour when its
+        # answer lies outside the bucket (then so does the true one)
+        nb = self.nb
+        edges = self.lowest + np.arange(nb) / self.inv if self.inv else np.zeros(nb)
+        reach = self.c[:nb] + (self.rk[:nb] - edges * self.r[:nb])
+        ok = np.flatnonzero(reach >= target)
+        return self._dose_from(int(ok[-1]) if ok.size else 0, target)
+
+    def _dose_from(self, b: int, target: float) -> float:
+        """:meth:`dose_at` searching from bucket ``b`` (any bucket: it moves towards the one
+        holding the answer, each bucket's exact curve telling which way to go)."""
+        direction = 0
+        for _ in range(self.nb):
+            x = self._bucket(b).dose_at(target)
+            found = self._bucket_of(x)
+            if found == b:
+                return x
+            step = 1 if found > b else -1
+            if direction == -step:  # rounding noise on a bucket boundary
+                return x
+            direction = step
+            b += step
+        return x
