@@ -187,3 +187,39 @@ def test_volume_is_the_sum_of_fractions_times_cell_volumes():
         for k in range(dz.size)
     )
     assert occ.volume_cc == pytest.approx(expected / 1000.0, rel=1e-13)
+
+
+def test_centre_and_spread_by_slopes_equals_seven_separate_interpolations():
+    from rtqa.geometry.sampling import _axis_weights, _centre_and_spread
+
+    x = np.arange(-10.0, 10.1, 2.5)
+    y = np.arange(-6.0, 6.1, 2.0)
+    z = np.array([-9.0, -6.0, -3.0, -1.0, 0.0, 2.0, 5.0, 9.0])  # uneven frames
+    grid = make_grid(x, y, z)
+    rng = np.random.default_rng(3)
+    n = 4000
+    # centres inside and just beyond the grid; half-widths from tiny (same interval) to more
+    # than a voxel (neighbouring intervals, clamped edges)
+    p = rng.uniform([-11.0, -7.0, -10.0], [11.0, 7.0, 10.0], size=(n, 3))
+    half = rng.choice([0.01, 0.3, 1.4, 3.5], size=(n, 3))
+    interp = RegularGridInterpolator((z, y, x), grid.dose_gy)
+
+    def dose_at(q):
+        q = np.clip(q, [x[0], y[0], z[0]], [x[-1], y[-1], z[-1]])  # clamped, not extrapolated
+        return interp(q[:, ::-1])
+
+    weights = [
+        _axis_weights(c, np.concatenate([p[:, a], p[:, a] - half[:, a], p[:, a] + half[:, a]]))
+        for a, c in ((2, z), (1, y), (0, x))
+    ]
+    dose, spread = _centre_and_spread(grid.dose_gy, *weights, n)
+    var = np.zeros(n)
+    for a in range(3):
+        step = np.zeros((n, 3))
+        step[:, a] = half[:, a]
+        var += (dose_at(p + step) - dose_at(p - step)) ** 2
+    np.testing.assert_allclose(dose, dose_at(p), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(spread, np.sqrt(var), rtol=0, atol=1e-11)
+    # both branches were taken: slopes within one interval and separate interpolations
+    within = np.abs(half[:, 0]) < 0.05
+    assert within.sum() > 500 and (~within).sum() > 500

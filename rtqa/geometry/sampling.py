@@ -678,18 +678,54 @@ def _point_samples(occ: Occupancy, grid: DoseGrid, part: PartialCells, sel: slic
     ax = _axis_weights(grid.x_mm, np.concatenate([x, x - half[:, 0], x + half[:, 0]]))
     ay = _axis_weights(grid.y_mm, np.concatenate([y, y - half[:, 1], y + half[:, 1]]))
     az = _axis_weights(grid.z_mm, np.concatenate([z, z - half[:, 2], z + half[:, 2]]))
-    # seven points per cell: centre, then (+, -) along x, y and z
+    return _centre_and_spread(grid.dose_gy, az, ay, ax, n)
+
+
+def _centre_and_spread(dose: np.ndarray, az, ay, ax, n: int):
+    """Trilinear dose at ``n`` centres and the spread ``sqrt(sum_a (D(+a) - D(-a))^2)`` from
+    per-axis weights whose entries ``0:n``, ``n:2n``, ``2n:3n`` are the centre, minus and plus
+    positions. Along an axis where both half-width points lie in the centre's grid interval the
+    field is linear in that axis, so the difference is the weight difference times the slope
+    from the centre's eight corners; the other points are interpolated on their own."""
     c, lo, hi = slice(0, n), slice(n, 2 * n), slice(2 * n, 3 * n)
-    points = [(c, c, c), (c, c, hi), (c, c, lo), (c, hi, c), (c, lo, c), (hi, c, c), (lo, c, c)]
-    per_point = [
-        tuple(np.concatenate([w[p[axis]] for p in points]) for w in weights)
-        for axis, weights in enumerate((az, ay, ax))
-    ]
-    v = _trilinear(grid.dose_gy, *per_point).reshape(7, n)
-    var = (v[1] - v[2]) ** 2
-    var += (v[3] - v[4]) ** 2
-    var += (v[5] - v[6]) ** 2
-    return v[0], np.sqrt(var)
+    (kl, kh, wz), (jl, jh, wy), (il, ih, wx) = (tuple(a[c] for a in w) for w in (az, ay, ax))
+    _, ny, nx = dose.shape
+    flat = dose.reshape(-1) if dose.flags.c_contiguous else None
+
+    def at(kk, jj, ii):
+        return dose[kk, jj, ii] if flat is None else flat[(kk * ny + jj) * nx + ii]
+
+    # the eight corners: q[z][y] = (value at il, value at ih)
+    q = [[(at(kk, jj, il), at(kk, jj, ih)) for jj in (jl, jh)] for kk in (kl, kh)]
+    row = [[a + wx * (b - a) for a, b in q[z]] for z in (0, 1)]  # along x, per (z, y)
+    plane = [r[0] + wy * (r[1] - r[0]) for r in row]  # along x and y, per z
+    dose_c = plane[0] + wz * (plane[1] - plane[0])
+    slope = {
+        2: sum(
+            fz * fy * (q[z][y][1] - q[z][y][0])
+            for z, fz in ((0, 1 - wz), (1, wz))
+            for y, fy in ((0, 1 - wy), (1, wy))
+        ),
+        1: (1 - wz) * (row[0][1] - row[0][0]) + wz * (row[1][1] - row[1][0]),
+        0: plane[1] - plane[0],
+    }
+    var = np.zeros(n)
+    weights = (az, ay, ax)
+    for axis in (2, 1, 0):
+        low, _, t = weights[axis]
+        diff = (t[hi] - t[lo]) * slope[axis]
+        other = np.flatnonzero((low[hi] != low[c]) | (low[lo] != low[c]))
+        if other.size:
+            ends = []
+            for part in (hi, lo):
+                sel = [
+                    tuple(a[part][other] if ax_ == axis else a[c][other] for a in w)
+                    for ax_, w in enumerate(weights)
+                ]
+                ends.append(_trilinear(dose, *sel))
+            diff[other] = ends[0] - ends[1]
+        var += diff * diff
+    return dose_c, np.sqrt(var)
 
 
 def _span(weights) -> slice:
