@@ -9,13 +9,9 @@ its defaults for every ROI. Times in seconds, volumes in cc, doses in Gy; ``peak
 process's peak resident memory.
 """
 
-import json
-import resource
-import sys
-import time
-
 import dicompylercore
 import pydicom
+import timing
 from dicompylercore import dvhcalc
 
 
@@ -38,51 +34,22 @@ def metrics(dvh):
     return out
 
 
-def run(job):
-    t0 = time.perf_counter()
-    rs = pydicom.dcmread(job["structure"])
-    rd = pydicom.dcmread(job["dose"])
-    t_read = time.perf_counter() - t0
-    rois = job.get("rois") or closed_planar_rois(rs)
-    results, errors = {}, {}
-    t1 = time.perf_counter()
-    for roi in rois:
-        try:
-            results[str(roi)] = metrics(dvhcalc.get_dvh(rs, rd, roi))
-        except Exception as exc:  # report and go on
-            errors[str(roi)] = f"{type(exc).__name__}: {exc}"
-    t_calc = time.perf_counter() - t1
-    return {
-        "label": job["label"],
-        "read_s": t_read,
-        "calc_s": t_calc,
-        "total_s": t_read + t_calc,
-        "rois": results,
-        "errors": errors,
-    }
+def read(job):
+    return pydicom.dcmread(job["structure"]), pydicom.dcmread(job["dose"])
 
 
-def peak_rss_mb():
-    """Peak resident memory of this process (MB): VmHWM, which, unlike ru_maxrss, does not carry
-    over the memory of the process this one was forked from."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def rois_of(job, data):
+    return job.get("rois") or closed_planar_rois(data[0])
 
 
-def main():
-    with open(sys.argv[1]) as fh:
-        jobs = json.load(fh)
-    out = [run(job) for job in jobs]
-    peak = peak_rss_mb()
-    tool = f"dicompyler-core {dicompylercore.__version__} (pydicom {pydicom.__version__})"
-    json.dump({"tool": tool, "peak_rss_mb": peak, "jobs": out}, sys.stdout)
+def metrics_of(data, roi):
+    return metrics(dvhcalc.get_dvh(data[0], data[1], roi))
 
 
 if __name__ == "__main__":
-    main()
+    timing.main(
+        f"dicompyler-core {dicompylercore.__version__} (pydicom {pydicom.__version__})",
+        read,
+        rois_of,
+        metrics_of,
+    )

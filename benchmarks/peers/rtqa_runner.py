@@ -10,10 +10,7 @@ process's peak resident memory.
 
 from __future__ import annotations
 
-import json
-import resource
-import sys
-import time
+import timing
 
 from rtqa import __version__
 from rtqa.dicom.dose import read_dose
@@ -44,51 +41,21 @@ def metrics(sd) -> dict[str, float]:
     return out
 
 
-def run(job: dict) -> dict:
-    t0 = time.perf_counter()
+def read(job: dict):
+    """(ROIs with closed contours by number, dose grid)."""
     structure_set = read_structure_set(job["structure"])
-    dose = read_dose(job["dose"])
-    t_read = time.perf_counter() - t0
+    rois = {r.number: r for r in structure_set.rois if not r.is_empty}
+    return rois, read_dose(job["dose"])
+
+
+def rois_of(job: dict, data) -> list[int]:
     wanted = job.get("rois")
-    rois = [r for r in structure_set.rois if not r.is_empty and (not wanted or r.number in wanted)]
-    results, errors = {}, {}
-    t1 = time.perf_counter()
-    for roi in rois:
-        try:
-            results[str(roi.number)] = metrics(structure_dvh(roi, dose))
-        except Exception as exc:  # report and go on
-            errors[str(roi.number)] = f"{type(exc).__name__}: {exc}"
-    t_calc = time.perf_counter() - t1
-    return {
-        "label": job["label"],
-        "read_s": t_read,
-        "calc_s": t_calc,
-        "total_s": t_read + t_calc,
-        "rois": results,
-        "errors": errors,
-    }
+    return [n for n in data[0] if not wanted or n in wanted]
 
 
-def peak_rss_mb():
-    """Peak resident memory of this process (MB): VmHWM, which, unlike ru_maxrss, does not carry
-    over the memory of the process this one was forked from."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def main() -> None:
-    with open(sys.argv[1]) as fh:
-        jobs = json.load(fh)
-    out = [run(job) for job in jobs]
-    peak = peak_rss_mb()
-    json.dump({"tool": f"rtqa {__version__}", "peak_rss_mb": peak, "jobs": out}, sys.stdout)
+def metrics_of(data, number: int) -> dict[str, float]:
+    return metrics(structure_dvh(data[0][number], data[1]))
 
 
 if __name__ == "__main__":
-    main()
+    timing.main(f"rtqa {__version__}", read, rois_of, metrics_of)
