@@ -203,3 +203,18 @@ def test_samples_are_sorted_only_when_read():
     assert dvh.volumes_cc.tolist() == v[order].tolist()
     assert dvh.spreads_gy.tolist() == w[order].tolist()
     assert public_metrics(Dvh.from_samples(d, v, spreads_gy=w)) == metrics
+
+
+@pytest.mark.parametrize("n", [1, 1000, core.BLOCK, 3 * core.BLOCK + 17])
+def test_weighted_sum_matches_an_exactly_rounded_sum(n):
+    """The blockwise sum of products (no BLAS) against math.fsum of the same products, across
+    block boundaries (a lost or doubled block would be off by about 1/3 of the total)."""
+    import math
+
+    rng = np.random.default_rng(n)
+    a = rng.uniform(0.0, 60.0, n)
+    b = rng.uniform(0.0, 0.05, n)
+    exact = math.fsum((a * b).tolist())
+    assert core.weighted_sum(a, b) == pytest.approx(exact, rel=1e-13)
+    d = Dvh.from_samples(a, b)
+    assert d.mean_gy == pytest.approx(exact / math.fsum(b.tolist()), rel=1e-12)

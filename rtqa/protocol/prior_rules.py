@@ -33,7 +33,7 @@ from datetime import datetime
 import numpy as np
 
 from rtqa.courses import delivery
-from rtqa.dvh.core import Dvh, MetricUndefined
+from rtqa.dvh.core import Dvh, MetricUndefined, weighted_sum
 from rtqa.geometry.transform import invert, resample_dose
 from rtqa.model import Case, Course, DoseGrid, Finding, Level, Note, Roi, Status
 from rtqa.prior import (
@@ -888,7 +888,7 @@ def _target_rows(name, p: MappedPrior, dose, s: _Samples, total_cc: float, ab: _
     if np.any(known):
         eq = np.asarray(eqd2(dose[known], p.fractions, ab.value), dtype=float)
         vols = s.volumes_cc[known]
-        mx, mean = float(eq.max()), float(np.dot(eq, vols) / vols.sum())
+        mx, mean = float(eq.max()), weighted_sum(eq, vols) / float(vols.sum())
         rows.append(
             Finding(
                 GROUP,
