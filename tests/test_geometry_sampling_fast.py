@@ -223,3 +223,32 @@ def test_centre_and_spread_by_slopes_equals_seven_separate_interpolations():
     # both branches were taken: slopes within one interval and separate interpolations
     within = np.abs(half[:, 0]) < 0.05
     assert within.sum() > 500 and (~within).sum() > 500
+
+
+def test_partial_centroids_stay_in_their_cell_when_moments_are_rounding_noise(monkeypatch):
+    """A sliver's moments can be mostly rounding (area 1e-20 of the pixel, first moments of
+    1e-15): the centroid is then clamped into the cell, never sampled mm away (which once set a
+    structure's minimum dose from outside it)."""
+    import rtqa.geometry.raster as raster
+
+    real = raster.coverage
+
+    def noisy(geoms, xe, ye):
+        cov = real(geoms, xe, ye)
+        mom = cov.moments.reshape(cov.key.size, 5).copy()
+        mom[:, 0] = 1e-20
+        mom[:, 1] = 1e-15
+        mom[:, 2] = -1e-15
+        return raster.PixelCoverage(cov.fraction, cov.key, mom.reshape(cov.moments.shape))
+
+    monkeypatch.setattr(raster, "coverage", noisy)
+    x = np.arange(0.0, 30.0, 2.0)
+    grid = make_grid(x, x, np.arange(0.0, 20.0, 2.0))
+    occ = occupancy(roi_from([6.0, 8.0, 10.0], ngon(14.0, 14.0, 6.3)), grid, factors=(1, 1, 1))
+    part = occ.partial
+    assert part is not None and part.index.size > 20
+    lat = occ.lattice
+    half = 0.5 * np.array([lat.dx, lat.dy])
+    # without the clamp the offsets would be 1e5 cells
+    assert np.all(np.abs(part.offset_mm[:, :2]) <= half + 1e-12)
+    assert np.max(np.abs(part.offset_mm[:, 0])) == pytest.approx(half[0])

@@ -411,6 +411,9 @@ def _partial_cells(occ: Occupancy, cov, which, pair_k, pair_p) -> PartialCells |
     m[:, 6] = np.bincount(cell, weights=mom[0] * z3 / 3, minlength=flat.size)
     m0 = np.where(m[:, 0] > 0, m[:, 0], 1.0)
     mean = m[:, 1:4] / m0[:, None]
+    # the centroid of any part of a cell lies in the cell: where the part is a sliver whose
+    # moments are mostly rounding (area ~1e-20 of the cell), the ratio may not
+    np.clip(mean, -0.5, 0.5, out=mean)
     var = np.clip(m[:, 4:7] / m0[:, None] - mean**2, 0.0, 1.0 / 12.0)
     lat = occ.lattice
     size = np.empty((flat.size, 3))
