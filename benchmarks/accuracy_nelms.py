@@ -6,9 +6,12 @@
    within 0.5 %, D99/D95/D5/D1/D0.03cc within max(1 %, 0.05 Gy) on every case; min and max are
    printed, not judged.
 2. Analytic truth: the published values (``analytical_points.csv``, cGy -> Gy), with the exact
-   slab stack's own error beside rtqa's, so the share of contour discretisation shows.
+   slab stack's own error beside rtqa's, so the share of contour discretisation shows; and rtqa
+   with the contour shapes interpolated between planes (``--interpolate N`` sub-slabs per step,
+   default 4; 0 leaves it out), so the share of that error interpolation removes shows.
 
-Usage: python benchmarks/accuracy_nelms.py [--data DIR] [--csv FILE] [--end-cap MM] [--strict]
+Usage: python benchmarks/accuracy_nelms.py [--data DIR] [--csv FILE] [--end-cap MM]
+       [--interpolate N] [--strict]
 Exit status 0 unless --strict and a case misses the contour-truth target (or rtqa is missing).
 """
 
@@ -80,8 +83,12 @@ def contour_truth(cases: list[nelms.NelmsCase], end_cap_mm: float | None) -> lis
     return out
 
 
-def load_engine() -> Callable[[nelms.NelmsCase], dict[str, float]] | str:
-    """A function computing rtqa's metrics for a case, or why rtqa's engine cannot be used."""
+def load_engine(
+    interpolate_steps: int = 0,
+) -> Callable[[nelms.NelmsCase], dict[str, float]] | str:
+    """A function computing rtqa's metrics for a case (contour shapes interpolated in
+    ``interpolate_steps`` sub-slabs per step between planes; 0: the slab model), or why rtqa's
+    engine cannot be used."""
     try:
         from rtqa.dicom.dose import read_dose
         from rtqa.dicom.structures import read_structure_set
@@ -94,7 +101,7 @@ def load_engine() -> Callable[[nelms.NelmsCase], dict[str, float]] | str:
         if case.dose_path not in dose_cache:
             dose_cache[case.dose_path] = read_dose(str(case.dose_path))
         roi = read_structure_set(str(case.structure_path)).roi(nelms.ROI_NUMBER)
-        sd = structure_dvh(roi, dose_cache[case.dose_path])
+        sd = structure_dvh(roi, dose_cache[case.dose_path], interpolate_steps=interpolate_steps)
         d = sd.dvh
         return {
             "volume_cc": d.total_volume_cc,
@@ -161,51 +168,62 @@ def print_contour_table(cases, truths, engine, failures) -> int:
     return n_ok
 
 
-def print_analytic_table(cases, truths, engine) -> None:
-    w = max(len(c.label) for c in cases) + 7
+def print_analytic_table(cases, truths, engine, interp=None, steps: int = 0) -> None:
+    w = max(len(c.label) for c in cases) + 9
     print("\n== against the analytic values (Nelms et al. 2015) ==")
     print("errors: % of the analytic value; min/max in Gy; 'slab' = exact DVH of the contours")
+    if interp is not None:
+        print(f"'interp' = rtqa with the contour shapes interpolated, {steps} sub-slabs per step")
     print(_header("case", w))
-    for case, truth, eng in zip(cases, truths, engine, strict=True):
+    sides = [("rtqa", engine)] + ([("interp", interp)] if interp is not None else [])
+    for i, (case, truth) in enumerate(zip(cases, truths, strict=True)):
         a = case.analytic
         print(
             f"{case.label + ' slab':<{w}}"
             + "".join(f"{_fmt(m, error(m, truth[m], a[m]))} " for m in METRICS)
         )
-        if eng is not None:
-            print(
-                f"{case.label + ' rtqa':<{w}}"
-                + "".join(f"{_fmt(m, error(m, eng[m], a[m]))} " for m in METRICS)
-            )
+        for name, results in sides:
+            if results[i] is not None:
+                print(
+                    f"{case.label + ' ' + name:<{w}}"
+                    + "".join(f"{_fmt(m, error(m, results[i][m], a[m]))} " for m in METRICS)
+                )
     print("\nworst case per metric (analytic truth); mean |error| over the cases")
+    names = ["slab"] + [name for name, _ in sides]
     print(
-        f"{'metric':<9}{'slab worst':>11}  {'case':<26}{'rtqa worst':>11}  {'case':<26}"
-        f"{'slab mean|e|':>13}{'rtqa mean|e|':>13}"
+        f"{'metric':<9}"
+        + "".join(f"{n + ' worst':>13}  {'case':<24}" for n in names)
+        + "".join(f"{n + ' mean|e|':>15}" for n in names)
     )
     for m in METRICS:
         unit = "Gy" if m in ABS_METRICS else "%"
-        slab = [
-            (error(m, t[m], c.analytic[m]), c.label) for c, t in zip(cases, truths, strict=True)
+        columns = [
+            [(error(m, t[m], c.analytic[m]), c.label) for c, t in zip(cases, truths, strict=True)]
         ]
-        eng = [
-            (error(m, e[m], c.analytic[m]), c.label)
-            for c, e in zip(cases, engine, strict=True)
-            if e is not None
-        ]
-        sw = max(slab, key=lambda r: abs(r[0]))
-        line = f"{_short(m):<9}{sw[0]:>+8.3f} {unit:<2}  {sw[1]:<26}"
-        if eng:
-            ew = max(eng, key=lambda r: abs(r[0]))
-            line += f"{ew[0]:>+8.3f} {unit:<2}  {ew[1]:<26}"
-        else:
-            line += f"{'n/a':>11}  {'':<26}"
-        line += f"{sum(abs(r[0]) for r in slab) / len(slab):>10.3f} {unit:<2}"
-        if eng:
-            line += f"{sum(abs(r[0]) for r in eng) / len(eng):>10.3f} {unit:<2}"
+        for _, results in sides:
+            columns.append(
+                [
+                    (error(m, e[m], c.analytic[m]), c.label)
+                    for c, e in zip(cases, results, strict=True)
+                    if e is not None
+                ]
+            )
+        line = f"{_short(m):<9}"
+        for rows in columns:
+            if rows:
+                worst = max(rows, key=lambda r: abs(r[0]))
+                line += f"{worst[0]:>+10.3f} {unit:<2}  {worst[1]:<24}"
+            else:
+                line += f"{'n/a':>13}  {'':<24}"
+        for rows in columns:
+            if rows:
+                line += f"{sum(abs(r[0]) for r in rows) / len(rows):>12.3f} {unit:<2}"
+            else:
+                line += f"{'n/a':>15}"
         print(line)
 
 
-def write_csv(path: Path, cases, truths, engine) -> None:
+def write_csv(path: Path, cases, truths, engine, interp=None) -> None:
     with path.open("w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(
@@ -222,11 +240,15 @@ def write_csv(path: Path, cases, truths, engine) -> None:
                 "within_target",
                 "rtqa_err_vs_analytic",
                 "slab_err_vs_analytic",
+                "rtqa_interpolated",
+                "rtqa_interpolated_err_vs_analytic",
             ]
         )
-        for c, t, e in zip(cases, truths, engine, strict=True):
+        for k, (c, t, e) in enumerate(zip(cases, truths, engine, strict=True)):
+            e_i = interp[k] if interp is not None else None
             for m in METRICS:
                 val = e[m] if e is not None else None
+                val_i = e_i[m] if e_i is not None else None
                 out.writerow(
                     [
                         c.label,
@@ -241,8 +263,22 @@ def write_csv(path: Path, cases, truths, engine) -> None:
                         "" if val is None else within_target(m, val, t[m]),
                         "" if val is None else f"{error(m, val, c.analytic[m]):.4f}",
                         f"{error(m, t[m], c.analytic[m]):.4f}",
+                        "" if val_i is None else f"{val_i:.6f}",
+                        "" if val_i is None else f"{error(m, val_i, c.analytic[m]):.4f}",
                     ]
                 )
+
+
+def _run_all(fn, cases, failures: dict[str, str]) -> tuple[list[dict | None], float]:
+    """``fn`` on every case (a failing case is recorded in ``failures``) and the time taken."""
+    t0 = time.perf_counter()
+    out: list[dict | None] = [None] * len(cases)
+    for i, case in enumerate(cases):
+        try:
+            out[i] = fn(case)
+        except Exception as exc:  # a benchmark reports a failing case and goes on
+            failures[case.label] = f"{type(exc).__name__}: {exc}"
+    return out, time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,6 +291,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="end cap (mm) of the contour truth; default half the contour spacing",
     )
+    parser.add_argument(
+        "--interpolate",
+        type=int,
+        default=4,
+        metavar="N",
+        help="also run rtqa with the contour shapes interpolated, N sub-slabs per step between "
+        "planes, against the analytic values (default 4; 0: leave out)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a case misses")
     args = parser.parse_args(argv)
 
@@ -264,18 +308,18 @@ def main(argv: list[str] | None = None) -> int:
     t_truth = time.perf_counter() - t0
     engine_fn = load_engine()
     engine: list[dict | None] = [None] * len(cases)
+    interp: list[dict | None] | None = None
     failures: dict[str, str] = {}
-    t_engine = 0.0
+    interp_failures: dict[str, str] = {}
+    t_engine = t_interp = 0.0
     if isinstance(engine_fn, str):
         print(f"note: {engine_fn}; printing the exact slab stack against the analytic values only")
     else:
-        t1 = time.perf_counter()
-        for i, case in enumerate(cases):
-            try:
-                engine[i] = engine_fn(case)
-            except Exception as exc:  # a benchmark reports a failing case and goes on
-                failures[case.label] = f"{type(exc).__name__}: {exc}"
-        t_engine = time.perf_counter() - t1
+        engine, t_engine = _run_all(engine_fn, cases, failures)
+        if args.interpolate > 0:
+            interp_fn = load_engine(args.interpolate)
+            assert not isinstance(interp_fn, str)
+            interp, t_interp = _run_all(interp_fn, cases, interp_failures)
 
     print(f"Nelms et al. 2015 analytical set: {len(cases)} runnable cases from {args.data}")
     end_cap = "half the contour spacing" if args.end_cap is None else f"{args.end_cap} mm"
@@ -283,6 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     n_ok = 0
     if not isinstance(engine_fn, str):
         print(f"rtqa: {len(cases) - len(failures)} cases computed in {t_engine:.1f} s")
+        if interp is not None:
+            n_i = sum(e is not None for e in interp)
+            print(
+                f"rtqa, contours interpolated ({args.interpolate} sub-slabs per step): "
+                f"{n_i} cases computed in {t_interp:.1f} s"
+            )
+            for label, why in interp_failures.items():
+                print(f"  interpolated: {label}: error: {why}")
         cvol = [
             abs(e["contour_volume_cc"] - t["volume_cc"]) / t["volume_cc"] * 100
             for e, t in zip(engine, truths, strict=True)
@@ -294,9 +346,9 @@ def main(argv: list[str] | None = None) -> int:
                 + ("" if max(cvol) < 0.01 else "  <- end-cap conventions differ?")
             )
         n_ok = print_contour_table(cases, truths, engine, failures)
-    print_analytic_table(cases, truths, engine)
+    print_analytic_table(cases, truths, engine, interp, args.interpolate)
     if args.csv:
-        write_csv(args.csv, cases, truths, engine)
+        write_csv(args.csv, cases, truths, engine, interp)
         print(f"\nper-case rows written to {args.csv}")
     if not isinstance(engine_fn, str):
         print(f"\ncases meeting the contour-truth target: {n_ok}/{len(cases)}")

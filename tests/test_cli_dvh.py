@@ -23,6 +23,13 @@ Y = np.arange(-10.0, 10.1, 2.0)
 Z = np.arange(-6.0, 6.1, 3.0)
 # PTV: an 8 x 8 mm square on planes -3, 0, 3 mm: slabs -4.5 .. 4.5 mm, 0.576 cc
 PTV_CC = 8 * 8 * 9 / 1000
+# Pyramid: squares of half-size 2 + z/3 mm on planes -3, 0, 3 mm (a square frustum). Slab model:
+# (4 + 16 + 36) mm^2 x 3 mm = 0.168 cc. Interpolated, 4 sub-slabs per step: the frustum
+# 4 * integral of (2 + z/3)^2 over -3..3 mm = 104 mm^3, less the midpoint-rule term
+# h^2 / 24 * integral of A'' = 0.75^2 / 24 * 8/9 * 6 = 0.125 mm^3, plus the end caps
+# (4 + 36) mm^2 x 1.5 mm = 60 mm^3: 0.163875 cc.
+PYRAMID_SLAB_CC = 0.168
+PYRAMID_INTERPOLATED_CC = (104 - 0.125 + 60) / 1000
 
 
 def square(half, zs):
@@ -37,6 +44,13 @@ def folder(tmp_path_factory):
     rois = (
         Roi(1, "PTV", "PTV", frame_of_reference_uid=frame, planes=square(4, [-3, 0, 3])),
         Roi(2, "BODY", "EXTERNAL", frame_of_reference_uid=frame, planes=square(9, Z)),
+        Roi(
+            4,
+            "Pyramid",
+            "ORGAN",
+            frame_of_reference_uid=frame,
+            planes=tuple(p for z in (-3, 0, 3) for p in square(2 + z / 3, [z])),
+        ),
         Roi(
             3,
             "Marker",
@@ -112,3 +126,21 @@ def test_bad_metric_is_a_usage_error(folder):
     result = CliRunner().invoke(cli, ["dvh", str(folder), "--metric", "D95"])
     assert result.exit_code == 2
     assert "D95" in result.output
+
+
+def test_interpolate_option(folder):
+    plain = json.loads(run(folder, "--format", "json"))
+    fine = json.loads(run(folder, "--format", "json", "--interpolate", "4"))
+    assert plain["interpolation_steps"] == 0
+    assert fine["interpolation_steps"] == 4
+    p = {r["roi"]: r for r in plain["rois"]}
+    f = {r["roi"]: r for r in fine["rois"]}
+    assert p["Pyramid"]["volume_cc"] == pytest.approx(PYRAMID_SLAB_CC, rel=1e-9)
+    assert f["Pyramid"]["volume_cc"] == pytest.approx(PYRAMID_INTERPOLATED_CC, rel=1e-8)
+    # identical squares on every plane: the same solid either way
+    assert f["PTV"]["volume_cc"] == pytest.approx(PTV_CC, rel=1e-9)
+    assert f["PTV"]["metrics"]["Mean[Gy]"] == pytest.approx(20.0, abs=1e-3)
+    assert "4 sub-slabs per step" in run(folder, "--interpolate", "4")
+    assert "sub-slabs" not in run(folder)
+    bad = CliRunner().invoke(cli, ["dvh", str(folder), "--interpolate", "-1"])
+    assert bad.exit_code == 2

@@ -5,6 +5,8 @@ Without ``--metric`` the default set :data:`DEFAULT_METRICS` is reported (doses 
 ``--rx`` gives the prescription (Gy) for metrics relative to it; otherwise the plan's is used.
 Plan-quality metrics (CI, CI_Paddick, GI, R50%, D2cm[%], HI) are computed for PTVs, with the
 isodose volumes counted inside the EXTERNAL (body) ROI when there is one.
+``--interpolate N`` (N > 0) interpolates the contour shapes between neighbouring planes in N
+sub-slabs per step (:mod:`rtqa.geometry.interpolation`) instead of the slab model.
 """
 
 from __future__ import annotations
@@ -40,9 +42,19 @@ TARGET_TYPES = ("PTV",)
 @click.option("--curves", is_flag=True, help="Add cumulative DVH curves (0.1 Gy steps).")
 @click.option("--compare-tps", is_flag=True, help="Compare with the DVHs stored in the RT Dose.")
 @click.option(
+    "--interpolate",
+    "interpolate_steps",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Interpolate contour shapes between neighbouring planes, N sub-slabs per step "
+    "(0: slab model).",
+)
+@click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True
 )
-def dvh(paths, metrics, rx_gy, curves, compare_tps, fmt) -> None:
+def dvh(paths, metrics, rx_gy, curves, compare_tps, interpolate_steps, fmt) -> None:
     """DVH metrics of every structure in PATH... (structure set and dose; plan optional)."""
     from rtqa.dicom.scan import scan
     from rtqa.protocol.metrics import MetricSyntaxError, parse_metric
@@ -62,7 +74,9 @@ def dvh(paths, metrics, rx_gy, curves, compare_tps, fmt) -> None:
             "no structure set with a dose was found" + (f" ({why})" if why else ""),
             path=", ".join(paths),
         )
-    reports = [_case_report(c, requests, rx_gy, curves, compare_tps) for c in cases]
+    reports = [
+        _case_report(c, requests, rx_gy, curves, compare_tps, interpolate_steps) for c in cases
+    ]
     if fmt == "json":
         click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
     elif fmt == "csv":
@@ -89,9 +103,10 @@ def _plane_spacing(rois: tuple[Roi, ...]) -> float | None:
     return float(np.median(flat)) if flat.size else None
 
 
-def _case_report(case: Case, requests, rx_cli, curves: bool, compare_tps: bool) -> dict:
+def _case_report(
+    case: Case, requests, rx_cli, curves: bool, compare_tps: bool, steps: int = 0
+) -> dict:
     from rtqa.dvh import MetricUndefined, plan_quality, structure_dvh
-    from rtqa.geometry import occupancy
     from rtqa.protocol.metrics import MetricNotEvaluable, evaluate
 
     ss, dose = case.structure_set, case.dose
@@ -113,7 +128,7 @@ def _case_report(case: Case, requests, rx_cli, curves: bool, compare_tps: bool) 
             rois.append(entry)
             continue
         try:
-            sd = structure_dvh(roi, dose, spacing_mm=spacing)
+            sd = structure_dvh(roi, dose, spacing_mm=spacing, interpolate_steps=steps)
         except ValueError as exc:
             entry.update(volume_cc=None, volume_in_dose_grid_cc=None, metrics={})
             entry["note"] = str(exc)
@@ -126,9 +141,9 @@ def _case_report(case: Case, requests, rx_cli, curves: bool, compare_tps: bool) 
         is_target = roi.interpreted_type in TARGET_TYPES or roi.name.upper().startswith("PTV")
         if wants_quality and is_target and rx:
             if body_roi is not None and body_occ is None:
-                body_occ = occupancy(body_roi, dose, spacing_mm=spacing)
+                body_occ = _occupancy(body_roi, dose, spacing, steps)
             others = [
-                occupancy(r, dose, spacing_mm=spacing)
+                _occupancy(r, dose, spacing, steps)
                 for r in ss.rois
                 if r is not roi and r.planes and r.interpreted_type in TARGET_TYPES
             ]
@@ -162,9 +177,17 @@ def _case_report(case: Case, requests, rx_cli, curves: bool, compare_tps: bool) 
         "structure_set": ss.path,
         "dose": dose.paths[0] if len(dose.paths) == 1 else list(dose.paths),
         "prescription_gy": rx,
+        "interpolation_steps": steps,
         "rois": rois,
         "warnings": warnings,
     }
+
+
+def _occupancy(roi: Roi, dose, spacing: float | None, steps: int):
+    """Occupancy of ``roi`` on ``dose`` from the same contour model as the DVHs."""
+    from rtqa.geometry import interpolated_stack, occupancy
+
+    return occupancy(interpolated_stack(roi, steps, spacing_mm=spacing), dose, name=roi.name)
 
 
 def _compare(sd, tps) -> dict | None:
@@ -204,6 +227,11 @@ def _text(reports: list[dict]) -> str:
         lines.append(f"Structure set: {rep['structure_set']}")
         lines.append(f"Dose: {rep['dose']}")
         lines.append(f"Prescription: {_fmt(rx)} Gy" if rx else "Prescription: unknown")
+        if rep.get("interpolation_steps"):
+            lines.append(
+                "Contours: shapes interpolated between planes, "
+                f"{rep['interpolation_steps']} sub-slabs per step"
+            )
         names = []
         for r in rep["rois"]:
             names += [m for m in r.get("metrics", {}) if m not in names]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rtqa.dvh.core import Dvh
+from rtqa.geometry.interpolation import InterpolatedStack, interpolated_stack
 from rtqa.geometry.sampling import Occupancy, occupancy, sample_doses
-from rtqa.geometry.slabs import slab_stack
 from rtqa.model import DoseGrid, Level, Note, Roi
 
 #: Outside-grid volume (as a fraction of the structure) below which no note is made.
@@ -26,7 +26,7 @@ class StructureDvh:
     roi_name: str
     roi_number: int | None
     dvh: Dvh
-    volume_cc: float  # from the contours alone (slab model)
+    volume_cc: float  # from the contours alone (slab model, or the interpolated stack)
     volume_in_grid_cc: float  # the part with a known dose
     notes: list[Note] = field(default_factory=list)
     occupancy: Occupancy | None = field(default=None, repr=False)
@@ -34,9 +34,15 @@ class StructureDvh:
 
 def structure_dvh(roi: Roi, dose: DoseGrid, **options) -> StructureDvh:
     """DVH of ``roi`` on ``dose``. ``options`` go to :func:`rtqa.geometry.occupancy`
-    (``factors``, ``min_samples``, ``end_cap_mm``, ``spacing_mm``). ValueError for an ROI without
+    (``factors``, ``min_samples``, ``end_cap_mm``, ``spacing_mm``), except
+    ``interpolate_steps``: 0 (default) for the slab model, N > 0 for the contour shapes
+    interpolated between neighbouring planes in N sub-slabs per step
+    (:func:`rtqa.geometry.interpolation.interpolated_stack`). ValueError for an ROI without
     closed contours."""
-    slabs = slab_stack(roi, options.pop("end_cap_mm", None), options.pop("spacing_mm", None))
+    steps = options.pop("interpolate_steps", 0) or 0
+    slabs = interpolated_stack(
+        roi, steps, options.pop("end_cap_mm", None), options.pop("spacing_mm", None)
+    )
     occ = occupancy(slabs, dose, name=roi.name, **options)
     result = occupancy_dvh(occ, dose, roi.name, roi_number=roi.number)
     result.volume_cc = slabs.volume_cc
@@ -46,6 +52,16 @@ def structure_dvh(roi: Roi, dose: DoseGrid, **options) -> StructureDvh:
                 Level.INFO,
                 f"ROI '{roi.name}': {slabs.gaps} gap(s) between contour planes; "
                 "taken as separate parts, each with its own end caps",
+            )
+        )
+    if isinstance(slabs, InterpolatedStack) and slabs.fallback_steps:
+        result.notes.append(
+            Note(
+                Level.INFO,
+                f"ROI '{roi.name}': in {slabs.fallback_steps} of {slabs.joined_steps} steps "
+                "between contour planes a contour or hole has no single counterpart on the "
+                "neighbouring plane (an end, a branch); it is extruded halfway (slab model) "
+                "instead of interpolated",
             )
         )
     return result

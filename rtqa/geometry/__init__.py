@@ -11,6 +11,8 @@ _LAZY = {
     "contour_volume_cc": "rtqa.geometry.slabs",
     "slab_stack": "rtqa.geometry.slabs",
     "SlabStack": "rtqa.geometry.slabs",
+    "interpolated_stack": "rtqa.geometry.interpolation",
+    "InterpolatedStack": "rtqa.geometry.interpolation",
     "Occupancy": "rtqa.geometry.sampling",
     "Lattice": "rtqa.geometry.sampling",
     "occupancy": "rtqa.geometry.sampling",

@@ -83,6 +83,33 @@ def plane_geometry(polygons) -> shapely.Geometry:
     return geom
 
 
+def plane_groups(roi: Roi) -> tuple[np.ndarray, list[list]]:
+    """The distinct plane positions ``z`` (mm, ascending) of ``roi`` and the
+    :class:`~rtqa.model.PlanarPolygon` items of each (planes closer than
+    :data:`SAME_PLANE_MM` are one plane)."""
+    zs: list[float] = []
+    polys: list[list] = []
+    for plane in sorted(roi.planes, key=lambda p: p.z_mm):
+        if zs and abs(plane.z_mm - zs[-1]) < SAME_PLANE_MM:
+            polys[-1].extend(plane.polygons)
+        else:
+            zs.append(float(plane.z_mm))
+            polys.append(list(plane.polygons))
+    return np.array(zs), polys
+
+
+def gap_steps(z: np.ndarray, spacing_mm: float | None = None) -> np.ndarray:
+    """Which steps between the sorted planes ``z`` (mm) are gaps between parts (see the module
+    docstring): one boolean per step."""
+    steps = np.diff(z)
+    gap = np.zeros(steps.size, dtype=bool)
+    for j, step in enumerate(steps):
+        neighbours = [steps[k] for k in (j - 1, j + 1) if 0 <= k < steps.size]
+        ref = max(neighbours) if neighbours else spacing_mm
+        gap[j] = ref is not None and step > GAP_FACTOR * ref
+    return gap
+
+
 def slab_stack(
     roi: Roi, end_cap_mm: float | None = None, spacing_mm: float | None = None
 ) -> SlabStack:
@@ -93,25 +120,12 @@ def slab_stack(
         raise ValueError(f"ROI '{roi.name}' has no closed planar contour")
     if end_cap_mm is not None and (not np.isfinite(end_cap_mm) or end_cap_mm < 0):
         raise ValueError(f"end cap must be >= 0 mm, got {end_cap_mm}")
-    # group planes that share a z
-    zs: list[float] = []
-    polys: list[list] = []
-    for plane in sorted(roi.planes, key=lambda p: p.z_mm):
-        if zs and abs(plane.z_mm - zs[-1]) < SAME_PLANE_MM:
-            polys[-1].extend(plane.polygons)
-        else:
-            zs.append(float(plane.z_mm))
-            polys.append(list(plane.polygons))
-    z = np.array(zs)
+    z, polys = plane_groups(roi)
     geoms = tuple(plane_geometry(p) for p in polys)
     areas = np.array([g.area for g in geoms])
     n = z.size
     steps = np.diff(z)
-    gap = np.zeros(steps.size, dtype=bool)
-    for j, step in enumerate(steps):
-        neighbours = [steps[k] for k in (j - 1, j + 1) if 0 <= k < steps.size]
-        ref = max(neighbours) if neighbours else spacing_mm
-        gap[j] = ref is not None and step > GAP_FACTOR * ref
+    gap = gap_steps(z, spacing_mm)
     joined = steps[~gap]
     fallback = spacing_mm if spacing_mm else (float(np.median(joined)) if joined.size else None)
     lo = np.empty(n)
