@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rtqa.dvh import MetricUndefined, plan_quality
+from rtqa.dvh.quality import isodose_volume_cc
 from rtqa.geometry import occupancy
 from rtqa.model import ContourPlane, DoseGrid, PlanarPolygon, Roi
 
@@ -75,3 +76,45 @@ def test_needs_prescription(setup):
     dose, target, body = setup
     with pytest.raises(MetricUndefined):
         plan_quality(target, dose, 0.0, body=body)
+
+
+def test_two_targets_share_the_isodose_volume():
+    # two spheres (radius 6 mm, centres 20.25 mm apart) under a cone-shaped dose about the
+    # nearer centre: each isodose is the union of two spheres of radius R = (a - level) / b,
+    # split between the targets by the plane halfway between them. At Rx (R = 7 mm) the
+    # spheres are apart; at Rx / 2 (R = 12 mm) they overlap and each target loses a cap of
+    # height 12 - 10.125 mm beyond the plane. The shares add up to the whole isodose volume.
+    # Trilinear interpolation of the cone lies below it: a share falls short of the closed
+    # form by at most 3 h^2 / (4 R (R - h)) (relative), and, across the ridge of the dose
+    # where the spheres meet, by at most h / 2 over the disc they share.
+    h = 1.5
+    ax = np.arange(-36.0, 36.0 + 1e-9, h)
+    ayz = np.arange(-18.0, 18.0 + 1e-9, h)
+    Z, Y, X = np.meshgrid(ayz, ayz, ax, indexing="ij")
+    centres = (-10.0, 10.25)
+    r = np.sqrt(np.minimum((X - centres[0]) ** 2, (X - centres[1]) ** 2) + Y**2 + Z**2)
+    a, b = 1.7 * RX, RX / 10.0  # radius 7 mm at Rx, 12 mm at Rx / 2
+    dose = DoseGrid(a - b * r, ax, ayz, ayz, None)
+    targets = []
+    for number, cx in enumerate(centres, start=1):
+        planes = tuple(
+            ContourPlane(
+                float(z), (PlanarPolygon(ngon(math.sqrt(36.0 - z * z)) + np.array([cx, 0.0])),), 1
+            )
+            for z in np.arange(-5.75, 6.0, 0.5)
+        )
+        targets.append(occupancy(Roi(number, f"PTV{number}", planes=planes), dose))
+    shares = [
+        plan_quality(targets[0], dose, RX, body=None, other_targets=[targets[1]]),
+        plan_quality(targets[1], dose, RX, body=None, other_targets=[targets[0]]),
+    ]
+    half_gap = 0.5 * (centres[1] - centres[0])
+    for key, level in (("PIV[cc]", RX), ("PIV50[cc]", RX / 2)):
+        whole = isodose_volume_cc(dose, level)
+        assert shares[0][key] + shares[1][key] == pytest.approx(whole, rel=1e-12)
+        radius = (a - level) / b
+        cap = max(radius - half_gap, 0.0)
+        want = (4 / 3 * math.pi * radius**3 - math.pi * cap**2 * (3 * radius - cap) / 3) / 1000
+        ridge = math.pi * (radius**2 - half_gap**2) * h / 2 / 1000 if cap > 0 else 0.0
+        for q in shares:
+            assert want * (1 - 0.75 * h * h / (radius * (radius - h))) - ridge < q[key] <= want

@@ -12,11 +12,20 @@ Definitions (volumes in cc; PTV = the target's volume inside the dose grid):
 
 Isodose volumes are counted inside the body outline (the whole dose grid when no body is
 given). With several targets every isodose point is attributed to the nearest target (exact
-distance to the contours) and counts only for it. Isodose volumes are integrated with
-sub-voxel accuracy: voxels whose 3x3x3 neighbourhood lies wholly above the level count whole;
-voxels the isodose surface may cross are split into sub-cells, each counted by the fraction of
-it above the level (a linear ramp across the cell along the local dose gradient, symmetric about
-the isodose surface).
+distance to the contours) and counts only for it.
+
+Isodose volumes are those of the trilinear, edge-clamped dose field over the voxels of the grid
+(a voxel reaches halfway to its neighbours). Voxels whose 3x3x3 neighbourhood lies wholly at or
+above the level count whole. A voxel the isodose surface may cross is split into its eight
+octants, each inside one interpolation cell, where the field is trilinear with known corner
+values (averages of the grid nodes). A box whose corners all lie at or above the level counts
+whole, one whose corners all lie below it not at all (a trilinear field takes its extremes at
+the corners). A crossed box is halved along every axis (corner values of the halves: exact
+averages) down to ``ISODOSE_DEPTH`` levels, unless the field is linear across it within
+``ISODOSE_LINEAR_TOL``; each remaining box counts by the volume of the box above the plane of
+the field's linear part (centre value: mean of the corners; slope: mean corner difference
+along each axis), in closed form. This is exact where the dose is linear across a box and
+converges to the trilinear isodose volume as the boxes shrink (error O(box side^2)).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import shapely
 
 from rtqa.dvh.core import MetricUndefined
 from rtqa.dvh.structure import occupancy_dvh
@@ -31,8 +41,15 @@ from rtqa.geometry.distance import distance_to
 from rtqa.geometry.sampling import Occupancy, voxel_edges
 from rtqa.model import DoseGrid
 
-#: Points (sub-cells) used at most per isodose surface.
-MAX_SURFACE_POINTS = 4_000_000
+#: Levels of boxes in the isodose integration: the octants of a crossed voxel are level 1, their
+#: halves level 2, ...; no box is smaller than 1/2^ISODOSE_DEPTH of a voxel side.
+ISODOSE_DEPTH = 2
+#: A crossed box is not halved further once the trilinear field departs from its linear part by
+#: at most this fraction of the linear part's largest range across the box (the box's volume
+#: error is then below twice this fraction of the box volume).
+ISODOSE_LINEAR_TOL = 1e-3
+#: Crossed voxels integrated at a time (bounds the memory of the subdivision).
+CROSSED_CHUNK = 20_000
 #: Sub-cells per axis when a voxel straddles the 2 cm surface.
 SUBCELLS = 4
 #: Distance (mm) of the D2cm rule.
@@ -75,98 +92,187 @@ def plan_quality(
     }
 
 
+def isodose_volume_cc(dose: DoseGrid, level_gy: float, body: Occupancy | None = None) -> float:
+    """Volume (cc) where the trilinear, edge-clamped dose field over the voxels of ``dose`` is at
+    or above ``level_gy`` (Gy), weighted by the body occupancy where ``body`` is given (see
+    the module docstring)."""
+    return _Field(dose).isodose_volume_cc(level_gy, body, ())
+
+
 class _Field:
     """The dose grid as a continuous (trilinear, edge-clamped) field over its voxels."""
 
     def __init__(self, dose: DoseGrid):
-        from scipy import ndimage
-
         self.grid = dose
-        d = dose.dose_gy.astype(float)
-        self.hi = ndimage.maximum_filter(d, size=3, mode="nearest")
-        self.lo = ndimage.minimum_filter(d, size=3, mode="nearest")
+        self.d = np.asarray(dose.dose_gy, dtype=float)
+        self.lo, self.hi = _range3(self.d)
         dx, dy, _ = dose.spacing_mm
         self.ze = voxel_edges(dose.z_mm, min(dx, dy) or 1.0)
         self.dz = np.diff(self.ze)
         self.dx, self.dy = dx, dy
 
-    def at(self, pts: np.ndarray) -> np.ndarray:
-        """Dose (Gy) at points ``(n, 3)`` (x, y, z), trilinear, clamped at the edges."""
-        from scipy import ndimage
-
-        g = self.grid
-        coords = [
-            _frac_index(g.z_mm, pts[:, 2]),
-            _uniform_index(g.y_mm, pts[:, 1]),
-            _uniform_index(g.x_mm, pts[:, 0]),
-        ]
-        return ndimage.map_coordinates(g.dose_gy, coords, order=1, mode="nearest")
-
     def centres(self, idx: tuple[np.ndarray, ...]) -> np.ndarray:
         g = self.grid
         return np.column_stack([g.x_mm[idx[2]], g.y_mm[idx[1]], g.z_mm[idx[0]]])
 
-    def _subcells(self, idx, f: int):
-        """Sub-cell centres (n * f^3, 3) and their volumes (mm^3) of voxels ``idx``."""
+    def _subcells(self, idx, f: int, which: np.ndarray) -> np.ndarray:
+        """Centres ``(m, 3)`` of the sub-cells ``which`` (flat indices ``voxel * f^3 + (a f + b)
+        f + c``, sub-cell (a, b, c) along (z, y, x)) of a regular f x f x f split of the voxels
+        ``idx``."""
         t = (np.arange(f) + 0.5) / f - 0.5
-        oz, oy, ox = (a.ravel() for a in np.meshgrid(t, t, t, indexing="ij"))
-        c = self.centres(idx)
-        dz = self.dz[idx[0]]
-        pts = np.empty((c.shape[0], f**3, 3))
-        pts[..., 0] = c[:, 0:1] + ox[None] * self.dx
-        pts[..., 1] = c[:, 1:2] + oy[None] * self.dy
-        pts[..., 2] = c[:, 2:3] + oz[None] * dz[:, None]
-        # z cell edges of uneven frames: keep sub-cells inside the voxel's z extent
-        vol = np.repeat(dz * self.dx * self.dy / f**3, f**3)
-        h = np.repeat(
-            np.column_stack([np.full(dz.size, self.dx / f), np.full(dz.size, self.dy / f), dz / f]),
-            f**3,
-            axis=0,
+        v, sub = np.divmod(which, f**3)
+        a, bc = np.divmod(sub, f * f)
+        b, c = np.divmod(bc, f)
+        k = idx[0][v]
+        zc = 0.5 * (self.ze[k] + self.ze[k + 1])  # voxel middle (uneven frames)
+        g = self.grid
+        return np.column_stack(
+            [
+                g.x_mm[idx[2][v]] + t[c] * self.dx,
+                g.y_mm[idx[1][v]] + t[b] * self.dy,
+                zc + t[a] * self.dz[k],
+            ]
         )
-        return pts.reshape(-1, 3), vol, h
+
+    def _subcell_dose(self, idx, f: int) -> np.ndarray:
+        """Dose (Gy) at all sub-cells of :meth:`_subcells`, in their order: the voxel's 3x3x3
+        nodes (clamped at the edges) times fixed interpolation weights per axis."""
+        g = self.grid
+        k = idx[0]
+        nodes = self._nodes(idx)
+        t = (np.arange(f) + 0.5) / f - 0.5  # sub-cell offsets, in voxel sides
+        w_xy = _weights_1d(t)  # (f, 3): uniform x and y
+        # z: physical offsets from the node, over the node steps below and above it
+        zc = 0.5 * (self.ze[k] + self.ze[k + 1])
+        dz_pts = zc[:, None] + t[None] * self.dz[k][:, None] - g.z_mm[k][:, None]
+        below = g.z_mm[k] - self.ze[k]  # half the step to the node below
+        above = self.ze[k + 1] - g.z_mm[k]
+        frac = np.where(
+            dz_pts < 0, dz_pts / (2.0 * below[:, None]), dz_pts / (2.0 * above[:, None])
+        )
+        w_z = _weights_1d(frac)  # (n, f, 3)
+        out = np.einsum("nai,nijk->najk", w_z, nodes)
+        out = np.einsum("bj,najk->nabk", w_xy, out)
+        out = np.einsum("ck,nabk->nabc", w_xy, out)
+        return out.reshape(-1)
+
+    def _nodes(self, idx) -> np.ndarray:
+        """Dose (Gy) at the 3x3x3 grid nodes around voxels ``idx`` ``(n, 3, 3, 3)`` (z, y, x),
+        clamped at the edges of the grid."""
+        k, j, i = idx
+        nz, ny, nx = self.d.shape
+        step = np.arange(-1, 2)
+        kk = np.clip(k[:, None] + step, 0, nz - 1)
+        jj = np.clip(j[:, None] + step, 0, ny - 1)
+        ii = np.clip(i[:, None] + step, 0, nx - 1)
+        return self.d[kk[:, :, None, None], jj[:, None, :, None], ii[:, None, None, :]]
 
     def isodose_volume_cc(self, level: float, body: Occupancy | None, targets) -> float:
-        d = self.grid.dose_gy
+        """Volume (cc) at or above ``level`` (Gy), weighted by the body occupancy, counted only
+        where ``targets[0]`` is the nearest of ``targets``."""
         inner = np.nonzero(self.lo >= level)
-        edge = np.nonzero((self.hi >= level) & (self.lo < level))
-        # whole voxels
+        crossed = np.nonzero((self.hi >= level) & (self.lo < level))
         pts_in = self.centres(inner)
-        w_in = self.dz[inner[0]] * self.dx * self.dy * 1.0
-        # sub-cells of the voxels the surface may cross
-        n_edge = edge[0].size
-        f = max(1, min(8, int((MAX_SURFACE_POINTS / max(n_edge, 1)) ** (1 / 3))))
-        pts_e, vol_e, h = self._subcells(edge, f)
-        de = self.at(pts_e)
-        span = np.zeros(de.size)
-        for axis in range(3):
-            step = np.zeros(3)
-            shift = np.zeros_like(pts_e)
-            step[axis] = 1.0
-            shift[:, axis] = 0.5 * h[:, axis]
-            span += np.abs(self.at(pts_e + shift) - self.at(pts_e - shift))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where(span > 0, np.clip(0.5 + (de - level) / span, 0, 1), de >= level)
-        pts = np.concatenate([pts_in, pts_e])
-        w = np.concatenate([w_in, vol_e * frac])
-        del d
-        keep = w > 0
-        pts, w = pts[keep], w[keep]
+        w_in = self.dz[inner[0]] * self.dx * self.dy
+        parts = []
+        for s in range(0, crossed[0].size, CROSSED_CHUNK):  # bounded memory
+            pts_e, w_e, owner = self._crossed(
+                tuple(a[s : s + CROSSED_CHUNK] for a in crossed), level
+            )
+            keep = w_e > 0
+            parts.append((pts_e[keep], w_e[keep], owner[keep] + s))
+        pts_e, w_e, owner = (
+            (np.concatenate(p) for p in zip(*parts, strict=True))
+            if parts
+            else (np.empty((0, 3)), np.empty(0), np.empty(0, dtype=np.int64))
+        )
         if body is not None:
-            w = w * _lookup(body, pts)
-        if len(targets) > 1 and pts.shape[0]:
-            dist = np.stack([distance_to(t, pts) for t in targets])
-            w = w * (np.argmin(dist, axis=0) == 0)
-        return float(w.sum() / 1000.0)
+            w_in = w_in * _lookup(body, pts_in)
+            w_e = w_e * _lookup(body, pts_e)
+        if len(targets) > 1:
+            w_in = w_in * _nearest_is_first(targets, pts_in)
+            # a crossed voxel goes whole to the target nearest its centre where that target is
+            # nearer by more than the voxel's reach (distances change by at most the
+            # separation of two points; 1 mm more for the sampling of the contours); the boxes
+            # of the other voxels go by their own centres
+            d = np.stack([distance_to(t, self.centres(crossed)) for t in targets])
+            margin = d[1:].min(axis=0) - d[0]
+            clear = 2.0 * self._reach_mm() + 1.0
+            share = (margin > clear)[owner].astype(float)
+            unsure = (np.abs(margin) <= clear)[owner]
+            if unsure.any():
+                share[unsure] = _nearest_is_first(targets, pts_e[unsure])
+            w_e = w_e * share
+        return float((w_in.sum() + w_e.sum()) / 1000.0)
+
+    def _crossed(self, idx: tuple[np.ndarray, ...], level: float):
+        """Box centres ``(m, 3)`` (mm), their volumes at or above ``level`` (mm^3) and their
+        voxels (indices into ``idx``), covering the voxels ``idx`` (see the module docstring)."""
+        g = self.grid
+        k, j, i = idx
+        n = k.size
+        if n == 0:
+            return np.empty((0, 3)), np.empty(0), np.empty(0, dtype=np.int64)
+        nodes = self._nodes(idx)
+        # the field at the voxel's corners, edge and face middles and centre (half-node steps)
+        half = nodes
+        for axis in (1, 2, 3):
+            a0, a1, a2 = (np.take(half, q, axis=axis) for q in range(3))
+            half = np.stack([0.5 * (a0 + a1), a1, 0.5 * (a1 + a2)], axis=axis)
+        corners = _sub_boxes(half)  # octant (a, b, c) = (z, y, x) half of the voxel
+        zc = g.z_mm[k]
+        z_lo = np.stack([self.ze[k], zc])
+        z_size = np.stack([zc - self.ze[k], self.ze[k + 1] - zc])
+        xy_lo = np.stack([g.x_mm[i] - 0.5 * self.dx, g.y_mm[j] - 0.5 * self.dy], axis=1)
+        lower = np.empty((8, n, 3))
+        size = np.empty((8, n, 3))
+        for o, (a, b, c) in enumerate(_OCTANTS):
+            lower[o, :, 0] = xy_lo[:, 0] + c * 0.5 * self.dx
+            lower[o, :, 1] = xy_lo[:, 1] + b * 0.5 * self.dy
+            lower[o, :, 2] = z_lo[int(a)]
+            size[o, :, 0] = 0.5 * self.dx
+            size[o, :, 1] = 0.5 * self.dy
+            size[o, :, 2] = z_size[int(a)]
+        lower, size = lower.reshape(-1, 3), size.reshape(-1, 3)
+        owner = np.tile(np.arange(n), 8)  # the voxel (index into idx) of each box
+        pts, vols, owners = [], [], []
+        for depth in range(1, ISODOSE_DEPTH + 1):
+            flat = corners.reshape(corners.shape[0], 8)
+            full = flat.min(axis=1) >= level
+            cross = ~full & (flat.max(axis=1) >= level)
+            pts.append(lower[full] + 0.5 * size[full])
+            vols.append(size[full].prod(axis=1))
+            owners.append(owner[full])
+            corners, lower, size, owner = corners[cross], lower[cross], size[cross], owner[cross]
+            centre, slope, dev = _linear_part(corners)
+            leaf = np.ones(centre.size, dtype=bool)
+            if depth < ISODOSE_DEPTH:
+                leaf = 2.0 * dev <= ISODOSE_LINEAR_TOL * np.abs(slope).max(axis=1)
+            frac = box_fraction_at_or_above(centre[leaf] - level, slope[leaf])
+            pts.append(lower[leaf] + 0.5 * size[leaf])
+            vols.append(size[leaf].prod(axis=1) * frac)
+            owners.append(owner[leaf])
+            corners, lower, size, owner = corners[~leaf], lower[~leaf], size[~leaf], owner[~leaf]
+            if corners.shape[0] == 0:
+                break
+            corners = _sub_boxes(_halve(corners))
+            size = 0.5 * size
+            lower = (lower[None] + _OCTANTS[:, None, ::-1] * size[None]).reshape(-1, 3)
+            size = np.tile(size, (8, 1))
+            owner = np.tile(owner, 8)
+        return np.concatenate(pts), np.concatenate(vols), np.concatenate(owners)
 
     def max_beyond(self, target: Occupancy, distance_mm: float, body: Occupancy | None) -> float:
         """Maximum dose (Gy) at points at least ``distance_mm`` from ``target`` (inside body).
 
-        Voxel centres far enough away give a first value; voxels that straddle the distance
-        surface and may hold more (their neighbourhood maximum is higher) are then split into
-        sub-cells, each measured exactly.
+        The points are the voxel centres and, in voxels that reach beyond ``distance_mm`` and
+        may hold more than the best so far (their neighbourhood maximum is higher), a regular
+        ``SUBCELLS``^3 split of the voxel. Distances are exact for the slab model; a sub-cell
+        whose distance is settled by its voxel centre's (a distance changes by at most the
+        separation of two points) is not measured again.
         """
         g = self.grid
-        half_diag = 0.5 * math.sqrt(self.dx**2 + self.dy**2 + float(self.dz.max()) ** 2)
+        half_diag = self._reach_mm()
         reach = distance_mm + half_diag
         x, y, z = target.centres()
         nz_, ny_, nx_ = np.nonzero(target.values > 0)
@@ -183,75 +289,250 @@ class _Field:
         ]
         near_box = near_axes[2][:, None, None] & near_axes[1][None, :, None] & near_axes[0][None]
         body_ok = self._body_mask(body)
-        far_vals = g.dose_gy[~near_box & body_ok]
+        far_vals = self.d[~near_box & body_ok]
         best = float(far_vals.max()) if far_vals.size else -math.inf
         idx = np.nonzero(near_box & body_ok & (self.hi > best))
         centres = self.centres(idx)
-        dc = distance_to(target, centres, distance_mm)
+        dc, _ = _distance(target, centres)
         far_c = dc >= distance_mm
         if far_c.any():
-            best = max(best, float(g.dose_gy[idx][far_c].max()))
-        # voxels whose interior may be hotter than the best so far: sub-cells, hottest first
+            best = max(best, float(self.d[idx][far_c].max()))
+        # voxels whose interior may be hotter than the best so far: sub-cells
         split = (self.hi[idx] > best) & (dc + half_diag >= distance_mm)
         far_hot = np.nonzero((~near_box) & body_ok & (self.hi > best))
-        for sel, exact in ((tuple(a[split] for a in idx), True), (far_hot, False)):
+        n_sub = SUBCELLS**3
+        anchors = (dc[split], centres[split], _distance(target, centres[split], True)[1])
+        for sel, anchor in ((tuple(a[split] for a in idx), anchors), (far_hot, None)):
             if sel[0].size == 0:
                 continue
-            pts, _, _ = self._subcells(sel, SUBCELLS)
-            dose_pts = self.at(pts)
-            order = np.argsort(-dose_pts, kind="stable")
-            for s in range(0, order.size, 20_000):
-                chunk = order[s : s + 20_000]
-                if dose_pts[chunk[0]] <= best:
+            dose_pts = self._subcell_dose(sel, SUBCELLS)
+            hot = np.nonzero(dose_pts > best)[0]
+            pts = self._subcells(sel, SUBCELLS, hot)
+            sure = np.ones(hot.size, dtype=bool)
+            if anchor is not None:
+                # bounds from the voxel centre c: d(c) - |p - c| <= d(p) <= |p - q| (q: the
+                # target point nearest c), else d(c) + |p - c|
+                d_c, c, q = (None if a is None else a[hot // n_sub] for a in anchor)
+                r = np.linalg.norm(pts - c, axis=1)
+                upper = d_c + r if q is None else np.linalg.norm(pts - q, axis=1)
+                keep = upper >= distance_mm
+                hot, pts = hot[keep], pts[keep]
+                sure = (d_c - r)[keep] >= distance_mm
+            if body is not None:
+                inside = _lookup(body, pts) >= 0.5
+                hot, pts, sure = hot[inside], pts[inside], sure[inside]
+            if sure.any():
+                best = max(best, float(dose_pts[hot[sure]].max()))
+            # the rest, hottest first, until none can beat the best
+            order = np.argsort(-dose_pts[hot[~sure]], kind="stable")
+            rest, pts = hot[~sure][order], pts[~sure][order]
+            for s in range(0, rest.size, 2_000):
+                chunk = slice(s, s + 2_000)
+                if dose_pts[rest[s]] <= best:
                     break
-                chunk = chunk[dose_pts[chunk] > best]
-                ok = np.ones(chunk.size, dtype=bool)
-                if exact:
-                    ok = distance_to(target, pts[chunk], distance_mm) >= distance_mm
-                if body is not None:
-                    ok &= _lookup(body, pts[chunk]) >= 0.5
+                ok = (dose_pts[rest[chunk]] > best) & (
+                    _distance(target, pts[chunk])[0] >= distance_mm
+                )
                 if ok.any():
-                    best = max(best, float(dose_pts[chunk][ok].max()))
+                    best = max(best, float(dose_pts[rest[chunk]][ok].max()))
         return best if best > -math.inf else math.nan
+
+    def _reach_mm(self) -> float:
+        """The farthest a point of a voxel lies from its node (mm); the node need not be
+        mid-voxel in z."""
+        z = self.grid.z_mm
+        z_half = max(float(np.max(z - self.ze[:-1])), float(np.max(self.ze[1:] - z)))
+        return math.sqrt(0.25 * self.dx**2 + 0.25 * self.dy**2 + z_half**2)
 
     def _body_mask(self, body: Occupancy | None) -> np.ndarray:
         """Dose voxels whose centre lies inside the body (occupancy >= 0.5)."""
         g = self.grid
         if body is None:
             return np.ones(g.dose_gy.shape, dtype=bool)
+        # the lattice cell holding a voxel centre, one axis at a time (as _lookup)
+        cells = [
+            _lookup_index(body, axis, centres)
+            for axis, centres in enumerate((g.x_mm, g.y_mm, g.z_mm))
+        ]
+        (i, ok_i), (j, ok_j), (k, ok_k) = cells
+        inside = body.values[np.ix_(k[ok_k], j[ok_j], i[ok_i])] >= 0.5
         mask = np.zeros(g.dose_gy.shape, dtype=bool)
-        gx, gy = np.meshgrid(g.x_mm, g.y_mm)
-        for kk in range(g.z_mm.size):
-            pts = np.column_stack([gx.ravel(), gy.ravel(), np.full(gx.size, g.z_mm[kk])])
-            mask[kk] = (_lookup(body, pts) >= 0.5).reshape(gx.shape)
+        mask[np.ix_(ok_k, ok_j, ok_i)] = inside
         return mask
 
 
-def _frac_index(centres: np.ndarray, at: np.ndarray) -> np.ndarray:
-    if centres.size == 1:
-        return np.zeros_like(at)
-    return np.interp(at, centres, np.arange(centres.size, dtype=float))
+def _nearest_is_first(targets, pts: np.ndarray) -> np.ndarray:
+    """1.0 where the first of ``targets`` is the nearest to a point ``(n, 3)`` (the first on a
+    tie), else 0.0."""
+    if pts.shape[0] == 0:
+        return np.zeros(0)
+    dist = np.stack([distance_to(t, pts) for t in targets])
+    return (np.argmin(dist, axis=0) == 0).astype(float)
 
 
-def _uniform_index(centres: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Fractional index of ``at`` on uniform ``centres``, clamped to the ends (as np.interp)."""
-    n = centres.size
-    if n == 1:
-        return np.zeros_like(at)
-    step = (float(centres[-1]) - float(centres[0])) / (n - 1)
-    out = (at - float(centres[0])) / step
-    return np.clip(out, 0.0, n - 1.0, out=out)
+def _distance(
+    target: Occupancy, pts: np.ndarray, nearest: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Distance (mm) from points ``(n, 3)`` to ``target`` and, if ``nearest`` and its contours
+    are known, a nearest point of the target to each ``(n, 3)`` (else ``None``). With contours
+    the distance is exact for the slab model: the least over slabs of ``sqrt(d_xy^2 + d_z^2)``,
+    0 inside."""
+    if target.slabs is None:
+        return distance_to(target, pts), None
+    slabs = target.slabs
+    columns, inv = np.unique(pts[:, 0] + 1j * pts[:, 1], return_inverse=True)
+    flat = shapely.points(columns.real, columns.imag)
+    z = pts[:, 2]
+    best = np.full(pts.shape[0], np.inf)
+    which = np.full(pts.shape[0], -1)
+    for s, (geom, lo, hi) in enumerate(zip(slabs.geoms, slabs.lo_mm, slabs.hi_mm, strict=True)):
+        if geom.is_empty:
+            continue
+        dz = np.maximum(np.maximum(lo - z, z - hi), 0.0)
+        if not (dz * dz < best).any():
+            continue
+        shapely.prepare(geom)
+        d2 = shapely.distance(flat, geom)[inv] ** 2 + dz * dz
+        closer = d2 < best
+        best[closer] = d2[closer]
+        which[closer] = s
+    if not nearest:
+        return np.sqrt(best), None
+    near = pts.copy()
+    for s in np.unique(which[which >= 0]):
+        sel = np.nonzero(which == s)[0]
+        cols, back = np.unique(inv[sel], return_inverse=True)
+        line = shapely.shortest_line(flat[cols], slabs.geoms[s])
+        ends = shapely.get_coordinates(line).reshape(-1, 2, 2)[:, 1]
+        near[sel, :2] = ends[back]
+        near[sel, 2] = np.clip(z[sel], slabs.lo_mm[s], slabs.hi_mm[s])
+    return np.sqrt(best), near
+
+
+#: Octant offsets (a, b, c) along (z, y, x), in the order :func:`_sub_boxes` returns them.
+_OCTANTS = np.array([(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=float)
+#: Corner offsets (-1/2 or +1/2 of a box side) along one axis.
+_SIGN = np.array([-0.5, 0.5])
+
+
+def _weights_1d(frac: np.ndarray) -> np.ndarray:
+    """Linear-interpolation weights ``(..., 3)`` on the nodes -1, 0, +1 for offsets ``frac``
+    (in node steps, -1..1) from the middle node."""
+    neg = np.minimum(frac, 0.0)
+    pos = np.maximum(frac, 0.0)
+    return np.stack([-neg, 1.0 - np.abs(frac), pos], axis=-1)
+
+
+def _range3(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum and maximum over each node's 3x3x3 neighbourhood (clamped at the edges)."""
+    out = []
+    for op in (np.minimum, np.maximum):
+        r = d.copy()
+        for axis in range(3):
+            a = np.moveaxis(r, axis, 0)  # a view: writes go to r
+            if a.shape[0] < 2:
+                continue
+            pair = op(a[:-1], a[1:])
+            a[1:-1] = op(pair[:-1], pair[1:])
+            a[0] = pair[0]
+            a[-1] = pair[-1]
+        out.append(r)
+    return out[0], out[1]
+
+
+def _halve(corners: np.ndarray) -> np.ndarray:
+    """Corner values ``(m, 2, 2, 2)`` of trilinear boxes -> the values ``(m, 3, 3, 3)`` at their
+    corners, edge and face middles and centre (exact: averages)."""
+    m = corners.shape[0]
+    out = np.empty((m, 3, 3, 3))
+    out[:, ::2, ::2, ::2] = corners
+    out[:, 1, ::2, ::2] = 0.5 * (out[:, 0, ::2, ::2] + out[:, 2, ::2, ::2])
+    out[:, :, 1, ::2] = 0.5 * (out[:, :, 0, ::2] + out[:, :, 2, ::2])
+    out[:, :, :, 1] = 0.5 * (out[:, :, :, 0] + out[:, :, :, 2])
+    return out
+
+
+def _sub_boxes(values: np.ndarray) -> np.ndarray:
+    """The eight half-size boxes ``(8 m, 2, 2, 2)`` (octant-major, order of ``_OCTANTS``) of the
+    values ``(m, 3, 3, 3)`` at half-steps."""
+    windows = np.lib.stride_tricks.sliding_window_view(values, (2, 2, 2), axis=(1, 2, 3))
+    return np.ascontiguousarray(windows.transpose(1, 2, 3, 0, 4, 5, 6)).reshape(-1, 2, 2, 2)
+
+
+def _linear_part(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear part of trilinear boxes with corner values ``(m, 2, 2, 2)`` (z, y, x): its value
+    at the centre (mean of the corners), its change across the box along x, y, z ``(m, 3)``
+    (mean corner difference) and the largest departure of the field from it (at a corner)."""
+    centre = corners.mean(axis=(1, 2, 3))
+    dz = (corners[:, 1] - corners[:, 0]).mean(axis=(1, 2))
+    dy = (corners[:, :, 1] - corners[:, :, 0]).mean(axis=(1, 2))
+    dx = (corners[:, :, :, 1] - corners[:, :, :, 0]).mean(axis=(1, 2))
+    linear = (
+        centre[:, None, None, None]
+        + dz[:, None, None, None] * _SIGN[:, None, None]
+        + dy[:, None, None, None] * _SIGN[None, :, None]
+        + dx[:, None, None, None] * _SIGN[None, None, :]
+    )
+    dev = np.abs(corners - linear).reshape(corners.shape[0], 8).max(axis=1)
+    return centre, np.column_stack([dx, dy, dz]), dev
+
+
+def box_fraction_at_or_above(s: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Fraction of a box where a field linear across it is at or above a level.
+
+    ``s`` ``(m,)``: the field at the box centre minus the level; ``change`` ``(m, 3)``: the
+    change of the field across the box along each side. The fraction is the volume of the unit
+    cube on one side of a plane: ``P(c1 U1 + c2 U2 + c3 U3 <= t)`` for independent uniform
+    ``U`` on [0, 1], ``c = |change|``, ``t = (c1 + c2 + c3) / 2 - |s|``, taken for the smaller
+    side and mirrored (the distribution is symmetric). Evaluated without cancellation for any
+    ratio of the ``c`` (a side with no change included).
+    """
+    c = -np.sort(-np.abs(change), axis=1)  # c1 >= c2 >= c3 >= 0
+    c1, c2, c3 = c[:, 0], c[:, 1], c[:, 2]
+    t = 0.5 * (c1 + c2 + c3) - np.abs(s)
+    smaller = (t >= 0).astype(float)  # a constant field: at or above iff s >= 0
+    ok = c1 > 0
+    t, c1, c2, c3 = t[ok], c1[ok], c2[ok], c3[ok]
+    smaller[ok] = np.clip((_mean_excess(t, c2, c3) - _mean_excess(t - c1, c2, c3)) / c1, 0, 1)
+    return np.where(s > 0, 1.0 - smaller, smaller)
+
+
+def _mean_excess(t: np.ndarray, c2: np.ndarray, c3: np.ndarray) -> np.ndarray:
+    """``E[(t - c2 U2 - c3 U3)+]`` for uniform ``U`` on [0, 1] and ``c2 >= c3 >= 0``: piecewise
+    polynomial in ``t``, each piece written without dividing by a vanishing width."""
+    out = np.zeros_like(t)
+    past = t >= c2 + c3
+    upper = ~past & (t >= c2)
+    middle = ~past & ~upper & (t >= c3)
+    low = ~past & ~upper & ~middle & (t > 0)
+    out[past] = t[past] - 0.5 * (c2[past] + c3[past])
+    for sel in (upper, middle):
+        tt, b2, b3 = t[sel], c2[sel], c3[sel]
+        out[sel] = (3.0 * tt * tt - 3.0 * tt * b3 + b3 * b3) / (6.0 * b2)
+    u, b2, b3 = t[upper] - c2[upper], c2[upper], c3[upper]
+    out[upper] -= u * (u / b3) * (u / b2) / 6.0
+    tt, b2, b3 = t[low], c2[low], c3[low]
+    out[low] = tt * (tt / b2) * (tt / b3) / 6.0
+    return out
 
 
 def _lookup(occ: Occupancy, pts: np.ndarray) -> np.ndarray:
     """Occupancy fraction of the lattice cell holding each point (0 outside the array)."""
-    lat = occ.lattice
-    k0, j0, i0 = occ.offset
-    nz, ny, nx = occ.values.shape
-    i = np.floor((pts[:, 0] - lat.x_edges_mm[0]) / lat.dx).astype(np.int64) - i0
-    j = np.floor((pts[:, 1] - lat.y_edges_mm[0]) / lat.dy).astype(np.int64) - j0
-    k = np.searchsorted(lat.z_edges_mm, pts[:, 2], side="right") - 1 - k0
-    ok = (i >= 0) & (i < nx) & (j >= 0) & (j < ny) & (k >= 0) & (k < nz)
+    (i, ok_i), (j, ok_j), (k, ok_k) = (_lookup_index(occ, a, pts[:, a]) for a in range(3))
+    ok = ok_i & ok_j & ok_k
     out = np.zeros(pts.shape[0])
     out[ok] = occ.values[k[ok], j[ok], i[ok]]
     return out
+
+
+def _lookup_index(occ: Occupancy, axis: int, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index into ``occ.values`` along ``axis`` (0: x, 1: y, 2: z) of the lattice cell holding
+    each coordinate ``at`` (mm), and whether it lies inside the array."""
+    lat = occ.lattice
+    if axis == 2:
+        idx = np.searchsorted(lat.z_edges_mm, at, side="right") - 1
+    else:
+        edges, step = (lat.x_edges_mm, lat.dx) if axis == 0 else (lat.y_edges_mm, lat.dy)
+        idx = np.floor((at - edges[0]) / step).astype(np.int64)
+    idx = idx - occ.offset[2 - axis]
+    return idx, (idx >= 0) & (idx < occ.values.shape[2 - axis])
