@@ -174,3 +174,28 @@ def test_no_dose_below_zero_where_the_field_falls_to_zero():
     assert np.all(d.doses_gy - 0.5 * d.spreads_gy >= -1e-12)
     # the hot side is untouched: the maximum sits at x = 8 mm, 80 Gy (plus the cell's spread)
     assert d.max_gy == pytest.approx(80.0, abs=12.5)
+
+
+@pytest.mark.parametrize("factors", [(1, 1, 1), None])
+def test_no_dose_above_a_plateau_the_field_never_exceeds(factors):
+    """Dose 2 Gy/mm along x up to a 20 Gy plateau from x = 10 mm (a node of the 2 mm grid), a
+    box x 3..17, y 3..7, z 1..7 mm. The trilinear field equals min(20, 2x) there, so: max 20 Gy
+    (a spread centred on the kink's node once reached 21 Gy), min 6 Gy at x = 3 mm, and the
+    mean (1 / 14) * (integral of 2x over 3..10 + 20 * 7) = 231 / 14 = 16.5 Gy exactly."""
+    g = grid(lambda x, y, z: np.minimum(2.0 * x, 20.0), spacing=2.0, lo=0.0, hi=24.0)
+    box = np.array([[3.0, 3.0], [17.0, 3.0], [17.0, 7.0], [3.0, 7.0]])
+    roi = roi_from([2.0, 4.0, 6.0], lambda z: PlanarPolygon(box))
+    options = {} if factors is None else {"factors": factors}
+    sd = structure_dvh(roi, g, **options)
+    d = sd.dvh
+    assert sd.volume_cc == pytest.approx(14 * 4 * 6 / 1000.0, rel=1e-12)
+    # (the node ranges are float32 bounds moved outward: loose by ~1e-7 of the dose)
+    assert d.max_gy == pytest.approx(20.0, abs=1e-5)
+    assert d.dose_at_volume_cc(0.001) == pytest.approx(20.0, abs=1e-5)
+    assert d.min_gy == pytest.approx(6.0, abs=1e-5)
+    assert d.mean_gy == pytest.approx(16.5, rel=1e-7)
+    # the plateau x 10..17 holds 7/14 of the volume; the cell straddling the kink (x 9..11 at
+    # factor 1) carries its half at 20 Gy as part of a uniform spread: at least the whole cells
+    # x 11..17 (6/14) are at 20 Gy, at most 7/14
+    v20 = d.volume_at_dose_pct(20.0 - 1e-9)
+    assert 100.0 * 6 / 14 - 1e-6 <= v20 <= 50.0 + 1e-6

@@ -69,7 +69,53 @@ def reference(occ, grid):
         p[:, a] += width[:, a] / 2
         m[:, a] -= width[:, a] / 2
         var += (at(p) - at(m)) ** 2
-    return at(pts), np.sqrt(var)
+    is_partial = np.zeros(flat.size, dtype=bool)
+    if occ.partial is not None:
+        is_partial[np.searchsorted(flat, occ.partial.index)] = True
+    return clipped(at(pts), np.sqrt(var), *node_range(occ, grid, flat), is_partial)
+
+
+def node_range(occ, grid, flat):
+    """Lowest and highest grid node over the nodes of every interpolation interval each cell
+    (the whole lattice cell, also for a partial one) overlaps: fractional node indices of the
+    cell's edges by np.interp, floor and ceil, and the extremes over that index box."""
+    k, j, i = np.unravel_index(flat, occ.values.shape)
+    k0, j0, i0 = occ.offset
+    lat = occ.lattice
+    boxes = []
+    for centres, edges, idx in (
+        (grid.z_mm, lat.z_edges_mm, k + k0),
+        (grid.y_mm, lat.y_edges_mm, j + j0),
+        (grid.x_mm, lat.x_edges_mm, i + i0),
+    ):
+        at = np.arange(centres.size, dtype=float)
+        first = np.floor(np.interp(edges[idx], centres, at) + 1e-9).astype(int)
+        last = np.ceil(np.interp(edges[idx + 1], centres, at) - 1e-9).astype(int)
+        boxes.append((first, np.maximum(first, last)))
+    low = np.full(flat.size, np.inf)
+    high = np.full(flat.size, -np.inf)
+    for dz in range(3):
+        for dy in range(3):
+            for dx in range(3):
+                kk, jj, ii = (
+                    np.minimum(b[0] + o, b[1]) for b, o in zip(boxes, (dz, dy, dx), strict=True)
+                )
+                value = grid.dose_gy[kk, jj, ii]
+                low, high = np.minimum(low, value), np.maximum(high, value)
+    # the documented float32 bounds, one float32 step outward
+    inf = np.float32(np.inf)
+    return np.nextafter(low.astype(np.float32), -inf), np.nextafter(high.astype(np.float32), inf)
+
+
+def clipped(d, s, low, high, is_partial):
+    """Whole cells: the intervals d -/+ s/2 clipped to [low, high], as (middle, width); partial
+    cells: the width narrowed about d to fit."""
+    lo = np.maximum(d - s / 2, low)
+    hi = np.maximum(np.minimum(d + s / 2, high), lo)
+    out = ((d - s / 2 < low) | (d + s / 2 > high)) & ~is_partial
+    narrow = np.minimum(s, 2 * np.maximum(np.minimum(high - d, d - low), 0.0))
+    width = np.where(is_partial, narrow, np.where(out, hi - lo, s))
+    return np.where(out, (lo + hi) / 2, d), width
 
 
 # a structure reaching beyond the grid in x (right edge) and z (top), inside it elsewhere
@@ -114,7 +160,8 @@ def test_node_fast_path_equals_the_general_path(symmetric):
 
 def test_edge_cells_use_the_clamped_half_difference():
     # at the last x node the +x half point lies beyond it: the dose there is the node's, so the
-    # x term is half the difference to the previous node (linear dose: a * dx / 2)
+    # x term is half the difference to the previous node (linear dose: a * dx / 2); the interval
+    # is then clipped to the dose present around the cell
     x = np.arange(0.0, 10.1, 2.0)
     g = DoseGrid(
         np.broadcast_to(3.0 * x, (5, 5, x.size)).copy(), x, x[:5].copy(), x[:5].copy(), None
@@ -132,8 +179,10 @@ def test_edge_cells_use_the_clamped_half_difference():
     assert interior.any() and edge.any()
     np.testing.assert_allclose(d[interior], 18.0, rtol=1e-14)
     np.testing.assert_allclose(s[interior], 3.0 * 2.0, rtol=1e-14)
-    np.testing.assert_allclose(d[edge], 30.0, rtol=1e-14)
-    np.testing.assert_allclose(s[edge], 3.0 * 2.0 / 2, rtol=1e-14)
+    # the interval 30 -/+ 1.5 clipped at the highest node (30): [28.5, 30], whose middle is the
+    # exact mean of the clamped dose over the cell [9, 11] mm (27..30 Gy, then 30 Gy)
+    np.testing.assert_allclose(d[edge], 29.25, rtol=1e-7)
+    np.testing.assert_allclose(s[edge], 1.5, rtol=1e-5)
 
 
 def test_uneven_frames_take_the_general_path_and_match_the_reference():
