@@ -11,8 +11,9 @@ Definitions (volumes in cc; PTV = the target's volume inside the dose grid):
 * ``HI``        ``Dmax / Rx`` with ``Dmax`` the maximum dose inside the target (RTOG).
 
 Isodose volumes are counted inside the body outline (the whole dose grid when no body is
-given). With several targets every isodose point is attributed to the nearest target (exact
-distance to the contours) and counts only for it.
+given). With several targets every isodose point is attributed to the nearest target (distance
+to points covering each target's contour surface, :func:`rtqa.geometry.distance.distance_to`:
+within a fraction of a millimetre next to a surface) and counts only for it.
 
 Isodose volumes are those of the trilinear, edge-clamped dose field over the voxels of the grid
 (a voxel reaches halfway to its neighbours). Voxels whose 3x3x3 neighbourhood lies wholly at or

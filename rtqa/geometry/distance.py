@@ -173,8 +173,9 @@ def _edt_distance(values: np.ndarray, sampling, h: np.ndarray) -> np.ndarray:
 
 
 def distance_to(occ: Occupancy, pts: np.ndarray, around_mm: float | None = None) -> np.ndarray:
-    """Distance (mm) from points ``(n, 3)`` to the structure: exact where the contours are known,
-    else from a distance transform of its lattice (nearest occupied cell centre)."""
+    """Distance (mm) from points ``(n, 3)`` to the structure: where the contours are known, to
+    points covering their surface (:func:`points_distance`: off by at most half the point
+    spacing next to the surface), else to the nearest occupied cell centre of its lattice."""
     if occ.slabs is not None:
         return points_distance(occ.slabs, pts, around_mm)
     from scipy.spatial import cKDTree
