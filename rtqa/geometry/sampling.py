@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import shapely
 
+from rtqa.geometry.node_range import NodeRanges, clip_intervals, node_range_of_block
 from rtqa.geometry.slabs import SlabStack, slab_stack
 from rtqa.model import DoseGrid, Roi
 
@@ -465,16 +466,16 @@ def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 250_000):
     is a dose-grid node (factor 1 on every axis, locally even frames), the same interpolation
     reduces to a node value and to differences of neighbouring nodes (:func:`_node_axes`).
     A sample's interval ``dose -/+ spread / 2`` is kept within the lowest and highest dose-grid
-    node around its cell (:class:`_NodeBounds`; a trilinear field over the cell never leaves
-    that range). A whole cell's interval is clipped there and the sample becomes the clipped
-    interval, its middle as the dose and its width as the spread: where the dose is linear
-    across the cell nothing is clipped; at a kink (a plateau edge, the clamped outer half voxel,
-    a field falling to 0 Gy) the interval no longer reaches beyond the dose present there, and
-    its middle is the exact mean over the cell of a field kinked at a node along one axis (e.g.
-    nodes 16, 20, 20 Gy: 20 -/+ 1 becomes 19.5 -/+ 0.5). A partial cell's interval is narrowed
-    about its dose instead (its dose at the centroid stays exact in a linear field, where only
-    the width, uniform-equivalent, can reach past the cell). A spread is also capped at twice
-    its dose where the dose is not negative."""
+    node around its cell (:mod:`rtqa.geometry.node_range`; a trilinear field over the cell
+    never leaves that range). A whole cell's interval is clipped there and the sample becomes
+    the clipped interval, its middle as the dose and its width as the spread: where the dose is
+    linear across the cell nothing is clipped; at a kink (a plateau edge, the clamped outer
+    half voxel, a field falling to 0 Gy) the interval no longer reaches beyond the dose present
+    there, and its middle is the exact mean over the cell of a field kinked at a node along one
+    axis (e.g. nodes 16, 20, 20 Gy: 20 -/+ 1 becomes 19.5 -/+ 0.5). A partial cell's interval
+    is narrowed about its dose instead (its dose at the centroid stays exact in a linear field,
+    where only the width, uniform-equivalent, can reach past the cell). A spread is also capped
+    at twice its dose where the dose is not negative."""
     return _sample(occ, grid, chunk, nodes=_node_axes(occ, grid))
 
 
@@ -486,7 +487,7 @@ def _sample(occ: Occupancy, grid: DoseGrid, chunk: int, nodes):
     n = int(np.count_nonzero(occ.values))
     doses, vols, spreads = np.empty(n), np.empty(n), np.empty(n)
     whole = _NodeCells(occ, grid, nodes) if nodes else _InterpolatedCells(occ, grid)
-    bounds = None if nodes else _NodeBounds.of(occ, grid)
+    bounds = None if nodes else NodeRanges.of(occ, grid)
     part = occ.partial
     planes = max(1, chunk // max(ny * nx, 1))
     at = 0
@@ -514,8 +515,8 @@ def _sample(occ: Occupancy, grid: DoseGrid, chunk: int, nodes):
                 doses[pos] = d_p
                 spreads[pos] = s_p
                 partial_here = pos - at
-        ranges = _node_range_of_block(whole.last_block) if nodes else bounds(ks, ke)
-        _clip_intervals(ranges, mask, doses[out], spreads[out], partial_here)
+        ranges = node_range_of_block(whole.last_block) if nodes else bounds(ks, ke)
+        clip_intervals(ranges, mask, doses[out], spreads[out], partial_here)
         at += m
     # a dose field that is nowhere negative: no sample's interval reaches below 0 Gy
     np.minimum(spreads, 2.0 * doses, out=spreads, where=doses >= 0)
@@ -561,132 +562,6 @@ class _InterpolatedCells:
             - _interp(_interp(dz_lo, 1, wy[0]), 2, wx[0])
         )[mask] ** 2
         return dose, np.sqrt(var)
-
-
-class _NodeBounds:
-    """The lowest and highest dose-grid node around each lattice cell of an occupancy: the nodes
-    of the interpolation intervals the cell overlaps along each axis (at most three nodes per
-    axis, as a cell is no larger than its dose voxel). A trilinear, edge-clamped field takes
-    values between the lowest and highest of them everywhere in the cell. Computed separably
-    (axis by axis) for a block of lattice planes at a time, in float32 moved outward
-    (:func:`_outward`)."""
-
-    def __init__(self, grid: DoseGrid, windows):
-        wz, wy, wx = windows
-        ys = slice(int(wy[0].min()), int(wy[2].max()) + 1)
-        xs = slice(int(wx[0].min()), int(wx[2].max()) + 1)
-        self.block = grid.dose_gy[:, ys, xs]
-        self.wz = wz
-        self.wy = tuple(w - ys.start for w in wy)
-        self.wx = tuple(w - xs.start for w in wx)
-
-    @classmethod
-    def of(cls, occ: Occupancy, grid: DoseGrid) -> _NodeBounds | None:
-        """The bounds of ``occ``'s cells on ``grid``; None for an empty occupancy."""
-        if occ.values.size == 0:
-            return None
-        k0, j0, i0 = occ.offset
-        nz, ny, nx = occ.values.shape
-        lat = occ.lattice
-        windows = (
-            _node_window(grid.z_mm, lat.z_edges_mm[k0 : k0 + nz + 1]),
-            _node_window(grid.y_mm, lat.y_edges_mm[j0 : j0 + ny + 1]),
-            _node_window(grid.x_mm, lat.x_edges_mm[i0 : i0 + nx + 1]),
-        )
-        return cls(grid, windows)
-
-    def __call__(self, ks: int, ke: int) -> tuple[np.ndarray, np.ndarray]:
-        """(lowest, highest) node value around each cell of lattice planes ``ks:ke`` (Gy, float32
-        rounded to nearest: :func:`_outward` makes them bounds)."""
-        wz = tuple(w[ks:ke] for w in self.wz)
-        zs = slice(int(wz[0].min()), int(wz[2].max()) + 1)
-        sub = self.block[zs].astype(np.float32)
-        low = high = None
-        for axis, window in ((0, tuple(w - zs.start for w in wz)), (1, self.wy), (2, self.wx)):
-            if low is None:
-                parts = [sub.take(w, axis=axis) for w in window]
-                low = np.minimum(np.minimum(parts[0], parts[1]), parts[2])
-                high = np.maximum(np.maximum(parts[0], parts[1]), parts[2])
-                continue
-            lows = [low.take(w, axis=axis) for w in window]
-            highs = [high.take(w, axis=axis) for w in window]
-            low = np.minimum(np.minimum(lows[0], lows[1]), lows[2])
-            high = np.maximum(np.maximum(highs[0], highs[1]), highs[2])
-        return low, high
-
-
-def _clip_intervals(
-    ranges: tuple[np.ndarray, np.ndarray],
-    mask: np.ndarray,
-    doses: np.ndarray,
-    spreads: np.ndarray,
-    partial: np.ndarray | None = None,
-) -> None:
-    """Keep the intervals ``doses -/+ spreads / 2`` of the occupied cells of a block of planes
-    (in mask order) within their cells' node ranges ``(low, high)`` (float32 block arrays, see
-    :func:`_outward`), in place. A whole cell's interval is clipped and the sample becomes the
-    clipped interval (its middle as the dose, its width as the spread); a partial cell's
-    (positions ``partial``) is narrowed about its dose, which stays the dose at the centroid
-    of the occupied part."""
-    low, high = ranges[0][mask], ranges[1][mask]
-    half = 0.5 * spreads
-    # candidates against the float32 extremes; the outward bounds (looser) decide
-    out = np.flatnonzero((doses - half < low) | (doses + half > high))
-    if out.size == 0:
-        return
-    low, high = _outward(low[out], high[out])
-    d, h = doses[out], half[out]
-    if partial is not None and partial.size:
-        is_part = np.zeros(doses.size, dtype=bool)
-        is_part[partial] = True
-        narrow = is_part[out]
-        if narrow.any():
-            room = np.minimum(high[narrow] - d[narrow], d[narrow] - low[narrow])
-            spreads[out[narrow]] = np.minimum(2.0 * h[narrow], 2.0 * np.maximum(room, 0.0))
-            keep = ~narrow
-            out, d, h, low, high = out[keep], d[keep], h[keep], low[keep], high[keep]
-    lo = np.maximum(d - h, low)
-    hi = np.maximum(np.minimum(d + h, high), lo)
-    doses[out] = 0.5 * (lo + hi)
-    spreads[out] = hi - lo
-
-
-def _node_range_of_block(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The lowest and highest of the 3 x 3 x 3 nodes around every node of a block with a rim of
-    one node on every side (:func:`_block_with_rim`): the node range of factor-1 cells, whose
-    centres are nodes (:func:`_node_axes`), separably, in float32 rounded to nearest
-    (:func:`_outward` makes them bounds)."""
-    low = high = block.astype(np.float32)
-    for axis in range(3):
-        lo_s, mid_s, hi_s = ([slice(None)] * 3 for _ in range(3))
-        lo_s[axis], mid_s[axis], hi_s[axis] = slice(0, -2), slice(1, -1), slice(2, None)
-        lo_s, mid_s, hi_s = tuple(lo_s), tuple(mid_s), tuple(hi_s)
-        low = np.minimum(np.minimum(low[lo_s], low[mid_s]), low[hi_s])
-        high = np.maximum(np.maximum(high[lo_s], high[mid_s]), high[hi_s])
-    return low, high
-
-
-def _outward(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 extremes of float64 values moved out by one float32 step: bounds of the float64
-    values again (each was rounded by at most half a step). Float32 keeps the separable passes
-    four times faster; the bounds are loose by about 1e-7 of the dose, below any dose grid's
-    own resolution. Only the few samples that reach the float32 extremes are moved."""
-    inf = np.float32(np.inf)
-    return np.nextafter(low, -inf), np.nextafter(high, inf)
-
-
-def _node_window(centres: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per cell between consecutive ``edges`` (mm), three node indices ``(a, m, b)`` covering the
-    nodes ``a..b`` of the interpolation intervals the cell overlaps (clamped to the grid; a cell
-    spans at most two intervals, so ``b - a <= 2``)."""
-    n = centres.size
-    lo, hi = edges[:-1], edges[1:]
-    a = np.clip(np.searchsorted(centres, lo, side="right") - 1, 0, n - 1)
-    b = np.clip(np.searchsorted(centres, hi, side="left"), 0, n - 1)
-    b = np.maximum(a, b)
-    if np.any(b - a > 2):
-        raise AssertionError("a lattice cell spans more than two dose intervals")
-    return a, np.minimum(a + 1, b), b
 
 
 def _node_axes(occ: Occupancy, grid: DoseGrid):
