@@ -26,10 +26,12 @@ PTV_CC = 8 * 8 * 9 / 1000
 # Pyramid: squares of half-size 2 + z/3 mm on planes -3, 0, 3 mm (a square frustum). Slab model:
 # (4 + 16 + 36) mm^2 x 3 mm = 0.168 cc. Interpolated, 4 sub-slabs per step: the frustum
 # 4 * integral of (2 + z/3)^2 over -3..3 mm = 104 mm^3, less the midpoint-rule term
-# h^2 / 24 * integral of A'' = 0.75^2 / 24 * 8/9 * 6 = 0.125 mm^3, plus the end caps
-# (4 + 36) mm^2 x 1.5 mm = 60 mm^3: 0.163875 cc.
+# h^2 / 24 * integral of A'' = 0.75^2 / 24 * 8/9 * 6 = 0.125 mm^3; below -3 mm the profile
+# closes at the apex, z = -6 mm, one spacing out: a pointed cap of 4 * integral of (2 + z/3)^2
+# over -6..-3 mm = 4 mm^3 less its midpoint term 0.75^2 / 24 * 8/9 * 3 = 0.0625 mm^3; above
+# 3 mm the square grows (flares): the flat cap 36 mm^2 x 1.5 mm = 54 mm^3. 0.1618125 cc.
 PYRAMID_SLAB_CC = 0.168
-PYRAMID_INTERPOLATED_CC = (104 - 0.125 + 60) / 1000
+PYRAMID_INTERPOLATED_CC = (104 - 0.125 + 4 - 0.0625 + 54) / 1000
 
 
 def square(half, zs):

@@ -42,9 +42,30 @@ Method
   the other plane (an end, a branch) and a hole without its counterpart keep the slab model for
   their half of the step; :attr:`InterpolatedStack.fallback_steps` counts the steps where this
   happened.
-* **End caps and gaps** are the slab model's (:func:`~rtqa.geometry.slabs.slab_stack`): beyond
-  the first and last plane of each part the plane's own contour extends by the end cap, and
-  nothing is interpolated across a gap between parts.
+* **Rounded ends: domes.** Beyond the first and last plane of each part, a polygon without
+  holes whose chain of linked rings reaches three planes into the part has its profile
+  continued: the centroid and each point's signed squares follow the parabola through the
+  chain's last three planes (the one whose slope the Hermite pieces use at the end plane, so
+  the profile stays smooth across it). Its size along each principal axis, the mean of
+  ``|d| |d|`` over the ring's points (a multiple of the squared half-width, so quadratic in z
+  for the solids above), follows the same parabola; where it reaches zero for either axis
+  (the ring shrinks to a point or a line) short of the **dome limit**, the cap ends there, a
+  dome of ``steps`` sub-slabs of equal thickness, each holding the extrapolated ring at its
+  middle z. This is exact, up to the midpoint rule, for a sphere or ellipsoid whose pole lies
+  between the end plane and the limit, for the apex of a cone (its signed squares are
+  quadratic with a double root at the apex) and for the rounded end of a lying cylinder. The
+  dome limit is one neighbouring spacing beyond the end plane by default (a pole further out
+  would have been cut by the next plane, which holds no contour), or ``end_cap_mm`` where
+  given (the structure then ends within that distance; ``end_cap_mm = 0`` leaves no cap); a
+  pole or apex exactly at the limit (on the next plane, where a contour of no area was not
+  drawn) closes the dome there. A point whose extrapolated signed square changes sign stops
+  at the principal axis.
+* **Flat end caps** otherwise, as in the slab model (:func:`~rtqa.geometry.slabs.slab_stack`):
+  where the profile does not shrink to zero within the limit (a cylinder, a flaring or slowly
+  narrowing end), for chains of fewer than three planes, polygons with holes, rings of zero
+  area and parts of a single plane, the plane's own contour extends by the end cap (half the
+  neighbouring spacing by default, ``end_cap_mm`` where given). Nothing is interpolated
+  across a gap between parts.
 * A sub-slab holds the shape at its middle z: the midpoint rule in z, whose error falls as
   ``1 / steps^2`` (for a sphere of radius R contoured every ``s`` mm the volume is high by about
   ``s^2 / (8 R^2 steps^2)``).
@@ -54,6 +75,7 @@ Method
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -358,6 +380,87 @@ def _interpolate_ring(rings: list, z: list, t: np.ndarray, offset) -> np.ndarray
     return np.round(cen[:, None, :] + off @ frame.T, SNAP_DECIMALS)
 
 
+def _first_root(coef: np.ndarray, limit: float) -> float | None:
+    """The first x in (0, ``limit``] (``limit`` within rounding included) where
+    ``a x^2 + b x + c`` (``coef``, ``c > 0``) reaches zero; a minimum of zero within rounding
+    (a double root, as at a cone's apex) counts."""
+    a, b, c = (float(v) for v in coef)
+    roots = []
+    if abs(a) * limit * limit <= 1e-12 * (abs(b) * limit + c):
+        if b < 0:
+            roots.append(-c / b)
+    else:
+        disc = b * b - 4 * a * c
+        if a > 0 and abs(disc) <= 4e-9 * a * c:  # touches zero at its vertex (double root)
+            roots.append(-b / (2 * a))
+        elif disc >= 0:
+            sq = np.sqrt(disc)
+            q = -0.5 * (b + np.copysign(sq, b))
+            roots += [q / a, c / q] if q != 0 else [-b / (2 * a)]
+    roots = [x for x in roots if 0 < x <= limit * (1 + 1e-9)]
+    return min(roots) if roots else None
+
+
+def _dome(rings: list, dist: list, low_end: bool, limit: float, offset):
+    """The extrapolated profile beyond an end ring (see the module docstring): ``rings`` are
+    the chain's rings from the end plane inward, ``dist`` their distances (mm) from the end
+    plane (0 and two negative values), ``low_end`` whether the end plane is the part's lowest.
+    ``(length, rings_at)``: the dome's length (mm) and a function giving the rings (T, m, 2)
+    at outward distances ``x`` (T,), or None where the profile does not close within
+    ``limit`` mm or the extrapolation is ill-defined (a ring of zero area)."""
+    if limit <= 0 or any(r.area <= 0 for r in rings):
+        return None
+    r0, r1, r2 = rings
+    # arc-length offsets as the interpolation takes them (lower ring first)
+    if low_end:
+        o1 = offset(r0, r1)
+        o2 = o1 + offset(r1, r2)
+    else:
+        o1 = -offset(r1, r0)
+        o2 = o1 - offset(r2, r1)
+    offs = (0.0, o1, o2)
+    u = np.unique(np.concatenate([np.mod(r0.cum[:-1], 1.0), np.mod(r1.cum[:-1] - o1, 1.0)]))
+    u = u[np.concatenate([[True], np.diff(u) > 1e-12])]
+    if u.size > 1 and u[-1] > 1.0 - 1e-12:
+        u = u[:-1]
+    _, frame = np.linalg.eigh(
+        r0.cov / max(np.trace(r0.cov), 1e-300) + r1.cov / max(np.trace(r1.cov), 1e-300)
+    )
+    d = [(_at(r, u + o) - r.centre) @ frame for r, o in zip(rings, offs, strict=True)]
+    q = np.stack([v * np.abs(v) for v in d])  # (3, m, 2) signed squares
+    cen = np.stack([r.centre for r in rings])  # (3, 2)
+    x0, x1, x2 = (float(v) for v in dist)
+    size = np.abs(q).mean(axis=1)  # (3, 2): per-axis size at each plane
+    if not np.all(size[0] > 0):
+        return None
+    length = None
+    for axis in range(2):
+        coef = np.polyfit(np.array([x0, x1, x2]), size[:, axis], 2)
+        root = _first_root(coef, limit)
+        if root is not None and (length is None or root < length):
+            length = root
+    if length is None:
+        return None
+    sign0 = np.sign(q[0])
+
+    def rings_at(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)[:, None]
+        w = np.hstack(
+            [
+                (x - x1) * (x - x2) / ((x0 - x1) * (x0 - x2)),
+                (x - x0) * (x - x2) / ((x1 - x0) * (x1 - x2)),
+                (x - x0) * (x - x1) / ((x2 - x0) * (x2 - x1)),
+            ]
+        )  # (T, 3) Lagrange weights
+        qt = np.einsum("tk,kma->tma", w, q)
+        qt = np.where(sign0 * qt < 0, 0.0, qt)  # a point stops at the principal axis
+        off = np.sign(qt) * np.sqrt(np.abs(qt))
+        centre = w @ cen
+        return np.round(centre[:, None, :] + off @ frame.T, SNAP_DECIMALS)
+
+    return length, rings_at
+
+
 def _project(points: np.ndarray, ring: _Ring) -> np.ndarray:
     """``points`` projected onto the principal axis of a ring of zero area, within its extent."""
     axis = np.linalg.eigh(ring.cov)[1][:, -1]
@@ -456,6 +559,51 @@ def interpolated_stack(
 
     joined = fallback = 0
     t = (np.arange(steps) + 0.5) / steps
+
+    def end_cap(p: int, low_end: bool) -> None:
+        """The slabs beyond end plane ``p`` (below it for the part's lowest plane): domes for
+        the polygons whose profile closes within the limit, the flat cap for the rest."""
+        sgn = -1.0 if low_end else 1.0
+        cap = z[p] - base.lo_mm[p] if low_end else base.hi_mm[p] - z[p]
+        q1, q2 = (p + 1, p + 2) if low_end else (p - 1, p - 2)
+        limit = float(end_cap_mm) if end_cap_mm is not None else abs(z[q1] - z[p])
+        pieces, flat = [], []  # (edges: outward distances (mm), geometries between them)
+        for i, shape in enumerate(shapes[p]):
+            dome = None
+            if not shape.holes and shape.geom.area > 0:
+                if low_end:
+                    j = up[p].get(i)
+                    k = up[q1].get(j) if j is not None and q1 < n - 1 else None
+                else:
+                    j = down[q1].get(i)
+                    k = down[q2].get(j) if j is not None and q2 >= 0 else None
+                if k is not None:
+                    chain = [shape.outer, shapes[q1][j].outer, shapes[q2][k].outer]
+                    dist = [0.0, -abs(z[q1] - z[p]), -abs(z[q2] - z[p])]
+                    dome = _dome(chain, dist, low_end, limit, offset)
+            if dome is None:
+                flat.append(shape.geom)
+                continue
+            length, rings_at = dome
+            edges = np.linspace(0.0, length, steps + 1)
+            pieces.append((edges, list(_polygons(rings_at(t * length)))))
+        if not pieces:  # the slab model's flat cap
+            lo, hi = (z[p] - cap, z[p]) if low_end else (z[p], z[p] + cap)
+            add(z[p], lo, hi, base.geoms[p])
+            return
+        if flat and cap > 0:
+            pieces.append((np.array([0.0, cap]), [_union(flat)]))
+        cuts = np.unique(np.concatenate([e for e, _ in pieces]))
+        cuts = cuts[np.concatenate([[True], np.diff(cuts) > 1e-9])]
+        slabs = []
+        for a, b in itertools.pairwise(cuts):
+            mid = 0.5 * (a + b)
+            geoms = [g[int(np.searchsorted(e, mid)) - 1] for e, g in pieces if e[0] <= mid <= e[-1]]
+            zs = (z[p] + sgn * a, z[p] + sgn * b)
+            slabs.append((z[p] + sgn * mid, min(zs), max(zs), _union(geoms)))
+        for zz, lo, hi, geom in slabs[::-1] if low_end else slabs:
+            add(zz, lo, hi, geom)
+
     for p in range(n):
         first = p == 0 or gap[p - 1]
         last = p == n - 1 or gap[p]
@@ -463,9 +611,9 @@ def interpolated_stack(
             add(z[p], base.lo_mm[p], base.hi_mm[p], base.geoms[p])
             continue
         if first:
-            add(z[p], base.lo_mm[p], z[p], base.geoms[p])
+            end_cap(p, True)
         if last:
-            add(z[p], z[p], base.hi_mm[p], base.geoms[p])
+            end_cap(p, False)
             continue
         joined += 1
         lo_pieces, hi_pieces, side_lo, side_hi, fell_back = _step_pieces(
