@@ -80,3 +80,26 @@ def test_dvh_json_matches_closed_form_geometry(case):
         for metric, want in checks:
             tol = max(0.01 * abs(want), 0.05)
             assert abs(metrics[metric] - want) <= tol, (spec.name, metric, metrics[metric], want)
+
+
+@pytest.mark.parametrize("case", ["bone_1fx", "lung_5fx"])
+def test_interpolated_contours_recover_the_ellipsoids_volumes(case):
+    """The sample's ellipsoids (targets, organs) are contoured on planes that miss their poles;
+    ``--interpolate 4`` (shapes interpolated between planes, domes at the ends) recovers each
+    closed-form volume within 0.1 %, where the slab model of the same contours is off by up to
+    1.6 % (a 4.2 cc GTV)."""
+    from rtqa.synthetic.shapes import Ellipsoid
+
+    course = _spec(case)
+    args = ["dvh", str(ROOT / case), "--interpolate", "4", "--format", "json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    by_name = {r["roi"]: r for r in json.loads(result.stdout)["rois"]}
+    solids = [r for r in course.rois if isinstance(r.solid, Ellipsoid)]
+    assert len(solids) >= 4
+    slab_errors = []
+    for spec in solids:
+        exact = spec.solid.volume_cc
+        assert by_name[spec.name]["volume_cc"] == pytest.approx(exact, rel=1e-3), spec.name
+        slab_errors.append(abs(slab_volume_cc(spec.solid, course.planes_mm) / exact - 1))
+    assert max(slab_errors) > 5e-3  # the test tells the two models apart
