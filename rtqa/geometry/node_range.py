@@ -61,19 +61,20 @@ class NodeRanges:
         rounded to nearest: :func:`outward` makes them bounds)."""
         wz = tuple(w[ks:ke] for w in self.wz)
         zs = slice(int(wz[0].min()), int(wz[2].max()) + 1)
-        sub = self.block[zs].astype(np.float32)
-        low = high = None
-        for axis, window in ((0, tuple(w - zs.start for w in wz)), (1, self.wy), (2, self.wx)):
-            if low is None:
-                parts = [sub.take(w, axis=axis) for w in window]
-                low = np.minimum(np.minimum(parts[0], parts[1]), parts[2])
-                high = np.maximum(np.maximum(parts[0], parts[1]), parts[2])
-                continue
-            lows = [low.take(w, axis=axis) for w in window]
-            highs = [high.take(w, axis=axis) for w in window]
-            low = np.minimum(np.minimum(lows[0], lows[1]), lows[2])
-            high = np.maximum(np.maximum(highs[0], highs[1]), highs[2])
+        parts = [self.block[zs].astype(np.float32).take(w - zs.start, axis=0) for w in wz]
+        low, high = _least(parts), _most(parts)
+        for axis, window in ((1, self.wy), (2, self.wx)):
+            low = _least([low.take(w, axis=axis) for w in window])
+            high = _most([high.take(w, axis=axis) for w in window])
         return low, high
+
+
+def _least(parts: list[np.ndarray]) -> np.ndarray:
+    return np.minimum(np.minimum(parts[0], parts[1]), parts[2])
+
+
+def _most(parts: list[np.ndarray]) -> np.ndarray:
+    return np.maximum(np.maximum(parts[0], parts[1]), parts[2])
 
 
 def clip_intervals(
@@ -119,11 +120,13 @@ def node_range_of_block(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     makes them bounds)."""
     low = high = block.astype(np.float32)
     for axis in range(3):
-        lo_s, mid_s, hi_s = ([slice(None)] * 3 for _ in range(3))
-        lo_s[axis], mid_s[axis], hi_s[axis] = slice(0, -2), slice(1, -1), slice(2, None)
-        lo_s, mid_s, hi_s = tuple(lo_s), tuple(mid_s), tuple(hi_s)
-        low = np.minimum(np.minimum(low[lo_s], low[mid_s]), low[hi_s])
-        high = np.maximum(np.maximum(high[lo_s], high[mid_s]), high[hi_s])
+        shifted = []
+        for part in (slice(0, -2), slice(1, -1), slice(2, None)):
+            at = [slice(None)] * 3
+            at[axis] = part
+            shifted.append(tuple(at))
+        low = _least([low[at] for at in shifted])
+        high = _most([high[at] for at in shifted])
     return low, high
 
 
