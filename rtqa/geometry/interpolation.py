@@ -341,12 +341,7 @@ def _interpolate_ring(rings: list, z: list, t: np.ndarray, offset) -> np.ndarray
             else:
                 offs[k] = offs[known] - offset(rings[k], rings[known])
             known = k
-    u = np.unique(
-        np.concatenate([np.mod(rings[k].cum[:-1] - offs[k], 1.0) for k in (1, 2) if not flat[k]])
-    )
-    u = u[np.concatenate([[True], np.diff(u) > 1e-12])]
-    if u.size > 1 and u[-1] > 1.0 - 1e-12:
-        u = u[:-1]
+    u = _fractions([(rings[k], offs[k]) for k in (1, 2) if not flat[k]])
     pts: list = [None] * 4
     for k in range(4):
         if rings[k] is not None and not flat[k]:
@@ -355,11 +350,7 @@ def _interpolate_ring(rings: list, z: list, t: np.ndarray, offset) -> np.ndarray
         if flat[k]:
             source = next(pts[j] for j in near if pts[j] is not None)
             pts[k] = _project(source, rings[k])
-    a, b = rings[1], rings[2]
-    # the frame: principal axes of the two rings' second moments, each scaled to unit trace
-    _, frame = np.linalg.eigh(
-        a.cov / max(np.trace(a.cov), 1e-300) + b.cov / max(np.trace(b.cov), 1e-300)
-    )
+    frame = _frame(rings[1], rings[2])
     d: list = [None] * 4  # offsets from the centroid in the frame, (m, 2)
     c: list = [None] * 4
     for k, ring in enumerate(rings):
@@ -378,6 +369,26 @@ def _interpolate_ring(rings: list, z: list, t: np.ndarray, offset) -> np.ndarray
         cen = _hermite(c[1], c[2], *_slopes(c, z), h, tc)
     # rounding noise snapped off (a point on a straight edge stays on it)
     return np.round(cen[:, None, :] + off @ frame.T, SNAP_DECIMALS)
+
+
+def _fractions(rings_offsets: list) -> np.ndarray:
+    """The arc-length fractions (sorted, in [0, 1), duplicates within 1e-12 dropped) of the
+    vertices of every ``(ring, offset)``, shifted by minus its offset: the interpolated ring has
+    a point at every vertex of each."""
+    u = np.unique(np.concatenate([np.mod(r.cum[:-1] - o, 1.0) for r, o in rings_offsets]))
+    u = u[np.concatenate([[True], np.diff(u) > 1e-12])]
+    if u.size > 1 and u[-1] > 1.0 - 1e-12:
+        u = u[:-1]
+    return u
+
+
+def _frame(a: _Ring, b: _Ring) -> np.ndarray:
+    """The frame (2, 2) of principal axes of two rings' second moments, each scaled to unit
+    trace: point offsets are interpolated along these axes."""
+    _, frame = np.linalg.eigh(
+        a.cov / max(np.trace(a.cov), 1e-300) + b.cov / max(np.trace(b.cov), 1e-300)
+    )
+    return frame
 
 
 def _first_root(coef: np.ndarray, limit: float) -> float | None:
@@ -419,13 +430,8 @@ def _dome(rings: list, dist: list, low_end: bool, limit: float, offset):
         o1 = -offset(r1, r0)
         o2 = o1 - offset(r2, r1)
     offs = (0.0, o1, o2)
-    u = np.unique(np.concatenate([np.mod(r0.cum[:-1], 1.0), np.mod(r1.cum[:-1] - o1, 1.0)]))
-    u = u[np.concatenate([[True], np.diff(u) > 1e-12])]
-    if u.size > 1 and u[-1] > 1.0 - 1e-12:
-        u = u[:-1]
-    _, frame = np.linalg.eigh(
-        r0.cov / max(np.trace(r0.cov), 1e-300) + r1.cov / max(np.trace(r1.cov), 1e-300)
-    )
+    u = _fractions([(r0, 0.0), (r1, o1)])
+    frame = _frame(r0, r1)
     d = [(_at(r, u + o) - r.centre) @ frame for r, o in zip(rings, offs, strict=True)]
     q = np.stack([v * np.abs(v) for v in d])  # (3, m, 2) signed squares
     cen = np.stack([r.centre for r in rings])  # (3, 2)
