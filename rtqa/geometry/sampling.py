@@ -487,7 +487,6 @@ def _sample(occ: Occupancy, grid: DoseGrid, chunk: int, nodes):
     n = int(np.count_nonzero(occ.values))
     doses, vols, spreads = np.empty(n), np.empty(n), np.empty(n)
     whole = _NodeCells(occ, grid, nodes) if nodes else _InterpolatedCells(occ, grid)
-    bounds = None if nodes else NodeRanges.of(occ, grid)
     part = occ.partial
     planes = max(1, chunk // max(ny * nx, 1))
     at = 0
@@ -515,8 +514,7 @@ def _sample(occ: Occupancy, grid: DoseGrid, chunk: int, nodes):
                 doses[pos] = d_p
                 spreads[pos] = s_p
                 partial_here = pos - at
-        ranges = node_range_of_block(whole.last_block) if nodes else bounds(ks, ke)
-        clip_intervals(ranges, mask, doses[out], spreads[out], partial_here)
+        clip_intervals(whole.ranges(ks, ke), mask, doses[out], spreads[out], partial_here)
         at += m
     # a dose field that is nowhere negative: no sample's interval reaches below 0 Gy
     np.minimum(spreads, 2.0 * doses, out=spreads, where=doses >= 0)
@@ -541,6 +539,7 @@ class _InterpolatedCells:
         self.block = grid.dose_gy[:, ys, xs]
         self.wx = [_rebase(w, xs.start) for w in wx]
         self.wy = [_rebase(w, ys.start) for w in wy]
+        self.ranges = NodeRanges.of(occ, grid)  # (ks, ke) -> node ranges of those planes
 
     def __call__(self, ks: int, ke: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         wx, wy = self.wx, self.wy
@@ -631,11 +630,19 @@ class _NodeCells:
             h = float(b[0]) if symmetric and np.all(b == b[0]) and np.all(a == b[0]) else None
             self.axes.append((g0, below, above, h))
 
-    def __call__(self, ks: int, ke: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _block(self, ks: int, ke: int) -> np.ndarray:
+        """The nodes of lattice planes ``ks:ke`` with a rim of one node on every side."""
         _, ny, nx = self.shape
         start = (self.axes[0][0] + ks, self.axes[1][0], self.axes[2][0])
-        block = _block_with_rim(self.dose, start, (ke - ks, ny, nx))
-        self.last_block = block  # the node ranges of the same planes come from it
+        return _block_with_rim(self.dose, start, (ke - ks, ny, nx))
+
+    def ranges(self, ks: int, ke: int) -> tuple[np.ndarray, np.ndarray]:
+        """Node ranges of the cells of lattice planes ``ks:ke``: the 3 x 3 x 3 nodes around
+        each cell's node (:func:`~rtqa.geometry.node_range.node_range_of_block`)."""
+        return node_range_of_block(self._block(ks, ke))
+
+    def __call__(self, ks: int, ke: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        block = self._block(ks, ke)
         dose = block[1:-1, 1:-1, 1:-1][mask]
         var = np.zeros(dose.size)
         for axis in (2, 1, 0):
