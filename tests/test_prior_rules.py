@@ -326,6 +326,21 @@ def test_target_overlap_volumes_and_policies(boss):
         assert f.status is Status.PASS
 
 
+def test_a_protocol_without_a_prior_policy_leaves_overlap_not_evaluable(boss):
+    # no prior_radiation section: overlapping irradiated volumes cannot pass silently
+    bare = replace(boss, prior_radiation=None)
+    found, _ = evaluate_prior(uniform_setup(current=27.0), bare)
+    (f,) = by_rule(found, "prior_policy")
+    assert f.status is Status.NOT_EVALUABLE
+    assert f.value == pytest.approx(6.2**3)  # the whole current grid: 62 mm cube, cc
+    assert "sets no prior-radiation policy" in f.message and "BOSS" in f.message
+    # current 9 Gy < 50 % of its Rx: the irradiated volumes do not overlap -> only a note
+    found, _ = evaluate_prior(uniform_setup(current=9.0), bare)
+    (f,) = by_rule(found, "prior_policy")
+    assert f.status is Status.INFO and f.value == 0.0
+    assert not [g for g in found if g.status is Status.NOT_EVALUABLE]
+
+
 def test_negative_alpha_beta_in_a_constraint_file_is_refused(tmp_path):
     text = (ROOT / "constraints" / "spine_reirradiation.yaml").read_text()
     bad = text.replace("SpinalCord: {value: 2,", "SpinalCord: {value: -3,")

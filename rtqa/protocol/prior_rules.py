@@ -181,7 +181,7 @@ def evaluate_prior(
     organ_rows, concern, repeat, organ_values, organ_dvhs = _organ_findings(inp, mapped, protocol)
     out.extend(organ_rows)
     overlap_cc, overlap_mask, overlap_text = _irradiated_overlap(inp, mapped)
-    out.extend(_policy_findings(pr, overlap_cc, overlap_text))
+    out.extend(_policy_findings(pr, overlap_cc, overlap_text, protocol.id))
     out.append(_classification(overlap_cc, concern, repeat, overlap_text))
     cumulative = _cumulative_grid(inp, mapped, ab_export, ab_export_source)
     context = PriorContext(
@@ -1035,9 +1035,11 @@ def _irradiated_overlap(inp: PriorInput, priors: list[MappedPrior]):
     return total, mask, "irradiated volumes (isodoses) overlap: " + "; ".join(parts)
 
 
-def _policy_findings(pr, overlap_cc: float | None, overlap_text: str) -> list[Finding]:
+def _policy_findings(
+    pr, overlap_cc: float | None, overlap_text: str, protocol_id: str
+) -> list[Finding]:
     if pr is None:
-        return []
+        return [_no_policy_finding(overlap_cc, overlap_text, protocol_id)]
     policy = str(pr.policy.value)
     prov = _provenance(pr.policy)
     if policy == "cumulative":
@@ -1088,6 +1090,34 @@ def _policy_findings(pr, overlap_cc: float | None, overlap_text: str) -> list[Fi
             **prov,
         )
     ]
+
+
+def _no_policy_finding(overlap_cc: float | None, overlap_text: str, protocol_id: str) -> Finding:
+    """A protocol without a ``prior_radiation`` section says nothing on re-irradiation: where
+    the irradiated volumes overlap (or the overlap is unknown) the course cannot be judged
+    per protocol, so the finding is ``not_evaluable``, never a silent pass."""
+    how = f"protocol {protocol_id} sets no prior-radiation policy (no prior_radiation section)"
+    if overlap_cc is not None and overlap_cc <= 0:
+        return Finding(
+            GROUP,
+            "prior_policy",
+            Status.INFO,
+            f"{how}; the irradiated volumes do not overlap; {overlap_text}",
+            metric="overlap",
+            value=overlap_cc,
+            unit="cc",
+        )
+    what = "overlap not measured" if overlap_cc is None else "re-irradiation"
+    return Finding(
+        GROUP,
+        "prior_policy",
+        Status.NOT_EVALUABLE,
+        f"{how}: {what} not judged; use a protocol that sets one (e.g. --protocol boss) or "
+        f"add a prior_radiation section; {overlap_text}",
+        metric="overlap",
+        value=overlap_cc,
+        unit="cc" if overlap_cc is not None else "",
+    )
 
 
 def _classification(overlap_cc, concern, repeat, overlap_text) -> Finding:
