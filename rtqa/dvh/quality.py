@@ -13,7 +13,8 @@ Definitions (volumes in cc; PTV = the target's volume inside the dose grid):
 Isodose volumes are counted inside the body outline (the whole dose grid when no body is
 given). With several targets every isodose point is attributed to the nearest target (distance
 to points covering each target's contour surface, :func:`rtqa.geometry.distance.distance_to`:
-within a fraction of a millimetre next to a surface) and counts only for it.
+within a fraction of a millimetre next to a surface) and counts only for it; a point equally
+near several targets is shared equally, so the targets' shares add up to the whole isodose.
 
 Isodose volumes are those of the trilinear, edge-clamped dose field over the voxels of the grid
 (a voxel reaches halfway to its neighbours). Voxels whose 3x3x3 neighbourhood lies wholly at or
@@ -55,6 +56,8 @@ CROSSED_CHUNK = 20_000
 SUBCELLS = 4
 #: Distance (mm) of the D2cm rule.
 D2CM_MM = 20.0
+#: Points whose distances to two targets differ by at most this (mm) are equally near both.
+TIE_MM = 1e-6
 
 
 def plan_quality(
@@ -363,12 +366,14 @@ class _Field:
 
 
 def _nearest_is_first(targets, pts: np.ndarray) -> np.ndarray:
-    """1.0 where the first of ``targets`` is the nearest to a point ``(n, 3)`` (the first on a
-    tie), else 0.0."""
+    """The share of each point ``(n, 3)`` that belongs to the first of ``targets``: 1.0 where
+    it is the nearest, 0.0 where another is, ``1 / k`` where it is one of ``k`` targets equally
+    near (within :data:`TIE_MM`), so that the shares of all targets add up to the whole."""
     if pts.shape[0] == 0:
         return np.zeros(0)
     dist = np.stack([distance_to(t, pts) for t in targets])
-    return (np.argmin(dist, axis=0) == 0).astype(float)
+    tied = dist <= dist.min(axis=0) + TIE_MM
+    return tied[0] / np.count_nonzero(tied, axis=0)
 
 
 def _distance(
