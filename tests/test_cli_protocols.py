@@ -49,6 +49,9 @@ def test_show_prints_limits_with_bands_source_and_confidence():
     assert any(ln[:3] == ["any", "V100%[%]", "per_protocol"] for ln in lines)
     assert "  [6] AAPM TG-101" in out
     assert "Plan quality (central_lung, peripheral_lung):" in out
+    assert "Prior radiation: no policy (overlapping re-irradiation is not evaluable" in out
+    boss = run("protocols", "show", "boss").output
+    assert "Prior radiation (EQD2, Gy):" in boss and "no policy" not in boss
 
 
 def test_show_unknown_protocol_is_a_usage_error():

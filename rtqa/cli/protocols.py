@@ -175,7 +175,13 @@ def render_protocol(p: Protocol) -> str:
     if checks:
         out += ["", "Plan checks:", *checks]
     pr = p.prior_radiation
-    if pr is not None:
+    if pr is None:
+        out += [
+            "",
+            "Prior radiation: no policy (overlapping re-irradiation is not evaluable under this "
+            "protocol)",
+        ]
+    else:
         out += ["", "Prior radiation (EQD2, Gy):"]
         out += _sv("policy", pr.policy)
         out += _sv("min interval (months)", pr.min_interval_months)
