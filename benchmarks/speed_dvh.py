@@ -219,6 +219,22 @@ def print_speed_table(rows: list[tuple[str, str, dict, dict | None]]) -> list[bo
     return verdicts
 
 
+def print_floor(rows: list[tuple[str, str, dict, dict | None]], floors: dict[str, dict]) -> None:
+    """pydicom's own reading time per input beside the time the speed-up target allows."""
+    print("\n== reading floor: pydicom alone (contour sequences walked, dose pixels decoded) ==")
+    print(f"{'input':<12}{'floor s':>9}  {'allowed s':>10}  share of the allowed time")
+    for name, _what, _mine, peer in rows:
+        floor = floors.get(name, {})
+        if "error" in floor or "compute_s" not in floor:
+            print(f"{name:<12}{'n/a':>9}  {floor.get('error', '')}")
+            continue
+        line = f"{name:<12}{floor['compute_s']:>9.3f}"
+        if peer and "compute_s" in peer:
+            allowed = peer["compute_s"] / SPEEDUP_TARGET
+            line += f"  {allowed:>10.3f}  {100 * floor['compute_s'] / allowed:.0f} %"
+        print(line)
+
+
 def print_accuracy(cases: list[nelms.NelmsCase], results: dict[str, dict | None]) -> None:
     print("\n== accuracy on the analytical set: mean |error| against the analytic values ==")
     print(f"{'tool':<18}{'cases':>6}{'D95 Gy':>9}{'D95 %':>8}{'mean Gy':>9}{'mean %':>8}")
@@ -284,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             peer_py = got
     mine_runner = HERE / "peers" / "rtqa_runner.py"
     peer_runner = HERE / "peers" / "dicompyler_runner.py"
+    floor_runner = HERE / "peers" / "pydicom_floor.py"
 
     inputs: list[tuple[str, str, list[dict]]] = []
     samples = sample_jobs(args.samples) if args.samples.is_dir() else []
@@ -301,11 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     inputs.append(("analytical", f"{len(nelms_jobs)} Nelms cases", nelms_jobs))
 
     rows = []
+    floors: dict[str, dict] = {}
     accuracy: dict[str, dict | None] = {"rtqa": None, "dicompyler-core": None}
     for name, what, jobs in inputs:
         print(f"running {name} ({what}) ...", flush=True)
         mine = run_side(sys.executable, mine_runner, jobs)
         peer = run_side(peer_py, peer_runner, jobs) if peer_py else None
+        floors[name] = run_side(sys.executable, floor_runner, jobs)
         rows.append((name, what, mine, peer))
         if name == "analytical":
             accuracy = {"rtqa": mine, "dicompyler-core": peer}
@@ -314,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if peer_py:
         print(f"\npeer: {rows[0][3].get('tool', PEER) if rows[0][3] else PEER}, defaults")
     verdicts = print_speed_table(rows)
+    print_floor(rows, floors)
     print_agreement(*large_pair)
     print_accuracy(nelms_cases, accuracy)
     if args.strict and not all(verdicts):
