@@ -188,8 +188,15 @@ def _case(case: Case) -> dict[str, Any]:
             for r in case.registrations
         ],
         "images": _images(case),
-        "notes": [_note(n) for n in case.notes],
+        "notes": _case_notes(case),
     }
+
+
+def _case_notes(case: Case) -> list[dict[str, Any]]:
+    """The case's notes without those already listed under their ROI."""
+    ss = case.structure_set
+    listed = {n for r in ss.rois for n in r.notes} if ss is not None else set()
+    return [_note(n) for n in case.notes if n not in listed]
 
 
 def _plan(case: Case) -> dict[str, Any] | None:

@@ -5,9 +5,11 @@ Everything the standard promises about the grid is checked here, and each failur
 
 * dose = stored value × DoseGridScaling (3004,000E), in float64; the stored values come from
   pydicom's ``pixel_array`` (PixelRepresentation, byte order and RLE/deflate honoured) after the
-  byte count has been checked, except in the common plain case (native little-endian transfer
-  syntax, one sample of 16 or 32 bits, all bits stored, MONOCHROME2), where they are the pixel
-  bytes themselves seen as integers: memory-mapped from the file for a large grid, never copied;
+  byte count and the encapsulation have been checked against the transfer syntax (a compressed
+  syntax with plain values, or a native syntax with encapsulated fragments, is refused), except
+  in the common plain case (native little-endian transfer syntax, one sample of 16 or 32 bits,
+  all bits stored, MONOCHROME2), where they are the pixel bytes themselves seen as integers:
+  memory-mapped from the file for a large grid, never copied;
   negative doses and DoseType ERROR are refused, DoseUnits RELATIVE is refused (no absolute dose);
 * geometry comes from ImageOrientationPatient (IOP) alone (PatientPosition is only reported): the
   eight axis-aligned orientations are mapped to canonical order by exact transposes and flips;
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -50,6 +53,7 @@ HFS_AXES = ((0, 1), (1, 1), (2, 1))
 DOSE_TYPES = ("PHYSICAL", "EFFECTIVE")
 SESSION_TYPES = ("FRACTION_SESSION", "BEAM_SESSION")
 PIXEL_DATA_TAG = 0x7FE00010
+ITEM_TAG_BYTES = b"\xfe\xff\x00\xe0"  # (FFFE,E000) little endian: encapsulated pixel data
 DEFER_BYTES = 1 << 20  # values longer than this are located when the file is read, not loaded
 # Transfer syntaxes whose PixelData is the stored values as little-endian integers; pixel data
 # left in the file (deferred) is read directly only where file offsets are those of the file
@@ -124,7 +128,7 @@ def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -
         raise DicomError(f"PixelSpacing {spacing} must be positive", path, tag_name("PixelSpacing"))
     rows, cols, frames = _dimensions(ds, path)
     positions = _frame_positions(ds, path, axes, ipp, frames)
-    stored = _pixels(ds, path, rows, cols, frames)
+    stored = _pixels(ds, path, rows, cols, frames, notes)
     del ds["PixelData"]  # the encoded bytes are no longer needed: free them before the dose
     lowest = stored.min() if stored.size and stored.dtype.kind != "u" else 0
     if lowest < 0:  # scaling > 0, so the lowest stored value gives the lowest dose
@@ -301,18 +305,38 @@ def _frame_positions(
     return offsets
 
 
-def _pixels(ds: Dataset, path: str, rows: int, cols: int, frames: int) -> np.ndarray:
-    """Stored values as (frames, rows, columns), after the byte count and decoder checks."""
+def _pixels(
+    ds: Dataset, path: str, rows: int, cols: int, frames: int, notes: list[Note]
+) -> np.ndarray:
+    """Stored values as (frames, rows, columns), after the byte count, encapsulation and
+    decoder checks; what pydicom warns while decoding is added to ``notes``."""
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     bits = int(require(ds, "BitsAllocated", path))
     if bits not in (8, 16, 32):
         raise DicomError(f"BitsAllocated {bits} not supported", path, tag_name("BitsAllocated"))
     plain = _plain_layout(ds, path)
+    encapsulated = _leading_bytes(ds, path, plain) == ITEM_TAG_BYTES
+    name = syntax.name if syntax is not None else "unknown transfer syntax"
+    expected = rows * cols * frames * bits // 8
     if syntax is not None and syntax.is_compressed:
+        if not encapsulated:
+            raise DicomError(
+                f"pixel data does not match transfer syntax: {name} ({syntax}) is compressed "
+                f"but PixelData is not encapsulated ({len(ds.PixelData)} bytes; uncompressed "
+                f"values would be {expected} bytes)",
+                path,
+                tag_name("TransferSyntaxUID"),
+            )
         _require_decoder(syntax, path)
     else:
-        expected = rows * cols * frames * bits // 8
         got = plain[2] if plain is not None else len(ds.PixelData)
+        if encapsulated and got != expected:
+            raise DicomError(
+                f"pixel data does not match transfer syntax: {name} is uncompressed but "
+                "PixelData holds encapsulated (compressed) fragments",
+                path,
+                tag_name("TransferSyntaxUID"),
+            )
         if got < expected:
             raise DicomError(
                 f"truncated pixel data (got {got} of {expected} bytes)", path, tag_name("PixelData")
@@ -338,14 +362,17 @@ def _pixels(ds: Dataset, path: str, rows: int, cols: int, frames: int) -> np.nda
         array = np.frombuffer(mapped, dtype=dtype, count=count, offset=source)
         return array.reshape(frames, rows, cols)
     try:
-        array = ds.pixel_array
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            array = ds.pixel_array
     except Exception as exc:
-        name = syntax.name if syntax is not None else "unknown transfer syntax"
         raise DicomError(
             f"pixel data could not be decoded ({name}): {type(exc).__name__}: {exc}",
             path,
             tag_name("PixelData"),
         ) from exc
+    for w in caught:
+        notes.append(Note(Level.WARNING, f"pixel data: {w.message}", path, tag_name("PixelData")))
     if array.size != rows * cols * frames:
         raise DicomError(
             f"decoded {array.size} values, expected {rows * cols * frames}",
@@ -353,6 +380,20 @@ def _pixels(ds: Dataset, path: str, rows: int, cols: int, frames: int) -> np.nda
             tag_name("PixelData"),
         )
     return np.asarray(array).reshape(frames, rows, cols)
+
+
+def _leading_bytes(ds: Dataset, path: str, plain: tuple | None) -> bytes:
+    """The first four bytes of the PixelData value (read from the file when the value was left
+    there); b"" when they cannot be had."""
+    if plain is not None and isinstance(plain[1], int):
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(plain[1])
+                return handle.read(4)
+        except OSError:
+            return b""
+    value = ds.get_item(PIXEL_DATA_TAG).value
+    return bytes(value[:4]) if isinstance(value, bytes) else b""
 
 
 def _plain_file(path: str) -> bool:

@@ -12,6 +12,10 @@ Linking uses UIDs only, never file names or file times:
 * CT -> case: the series the structure set references, else the single series of the case's frame.
 * Spatial registrations -> every case whose frame of reference they register.
 
+The WARNING and ERROR notes of the structure set's ROIs join the case's notes, and a dose whose
+maximum is far from the plan's prescription (one fraction's dose under a course label, a wrong
+DoseGridScaling) is noted.
+
 A frame of reference holding no plan but at most one structure set (and any doses) forms a
 plan-less case (enough for ``rtqa dvh``). Dose pixels are read only for doses that belong to a
 case. Unreadable, truncated and non-DICOM files are reported with their path and reason; the rest
@@ -44,6 +48,7 @@ from rtqa.dicom.common import (
     SPATIAL_REGISTRATION,
     optional_str,
     read_dataset,
+    tag_name,
 )
 from rtqa.dicom.images import ImageSlice, image_from_dataset, series_from_slices
 from rtqa.dicom.plan import plan_from_dataset
@@ -65,6 +70,11 @@ from rtqa.model import (
 
 IMAGE_CLASSES = {CT_IMAGE, MR_IMAGE, "1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.20"}
 NOT_DICOM = "not DICOM"
+# Dose maximum against the plan's highest prescribed total dose Rx: below LOW x Rx or above
+# HIGH x Rx the dose cannot belong to the plan as prescribed (a plan prescribed to the 50 %
+# isodose peaks at 2 x Rx; one fraction of a course peaks near Rx / fractions).
+LOW_PEAK_FRACTION = 0.9
+HIGH_PEAK_FACTOR = 3.0
 UNREADABLE = "unreadable"
 
 
@@ -396,9 +406,12 @@ class _Draft:
             notes.extend(self.plan.notes)
         if self.structure_set is not None:
             notes.extend(self.structure_set.notes)
+            notes.extend(roi_warnings(self.structure_set))
         for record in self.records:
             notes.extend(record.notes)
         dose = _load_dose(self.doses, self.plan, notes)
+        if dose is not None and self.plan is not None:
+            notes.extend(dose_against_prescription(dose, self.plan))
         case = Case(
             case_id=case_id,
             plan=self.plan,
@@ -418,6 +431,52 @@ class _Draft:
         own += [h.path for h in self.doses]
         case.source_dir = _common_dir(tuple(own))
         return case
+
+
+def dose_against_prescription(dose: DoseGrid, plan: Plan) -> list[Note]:
+    """A WARNING when the dose maximum (Gy) cannot be that of a plan for the highest prescribed
+    total dose Rx: below :data:`LOW_PEAK_FRACTION` x Rx (no point of the plan reaches its
+    prescription; when it is near Rx / fractions planned the file probably holds one fraction
+    under a course label), or above :data:`HIGH_PEAK_FACTOR` x Rx (DoseGridScaling or units
+    suspect). Nothing when the plan states no prescription."""
+    totals = [p.total_gy for p in plan.prescriptions if p.total_gy and p.total_gy > 0]
+    if not totals or dose.dose_gy.size == 0:
+        return []
+    rx = max(totals)
+    peak = dose.max_gy
+    where = ", ".join(dose.paths)
+    if peak > HIGH_PEAK_FACTOR * rx:
+        return [
+            Note(
+                Level.WARNING,
+                f"dose maximum {peak:.4g} Gy is {peak / rx:.3g} x the prescription {rx:g} Gy: "
+                "check the dose scaling and units",
+                where,
+                tag_name("DoseGridScaling"),
+            )
+        ]
+    if peak >= LOW_PEAK_FRACTION * rx:
+        return []
+    message = (
+        f"dose maximum {peak:.4g} Gy is below {LOW_PEAK_FRACTION:.0%} of the prescription {rx:g} Gy"
+    )
+    attribute = tag_name("DoseGridScaling")
+    fractions = plan.fractions_planned
+    if fractions and fractions > 1 and peak >= LOW_PEAK_FRACTION * rx / fractions:
+        message += (
+            f"; it matches one fraction ({rx:g} Gy / {fractions} = {rx / fractions:.4g} Gy): the "
+            f"file may hold a single fraction's dose under DoseSummationType "
+            f"{dose.summation_type}"
+        )
+        attribute = tag_name("DoseSummationType")
+    return [Note(Level.WARNING, message + "; the numbers are reported as read", where, attribute)]
+
+
+def roi_warnings(structure_set: StructureSet) -> list[Note]:
+    """The WARNING and ERROR notes of the structure set's ROIs (contours dropped, repaired or
+    refused), so that they reach every report of the case; INFO notes (repeated points removed)
+    stay with the ROI."""
+    return [n for r in structure_set.rois for n in r.notes if n.level is not Level.INFO]
 
 
 def _plan_structure_set(plan: Plan, found: _Found, notes: list[Note]) -> StructureSet | None:

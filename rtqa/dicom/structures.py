@@ -3,9 +3,14 @@
 * ROIs are joined to their contours and observations by ROI number (ReferencedROINumber), never
   by position; numbers are opaque keys. A number used twice makes both ROIs unusable (ERROR note);
   duplicate names are kept and noted.
+* Every ROI lies in the structure set's frame of reference (the first item of
+  ReferencedFrameOfReferenceSequence, by which dose and images are linked); an ROI whose
+  ReferencedFrameOfReferenceUID names another frame is unusable as a volume (ERROR note), never
+  placed on the dose as if it were in the same frame.
 * CLOSED_PLANAR contours must be axial (one z within 0.01 mm); a non-axial contour makes its ROI
   unusable as a volume (ERROR note). Contours are grouped into planes by z with a 0.01 mm
-  tolerance; the rings of one plane are combined by the even-odd rule (a ring inside a ring is a
+  tolerance (planes of one ROI less than 0.1 mm apart are noted: their rings are not combined); the
+  rings of one plane are combined by the even-odd rule (a ring inside a ring is a
   hole, a ring inside that hole an island). Nested rings that do not cross keep their points as
   written; crossing rings are combined with shapely's symmetric difference.
 * Degenerate rings are repaired or reported, never dropped silently: a repeated closing point and
@@ -18,6 +23,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -40,6 +46,7 @@ from rtqa.errors import DicomError
 from rtqa.model import ContourPlane, Level, Note, PlanarPolygon, Roi, StructureSet
 
 PLANE_TOLERANCE_MM = 0.01  # contour z values closer than this are one plane
+NEAR_PLANES_MM = 0.1  # distinct planes of one ROI closer than this are noted (no CT is that fine)
 AREA_TOLERANCE_MM2 = 1e-9  # rings with less area than this are degenerate
 OPEN_TYPES = ("OPEN_PLANAR", "OPEN_NONPLANAR")
 # Tags of the ContourSequence item attributes read from their raw bytes
@@ -227,10 +234,23 @@ def _read_roi(
                         tag_name("ContourGeometricType"),
                     )
                 )
-    planes = () if non_axial else _planes(closed, where, path, notes)
+    roi_frame = optional_str(item, "ReferencedFrameOfReferenceUID") or frame_uid
+    other_frame = bool(roi_frame and frame_uid and roi_frame != frame_uid and closed)
+    if other_frame:
+        notes.append(
+            Note(
+                Level.ERROR,
+                f"{where}: drawn in frame of reference {roi_frame}, not in the structure set's "
+                f"frame {frame_uid} (the frame its dose and images are linked by): the ROI "
+                "cannot be used as a volume",
+                path,
+                tag_name("ReferencedFrameOfReferenceUID"),
+            )
+        )
+    planes = () if non_axial or other_frame else _planes(closed, where, path, notes)
     if not count:
         notes.append(Note(Level.WARNING, f"{where}: defined with no contours (empty)", path))
-    elif not planes and not non_axial:
+    elif not planes and not non_axial and not other_frame:
         what = "only POINT/OPEN contours" if closed == [] else "no usable closed contour"
         level = Level.INFO if closed == [] and (points or open_contours) else Level.WARNING
         notes.append(Note(level, f"{where}: {what}, no volume", path))
@@ -239,7 +259,7 @@ def _read_roi(
         name=name,
         interpreted_type=optional_str(observation, "RTROIInterpretedType").upper(),
         observation_label=optional_str(observation, "ROIObservationLabel"),
-        frame_of_reference_uid=optional_str(item, "ReferencedFrameOfReferenceUID") or frame_uid,
+        frame_of_reference_uid=roi_frame,
         planes=planes,
         points=tuple(points),
         open_contours=tuple(open_contours),
@@ -348,6 +368,19 @@ def _planes(
             planes.append(ContourPlane(z, tuple(polygons), len(group)))
         else:
             notes.append(Note(Level.WARNING, f"{label}: no area left on this plane", path))
+    for below, above in itertools.pairwise(planes):
+        gap = above.z_mm - below.z_mm
+        if gap < NEAR_PLANES_MM:
+            notes.append(
+                Note(
+                    Level.WARNING,
+                    f"{where}: contour planes at z {below.z_mm:g} and {above.z_mm:g} mm are only "
+                    f"{gap:.3g} mm apart: taken as two planes, each with its own slab (rings of "
+                    "one slice written with different z would not be combined as holes)",
+                    path,
+                    tag_name("ContourData"),
+                )
+            )
     return tuple(planes)
 
 
