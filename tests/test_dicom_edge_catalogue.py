@@ -140,7 +140,13 @@ def test_empty_roi_and_dropped_contour_reach_the_check_notes(tmp_path):
         bowel.NumberOfContourPoints = 2
 
     edit(rs, damage)
-    _, data = check_json(folder, "--protocol", "tg101")
+    code, data = check_json(folder, "--protocol", "tg101")
+    # Rectum is optional in TG-101 but has limits: its empty ROI is not "not contoured" (a pass)
+    (rectum,) = [f for f in data["findings"] if f["group"] == "organ" and f["roi"] == "Rectum"]
+    assert rectum["status"] == "not_evaluable" and rectum["match"] == "no usable contour"
+    assert "defined with no contours (empty)" in rectum["message"]
+    assert "limits for 1 fractions are not judged" in rectum["message"]
+    assert code == 4
     shown = {n["message"]: n for n in data["notes"] if n["level"] == "warning"}
     assert shown["ROI 6 'Rectum': defined with no contours (empty)"]["path"] == str(rs)
     dropped = f"ROI 5 'Bowel_Small' at z {dropped_z[0]:g} mm, contour 1: closed contour with 2"
@@ -290,6 +296,11 @@ def test_dose_with_dvhs_only_is_not_evaluated(tmp_path):
     assert note["message"] == (
         "dose not used: RT Dose without a dose grid (DVH only): no dose to evaluate"
     )
+    # rtqa dvh names the file and the reason, not only "no structure set with a dose"
+    result = CliRunner().invoke(cli, ["dvh", str(folder)])
+    assert result.exit_code == 3
+    assert "no structure set with a dose was found" in result.stderr
+    assert f"{rd}: dose not used: RT Dose without a dose grid (DVH only)" in result.stderr
 
 
 def test_info_lists_an_roi_note_once_under_its_roi(tmp_path):

@@ -69,7 +69,8 @@ def dvh(paths, metrics, rx_gy, curves, compare_tps, interpolate_steps, fmt) -> N
     result = scan(list(paths))
     cases = [c for c in result.cases if c.structure_set is not None and c.dose is not None]
     if not cases:
-        why = "; ".join(str(n) for n in result.notes if n.level is not Level.INFO)
+        notes = [*result.notes, *(n for c in result.cases for n in c.notes)]
+        why = "; ".join(dict.fromkeys(str(n) for n in notes if n.level is not Level.INFO))
         raise InputError(
             "no structure set with a dose was found" + (f" ({why})" if why else ""),
             path=", ".join(paths),

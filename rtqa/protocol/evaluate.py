@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rtqa.model import Case, Course, DoseGrid, Finding, Note, Roi, Status
+from rtqa.model import Case, Course, DoseGrid, Finding, Level, Note, Roi, Status
 from rtqa.protocol import plan_rules
 from rtqa.protocol.bands import Bands, Condition
 from rtqa.protocol.matching import MatchKind, ProtocolMatch, RoiMatch, match_protocol
@@ -752,6 +752,26 @@ def _alpha_beta(organ: Organ, protocol: Protocol, st: _Settings) -> tuple[float,
     return DEFAULT_ALPHA_BETA_GY, "default for late-reacting tissue; set with --alpha-beta"
 
 
+def _unusable_optional(
+    organ: str, roi: Roi, fractions: int, src: str | None, conf: str | None
+) -> Finding:
+    """An optional organ whose matched ROI holds no usable closed contour (empty, degenerate,
+    non-axial or in another frame): its limits cannot be judged, which is not the same as the
+    organ not being contoured at all."""
+    why = "; ".join(n.message for n in roi.notes if n.level is not Level.INFO)
+    return Finding(
+        group="organ",
+        rule="match",
+        status=Status.NOT_EVALUABLE,
+        message=f"{organ} (optional) matches '{roi.name}', which has no usable closed contour"
+        f"{': ' + why if why else ''}; its limits for {fractions} fractions are not judged",
+        roi=roi.name,
+        match="no usable contour",
+        source=src,
+        confidence=conf,
+    )
+
+
 def _organs(
     protocol: Protocol,
     usable: list[_CaseWork],
@@ -872,6 +892,8 @@ def _organs(
                         confidence=conf,
                     )
                 )
+            elif m.roi is not None and limits:
+                out.append(_unusable_optional(organ.name, m.roi, ref_fractions, src, conf))
             else:
                 missing_optional.append(organ.name)
             continue
