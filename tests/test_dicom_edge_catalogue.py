@@ -1,7 +1,9 @@
 """Edge cases of the DICOM-RT notes probed end to end on copies of the sample cases: an ROI in
 another frame of reference (L10), ROI warnings reaching the reports (S2, S3), planes of one ROI
 closer than any CT slice spacing (S8), a dose far from the plan's prescription (D2, D6), pixel
-data that does not match its transfer syntax (F5) and an RT Dose holding DVHs only (D11).
+data that does not match its transfer syntax (F5), an RT Dose holding DVHs only (D11), an ROI
+contoured on one plane (S11), referenced CT images that are absent (L3) and a referenced CT in
+another frame of reference than its structure set (L11).
 
 Expected values are read from the files with pydicom (stored values x DoseGridScaling, ROIVolume)
 or are closed-form areas, never taken from rtqa's output.
@@ -316,3 +318,193 @@ def test_info_lists_an_roi_note_once_under_its_roi(tmp_path):
     rectum = next(r for r in case["structure_set"]["rois"] if r["name"] == "Rectum")
     assert rectum["empty"] and [n["level"] for n in rectum["notes"]] == ["error"]
     assert rectum["notes"][0] not in case["notes"]
+
+
+# --------------------------------------------------------------------------------------------
+# S11: an ROI contoured on a single plane
+# --------------------------------------------------------------------------------------------
+
+
+def shoelace_mm2(contour_data) -> float:
+    xy = np.asarray([float(v) for v in contour_data]).reshape(-1, 3)[:, :2]
+    x, y = xy[:, 0], xy[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def test_one_plane_gtv_gets_a_stated_conventional_volume(tmp_path):
+    folder = copy_case(tmp_path, "bone_1fx")
+    rs = folder / "RS.BONE1FX.dcm"
+    kept = []
+
+    def one_plane(ds):
+        gtv = contours_of(ds, roi_number(ds, "GTV"))
+        gtv.ContourSequence = [c for c in gtv.ContourSequence if float(c.ContourData[2]) == 0.0]
+        kept.extend(gtv.ContourSequence)
+
+    edit(rs, one_plane)
+    (contour,) = kept
+    # The GTV is a sphere of 3.054 cc (radius 9 mm) whose rings have exactly the area of the
+    # section (sample_data/README.md): at its centre plane pi x 9^2 = 254.47 mm^2.
+    area = shoelace_mm2(contour.ContourData)
+    assert area == pytest.approx(np.pi * 9**2, rel=1e-6)
+    spacing = 2.5  # every sample contour plane lies on z = k x 2.5 mm (sample_data/README.md)
+    message = (
+        f"ROI 3 'GTV': closed contours on a single plane (z 0 mm, area {area:.6g} mm^2): its "
+        "thickness is not contoured, so its volume is a convention, not a measurement: with the "
+        "structure set's plane spacing of 2.5 mm (the median step between the planes of its "
+        "ROIs) as slab thickness (z 0 +/- 1.25 mm), each mm^2 of contour counts as 2.5 mm^3: "
+        f"{area:.6g} mm^2 x 2.5 mm = {area * spacing / 1000:.6g} cc; where no plane spacing is "
+        "given it has no thickness and no DVH"
+    )
+    result = CliRunner().invoke(cli, ["dvh", str(folder), "--format", "json"])
+    data = json.loads(result.output)
+    (gtv,) = [r for r in data["rois"] if r["roi"] == "GTV"]
+    assert gtv["volume_cc"] == pytest.approx(area * spacing / 1000, rel=1e-9)
+    assert f"warning: {rs}: {message} [ContourData (3006,0050)]" in data["warnings"]
+    _, report = check_json(folder, "--protocol", "tg101")
+    (note,) = [n for n in report["notes"] if "single plane" in n["message"]]
+    assert note["level"] == "warning" and note["path"] == str(rs)
+    assert note["message"] == message
+
+
+# --------------------------------------------------------------------------------------------
+# L3: referenced CT images absent; L11: the referenced CT in another frame of reference
+# --------------------------------------------------------------------------------------------
+
+
+def ct_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("CT.*.dcm"), key=lambda p: int(p.name.split(".")[1]))
+
+
+def image_item(sop_instance_uid: str) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    item.ReferencedSOPInstanceUID = sop_instance_uid
+    return item
+
+
+def reference_ct_images(folder: Path, extra: str | None = None) -> tuple[str, list[str]]:
+    """List every CT image of the folder in the structure set's RTReferencedSeriesSequence, and
+    ``extra`` under the GTV's first contour; the CT series UID and the images' UIDs."""
+    cts = [pydicom.dcmread(p, stop_before_pixels=True) for p in ct_files(folder)]
+    image_uids = [str(ct.SOPInstanceUID) for ct in cts]
+
+    def add(ds):
+        frame = ds.ReferencedFrameOfReferenceSequence[0]
+        series = frame.RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
+        series.ContourImageSequence = [image_item(uid) for uid in image_uids]
+        if extra:
+            gtv = contours_of(ds, roi_number(ds, "GTV"))
+            gtv.ContourSequence[0].ContourImageSequence = [image_item(extra)]
+
+    edit(folder / "RS.SPINE3FX.dcm", add)
+    return str(cts[0].SeriesInstanceUID), image_uids
+
+
+def ct_notes(folder: Path) -> list:
+    (case,) = scan(folder).cases
+    return [n for n in case.notes if "CT" in n.message]
+
+
+def test_some_referenced_ct_images_absent(tmp_path):
+    folder = copy_case(tmp_path, "spine_3fx")
+    absent = make_uid("edge-absent-ct")
+    series, image_uids = reference_ct_images(folder, extra=absent)
+    assert len(image_uids) == 57  # sample_data/README.md: 57 CT slices
+    for path in ct_files(folder)[:3]:
+        path.unlink()
+    (note,) = ct_notes(folder)
+    assert note.level is Level.WARNING and note.path == str(folder / "RS.SPINE3FX.dcm")
+    assert note.message == (  # 3 slices deleted + 1 image only the GTV's contour names, of 58
+        f"referenced CT missing: 4 of 58 images (series {series}); nothing rtqa computes needs "
+        "the CT (DVHs use the contours and the dose grid)"
+    )
+    (case,) = scan(folder).cases
+    assert len(case.images.slice_positions_mm) == 54
+
+
+def test_all_referenced_ct_absent_keeps_the_dvhs(tmp_path):
+    folder = copy_case(tmp_path, "spine_3fx")
+    series, _ = reference_ct_images(folder)
+    for path in ct_files(folder):
+        path.unlink()
+    code, data = check_json(folder, "--protocol", "nrg_br002")
+    assert code == 0 and data["verdict"] == "pass"  # spine_3fx: pass (NRG-BR002), README
+    (note,) = [n for n in data["notes"] if "referenced CT" in n["message"]]
+    assert note["level"] == "info"  # no image at all in the input: the RT objects alone
+    assert note["message"] == (
+        f"referenced CT missing: 57 of 57 images (series {series}); nothing rtqa computes needs "
+        "the CT (DVHs use the contours and the dose grid); skipped: the check that the CT shares "
+        "the structure set's frame of reference"
+    )
+    assert [f["value"] for f in data["findings"] if f["group"] == "target"]
+    assert all(f["value"] is not None for f in data["findings"] if f["group"] == "target")
+
+
+def test_referenced_series_absent_and_another_of_the_frame_linked(tmp_path):
+    folder = copy_case(tmp_path, "spine_3fx")
+    named = make_uid("edge-named-series")
+    actual = str(pydicom.dcmread(ct_files(folder)[0], stop_before_pixels=True).SeriesInstanceUID)
+
+    def rename(ds):
+        frame = ds.ReferencedFrameOfReferenceSequence[0]
+        frame.RTReferencedStudySequence[0].RTReferencedSeriesSequence[0].SeriesInstanceUID = named
+
+    edit(folder / "RS.SPINE3FX.dcm", rename)
+    (case,) = scan(folder).cases
+    assert case.images.series_instance_uid == actual
+    (note,) = ct_notes(folder)
+    assert note.level is Level.WARNING
+    assert note.message == (
+        f"referenced CT missing: series {named} (the structure set lists none of its images); "
+        "nothing rtqa computes needs the CT (DVHs use the contours and the dose grid); image "
+        f"series {actual} of the case's frame of reference is linked instead"
+    )
+
+
+def test_referenced_ct_in_another_frame_is_an_error_and_not_adopted(tmp_path):
+    folder = copy_case(tmp_path, "spine_3fx")
+    rs = pydicom.dcmread(folder / "RS.SPINE3FX.dcm")
+    ss_frame = str(rs.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID)
+    series = ""
+    for path in ct_files(folder):
+        edit(path, lambda ds: setattr(ds, "FrameOfReferenceUID", OTHER_FRAME))
+        series = str(pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID)
+    (case,) = scan(folder).cases
+    assert case.images is None  # the CT is not used with the structures
+    assert case.structure_set.frame_of_reference_uid == ss_frame  # not replaced by the CT's
+    code, data = check_json(folder, "--protocol", "nrg_br002")
+    assert code == 0 and data["verdict"] == "pass"  # DVHs stand: spine_3fx passes (README)
+    (error,) = [n for n in data["notes"] if n["level"] == "error"]
+    assert error["path"] == str(folder / "RS.SPINE3FX.dcm")
+    assert error["message"] == (
+        f"the structure set's frame of reference {ss_frame} differs from that of the CT it "
+        f"references (series {series}, frame {OTHER_FRAME}): the structure set's frame is kept, "
+        "not replaced by the CT's (it links the structures to the dose, and DVHs are computed "
+        "in it); the CT is not used with these structures (it cannot be shown under them)"
+    )
+
+
+def test_structure_set_with_a_new_frame_does_not_adopt_its_ct(tmp_path):
+    # An autosegmentation written with a new frame of reference: plan, dose and CT keep theirs.
+    folder = copy_case(tmp_path, "spine_3fx")
+    rs = folder / "RS.SPINE3FX.dcm"
+    ct_frame = str(
+        pydicom.dcmread(ct_files(folder)[0], stop_before_pixels=True).FrameOfReferenceUID
+    )
+
+    def new_frame(ds):
+        ds.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID = OTHER_FRAME
+        for item in ds.StructureSetROISequence:
+            item.ReferencedFrameOfReferenceUID = OTHER_FRAME
+
+    edit(rs, new_frame)
+    (case,) = scan(folder).cases
+    assert case.structure_set.frame_of_reference_uid == OTHER_FRAME
+    assert case.images is None  # the CT of the plan's frame is not linked in its place
+    errors = [n.message for n in case.notes if n.level is Level.ERROR]
+    assert errors[0].startswith(
+        f"the structure set's frame of reference {OTHER_FRAME} differs from that of the CT it "
+        f"references (series "
+    )
+    assert f"frame {ct_frame}):" in errors[0]

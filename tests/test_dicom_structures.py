@@ -17,6 +17,7 @@ from rtqa.dicom.common import make_uid
 from rtqa.dicom.structures import read_structure_set
 from rtqa.dicom.write.base import Header
 from rtqa.dicom.write.structures import RawContour, rings_at, write_structure_set
+from rtqa.geometry.slabs import contour_volume_cc
 from rtqa.model import ContourPlane, Level, PlanarPolygon, Roi, StructureSet
 
 HEADER = Header("RTQA-SS", "Phantom^Contours", make_uid("ss-study"), datetime(2024, 4, 1, 12, 0))
@@ -61,8 +62,16 @@ def area(plane: ContourPlane) -> float:
     return sum(Polygon(p.exterior, p.holes).area for p in plane.polygons)
 
 
+SINGLE_PLANE = "closed contours on a single plane"
+
+
+def other_notes(roi: Roi) -> tuple:
+    """The ROI's notes but the single-plane warning (tested on its own below)."""
+    return tuple(n for n in roi.notes if SINGLE_PLANE not in n.message)
+
+
 def messages(roi: Roi) -> list[str]:
-    return [n.message for n in roi.notes]
+    return [n.message for n in other_notes(roi)]
 
 
 def test_round_trip_keeps_points_holes_and_attributes(tmp_path):
@@ -111,7 +120,7 @@ def test_nested_rings_give_polygon_with_hole_plus_island(tmp_path):
     outer = next(p for p in plane.polygons if p.holes)
     assert np.array_equal(outer.exterior, square(0, 0, 10))
     assert np.array_equal(outer.holes[0], square(0, 0, 6))
-    assert roi.notes == ()
+    assert other_notes(roi) == ()
 
 
 def test_crossing_rings_combined_by_even_odd_rule(tmp_path):
@@ -300,7 +309,7 @@ def test_contour_text_forms_parse_to_exact_values(tmp_path, implicit):
     assert plane.z_mm == 2.5
     assert plane.polygons[0].exterior.tolist() == [[-3, -3], [3, -3], [3, 3], [-3, 3]]
     assert area(plane) == 36
-    assert ss.roi(1).notes == ()
+    assert other_notes(ss.roi(1)) == ()
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
@@ -350,3 +359,54 @@ def test_contour_value_that_is_not_a_number_is_reported(tmp_path):
         "ROI 1 'A': contour 1 ContourData holds 1 values (not x, y, z triplets of numbers): "
         "excluded"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# S11: an ROI contoured on a single plane
+# --------------------------------------------------------------------------------------------
+
+
+def test_single_plane_roi_warns_that_its_volume_is_a_convention(tmp_path):
+    # ROI 1 on planes 3 mm apart (0, 3, 6, 9), ROI 2 on planes 2 mm apart (0, 2): the steps are
+    # 3, 3, 3 and 2 mm, median 3 mm. ROI 3: a 20 mm square with a 12 mm hole on z = 4.5 mm only.
+    def stack(zs, half):
+        return [r for z in zs for r in rings_at("CLOSED_PLANAR", z, square(0, 0, half))]
+
+    rings = {
+        1: stack((0.0, 3.0, 6.0, 9.0), 5),
+        2: stack((0.0, 2.0), 2),
+        3: rings_at("CLOSED_PLANAR", 4.5, square(0, 0, 10), square(0, 0, 6)),
+    }
+    ss = read_raw(tmp_path, rings)
+    assert ss.roi(1).notes == () and ss.roi(2).notes == ()
+    (note,) = ss.roi(3).notes
+    assert note.level is Level.WARNING and note.attribute == "ContourData (3006,0050)"
+    area_mm2 = 20 * 20 - 12 * 12  # 256
+    assert note.message == (
+        "ROI 3 'ROI3': closed contours on a single plane (z 4.5 mm, area 256 mm^2): its "
+        "thickness is not contoured, so its volume is a convention, not a measurement: with the "
+        "structure set's plane spacing of 3 mm (the median step between the planes of its ROIs) "
+        "as slab thickness (z 4.5 +/- 1.5 mm), each mm^2 of contour counts as 3 mm^3: 256 mm^2 "
+        "x 3 mm = 0.768 cc; where no plane spacing is given it has no thickness and no DVH"
+    )
+    # the slab model, given that plane spacing, gives the volume the note states
+    assert contour_volume_cc(ss.roi(3), spacing_mm=3.0) == pytest.approx(
+        area_mm2 * 3.0 / 1000, rel=1e-12
+    )
+
+
+def test_single_plane_rois_without_any_plane_spacing(tmp_path):
+    rings = {
+        1: rings_at("CLOSED_PLANAR", -2.5, square(0, 0, 2)),
+        2: rings_at("CLOSED_PLANAR", 7.5, square(0, 0, 1)),
+    }
+    ss = read_raw(tmp_path, rings)
+    assert [n.message for n in ss.roi(1).notes] == [
+        "ROI 1 'ROI1': closed contours on a single plane (z -2.5 mm, area 16 mm^2): its "
+        "thickness is not contoured, so its volume is a convention, not a measurement: no ROI of "
+        "the structure set has two planes to give a plane spacing, so it has no thickness, no "
+        "volume and no DVH unless a plane spacing or end cap is given"
+    ]
+    assert "(z 7.5 mm, area 4 mm^2)" in ss.roi(2).notes[0].message
+    with pytest.raises(ValueError, match="single contour plane"):
+        contour_volume_cc(ss.roi(1))

@@ -1,4 +1,4 @@
-"""Folder scanning and linking by UID (edge cases L4-L9, R2, R5, X2, X4, F1-F3, F7)."""
+"""Folder scanning and linking by UID (edge cases L3, L4-L9, R2, R5, X2, X4, F1-F3, F7)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from datetime import datetime
 import numpy as np
 import pydicom
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from test_scan_builders import HEADER, PATIENT, X, Y, Z, linear_dose, uids, write_case, write_reg
 
-from rtqa.dicom.common import DEFORMABLE_REGISTRATION, RT_BRACHY_RECORD, make_uid
-from rtqa.dicom.scan import safe_name, scan
+from rtqa.dicom.common import DEFORMABLE_REGISTRATION, RT_BRACHY_RECORD, make_uid, read_dataset
+from rtqa.dicom.scan import image_references, safe_name, scan
 from rtqa.dicom.write.dose import write_dose
 from rtqa.dicom.write.records import write_treatment_record
 from rtqa.model import DeliveredBeam, DoseGrid, Level, TreatmentRecord
@@ -302,3 +303,43 @@ def test_several_doses_of_one_plan_are_combined(tmp_path):
     assert len(case.dose.paths) == 2
     assert case.dose.dose_gy == pytest.approx(linear_dose(), rel=1e-4)
     assert uids("SPINE")["plan"] == built.plan_uid
+
+
+def _image_items(*sop_instance_uids: str) -> list[pydicom.Dataset]:
+    items = []
+    for uid in sop_instance_uids:
+        item = pydicom.Dataset()
+        item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        item.ReferencedSOPInstanceUID = uid
+        items.append(item)
+    return items
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_image_references_series_and_contour_level(tmp_path, syntax):
+    built = write_case(tmp_path, "SPINE")
+    series_uid = make_uid("ref-ct-series")
+    listed = [make_uid("ref-ct", n) for n in range(5)]
+    only_in_contour = make_uid("ref-ct", "contour-only")
+    ds = pydicom.dcmread(built.paths["ss"])
+    series = pydicom.Dataset()
+    series.SeriesInstanceUID = series_uid
+    series.ContourImageSequence = _image_items(*listed)
+    study = pydicom.Dataset()
+    study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+    study.ReferencedSOPInstanceUID = HEADER.study_instance_uid
+    study.RTReferencedSeriesSequence = [series]
+    ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence = [study]
+    ptv = ds.ROIContourSequence[0].ContourSequence  # 3 contours
+    for contour, uid in zip(ptv, (listed[0], listed[1], only_in_contour), strict=True):
+        contour.ContourImageSequence = _image_items(uid)
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.save_as(built.paths["ss"], enforce_file_format=True)
+    expected = {*listed, only_in_contour}  # 5 listed for the series, 1 more named by a contour
+    read, _ = read_dataset(str(built.paths["ss"]), stop_before_pixels=True)
+    refs = image_references(read)
+    assert refs.series == ((series_uid, built.frame),)
+    assert refs.image_uids == expected
+    for item in read.ROIContourSequence[0].ContourSequence:  # sequences already converted
+        assert len(item.ContourImageSequence) == 1
+    assert image_references(read).image_uids == expected

@@ -10,6 +10,13 @@ Linking uses UIDs only, never file names or file times:
   (:func:`rtqa.dicom.dose.combine_doses`).
 * Treatment records -> RT Plan: ReferencedRTPlanSequence.
 * CT -> case: the series the structure set references, else the single series of the case's frame.
+  Referenced images (RTReferencedSeriesSequence and every ContourImageSequence) that are absent
+  are a WARNING ("referenced CT missing: N of M images"; INFO when the input holds no images at
+  all, an export of the RT objects alone): nothing computed needs the CT (DVHs use
+  the contours and the dose grid), only the check that the CT shares the structure set's frame
+  of reference is then skipped. A referenced CT in another frame of reference than the structure
+  set is an ERROR naming both frames; the structure set's frame is kept (it links the structures
+  to the dose) and the CT is not used with the structures.
 * Spatial registrations -> every case whose frame of reference they register.
 
 The WARNING and ERROR notes of the structure set's ROIs join the case's notes, and a dose whose
@@ -76,6 +83,8 @@ NOT_DICOM = "not DICOM"
 LOW_PEAK_FRACTION = 0.9
 HIGH_PEAK_FACTOR = 3.0
 UNREADABLE = "unreadable"
+CONTOUR_IMAGE_SEQUENCE = 0x30060016
+REFERENCED_SOP_INSTANCE_TAG = b"\x08\x00\x55\x11"  # (0008,1155), little endian
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,16 @@ class ScanResult:
         return found
 
 
+@dataclass(frozen=True)
+class ImageReferences:
+    """The images a structure set names as drawn on: the series of RTReferencedSeriesSequence,
+    each with the FrameOfReferenceUID of the ReferencedFrameOfReferenceSequence item holding it,
+    and the SOP Instance UIDs of every ContourImageSequence (series- and contour-level)."""
+
+    series: tuple[tuple[str, str | None], ...] = ()  # (SeriesInstanceUID, frame holding it)
+    image_uids: frozenset[str] = frozenset()
+
+
 @dataclass
 class _Found:
     """Everything read from the files, before linking."""
@@ -120,6 +139,7 @@ class _Found:
     records: list[TreatmentRecord] = field(default_factory=list)
     registrations: list[Registration] = field(default_factory=list)
     slices: dict[str, list[ImageSlice]] = field(default_factory=lambda: defaultdict(list))
+    image_refs: dict[str, ImageReferences] = field(default_factory=dict)  # by structure set UID
     notes: list[Note] = field(default_factory=list)
     files: Counter = field(default_factory=Counter)
 
@@ -214,6 +234,7 @@ def _dispatch(
             return
         ss = from_dataset(ds, path, read_notes)  # the header read holds the whole set
         _add_unique(found.structure_sets, ss.sop_instance_uid, ss, path, found.notes)
+        found.image_refs.setdefault(ss.sop_instance_uid, image_references(ds))
     elif sop_class == RT_DOSE:
         header = _dose_header(ds, path)
         _add_unique(found.doses, header.sop_instance_uid, header, path, found.notes)
@@ -249,6 +270,60 @@ def _add_unique(index: dict, uid: str, obj: object, path: str, notes: list[Note]
         )
         return
     index[uid] = obj
+
+
+def image_references(ds: Dataset) -> ImageReferences:
+    """The images an RT Structure Set dataset references (see :class:`ImageReferences`).
+    ContourImageSequence items are read from their raw bytes where pydicom has not yet converted
+    them (one item per contour would otherwise cost more than the contours)."""
+    series: dict[str, str | None] = {}
+    images: set[str] = set()
+    for frame in ds.get("ReferencedFrameOfReferenceSequence") or []:
+        frame_uid = optional_str(frame, "FrameOfReferenceUID") or None
+        for study in frame.get("RTReferencedStudySequence") or []:
+            for item in study.get("RTReferencedSeriesSequence") or []:
+                uid = optional_str(item, "SeriesInstanceUID")
+                if uid:
+                    series.setdefault(uid, frame_uid)
+                images.update(_contour_image_uids(item))
+    for roi in ds.get("ROIContourSequence") or []:
+        for contour in roi.get("ContourSequence") or []:
+            images.update(_contour_image_uids(contour))
+    images.discard("")
+    return ImageReferences(tuple(series.items()), frozenset(images))
+
+
+def _contour_image_uids(item: Dataset) -> list[str]:
+    """ReferencedSOPInstanceUID of every item of ``item``'s ContourImageSequence."""
+    if CONTOUR_IMAGE_SEQUENCE not in item:
+        return []
+    raw = item.get_item(CONTOUR_IMAGE_SEQUENCE)
+    value = getattr(raw, "value", None)
+    if isinstance(value, bytes) and getattr(raw, "is_little_endian", False):
+        return _raw_sop_instance_uids(value, bool(raw.is_implicit_VR))
+    return [
+        optional_str(ref, "ReferencedSOPInstanceUID")
+        for ref in item.get("ContourImageSequence") or []
+    ]
+
+
+def _raw_sop_instance_uids(value: bytes, implicit: bool) -> list[str]:
+    """ReferencedSOPInstanceUID values in the little-endian bytes of a sequence (tag, then VR
+    "UI" and a 2-byte length when explicit, else a 4-byte length, then the padded UID)."""
+    uids = []
+    at = value.find(REFERENCED_SOP_INSTANCE_TAG)
+    while at >= 0:
+        head = at + len(REFERENCED_SOP_INSTANCE_TAG)
+        if implicit:
+            length, begin = int.from_bytes(value[head : head + 4], "little"), head + 4
+        elif value[head : head + 2] == b"UI":
+            length, begin = int.from_bytes(value[head + 2 : head + 4], "little"), head + 4
+        else:
+            at = value.find(REFERENCED_SOP_INSTANCE_TAG, head)
+            continue
+        uids.append(value[begin : begin + length].rstrip(b"\x00 ").decode("ascii", "replace"))
+        at = value.find(REFERENCED_SOP_INSTANCE_TAG, begin + length)
+    return uids
 
 
 def _dose_header(ds: Dataset, path: str) -> DoseHeader:
@@ -420,7 +495,7 @@ class _Draft:
             records=tuple(self.records),
             notes=notes,
         )
-        case.images = _case_images(case, series, notes)
+        case.images = _case_images(case, found, series, notes)
         case.registrations = tuple(
             r for r in found.registrations if case.frame_of_reference_uid in r.matrices
         )
@@ -623,22 +698,38 @@ def _build_series(found: _Found) -> dict[str, ImageSeries]:
 
 
 def _case_images(
+    case: Case, found: _Found, series: dict[str, ImageSeries], notes: list[Note]
+) -> ImageSeries | None:
+    """The case's image series: the one its structure set references when present and in the
+    frame the structure set places it in (else an ERROR naming both frames), otherwise the single
+    series of the case's frame of reference. Referenced images that are absent are noted."""
+    ss = case.structure_set
+    refs = found.image_refs.get(ss.sop_instance_uid, ImageReferences()) if ss else None
+    chosen = None
+    refused: set[str] = set()
+    if ss is not None and refs is not None:
+        for uid, frame in refs.series:
+            candidate = series.get(uid)
+            if candidate is None:
+                continue
+            declared = frame or ss.frame_of_reference_uid
+            if declared and candidate.frame_of_reference_uid != declared:
+                notes.append(_other_frame_note(ss, candidate, declared))
+                refused.add(uid)
+                continue
+            chosen = candidate
+            break
+    if chosen is None:
+        others = {uid: s for uid, s in series.items() if uid not in refused}
+        chosen = _same_frame_series(case, others, notes)
+    if ss is not None and refs is not None:
+        notes.extend(_missing_images(ss, refs, series, chosen))
+    return chosen
+
+
+def _same_frame_series(
     case: Case, series: dict[str, ImageSeries], notes: list[Note]
 ) -> ImageSeries | None:
-    ss = case.structure_set
-    if ss is not None and ss.referenced_series_uid:
-        chosen = series.get(ss.referenced_series_uid)
-        if chosen is not None:
-            return chosen
-        if series:
-            notes.append(
-                Note(
-                    Level.INFO,
-                    f"structure set references image series {ss.referenced_series_uid}, "
-                    "not present",
-                    ss.path,
-                )
-            )
     frame = case.frame_of_reference_uid
     same = [s for s in series.values() if frame and s.frame_of_reference_uid == frame]
     if len(same) == 1:
@@ -649,6 +740,60 @@ def _case_images(
             Note(Level.INFO, f"several image series in the case's frame of reference: {listed}")
         )
     return None
+
+
+def _other_frame_note(ss: StructureSet, images: ImageSeries, declared: str) -> Note:
+    """L11: the referenced CT lies in another frame than the structure set says."""
+    return Note(
+        Level.ERROR,
+        f"the structure set's frame of reference {declared} differs from that of the CT it "
+        f"references (series {images.series_instance_uid}, frame "
+        f"{images.frame_of_reference_uid}): the structure set's frame is kept, not replaced by "
+        "the CT's (it links the structures to the dose, and DVHs are computed in it); the CT is "
+        "not used with these structures (it cannot be shown under them)",
+        ss.path,
+        tag_name("FrameOfReferenceUID"),
+    )
+
+
+def _missing_images(
+    ss: StructureSet,
+    refs: ImageReferences,
+    series: dict[str, ImageSeries],
+    chosen: ImageSeries | None,
+) -> list[Note]:
+    """L3: a WARNING when images the structure set references are not in the input (INFO when
+    the input holds no images at all)."""
+    absent_series = [uid for uid, _ in refs.series if uid not in series]
+    named = ", ".join(uid for uid, _ in refs.series)
+    if refs.image_uids:
+        present = {uid for s in series.values() for uid in s.sop_instance_uids}
+        missing = len(refs.image_uids - present)
+        if not missing:
+            return []
+        what = f"referenced CT missing: {missing} of {len(refs.image_uids)} images"
+        what += f" (series {named})" if named else ""
+        whole = missing == len(refs.image_uids)
+    elif absent_series:
+        what = (
+            f"referenced CT missing: series {', '.join(absent_series)} (the structure set lists "
+            "none of its images)"
+        )
+        whole = len(absent_series) == len(refs.series)
+    else:
+        return []
+    what += "; nothing rtqa computes needs the CT (DVHs use the contours and the dose grid)"
+    if chosen is not None and all(chosen.series_instance_uid != uid for uid, _ in refs.series):
+        what += (
+            f"; image series {chosen.series_instance_uid} of the case's frame of reference is "
+            "linked instead"
+        )
+    elif whole:
+        what += "; skipped: the check that the CT shares the structure set's frame of reference"
+    # no image at all in the input: an export of the RT objects alone, common and harmless; some
+    # images present but not those referenced, or only part of them: a warning
+    level = Level.INFO if whole and not series else Level.WARNING
+    return [Note(level, what, ss.path, tag_name("ReferencedFrameOfReferenceSequence"))]
 
 
 def _check_frames(case: Case, registrations: list[Registration], notes: list[Note]) -> None:

@@ -19,12 +19,18 @@
   WARNING.
 * POINT contours go to ``Roi.points``, OPEN_PLANAR / OPEN_NONPLANAR to ``Roi.open_contours``;
   other geometric types are excluded with a WARNING.
+* An ROI whose closed contours lie on a single plane has no contoured thickness: a WARNING names
+  its z and area and the slab thickness a plane spacing gives it (the structure set's plane
+  spacing, :func:`plane_spacing_mm`, half on each side of the plane, as
+  :func:`rtqa.geometry.slabs.slab_stack` uses it), so that its volume reads as the convention it
+  is: area (mm^2) x thickness (mm).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +53,7 @@ from rtqa.model import ContourPlane, Level, Note, PlanarPolygon, Roi, StructureS
 
 PLANE_TOLERANCE_MM = 0.01  # contour z values closer than this are one plane
 NEAR_PLANES_MM = 0.1  # distinct planes of one ROI closer than this are noted (no CT is that fine)
+SAME_STEP_MM = 1e-3  # steps between planes below this are not plane spacings
 AREA_TOLERANCE_MM2 = 1e-9  # rings with less area than this are degenerate
 OPEN_TYPES = ("OPEN_PLANAR", "OPEN_NONPLANAR")
 # Tags of the ContourSequence item attributes read from their raw bytes
@@ -122,6 +129,7 @@ def structure_set_from_dataset(ds: Dataset, path: str, notes: list[Note]) -> Str
         rois.append(
             _read_roi(item, number, name, item_contours, observation, frame_uid, path, roi_notes)
         )
+    _note_single_planes(rois, path)
     return StructureSet(
         path=path,
         sop_instance_uid=str(require(ds, "SOPInstanceUID", path)),
@@ -138,6 +146,47 @@ def structure_set_from_dataset(ds: Dataset, path: str, notes: list[Note]) -> Str
         manufacturer=optional_str(ds, "Manufacturer"),
         notes=tuple(notes),
     )
+
+
+def plane_spacing_mm(rois: Sequence[Roi]) -> float | None:
+    """The structure set's plane spacing (mm): the median step between neighbouring contour
+    planes over every ROI of two planes or more (steps under 0.001 mm ignored); None when no ROI
+    has two planes."""
+    steps = [np.diff([p.z_mm for p in r.planes]) for r in rois if len(r.planes) > 1]
+    flat = np.concatenate(steps) if steps else np.empty(0)
+    flat = flat[flat > SAME_STEP_MM]
+    return float(np.median(flat)) if flat.size else None
+
+
+def _note_single_planes(rois: list[Roi], path: str) -> None:
+    """A WARNING on every ROI whose closed contours lie on one plane: its thickness, hence its
+    volume, is a convention (see the module docstring)."""
+    single = [r for r in rois if len(r.planes) == 1]
+    if not single:
+        return
+    spacing = plane_spacing_mm(rois)
+    for roi in single:
+        (plane,) = roi.planes
+        area = sum(Polygon(p.exterior, p.holes).area for p in plane.polygons)
+        head = (
+            f"ROI {roi.number} '{roi.name}': closed contours on a single plane (z {plane.z_mm:g} "
+            f"mm, area {area:.6g} mm^2): its thickness is not contoured, so its volume is a "
+            "convention, not a measurement"
+        )
+        if spacing is None:
+            tail = (
+                ": no ROI of the structure set has two planes to give a plane spacing, so it has "
+                "no thickness, no volume and no DVH unless a plane spacing or end cap is given"
+            )
+        else:
+            tail = (
+                f": with the structure set's plane spacing of {spacing:g} mm (the median step "
+                f"between the planes of its ROIs) as slab thickness (z {plane.z_mm:g} "
+                f"+/- {0.5 * spacing:g} mm), each mm^2 of contour counts as {spacing:g} mm^3: "
+                f"{area:.6g} mm^2 x {spacing:g} mm = {area * spacing / 1000.0:.6g} cc; where no "
+                "plane spacing is given it has no thickness and no DVH"
+            )
+        roi.notes = (*roi.notes, Note(Level.WARNING, head + tail, path, tag_name("ContourData")))
 
 
 def _frame_and_series(ds: Dataset) -> tuple[str | None, str | None]:
