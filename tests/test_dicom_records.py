@@ -72,6 +72,19 @@ def test_interrupted_fraction_is_one_fraction_with_summed_meterset(tmp_path):
     assert fractions[2]["dates"] == [date(2024, 3, 6)]
 
 
+def test_setup_and_imaging_items_are_left_out(tmp_path):
+    beams = [DeliveredBeam(n, 100.0 * n, 100.0 * n, "NORMAL") for n in (1, 2, 3, 4)]
+    path = write(tmp_path, record(1, datetime(2024, 3, 4, 8, 0), beams), "r.dcm")
+    ds = pydicom.dcmread(path)
+    kinds = {1: "TREATMENT", 2: "CONTINUATION", 3: "SETUP", 4: "OPEN_PORTFILM"}
+    for item in ds.TreatmentSessionBeamSequence:
+        item.TreatmentDeliveryType = kinds[int(item.ReferencedBeamNumber)]
+    ds.save_as(path)
+    rec = read_treatment_record(path)
+    assert [(b.beam_number, b.delivered_meterset) for b in rec.beams] == [(1, 100.0), (2, 200.0)]
+    assert rec.notes == ()
+
+
 def test_date_falls_back_to_control_point_delivery(tmp_path):
     rec = record(1, datetime(2024, 3, 4, 7, 45, 12), [DeliveredBeam(1, 10.0, 10.0)])
     path = write(tmp_path, rec, "r.dcm")

@@ -3,8 +3,10 @@
 Records link to their plan by ReferencedRTPlanSequence only. An interrupted beam
 (TreatmentTerminationStatus other than NORMAL) is kept and noted; a fraction delivered in several
 sessions appears as several records with the same CurrentFractionNumber, so fractions are counted
-with :func:`delivered_fractions`, never by counting records. Brachy, Ion and Summary records are
-recognised and refused as "not analysed".
+with :func:`delivered_fractions`, never by counting records. Items the record marks as setup or
+imaging exposures (TreatmentDeliveryType other than TREATMENT or CONTINUATION) are left out: they
+deliver no treatment MU. Brachy, Ion and Summary records are recognised and refused as "not
+analysed".
 """
 
 from __future__ import annotations

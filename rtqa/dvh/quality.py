@@ -109,7 +109,7 @@ class _Field:
     def __init__(self, dose: DoseGrid):
         self.grid = dose
         self.d = np.asarray(dose.dose_gy, dtype=float)
-        self.lo, self.hi = _range3(self.d)
+        self.lo, self.hi = range_3x3x3(self.d)
         dx, dy, _ = dose.spacing_mm
         self.ze = voxel_edges(dose.z_mm, min(dx, dy) or 1.0)
         self.dz = np.diff(self.ze)
@@ -191,8 +191,8 @@ class _Field:
             else (np.empty((0, 3)), np.empty(0), np.empty(0, dtype=np.int64))
         )
         if body is not None:
-            w_in = w_in * _lookup(body, pts_in)
-            w_e = w_e * _lookup(body, pts_e)
+            w_in = w_in * occupancy_at(body, pts_in)
+            w_e = w_e * occupancy_at(body, pts_e)
         if len(targets) > 1:
             w_in = w_in * _nearest_is_first(targets, pts_in)
             # a crossed voxel goes whole to the target nearest its centre where that target is
@@ -323,7 +323,7 @@ class _Field:
                 hot, pts = hot[keep], pts[keep]
                 sure = (d_c - r)[keep] >= distance_mm
             if body is not None:
-                inside = _lookup(body, pts) >= 0.5
+                inside = occupancy_at(body, pts) >= 0.5
                 hot, pts, sure = hot[inside], pts[inside], sure[inside]
             if sure.any():
                 best = max(best, float(dose_pts[hot[sure]].max()))
@@ -353,7 +353,7 @@ class _Field:
         g = self.grid
         if body is None:
             return np.ones(g.dose_gy.shape, dtype=bool)
-        # the lattice cell holding a voxel centre, one axis at a time (as _lookup)
+        # the lattice cell holding a voxel centre, one axis at a time (as occupancy_at)
         cells = [
             _lookup_index(body, axis, centres)
             for axis, centres in enumerate((g.x_mm, g.y_mm, g.z_mm))
@@ -429,7 +429,7 @@ def _weights_1d(frac: np.ndarray) -> np.ndarray:
     return np.stack([-neg, 1.0 - np.abs(frac), pos], axis=-1)
 
 
-def _range3(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def range_3x3x3(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Minimum and maximum over each node's 3x3x3 neighbourhood (clamped at the edges)."""
     out = []
     for op in (np.minimum, np.maximum):
@@ -522,7 +522,7 @@ def _mean_excess(t: np.ndarray, c2: np.ndarray, c3: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lookup(occ: Occupancy, pts: np.ndarray) -> np.ndarray:
+def occupancy_at(occ: Occupancy, pts: np.ndarray) -> np.ndarray:
     """Occupancy fraction of the lattice cell holding each point (0 outside the array)."""
     (i, ok_i), (j, ok_j), (k, ok_k) = (_lookup_index(occ, a, pts[:, a]) for a in range(3))
     ok = ok_i & ok_j & ok_k

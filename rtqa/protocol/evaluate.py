@@ -21,6 +21,7 @@ import numpy as np
 from rtqa.model import Case, Course, DoseGrid, Finding, Level, Note, Roi, Status
 from rtqa.protocol import plan_rules
 from rtqa.protocol.bands import Bands, Condition
+from rtqa.protocol.delivery import delivery_findings
 from rtqa.protocol.matching import MatchKind, ProtocolMatch, RoiMatch, match_protocol
 from rtqa.protocol.metrics import MetricKind, MetricNotEvaluable, evaluate
 from rtqa.protocol.model import Limit, Organ, OutsideTable, Protocol
@@ -365,6 +366,7 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
     """Judge ``course`` against ``protocol``. ``options``: a ``CheckOptions`` (site, rx,
     mapping, alpha_beta and the prior settings)."""
     from rtqa.dvh import structure_dvh
+    from rtqa.protocol.dose_sanity import placement_finding
 
     st = settings_from(options)
     findings: list[Finding] = []
@@ -483,6 +485,9 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
     }
     findings += plan_rules.completion_window(fr, sched, planned)
     findings += plan_rules.min_interval(fr, sched)
+    for c in course.cases:
+        if c.plan is not None:
+            findings += delivery_findings(c.plan, c.records, c.case_id)
     all_targets = [name for w in usable for name in dict.fromkeys(n for n in w.rxs)]
     if usable:
         findings += plan_rules.target_count(fr, all_targets)
@@ -546,6 +551,10 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
                     )
                 )
         findings += _quality(protocol, w, ctx, target_occ, cid)
+        # does the dose lie in the patient? (the body occupancy of the quality indices reused)
+        body = _body_roi(w.case.structure_set.rois)  # type: ignore[union-attr]
+        known = ctx.occupancies.get(body.name) if body and ctx.rois.get(body.name) is body else None
+        findings.append(placement_finding(dose, body, cid, body_occupancy=known))
 
     if not any(w.targets for w in usable) and usable and protocol.targets:
         looked = ", ".join(t.roi.label for t in protocol.targets)

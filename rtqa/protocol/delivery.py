@@ -1,0 +1,449 @@
+"""Delivered against planned monitor units: treatment records joined to their plan's beams.
+
+Record beams are joined to the plan's beams by beam number (``ReferencedBeamNumber`` to
+``BeamNumber``), never by order or name; a record beam number the plan does not list is named,
+with its file, and its MU are not compared. Setup and imaging beams (plan
+``TreatmentDeliveryType`` other than TREATMENT; the record reader already leaves out items the
+record itself marks as such) are left out of every MU total.
+
+MU are compared per beam and fraction: the MU delivered to a beam in all sessions of one
+fraction (same ``CurrentFractionNumber``; an interrupted fraction completed later is one
+fraction, its sessions summed) against the plan's ``BeamMeterset`` for that beam, which is MU
+per fraction. Tolerance (an rtqa convention, not a protocol limit): ``max(1 % of planned MU,
+0.5 MU)`` per beam and fraction. A difference beyond it is
+
+* explained when the beam fell short and one of its sessions ended early
+  (``TreatmentTerminationStatus`` not NORMAL with delivered below specified MU): the fraction is
+  reported as not fully delivered (rule ``fraction_delivery``, minor: the dose rtqa judges is the
+  planned one, which that fraction did not receive);
+* otherwise a delivery or data discrepancy (rule ``delivered_mu``, minor, as rtqa's other
+  convention-based discrepancies), with the planned and delivered MU of each fraction and the
+  tolerance used.
+
+A fraction whose treatment beams do not all appear in its records is not fully delivered too;
+an early termination made up within the same fraction is information. Unknown beam numbers and
+missing planned or delivered MU make those comparisons not evaluable. When everything agrees one
+``delivered_mu`` pass summarises it. A plan without treatment records gets no finding here (not
+yet delivered, or records not supplied).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from rtqa.model import DeliveredBeam, Finding, Plan, Status, TreatmentRecord
+
+GROUP = "plan"
+#: Delivered MU agree with planned MU within this share of the planned MU (%) ...
+MU_TOLERANCE_PCT = 1.0
+#: ... or within this many MU, whichever is larger (per beam and fraction).
+MU_TOLERANCE_MU = 0.5
+TOLERANCE_TEXT = f"max({MU_TOLERANCE_PCT:g} % of planned, {MU_TOLERANCE_MU:g} MU)"
+LIMIT_TEXT = f"max({MU_TOLERANCE_PCT:g} %, {MU_TOLERANCE_MU:g} MU)"
+SOURCE = f"rtqa convention: delivered MU per beam and fraction within {TOLERANCE_TEXT}"
+RECORD_SOURCE = "RT Beams Treatment Record against RT Plan"
+#: Slack for sums of decimal MU read from files (MU).
+_EPS_MU = 1e-9
+
+
+def tolerance_mu(planned_mu: float) -> float:
+    """Allowed |delivered - planned| for one beam and fraction (MU)."""
+    return max(MU_TOLERANCE_PCT / 100.0 * abs(planned_mu), MU_TOLERANCE_MU)
+
+
+@dataclass(frozen=True)
+class Session:
+    """One beam as delivered in one record (session)."""
+
+    path: str
+    delivered_at: datetime | None
+    beam: DeliveredBeam
+
+    @property
+    def terminated_early(self) -> bool:
+        """Ended other than NORMAL with less than the specified MU delivered (or MU unknown)."""
+        b = self.beam
+        if b.termination_status in ("", "NORMAL"):
+            return False
+        if b.delivered_meterset is None or b.specified_meterset is None:
+            return True
+        return b.delivered_meterset < b.specified_meterset
+
+    def describe(self) -> str:
+        b = self.beam
+        return (
+            f"terminated {b.termination_status} after {_mu(b.delivered_meterset)} of "
+            f"{_mu(b.specified_meterset)} MU ({_name(self.path)})"
+        )
+
+
+@dataclass(frozen=True)
+class BeamFraction:
+    """One treatment beam in one fraction: its planned MU and the sessions that delivered it.
+
+    ``fraction`` is the CurrentFractionNumber (``None`` for a record without one, which is a
+    fraction of its own); ``planned_mu`` is the plan's BeamMeterset (MU per fraction; ``None``
+    when not stated or ambiguous); ``key`` orders and groups fractions.
+    """
+
+    key: tuple[int, int]  # (0, fraction number) or (1, record index)
+    fraction: int | None
+    beam_number: int
+    beam_name: str
+    planned_mu: float | None
+    sessions: tuple[Session, ...]
+
+    @property
+    def delivered_mu(self) -> float | None:
+        """MU delivered over all sessions of the fraction; ``None`` when a session lacks it."""
+        values = [s.beam.delivered_meterset for s in self.sessions]
+        if any(v is None for v in values):
+            return None
+        return float(sum(v for v in values if v is not None))
+
+    @property
+    def comparable(self) -> bool:
+        return self.planned_mu is not None and self.delivered_mu is not None
+
+    @property
+    def difference_mu(self) -> float:
+        assert self.planned_mu is not None and self.delivered_mu is not None
+        return self.delivered_mu - self.planned_mu
+
+    @property
+    def tolerance_mu(self) -> float:
+        assert self.planned_mu is not None
+        return tolerance_mu(self.planned_mu)
+
+    @property
+    def within(self) -> bool:
+        return abs(self.difference_mu) <= self.tolerance_mu + _EPS_MU
+
+    @property
+    def early(self) -> tuple[Session, ...]:
+        return tuple(s for s in self.sessions if s.terminated_early)
+
+    @property
+    def explained_short(self) -> bool:
+        """Short beyond tolerance, and a session of it ended early."""
+        return not self.within and self.difference_mu < 0 and bool(self.early)
+
+    @property
+    def label(self) -> str:
+        return _beam_label(self.beam_number, self.beam_name)
+
+
+@dataclass(frozen=True)
+class DeliveryComparison:
+    """Records of one plan joined to its beams.
+
+    ``beams``: treatment beams delivered, by fraction then beam number; ``unknown``: (file,
+    beam number, fraction) of record beams the plan does not list; ``setup``: (file, beam
+    number) of record beams the plan marks as setup/imaging (left out); ``missing``: fraction key
+    -> treatment beam numbers of the fraction's group found in none of its records (checked when
+    the delivered beams belong to exactly one fraction group); ``ambiguous``:
+    beam number -> the different BeamMeterset values its fraction groups give.
+    """
+
+    sessions: int
+    beams: tuple[BeamFraction, ...]
+    unknown: tuple[tuple[str, int, int | None], ...]
+    setup: tuple[tuple[str, int], ...]
+    missing: dict[tuple[int, int], tuple[int, ...]]
+    ambiguous: dict[int, tuple[float, ...]]
+
+
+def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryComparison:
+    """Join the records' delivered beams to ``plan``'s beams by number, per fraction.
+
+    The records are those referencing ``plan`` (its SOP Instance UID). Records without a
+    fraction number are each their own fraction.
+    """
+    kinds = {b.number: b.delivery_type for b in plan.beams}
+    names = {b.number: b.name for b in plan.beams}
+    planned_by_beam: dict[int, set[float]] = defaultdict(set)
+    for group in plan.fraction_groups:
+        for ref in group.beams:
+            kinds.setdefault(ref.beam_number, "TREATMENT")
+            if ref.meterset is not None:
+                planned_by_beam[ref.beam_number].add(float(ref.meterset))
+    planned = {n: next(iter(v)) for n, v in planned_by_beam.items() if len(v) == 1}
+    ambiguous = {n: tuple(sorted(v)) for n, v in planned_by_beam.items() if len(v) > 1}
+    group_beams = [
+        frozenset(r.beam_number for r in g.beams if kinds.get(r.beam_number) == "TREATMENT")
+        for g in plan.fraction_groups
+    ]
+    group_beams = [g for g in group_beams if g]
+
+    sessions: dict[tuple[int, int], dict[int, list[Session]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    unknown: list[tuple[str, int, int | None]] = []
+    setup: list[tuple[str, int]] = []
+    ordered = sorted(
+        enumerate(records), key=lambda ir: (ir[1].delivered_at is None, ir[1].delivered_at, ir[0])
+    )
+    for index, record in ordered:
+        n = record.fraction_number
+        key = (0, n) if n is not None else (1, index)
+        for beam in record.beams:
+            kind = kinds.get(beam.beam_number)
+            if kind is None:
+                unknown.append((record.path, beam.beam_number, n))
+            elif kind != "TREATMENT":
+                setup.append((record.path, beam.beam_number))
+            else:
+                sessions[key][beam.beam_number].append(
+                    Session(record.path, record.delivered_at, beam)
+                )
+
+    beams: list[BeamFraction] = []
+    missing: dict[tuple[int, int], tuple[int, ...]] = {}
+    for key in sorted(sessions):
+        by_beam = sessions[key]
+        fraction = key[1] if key[0] == 0 else None
+        for number in sorted(by_beam):
+            beams.append(
+                BeamFraction(
+                    key,
+                    fraction,
+                    number,
+                    names.get(number, ""),
+                    planned.get(number),
+                    tuple(by_beam[number]),
+                )
+            )
+        delivered = frozenset(by_beam)
+        groups = [g for g in group_beams if delivered <= g]
+        if len(groups) == 1 and groups[0] - delivered:
+            missing[key] = tuple(sorted(groups[0] - delivered))
+    return DeliveryComparison(
+        sessions=len(records),
+        beams=tuple(beams),
+        unknown=tuple(unknown),
+        setup=tuple(setup),
+        missing=missing,
+        ambiguous=ambiguous,
+    )
+
+
+def delivery_findings(
+    plan: Plan, records: Sequence[TreatmentRecord], case_id: str | None = None
+) -> list[Finding]:
+    """Findings of rules ``delivered_mu`` and ``fraction_delivery`` for one plan's records.
+
+    No records: no finding. Every beam within tolerance and every fraction complete: one
+    ``delivered_mu`` pass summarising what was compared.
+    """
+    if not records:
+        return []
+    cmp = compare(plan, records)
+    names = {b.number: b.name for b in plan.beams}
+    out: list[Finding] = []
+    out += _not_evaluable(plan, cmp, names, case_id)
+    mismatched: dict[int, list[BeamFraction]] = defaultdict(list)
+    for bf in cmp.beams:
+        if bf.comparable and not bf.within and not bf.explained_short:
+            mismatched[bf.beam_number].append(bf)
+    for number in sorted(mismatched):
+        out.append(_mismatch(mismatched[number], case_id))
+    out += _fractions(cmp, names, case_id)
+    judged = [bf for bf in cmp.beams if bf.comparable]
+    within = [bf for bf in judged if bf.within]
+    if within and not mismatched:
+        fractions = len({bf.key for bf in judged})
+        text = (
+            "delivered MU within tolerance on "
+            f"{_count(len(within), 'beam delivery', 'beam deliveries')} "
+            f"({_count(len({bf.beam_number for bf in within}), 'treatment beam')}, "
+            f"{_count(fractions, 'fraction')}) over {_count(cmp.sessions, 'session')}"
+        )
+        short = len(judged) - len(within)
+        if short:
+            text += f"; {short} short after an early termination (see fraction_delivery)"
+        if cmp.setup:
+            text += f"; {len(cmp.setup)} setup/imaging beam deliveries not counted"
+        out.append(
+            _finding(
+                "delivered_mu",
+                Status.PASS,
+                text,
+                case_id,
+                metric="delivered MU",
+                limits={"limit": f"± {LIMIT_TEXT}"},
+                source=SOURCE,
+            )
+        )
+    return out
+
+
+def _not_evaluable(
+    plan: Plan, cmp: DeliveryComparison, names: dict[int, str], case_id: str | None
+) -> list[Finding]:
+    out = []
+    if cmp.unknown:
+        listed = "; ".join(
+            f"beam {n} in {_name(p)}" + (f" (fraction {fx})" if fx is not None else "")
+            for p, n, fx in cmp.unknown
+        )
+        numbers = sorted({n for _, n, _ in cmp.unknown})
+        out.append(
+            _finding(
+                "delivered_mu",
+                Status.NOT_EVALUABLE,
+                f"treatment record beam number{'s' if len(numbers) > 1 else ''} "
+                f"{', '.join(map(str, numbers))} not in plan '{plan.label}': {listed}; "
+                "their MU cannot be compared",
+                case_id,
+                metric="beam number",
+                source=RECORD_SOURCE,
+            )
+        )
+    no_plan_mu = sorted({bf.beam_number for bf in cmp.beams if bf.planned_mu is None})
+    if no_plan_mu:
+        parts = []
+        for n in no_plan_mu:
+            label = _beam_label(n, names.get(n, ""))
+            if n in cmp.ambiguous:
+                values = ", ".join(f"{v:g}" for v in cmp.ambiguous[n])
+                parts.append(f"{label}: fraction groups give {values} MU")
+            else:
+                parts.append(f"{label}: no BeamMeterset in the plan")
+        out.append(
+            _finding(
+                "delivered_mu",
+                Status.NOT_EVALUABLE,
+                "planned MU unknown, delivered MU not compared for " + "; ".join(parts),
+                case_id,
+                metric="planned MU",
+                source=RECORD_SOURCE,
+            )
+        )
+    no_delivered = [
+        (bf, s)
+        for bf in cmp.beams
+        if bf.planned_mu is not None
+        for s in bf.sessions
+        if s.beam.delivered_meterset is None
+    ]
+    if no_delivered:
+        listed = "; ".join(f"{bf.label} in {_name(s.path)}" for bf, s in no_delivered)
+        out.append(
+            _finding(
+                "delivered_mu",
+                Status.NOT_EVALUABLE,
+                f"no DeliveredMeterset for {listed}: delivered MU not compared",
+                case_id,
+                metric="delivered MU",
+                source=RECORD_SOURCE,
+            )
+        )
+    return out
+
+
+def _mismatch(items: list[BeamFraction], case_id: str | None) -> Finding:
+    """One beam whose delivered MU differ from the plan's beyond tolerance in some fractions."""
+    first = items[0]
+    planned = first.planned_mu
+    assert planned is not None
+    tol = first.tolerance_mu
+    worst = max(items, key=lambda bf: abs(bf.difference_mu))
+    parts = []
+    for bf in items:
+        diff = bf.difference_mu
+        files = ", ".join(_name(s.path) for s in bf.sessions)
+        where = f"fraction {bf.fraction}" if bf.fraction is not None else "a record"
+        statuses = "/".join(dict.fromkeys(s.beam.termination_status or "none" for s in bf.sessions))
+        parts.append(
+            f"{where}: {_mu(bf.delivered_mu)} MU delivered ({diff:+.4g} MU, "
+            f"{100.0 * diff / planned:+.3g} %; {files}; termination {statuses})"
+        )
+    return _finding(
+        "delivered_mu",
+        Status.MINOR,
+        f"{first.label}: planned {planned:g} MU per fraction; "
+        + "; ".join(parts)
+        + f"; tolerance {tol:g} MU ({TOLERANCE_TEXT}), no early termination explains it",
+        case_id,
+        metric=f"MU beam {first.beam_number}",
+        value=worst.delivered_mu,
+        unit="MU",
+        limits={"limit": f"{planned:g} ± {tol:g} MU"},
+        margin=tol - abs(worst.difference_mu),
+        source=SOURCE,
+    )
+
+
+def _fractions(
+    cmp: DeliveryComparison, names: dict[int, str], case_id: str | None
+) -> list[Finding]:
+    """Fractions not fully delivered (minor) or completed after an early termination (info)."""
+    by_key: dict[tuple[int, int], list[BeamFraction]] = defaultdict(list)
+    for bf in cmp.beams:
+        by_key[bf.key].append(bf)
+    out = []
+    for key in sorted(set(by_key) | set(cmp.missing)):
+        items = by_key.get(key, [])
+        if key[0] == 0:
+            where = f"fraction {key[1]}"
+        else:
+            where = f"the record {_name(items[0].sessions[0].path)} (no fraction number)"
+        deviations, notes = [], []
+        for bf in items:
+            early = "; ".join(s.describe() for s in bf.early)
+            if not bf.early:
+                continue
+            if not bf.comparable:
+                notes.append(f"{bf.label} {early}; its planned or delivered MU unknown")
+            elif bf.explained_short:
+                deviations.append(
+                    f"{bf.label} {early}: {_mu(bf.delivered_mu)} of {bf.planned_mu:g} planned MU"
+                )
+            elif bf.within:
+                notes.append(
+                    f"{bf.label} {early}, completed in {len(bf.sessions)} sessions: "
+                    f"{_mu(bf.delivered_mu)} of {bf.planned_mu:g} planned MU"
+                )
+        for n in cmp.missing.get(key, ()):
+            deviations.append(f"{_beam_label(n, names.get(n, ''))} in none of its records")
+        if deviations:
+            status, text = Status.MINOR, f"{where} not fully delivered: "
+        elif notes:
+            status, text = Status.INFO, f"{where} interrupted: "
+        else:
+            continue
+        out.append(
+            _finding(
+                "fraction_delivery",
+                status,
+                text + "; ".join(deviations + notes),
+                case_id,
+                metric=where if key[0] == 0 else "fraction",
+                source=RECORD_SOURCE,
+            )
+        )
+    return out
+
+
+def _finding(rule: str, status: Status, message: str, case_id: str | None, **kw) -> Finding:
+    return Finding(group=GROUP, rule=rule, status=status, message=message, case_id=case_id, **kw)
+
+
+def _beam_label(number: int, name: str) -> str:
+    return f"beam {number} '{name}'" if name else f"beam {number}"
+
+
+def _name(path: str) -> str:
+    return Path(path).name or path
+
+
+def _mu(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"

@@ -1,0 +1,277 @@
+"""Delivered against planned MU (edge cases R3, R4): real RT Plan and RT Beams Treatment Record
+files, written and read back, then judged.
+
+The plan has two treatment arcs (250 and 300 MU per fraction) and a setup beam (2 MU) over three
+fractions; the tolerance is max(1 % of planned, 0.5 MU) per beam and fraction, so 2.5 MU for
+ARC1 and 3 MU for ARC2.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pydicom
+import pytest
+from click.testing import CliRunner
+
+from rtqa.cli import cli
+from rtqa.dicom.common import make_uid
+from rtqa.dicom.plan import read_plan
+from rtqa.dicom.records import read_treatment_record
+from rtqa.dicom.write.base import Header
+from rtqa.dicom.write.plan import write_plan
+from rtqa.dicom.write.records import write_treatment_record
+from rtqa.model import (
+    Beam,
+    DeliveredBeam,
+    FractionGroup,
+    Plan,
+    ReferencedBeam,
+    Status,
+    TreatmentRecord,
+)
+from rtqa.protocol.delivery import delivery_findings, tolerance_mu
+
+HEADER = Header("RTQA-MU", "Phantom^MU", make_uid("mu-study"), datetime(2024, 3, 1, 9, 0))
+PLAN_UID = make_uid("mu-plan")
+DAY1 = datetime(2024, 3, 4, 9, 0)
+ARC1, ARC2, SETUP = 250.0, 300.0, 2.0
+
+
+def plan_file(tmp_path: Path, meterset1: float | None = ARC1) -> Plan:
+    plan = Plan(
+        path="",
+        sop_instance_uid=PLAN_UID,
+        label="LUNG_MU",
+        approval_status="APPROVED",
+        beams=(
+            Beam(1, "ARC1", beam_type="DYNAMIC"),
+            Beam(2, "ARC2", beam_type="DYNAMIC"),
+            Beam(3, "CBCT", delivery_type="SETUP"),
+        ),
+        fraction_groups=(
+            FractionGroup(
+                1,
+                3,
+                (
+                    ReferencedBeam(1, meterset1, 4.0),
+                    ReferencedBeam(2, ARC2, 6.0),
+                    ReferencedBeam(3, SETUP, None),
+                ),
+            ),
+        ),
+    )
+    path = tmp_path / "RP.dcm"
+    write_plan(plan, path, HEADER, series_instance_uid=make_uid("mu-plan-series"))
+    return read_plan(str(path))
+
+
+def record_file(
+    tmp_path: Path, name: str, fraction: int | None, beams, when: datetime | None = None
+) -> TreatmentRecord:
+    when = when or DAY1 + timedelta(days=2 * ((fraction or 1) - 1))
+    rec = TreatmentRecord(
+        path="",
+        sop_instance_uid=make_uid("mu-record", name),
+        referenced_plan_uid=PLAN_UID,
+        fraction_number=fraction,
+        delivered_at=when,
+        beams=tuple(beams),
+    )
+    path = tmp_path / name
+    write_treatment_record(rec, path, HEADER, series_instance_uid=make_uid("mu-record-series"))
+    return read_treatment_record(str(path))
+
+
+def full(arc1: float = ARC1, arc2: float = ARC2, setup: float = 5.0) -> list[DeliveredBeam]:
+    """All three beams ending NORMAL; the setup exposure deliberately differs from its 2 MU."""
+    return [
+        DeliveredBeam(1, arc1, ARC1, "NORMAL"),
+        DeliveredBeam(2, arc2, ARC2, "NORMAL"),
+        DeliveredBeam(3, setup, SETUP, "NORMAL"),
+    ]
+
+
+def course(tmp_path: Path, fx2: list[DeliveredBeam] | None = None) -> list[TreatmentRecord]:
+    return [
+        record_file(tmp_path, f"RT.fx{n}.dcm", n, fx2 if (n == 2 and fx2) else full())
+        for n in (1, 2, 3)
+    ]
+
+
+def by_rule(findings, rule: str, status: Status | None = None):
+    return [f for f in findings if f.rule == rule and (status is None or f.status is status)]
+
+
+@pytest.mark.parametrize(
+    ("planned", "tolerance"), [(300.0, 3.0), (250.0, 2.5), (50.0, 0.5), (20.0, 0.5)]
+)
+def test_tolerance_is_one_percent_with_a_half_mu_floor(planned, tolerance):
+    assert tolerance_mu(planned) == pytest.approx(tolerance, abs=1e-12)
+
+
+def test_matching_records_give_one_pass_and_setup_beams_are_not_counted(tmp_path):
+    plan = plan_file(tmp_path)
+    findings = delivery_findings(plan, course(tmp_path), "C")
+    (f,) = findings
+    assert f.status is Status.PASS and f.group == "plan" and f.rule == "delivered_mu"
+    # 2 treatment beams x 3 fractions; the CBCT (5 MU against 2 planned) is left out
+    assert f.message == (
+        "delivered MU within tolerance on 6 beam deliveries (2 treatment beams, 3 fractions) "
+        "over 3 sessions; 3 setup/imaging beam deliveries not counted"
+    )
+    assert f.source.startswith("rtqa convention") and "max(1 % of planned, 0.5 MU)" in f.source
+
+
+def test_no_records_no_finding(tmp_path):
+    assert delivery_findings(plan_file(tmp_path), [], "C") == []
+
+
+def test_beam_short_by_three_percent_with_normal_termination_is_minor(tmp_path):
+    plan = plan_file(tmp_path)
+    short = 0.97 * ARC2  # 291 MU: 9 MU short, 3 times the 3 MU tolerance
+    findings = delivery_findings(plan, course(tmp_path, full(arc2=short)), "C")
+    (f,) = by_rule(findings, "delivered_mu")
+    assert f.status is Status.MINOR
+    assert f.value == pytest.approx(291.0, abs=1e-9) and f.unit == "MU"
+    assert f.limits == {"limit": "300 ± 3 MU"}
+    assert f.margin == pytest.approx(3.0 - 9.0, abs=1e-9)
+    assert f.message.startswith("beam 2 'ARC2': planned 300 MU per fraction; fraction 2: ")
+    assert "291 MU delivered (-9 MU, -3 %; RT.fx2.dcm; termination NORMAL)" in f.message
+    assert "tolerance 3 MU (max(1 % of planned, 0.5 MU))" in f.message
+    assert by_rule(findings, "fraction_delivery") == []
+
+
+@pytest.mark.parametrize(
+    ("arc1", "status"),
+    [
+        (ARC1 - 2.5, Status.PASS),  # exactly the tolerance
+        (ARC1 + 2.5, Status.PASS),
+        (ARC1 - 2.6, Status.MINOR),
+        (ARC1 + 2.6, Status.MINOR),  # over-delivery counts as well
+    ],
+)
+def test_tolerance_boundary(tmp_path, arc1, status):
+    findings = delivery_findings(plan_file(tmp_path), course(tmp_path, full(arc1=arc1)), "C")
+    (f,) = by_rule(findings, "delivered_mu")
+    assert f.status is status
+
+
+def test_operator_termination_not_completed_is_an_incomplete_fraction(tmp_path):
+    plan = plan_file(tmp_path)
+    cut = record_file(tmp_path, "RT.fx3.dcm", 3, [DeliveredBeam(1, 100.0, ARC1, "OPERATOR")])
+    records = [*course(tmp_path)[:2], cut]
+    findings = delivery_findings(plan, records, "C")
+    (fx,) = by_rule(findings, "fraction_delivery")
+    assert fx.status is Status.MINOR and fx.metric == "fraction 3"
+    assert fx.message == (
+        "fraction 3 not fully delivered: beam 1 'ARC1' terminated OPERATOR after 100 of 250 MU "
+        "(RT.fx3.dcm): 100 of 250 planned MU; beam 2 'ARC2' in none of its records"
+    )
+    # the termination explains the shortfall: no MU discrepancy, the rest is within tolerance
+    (summary,) = by_rule(findings, "delivered_mu")
+    assert summary.status is Status.PASS
+    assert summary.message.startswith("delivered MU within tolerance on 4 beam deliveries ")
+    assert "; 1 short after an early termination" in summary.message
+
+
+def test_interrupted_fraction_completed_in_a_second_session_is_information(tmp_path):
+    plan = plan_file(tmp_path)
+    t = DAY1 + timedelta(days=2)
+    first = record_file(tmp_path, "a.dcm", 2, [DeliveredBeam(1, 100.0, ARC1, "MACHINE")], t)
+    second = record_file(
+        tmp_path,
+        "b.dcm",
+        2,
+        [DeliveredBeam(1, 150.0, 150.0, "NORMAL"), DeliveredBeam(2, ARC2, ARC2, "NORMAL")],
+        t + timedelta(minutes=40),
+    )
+    records = [course(tmp_path)[0], second, first, course(tmp_path)[2]]
+    findings = delivery_findings(plan, records, "C")
+    (fx,) = by_rule(findings, "fraction_delivery")
+    assert fx.status is Status.INFO
+    assert fx.message == (
+        "fraction 2 interrupted: beam 1 'ARC1' terminated MACHINE after 100 of 250 MU (a.dcm), "
+        "completed in 2 sessions: 250 of 250 planned MU"
+    )
+    (summary,) = by_rule(findings, "delivered_mu")
+    assert summary.status is Status.PASS
+    assert summary.message.startswith(
+        "delivered MU within tolerance on 6 beam deliveries (2 treatment beams, 3 fractions) "
+        "over 4 sessions"
+    )
+
+
+def test_unknown_beam_number_is_not_evaluable_and_named(tmp_path):
+    plan = plan_file(tmp_path)
+    fx2 = [*full(), DeliveredBeam(7, 120.0, 120.0, "NORMAL")]
+    findings = delivery_findings(plan, course(tmp_path, fx2), "C")
+    (ne,) = by_rule(findings, "delivered_mu", Status.NOT_EVALUABLE)
+    assert ne.message == (
+        "treatment record beam number 7 not in plan 'LUNG_MU': beam 7 in RT.fx2.dcm "
+        "(fraction 2); their MU cannot be compared"
+    )
+    (ok,) = by_rule(findings, "delivered_mu", Status.PASS)
+    assert "on 6 beam deliveries" in ok.message
+
+
+def test_plan_without_beam_meterset_is_not_evaluable_for_that_beam(tmp_path):
+    plan = plan_file(tmp_path, meterset1=None)
+    findings = delivery_findings(plan, course(tmp_path), "C")
+    (ne,) = by_rule(findings, "delivered_mu", Status.NOT_EVALUABLE)
+    assert ne.message == (
+        "planned MU unknown, delivered MU not compared for beam 1 'ARC1': "
+        "no BeamMeterset in the plan"
+    )
+    (ok,) = by_rule(findings, "delivered_mu", Status.PASS)
+    assert "on 3 beam deliveries (1 treatment beam, 3 fractions)" in ok.message
+
+
+def test_check_reports_a_short_beam_of_the_sample_case(tmp_path):
+    """End to end: spine_3fx (9 beams of 400 MU, 3 fractions) with beam 3 of fraction 2 made
+    12 MU short: 3 times the 4 MU tolerance, a minor deviation (exit 1)."""
+    case = tmp_path / "spine"
+    shutil.copytree(Path(__file__).parent.parent / "sample_data" / "spine_3fx", case)
+    rt = case / "RT.SPINE3FX.fx2.dcm"
+    ds = pydicom.dcmread(rt)
+    (item,) = [i for i in ds.TreatmentSessionBeamSequence if int(i.ReferencedBeamNumber) == 3]
+    assert float(item.DeliveredMeterset) == 400.0
+    item.DeliveredMeterset = "388"
+    ds.save_as(rt)
+    result = CliRunner().invoke(cli, ["check", str(case), "--format", "json"])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    (f,) = [f for f in doc["findings"] if f["rule"] == "delivered_mu"]
+    assert f["status"] == "minor" and f["value"] == 388.0 and f["limits"] == {"limit": "400 ± 4 MU"}
+    assert f["margin"] == pytest.approx(4.0 - 12.0, abs=1e-9)
+    assert doc["verdict"] == "minor"
+
+
+def test_beam_with_different_meterset_in_two_fraction_groups_is_not_evaluable(tmp_path):
+    plan = Plan(
+        path="",
+        sop_instance_uid=PLAN_UID,
+        label="TWO_GROUPS",
+        beams=(Beam(1, "ARC1"), Beam(2, "ARC2"), Beam(4, "BOOST")),
+        fraction_groups=(
+            FractionGroup(1, 3, (ReferencedBeam(1, ARC1), ReferencedBeam(2, ARC2))),
+            FractionGroup(2, 2, (ReferencedBeam(1, 200.0), ReferencedBeam(4, 100.0))),
+        ),
+    )
+    path = tmp_path / "RP2.dcm"
+    write_plan(plan, path, HEADER, series_instance_uid=make_uid("mu-plan-series"))
+    plan = read_plan(str(path))
+    beams = [DeliveredBeam(1, ARC1, ARC1, "NORMAL"), DeliveredBeam(2, ARC2, ARC2, "NORMAL")]
+    findings = delivery_findings(plan, [record_file(tmp_path, "RT.dcm", 1, beams)], "C")
+    (ne,) = by_rule(findings, "delivered_mu", Status.NOT_EVALUABLE)
+    assert ne.message == (
+        "planned MU unknown, delivered MU not compared for beam 1 'ARC1': "
+        "fraction groups give 200, 250 MU"
+    )
+    (ok,) = by_rule(findings, "delivered_mu", Status.PASS)
+    assert "on 1 beam delivery (1 treatment beam, 1 fraction) over 1 session" in ok.message
+    # beams 1 and 2 belong to group 1 only, which they complete: no missing beam
+    assert by_rule(findings, "fraction_delivery") == []
