@@ -97,23 +97,17 @@ def _case_rx(case: Case, rx_gy: float | None) -> float | None:
     return None
 
 
-def _plane_spacing(rois: tuple[Roi, ...]) -> float | None:
-    steps = [np.diff([p.z_mm for p in r.planes]) for r in rois if len(r.planes) > 1]
-    steps = [s[s > 1e-3] for s in steps]
-    flat = np.concatenate(steps) if steps else np.empty(0)
-    return float(np.median(flat)) if flat.size else None
-
-
 def _case_report(
     case: Case, requests, rx_cli, curves: bool, compare_tps: bool, steps: int = 0
 ) -> dict:
+    from rtqa.dicom.structures import plane_spacing_mm
     from rtqa.dvh import MetricUndefined, plan_quality, structure_dvh
     from rtqa.protocol.metrics import MetricNotEvaluable, evaluate
 
     ss, dose = case.structure_set, case.dose
     assert ss is not None and dose is not None
     rx = _case_rx(case, rx_cli)
-    spacing = _plane_spacing(ss.rois)
+    spacing = plane_spacing_mm(ss.rois)
     warnings: list[str] = [str(n) for n in case.notes if n.level is not Level.INFO]
     body_roi = next((r for r in ss.rois if r.interpreted_type == "EXTERNAL" and r.planes), None)
     body_occ = None
