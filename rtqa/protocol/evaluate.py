@@ -610,6 +610,21 @@ def _dvh(fn, roi: Roi, dose: DoseGrid, findings: list[Finding], cid, how, group,
         return None
 
 
+def _derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...]):
+    """The StructureDvh of ``roi`` minus the union of ``minus`` (occupancy difference, every
+    structure sampled as finely as ``roi`` needs); ValueError for an ROI without volume."""
+    from rtqa.dvh import occupancy_dvh
+    from rtqa.geometry import contour_volume_cc, occupancy
+    from rtqa.geometry.sampling import choose_factors
+
+    factors = choose_factors(contour_volume_cc(roi), dose)
+    occ = occupancy(roi, dose, factors=factors)
+    for sub in minus:
+        occ = occ.difference(occupancy(sub, dose, factors=factors))
+    name = " - ".join([roi.name, *(r.name for r in minus)])
+    return occupancy_dvh(occ, dose, name, roi_number=roi.number)
+
+
 def _keep(ctx: EvaluationContext, curves, roi: Roi, sd, how: str) -> None:
     ctx.rois[roi.name] = roi
     ctx.dvhs[roi.name] = sd
@@ -794,9 +809,7 @@ def _organs(
     sites: tuple[str, ...],
     integrity_checked: set[str],
 ) -> list[Finding]:
-    from rtqa.dvh import occupancy_dvh, structure_dvh
-    from rtqa.geometry import contour_volume_cc, occupancy
-    from rtqa.geometry.sampling import choose_factors
+    from rtqa.dvh import structure_dvh
 
     out: list[Finding] = []
     first = usable[0]
@@ -925,22 +938,16 @@ def _organs(
             continue
         # DVH on the physical course dose (derived structures: minus the listed ones)
         if m.minus:
-            factors = choose_factors(contour_volume_cc(roi), physical)
-            occ = occupancy(roi, physical, factors=factors)
-            subtracted = []
-            for sub in m.minus:
-                if sub.roi is None or sub.roi.is_empty:
-                    continue
-                occ = occ.difference(occupancy(sub.roi, physical, factors=factors))
-                subtracted.append(sub.roi.name)
-            name = f"{roi.name} - " + " - ".join(subtracted) if subtracted else roi.name
-            sd = occupancy_dvh(occ, physical, name, roi_number=roi.number)
-            how += f" (derived: minus {', '.join(subtracted) or 'nothing found to subtract'})"
+            subtracted = tuple(s.roi for s in m.minus if s.roi is not None and not s.roi.is_empty)
+            name = " - ".join([roi.name, *(r.name for r in subtracted)])
+            how += " (derived: minus "
+            how += f"{', '.join(r.name for r in subtracted) or 'nothing found to subtract'})"
+            sd = _dvh(_derived_dvh, roi, physical, out, None, how, "organ", minus=subtracted)
         else:
             name = roi.name
             sd = _dvh(structure_dvh, roi, physical, out, None, how, "organ")
-            if sd is None:
-                continue
+        if sd is None:
+            continue
         _keep(ctx, curves, roi, sd, how)
         if name != roi.name:
             ctx.dvhs[name] = sd
