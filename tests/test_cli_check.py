@@ -150,3 +150,18 @@ def test_several_courses_all_judged(tmp_path):
     data = json.loads(res.stdout)
     results = data["results"] if isinstance(data, dict) and "results" in data else data
     assert sorted(r["course_id"] for r in results) == ["SPINE3FX", "SPINEOVERRUN"]
+
+
+def test_lung_quality_limits_interpolated_in_the_protocol_table():
+    res = run(str(SAMPLES / "lung_5fx"), "--format", "json")
+    data = json.loads(res.stdout)
+    r50 = next(f for f in data["findings"] if f["group"] == "quality" and f["rule"] == "R50%")
+    ptv_cc = float(r50["message"].split()[1])
+    assert ptv_cc == pytest.approx(14.04, abs=0.01)
+    # nrg_br002 R50% rows at 13.2 cc (< 4.7, <= 5.8) and 22 cc (< 4.5, <= 5.5)
+    t = (ptv_cc - 13.2) / (22.0 - 13.2)
+    per, acc = r50["limits"]["per_protocol"].split(), r50["limits"]["acceptable"].split()
+    assert per[0] == "<" and float(per[1]) == pytest.approx(4.7 - 0.2 * t, abs=2e-4)
+    assert acc[0] == "<=" and float(acc[1]) == pytest.approx(5.8 - 0.3 * t, abs=2e-4)
+    assert "interpolated linearly between the 13.2 and 22 cc rows" in r50["message"]
+    assert r50["margin"] == pytest.approx(float(per[1]) - r50["value"], abs=1e-4)

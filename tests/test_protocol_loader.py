@@ -211,6 +211,11 @@ def test_quality_table_and_lookup(tmp_path):
     with pytest.raises(OutsideTable, match=r"outside the tabulated range 1.8-7.4 cc"):
         r50.bands_at(1.79)
     assert ci.bands_at(100.0)[0].judge(1.2).status is Status.MINOR
+    # the label holds the interpolated number; how it was read is said once, in the note
+    assert bands.per_protocol.text == "< 5.7" and bands.acceptable.text == "<= 7"
+    note = "limits interpolated linearly between the 1.8 and 3.8 cc rows"
+    assert r50.interpolation_note(2.8) == note
+    assert r50.interpolation_note(3.8) == "" and ci.interpolation_note(100.0) == ""
 
 
 def test_quality_table_must_increase(tmp_path):

@@ -758,7 +758,8 @@ def _quality(protocol: Protocol, w: _CaseWork, ctx, target_occ: dict, cid) -> li
                 confidence=conf.value,
             )
             if rule.rows:
-                f.message = "; ".join(x for x in (f"PTV {sd.volume_cc:.4g} cc", f.message) if x)
+                parts = (f"PTV {sd.volume_cc:.4g} cc", rule.interpolation_note(sd.volume_cc))
+                f.message = "; ".join(x for x in (*parts, f.message) if x)
             out.append(f)
     return out
 

@@ -267,10 +267,9 @@ class QualityRule:
             return None
         return self.rows[0].ptv_cc, self.rows[-1].ptv_cc
 
-    def bands_at(self, ptv_cc: float) -> tuple[Bands, Confidence]:
-        """The bands for a target of ``ptv_cc`` cc and the weakest confidence they rest on."""
-        if self.bands is not None:
-            return self.bands, self.confidence
+    def _rows_at(self, ptv_cc: float) -> tuple[QualityRow, QualityRow, float]:
+        """The table rows around ``ptv_cc`` cc and the linear weight of the upper one
+        (OutsideTable beyond the tabulated range; one row twice on a tabulated volume)."""
         lo, hi = self.volume_range_cc  # type: ignore[misc]
         if not lo <= ptv_cc <= hi:
             raise OutsideTable(
@@ -280,20 +279,32 @@ class QualityRule:
         vols = [r.ptv_cc for r in self.rows]
         i = bisect.bisect_left(vols, ptv_cc)
         if vols[i] == ptv_cc:
-            a = b = self.rows[i]
-            t = 0.0
-        else:
-            a, b = self.rows[i - 1], self.rows[i]
-            t = (ptv_cc - a.ptv_cc) / (b.ptv_cc - a.ptv_cc)
+            return self.rows[i], self.rows[i], 0.0
+        a, b = self.rows[i - 1], self.rows[i]
+        return a, b, (ptv_cc - a.ptv_cc) / (b.ptv_cc - a.ptv_cc)
+
+    def interpolation_note(self, ptv_cc: float) -> str:
+        """How the bands for ``ptv_cc`` cc were read: empty for fixed bands and a tabulated
+        volume, else the two rows interpolated between."""
+        if self.bands is not None:
+            return ""
+        a, b, _ = self._rows_at(ptv_cc)
+        if a is b:
+            return ""
+        return f"limits interpolated linearly between the {a.ptv_cc:g} and {b.ptv_cc:g} cc rows"
+
+    def bands_at(self, ptv_cc: float) -> tuple[Bands, Confidence]:
+        """The bands for a target of ``ptv_cc`` cc and the weakest confidence they rest on."""
+        if self.bands is not None:
+            return self.bands, self.confidence
+        a, b, t = self._rows_at(ptv_cc)
         pp = a.per_protocol + t * (b.per_protocol - a.per_protocol)
-        interpolated = a is not b
-        how = f" (interpolated at {ptv_cc:g} cc)" if interpolated else ""
-        per = Condition(self.per_protocol_op, pp, f"{self.per_protocol_op} {pp:.6g}{how}")
+        per = Condition(self.per_protocol_op, pp, f"{self.per_protocol_op} {pp:.6g}")
         acc = None
         if self.acceptable_op is not None and a.acceptable is not None:
             assert b.acceptable is not None
             av = a.acceptable + t * (b.acceptable - a.acceptable)
-            acc = Condition(self.acceptable_op, av, f"{self.acceptable_op} {av:.6g}{how}")
+            acc = Condition(self.acceptable_op, av, f"{self.acceptable_op} {av:.6g}")
         return Bands(per, acc), weakest(a.confidence, b.confidence)
 
 
