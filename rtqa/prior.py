@@ -56,7 +56,11 @@ def registration_between(
     Same frame: the identity. Different frames: the matrix of the first Spatial Registration that
     lists both frames (``inverse(M_b) @ M_a``, each ``M`` mapping its frame into the
     registration's own frame, PS3.3 C.20.2; the own frame maps by the identity even when no item
-    lists it). No such registration, or an unknown frame: ``None``
+    lists it). Where none lists both, the shortest chain of registrations through intermediate
+    frames (at most :data:`MAX_CHAIN` registrations, each used once), composed step by step; the
+    note names every frame and registration of the chain, since the errors of its links add.
+    Other registrations or chains of the same length that map the frames more than
+    :data:`AGREEMENT_MM` apart are named too. No link at all, or an unknown frame: ``None``
     with a note naming both frame UIDs (the caller reports the prior course as not evaluable unless
     the user states the frames are aligned).
     """
@@ -73,47 +77,110 @@ def registration_between(
             Level.INFO,
             f"same frame of reference {frame_a}: no registration needed (identity)",
         )
-    linking = [r for r in registrations if _links(r, frame_a, frame_b)]
-    if not linking:
+    chains = _shortest_chains(frame_a, frame_b, registrations)
+    if not chains:
         return None, Note(
             Level.WARNING,
             f"no spatial registration links frame of reference {frame_a} with frame of "
-            f"reference {frame_b}: the prior dose cannot be mapped onto the current grid",
+            f"reference {frame_b}, directly or through up to {MAX_CHAIN - 1} other frames: the "
+            "prior dose cannot be mapped onto the current grid",
             attribute="RegistrationSequence (0070,0308)",
         )
-    chosen = linking[0]
+    chosen = chains[0]
     try:
-        matrix = _matrix_between(chosen, frame_a, frame_b)
+        matrix = _chain_matrix(chosen)
     except (ValueError, np.linalg.LinAlgError) as exc:
         return None, Note(
             Level.WARNING,
-            f"spatial registration {chosen.sop_instance_uid or '(no SOP Instance UID)'} links "
-            f"frame of reference {frame_a} with {frame_b} but its matrices cannot be used: {exc}",
-            path=chosen.path or None,
+            f"{_chain_text(chosen)} links frame of reference {frame_a} with {frame_b} but its "
+            f"matrices cannot be used: {exc}",
+            path=chosen[0].registration.path or None,
             attribute="FrameOfReferenceTransformationMatrix (3006,00C6)",
         )
     problems: list[str] = []
     why_not_rigid = rigidity_error(matrix)
     if why_not_rigid:
         problems.append(f"the mapping is not rigid ({why_not_rigid}); applied as given")
-    for other in linking[1:]:
+    for other in chains[1:]:
         try:
-            shift = _max_disagreement_mm(matrix, _matrix_between(other, frame_a, frame_b))
+            shift = _max_disagreement_mm(matrix, _chain_matrix(other))
         except (ValueError, np.linalg.LinAlgError):
             shift = np.inf
         if shift > AGREEMENT_MM:
             problems.append(
-                f"registration {other.sop_instance_uid or other.path} maps the same frames "
-                f"differently (up to {shift:.3g} mm apart); the first one is used"
+                f"{_chain_text(other)} maps the same frames differently (up to {shift:.3g} mm "
+                "apart); the first one is used"
             )
-    level = Level.WARNING if problems else Level.INFO
-    message = (
-        f"frame of reference {frame_a} mapped into {frame_b} by spatial registration "
-        f"{chosen.sop_instance_uid or '(no SOP Instance UID)'}"
-    )
+    chained = len(chosen) > 1
+    level = Level.WARNING if problems or chained else Level.INFO
+    message = f"frame of reference {frame_a} mapped into {frame_b} by {_chain_text(chosen)}"
+    if chained:
+        through = ", ".join(step.target for step in chosen[:-1])
+        message += (
+            f", chained through frame of reference {through} (no registration lists both "
+            "frames; the errors of the chained registrations add)"
+        )
     if problems:
         message += ": " + "; ".join(problems)
-    return matrix, Note(level, message, path=chosen.path or None)
+    return matrix, Note(level, message, path=chosen[0].registration.path or None)
+
+
+#: At most this many registrations are chained to link two frames of reference.
+MAX_CHAIN = 3
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One link of a chain: ``registration`` maps frame ``source`` into frame ``target``."""
+
+    registration: Registration
+    source: str
+    target: str
+
+
+def _frames(reg: Registration) -> list[str]:
+    """The frames of reference a registration links: its items' and its own."""
+    return list(dict.fromkeys([*reg.matrices, reg.frame_of_reference_uid]))
+
+
+def _shortest_chains(
+    frame_a: str, frame_b: str, registrations: Sequence[Registration]
+) -> list[tuple[_Step, ...]]:
+    """Every shortest chain of steps from ``frame_a`` to ``frame_b`` (breadth first, at most
+    :data:`MAX_CHAIN` steps, no registration twice, no frame twice), in registration order."""
+    level: list[tuple[_Step, ...]] = [()]
+    for _ in range(MAX_CHAIN):
+        grown: list[tuple[_Step, ...]] = []
+        for chain in level:
+            here = chain[-1].target if chain else frame_a
+            seen = {frame_a, *(s.target for s in chain)}
+            used = {id(s.registration) for s in chain}
+            for reg in registrations:
+                if id(reg) in used or _frame_matrix(reg, here) is None:
+                    continue
+                for frame in _frames(reg):
+                    if frame not in seen:
+                        grown.append((*chain, _Step(reg, here, frame)))
+        done = [c for c in grown if c[-1].target == frame_b]
+        if done:
+            return done
+        level = grown
+    return []
+
+
+def _chain_matrix(chain: Sequence[_Step]) -> np.ndarray:
+    """The composed matrix of a chain: the last step's matrix applied last."""
+    matrix = np.eye(4)
+    for step in chain:
+        matrix = _matrix_between(step.registration, step.source, step.target) @ matrix
+    return check_matrix(matrix)
+
+
+def _chain_text(chain: Sequence[_Step]) -> str:
+    regs = [s.registration.sop_instance_uid or "(no SOP Instance UID)" for s in chain]
+    return ("spatial registration " if len(regs) == 1 else "spatial registrations ") + ", ".join(
+        regs
+    )
 
 
 def map_prior_dose(
@@ -524,10 +591,6 @@ def _frame_matrix(reg: Registration, frame: str) -> np.ndarray | None:
     if frame == reg.frame_of_reference_uid:
         return np.eye(4)
     return None
-
-
-def _links(reg: Registration, frame_a: str, frame_b: str) -> bool:
-    return _frame_matrix(reg, frame_a) is not None and _frame_matrix(reg, frame_b) is not None
 
 
 def _matrix_between(reg: Registration, frame_a: str, frame_b: str) -> np.ndarray:

@@ -15,9 +15,9 @@ Conventions
   the prior course has targets of its own, their mapped overlap with the current target (cc,
   Dice).
 * Mapping follows :func:`rtqa.prior.registration_between` (same frame: identity; else the first
-  Spatial Registration linking both frames). Without one the prior course is not evaluable, unless
-  the user states the frames are aligned (``--assume-aligned``): then the identity is used and
-  every prior finding says so.
+  Spatial Registration linking both frames, or the shortest chain through other frames). Without
+  one the prior course is not evaluable, unless the user states the frames are aligned
+  (``--assume-aligned``): then the identity is used and every prior finding says so.
 * The irradiated overlap that decides the ESTRO–EORTC type and the ``exclude``/``review``
   policies is the volume where the prior dose is at least 50 % of the prior prescription and the
   current dose at least 50 % of the current prescription (the consensus fixes no isodose; this
