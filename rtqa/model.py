@@ -379,16 +379,33 @@ class Registration:
     patient_id: str = ""
     notes: tuple[Note, ...] = ()
 
+    @property
+    def frames(self) -> tuple[str, ...]:
+        """The frames of reference this registration links: its items' and its own."""
+        return tuple(dict.fromkeys([*self.matrices, self.frame_of_reference_uid]))
+
+    def to_own(self, uid: str) -> np.ndarray | None:
+        """The matrix taking points of frame ``uid`` into the registration's own frame: the
+        item's matrix, the identity for the own frame when no item lists it, else None."""
+        if uid in self.matrices:
+            return np.asarray(self.matrices[uid], dtype=float)
+        if uid and uid == self.frame_of_reference_uid:
+            return np.eye(4)
+        return None
+
     def links(self, a: str, b: str) -> bool:
-        """True when both frames of reference appear in this registration."""
-        return a in self.matrices and b in self.matrices
+        """True when this registration links both frames of reference (see :meth:`to_own`)."""
+        return self.to_own(a) is not None and self.to_own(b) is not None
 
     def matrix(self, source: str, target: str) -> np.ndarray:
-        """4x4 matrix mapping points of frame ``source`` into frame ``target``.
-
-        ``inverse(M_target) @ M_source``: both map into the registration frame.
-        """
-        return np.linalg.inv(self.matrices[target]) @ self.matrices[source]
+        """4x4 matrix mapping points of frame ``source`` into frame ``target``:
+        ``inverse(M_target) @ M_source``, both mapping into the registration's own frame
+        (PS3.3 C.20.2); KeyError for a frame the registration does not link."""
+        m_source, m_target = self.to_own(source), self.to_own(target)
+        if m_source is None or m_target is None:
+            missing = source if m_source is None else target
+            raise KeyError(f"registration {self.sop_instance_uid} does not link frame {missing}")
+        return np.linalg.inv(m_target) @ m_source
 
 
 # --------------------------------------------------------------------------------------------

@@ -138,11 +138,6 @@ class _Step:
     target: str
 
 
-def _frames(reg: Registration) -> list[str]:
-    """The frames of reference a registration links: its items' and its own."""
-    return list(dict.fromkeys([*reg.matrices, reg.frame_of_reference_uid]))
-
-
 def _shortest_chains(
     frame_a: str, frame_b: str, registrations: Sequence[Registration]
 ) -> list[tuple[_Step, ...]]:
@@ -156,9 +151,9 @@ def _shortest_chains(
             seen = {frame_a, *(s.target for s in chain)}
             used = {id(s.registration) for s in chain}
             for reg in registrations:
-                if id(reg) in used or _frame_matrix(reg, here) is None:
+                if id(reg) in used or reg.to_own(here) is None:
                     continue
-                for frame in _frames(reg):
+                for frame in reg.frames:
                     if frame not in seen:
                         grown.append((*chain, _Step(reg, here, frame)))
         done = [c for c in grown if c[-1].target == frame_b]
@@ -583,20 +578,10 @@ def _on_grid(grid: DoseGrid, **arrays: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _frame_matrix(reg: Registration, frame: str) -> np.ndarray | None:
-    """The matrix taking ``frame`` into the registration's own frame (the identity for the own
-    frame when the object lists no item for it), or None."""
-    if frame in reg.matrices:
-        return np.asarray(reg.matrices[frame], dtype=float)
-    if frame == reg.frame_of_reference_uid:
-        return np.eye(4)
-    return None
-
-
 def _matrix_between(reg: Registration, frame_a: str, frame_b: str) -> np.ndarray:
     """``inverse(M_b) @ M_a`` (PS3.3 Eq. C.20.2-3), as ``Registration.matrix`` computes it."""
-    m_a = check_matrix(_frame_matrix(reg, frame_a))
-    m_b = check_matrix(_frame_matrix(reg, frame_b))
+    m_a = check_matrix(reg.to_own(frame_a))
+    m_b = check_matrix(reg.to_own(frame_b))
     return check_matrix(invert(m_b) @ m_a)
 
 

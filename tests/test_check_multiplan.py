@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
@@ -16,6 +17,7 @@ from rtqa.model import Status
 from rtqa.radiobiology import eqd2
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "spine_3fx"
+DAY = datetime(2024, 5, 1)
 
 
 def two_plan_case(tmp_path: Path, fractions_b: int = 3, day_shift: int = 1) -> Path:
@@ -112,3 +114,54 @@ def test_window_rule_spans_both_plans(tmp_path):
     (result,) = run_check([str(two_plan_case(tmp_path, day_shift=20))], CheckOptions())
     span = next(f for f in result.findings if f.rule == "completion_window")
     assert span.value == 24 and span.status is Status.MAJOR
+
+
+def move_plan_b_to_another_frame(case: Path, shift_mm: tuple[float, float, float]) -> str:
+    """Put plan B of ``two_plan_case`` (plan, its own structure set and dose) in a new frame of
+    reference whose coordinates are the first frame's plus ``shift_mm``, and write a spatial
+    registration in the first frame that lists only the new frame (its own frame implied)."""
+    from rtqa.dicom.write.base import Header
+    from rtqa.dicom.write.registration import write_registration
+    from rtqa.geometry.transform import translation_matrix
+    from rtqa.model import Registration
+
+    frame = generate_uid()
+    shift = np.asarray(shift_mm, dtype=float)
+    rs = pydicom.dcmread(case / "RS.SPINE3FX.dcm")
+    first = str(rs.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID)
+    rs.SOPInstanceUID = rs.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    rs.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID = frame
+    for roi in rs.StructureSetROISequence:
+        roi.ReferencedFrameOfReferenceUID = frame
+    for item in rs.ROIContourSequence:
+        for contour in item.ContourSequence:
+            points = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3) + shift
+            contour.ContourData = [f"{v:.6f}" for v in points.reshape(-1)]
+    rs.save_as(case / "RS.B.dcm")
+    plan = pydicom.dcmread(case / "RP.B.dcm")
+    plan.FrameOfReferenceUID = frame
+    plan.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID = rs.SOPInstanceUID
+    plan.save_as(case / "RP.B.dcm")
+    dose = pydicom.dcmread(case / "RD.B.dcm")
+    dose.FrameOfReferenceUID = frame
+    dose.ImagePositionPatient = [f"{v:.6f}" for v in np.add(dose.ImagePositionPatient, shift)]
+    dose.save_as(case / "RD.B.dcm")
+    # frame B points into the first frame: subtract the shift
+    reg = Registration("", generate_uid(), first, {frame: translation_matrix(-shift)})
+    header = Header(str(rs.PatientID), str(rs.PatientName), str(rs.StudyInstanceUID), DAY)
+    write_registration(reg, case / "RE.B.dcm", header, series_instance_uid=generate_uid())
+    return frame
+
+
+def test_plans_in_two_frames_are_summed_through_the_registration(tmp_path, single):
+    case = two_plan_case(tmp_path)
+    frame = move_plan_b_to_another_frame(case, (5.0, -7.5, 10.0))
+    (result,) = run_check([str(case)], CheckOptions())
+    cord = organ(result, "SpinalCord", "D0.03cc[Gy]")
+    # whole-voxel shifts: plan B's dose pulled back through the registration lands on the
+    # first grid's nodes, so the sum is the sample dose twice
+    assert cord.value == pytest.approx(2 * organ(single, "SpinalCord", "D0.03cc[Gy]").value, 1e-9)
+    assert "physical sum of 2 plans" in cord.message
+    (summed,) = [f.message for f in result.findings if f.rule == "dose_sum"]
+    assert summed.startswith("dose of 'SPINEBOOST' resampled onto the grid of 'SPINE3FX'")
+    assert f"mapped into {frame} by spatial registration" in summed

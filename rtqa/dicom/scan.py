@@ -497,7 +497,7 @@ class _Draft:
         )
         case.images = _case_images(case, found, series, notes)
         case.registrations = tuple(
-            r for r in found.registrations if case.frame_of_reference_uid in r.matrices
+            r for r in found.registrations if case.frame_of_reference_uid in r.frames
         )
         _check_frames(case, found.registrations, notes)
         _check_patient(case, notes)
@@ -875,7 +875,7 @@ def _report_unused(
     for reg in found.registrations:
         notes.extend(reg.notes)
         if not any(reg in c.registrations for c in cases):
-            frames = ", ".join(sorted(reg.matrices))
+            frames = ", ".join(sorted(reg.frames))
             notes.append(
                 Note(
                     Level.WARNING, f"registration of frames {frames} not linked to a case", reg.path

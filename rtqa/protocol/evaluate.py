@@ -263,34 +263,30 @@ def plan_doses_on_first(cases: Sequence[Case]) -> tuple[list[np.ndarray], list[s
             arrays.append(np.asarray(d.dose_gy, dtype=float))
             continue
         from rtqa.geometry.transform import resample_dose
+        from rtqa.prior import registration_between
 
         matrix = None
+        via = ""
         if d.frame_of_reference_uid != ref.frame_of_reference_uid:
-            reg = next(
-                (
-                    r
-                    for c in cases
-                    for r in c.registrations
-                    if r.links(ref.frame_of_reference_uid or "", d.frame_of_reference_uid or "")
-                ),
-                None,
+            registrations = list({id(r): r for c in cases for r in c.registrations}.values())
+            # points of the first plan's frame into this plan's: resample_dose's direction
+            matrix, note = registration_between(
+                ref.frame_of_reference_uid, d.frame_of_reference_uid, registrations
             )
-            if reg is None:
+            if matrix is None:
                 return (
                     arrays,
                     said,
-                    f"plan '{case.label}' lies in another frame of reference with no spatial "
-                    "registration to the first plan: the plan doses cannot be summed "
-                    "(use --separate to judge each plan alone)",
+                    f"plan '{case.label}' lies in another frame of reference than the first "
+                    f"plan: {note.message}; the plan doses cannot be summed (use --separate to "
+                    "judge each plan alone)",
                 )
-            matrix = reg.matrix(ref.frame_of_reference_uid or "", d.frame_of_reference_uid or "")
+            via = f" ({note.message})"
         values, outside = resample_dose(d, ref, matrix)
         n_out = int(outside.sum())
         values = np.where(outside, 0.0, values)
         arrays.append(values)
-        msg = f"dose of '{case.label}' resampled onto the grid of '{cases[0].label}'"
-        if matrix is not None:
-            msg += " through the spatial registration"
+        msg = f"dose of '{case.label}' resampled onto the grid of '{cases[0].label}'{via}"
         if n_out:
             msg += f" ({n_out} voxels beyond its own grid taken as 0 Gy)"
         said.append(msg)
