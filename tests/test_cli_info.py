@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
+from test_delivery_mu import ARC1, ARC2, DAY1, course, full, plan_file, record_file
 from test_scan_builders import X, Y, Z, linear_dose, write_case, write_reg
 
 from rtqa.cli import cli
+from rtqa.cli.info import info_data, render_text
 from rtqa.dicom.common import make_uid
+from rtqa.dicom.scan import ScanResult
+from rtqa.model import Case, DeliveredBeam
 
 
 def run(*args: str):
@@ -171,3 +176,102 @@ def test_non_dicom_file_next_to_a_complete_case(tmp_path):
             "attribute": None,
         }
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Fractions delivered: completeness as ``rtqa check`` judges it (rtqa.protocol.delivery)
+# --------------------------------------------------------------------------------------------
+
+
+def fractions(data: dict, case_id: str) -> list[tuple]:
+    (case,) = [c for c in data["cases"] if c["case_id"] == case_id]
+    return [
+        (f["fraction"], f["dates"], f["sessions"], f["complete"], f["reason"])
+        for f in case["fractions_delivered"]
+    ]
+
+
+def test_fraction_missing_a_treatment_beam_is_incomplete_as_check_says(tmp_path):
+    """Fraction 2 ends NORMAL but its record lacks ARC2: every beam session normal made it
+    'complete' before; the plan's fraction group says beam 2 was due."""
+    plan_file(tmp_path)
+    fx2 = [DeliveredBeam(1, ARC1, ARC1, "NORMAL"), DeliveredBeam(3, 5.0, 2.0, "NORMAL")]
+    course(tmp_path, fx2)
+    code, data = run_json(str(tmp_path))
+    assert code == 4  # plan and records only: no structure set, no dose
+    assert fractions(data, "LUNG_MU") == [
+        (1, ["2024-03-04"], 1, True, None),
+        (2, ["2024-03-06"], 1, False, "beam 2 'ARC2' in none of its records"),
+        (3, ["2024-03-08"], 1, True, None),
+    ]
+    text = run(str(tmp_path)).stdout
+    assert "    fraction 1: 2024-03-04\n" in text
+    assert "    fraction 2: 2024-03-06, incomplete: beam 2 'ARC2' in none of its records\n" in text
+    check = CliRunner().invoke(cli, ["check", str(tmp_path), "--format", "json"])
+    (fx,) = [f for f in json.loads(check.stdout)["findings"] if f["rule"] == "fraction_delivery"]
+    assert (fx["status"], fx["message"]) == (
+        "minor",
+        "fraction 2 not fully delivered: beam 2 'ARC2' in none of its records",
+    )
+
+
+def test_fraction_terminated_early_and_made_up_the_next_day_is_complete(tmp_path):
+    plan_file(tmp_path)
+    t2, t3 = DAY1 + timedelta(days=2), DAY1 + timedelta(days=4)
+    records = [
+        record_file(tmp_path, "fx1.dcm", 1, full()),
+        record_file(tmp_path, "fx2a.dcm", 2, [DeliveredBeam(1, 100.0, ARC1, "MACHINE")], t2),
+        record_file(
+            tmp_path,
+            "fx2b.dcm",
+            2,
+            [DeliveredBeam(1, 150.0, 150.0, "NORMAL"), DeliveredBeam(2, ARC2, ARC2, "NORMAL")],
+            t2 + timedelta(days=1),
+        ),
+        record_file(tmp_path, "fx3.dcm", 3, [DeliveredBeam(1, 100.0, ARC1, "OPERATOR")], t3),
+    ]
+    assert len(records) == 4
+    _, data = run_json(str(tmp_path))
+    assert fractions(data, "LUNG_MU") == [
+        (1, ["2024-03-04"], 1, True, None),
+        (2, ["2024-03-06", "2024-03-07"], 2, True, None),
+        (
+            3,
+            ["2024-03-08"],
+            1,
+            False,
+            "beam 1 'ARC1' terminated OPERATOR after 100 of 250 MU (fx3.dcm): 100 of 250 "
+            "planned MU; beam 2 'ARC2' in none of its records",
+        ),
+    ]
+    text = run(str(tmp_path)).stdout
+    assert "    fraction 2: 2024-03-06, 2024-03-07, 2 sessions\n" in text
+
+
+def test_records_of_two_plans_with_the_same_fraction_number_are_kept_apart(tmp_path):
+    """Plan A delivered fraction 1 completely; plan B's fraction 1 lacks ARC2. Each plan's
+    fraction 1 is judged on its own records against its own beams."""
+    uid_b = make_uid("mu-plan", "B")
+    plan_file(tmp_path)
+    plan_file(tmp_path, uid=uid_b, label="LUNG_MU_B")
+    record_file(tmp_path, "A.fx1.dcm", 1, full())
+    record_file(tmp_path, "B.fx1.dcm", 1, [DeliveredBeam(1, ARC1, ARC1, "NORMAL")], DAY1, uid_b)
+    _, data = run_json(str(tmp_path))
+    assert fractions(data, "LUNG_MU") == [(1, ["2024-03-04"], 1, True, None)]
+    assert fractions(data, "LUNG_MU_B") == [
+        (1, ["2024-03-04"], 1, False, "beam 2 'ARC2' in none of its records")
+    ]
+
+
+def test_case_without_plan_says_completeness_is_unknown(tmp_path):
+    """No plan: no beams to compare the records with, so no fraction is called complete."""
+    records = course(tmp_path)
+    data = info_data(ScanResult([Case("NOPLAN", records=tuple(records))]), [str(tmp_path)])
+    assert fractions(data, "NOPLAN") == [
+        (n, [day], 1, None, "no plan to compare beams with")
+        for n, day in ((1, "2024-03-04"), (2, "2024-03-06"), (3, "2024-03-08"))
+    ]
+    text = render_text(data)
+    assert (
+        "    fraction 1: 2024-03-04, completeness unknown: no plan to compare beams with\n"
+    ) in text

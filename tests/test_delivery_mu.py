@@ -33,7 +33,7 @@ from rtqa.model import (
     Status,
     TreatmentRecord,
 )
-from rtqa.protocol.delivery import delivery_findings, tolerance_mu
+from rtqa.protocol.delivery import delivery_findings, fraction_deliveries, tolerance_mu
 
 HEADER = Header("RTQA-MU", "Phantom^MU", make_uid("mu-study"), datetime(2024, 3, 1, 9, 0))
 PLAN_UID = make_uid("mu-plan")
@@ -41,11 +41,16 @@ DAY1 = datetime(2024, 3, 4, 9, 0)
 ARC1, ARC2, SETUP = 250.0, 300.0, 2.0
 
 
-def plan_file(tmp_path: Path, meterset1: float | None = ARC1) -> Plan:
+def plan_file(
+    tmp_path: Path,
+    meterset1: float | None = ARC1,
+    uid: str = PLAN_UID,
+    label: str = "LUNG_MU",
+) -> Plan:
     plan = Plan(
         path="",
-        sop_instance_uid=PLAN_UID,
-        label="LUNG_MU",
+        sop_instance_uid=uid,
+        label=label,
         approval_status="APPROVED",
         beams=(
             Beam(1, "ARC1", beam_type="DYNAMIC"),
@@ -64,19 +69,24 @@ def plan_file(tmp_path: Path, meterset1: float | None = ARC1) -> Plan:
             ),
         ),
     )
-    path = tmp_path / "RP.dcm"
+    path = tmp_path / f"RP.{label}.dcm"
     write_plan(plan, path, HEADER, series_instance_uid=make_uid("mu-plan-series"))
     return read_plan(str(path))
 
 
 def record_file(
-    tmp_path: Path, name: str, fraction: int | None, beams, when: datetime | None = None
+    tmp_path: Path,
+    name: str,
+    fraction: int | None,
+    beams,
+    when: datetime | None = None,
+    plan_uid: str = PLAN_UID,
 ) -> TreatmentRecord:
     when = when or DAY1 + timedelta(days=2 * ((fraction or 1) - 1))
     rec = TreatmentRecord(
         path="",
-        sop_instance_uid=make_uid("mu-record", name),
-        referenced_plan_uid=PLAN_UID,
+        sop_instance_uid=make_uid("mu-record", name, plan_uid),
+        referenced_plan_uid=plan_uid,
         fraction_number=fraction,
         delivered_at=when,
         beams=tuple(beams),
@@ -275,3 +285,133 @@ def test_beam_with_different_meterset_in_two_fraction_groups_is_not_evaluable(tm
     assert "on 1 beam delivery (1 treatment beam, 1 fraction) over 1 session" in ok.message
     # beams 1 and 2 belong to group 1 only, which they complete: no missing beam
     assert by_rule(findings, "fraction_delivery") == []
+
+
+# --------------------------------------------------------------------------------------------
+# Per-fraction completeness (``rtqa info``): the judgement of rule fraction_delivery
+# --------------------------------------------------------------------------------------------
+
+
+def states(plan, records) -> list[tuple]:
+    return [
+        (f.fraction, f.sessions, f.complete, f.reason) for f in fraction_deliveries(plan, records)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fx2", "expected"),
+    [
+        (full(), (True, None)),
+        (full(arc2=0.97 * ARC2), (True, None)),  # an MU discrepancy (delivered_mu), all beams there
+        (
+            [DeliveredBeam(1, ARC1, ARC1, "NORMAL")],
+            (False, "beam 2 'ARC2' in none of its records"),
+        ),
+        (
+            [DeliveredBeam(1, 100.0, ARC1, "OPERATOR"), DeliveredBeam(2, ARC2, ARC2, "NORMAL")],
+            (
+                False,
+                "beam 1 'ARC1' terminated OPERATOR after 100 of 250 MU (RT.fx2.dcm): "
+                "100 of 250 planned MU",
+            ),
+        ),
+        (
+            [DeliveredBeam(3, 2.0, 2.0, "NORMAL")],  # the CBCT only
+            (
+                False,
+                "beam 1 'ARC1' in none of its records; beam 2 'ARC2' in none of its records",
+            ),
+        ),
+    ],
+)
+def test_fraction_complete_exactly_when_check_finds_it_fully_delivered(tmp_path, fx2, expected):
+    plan = plan_file(tmp_path)
+    records = course(tmp_path, fx2)
+    assert states(plan, records) == [(1, 1, True, None), (2, 1, *expected), (3, 1, True, None)]
+    incomplete = by_rule(delivery_findings(plan, records, "C"), "fraction_delivery", Status.MINOR)
+    assert [f.message for f in incomplete] == (
+        [f"fraction 2 not fully delivered: {expected[1]}"] if expected[0] is False else []
+    )
+
+
+def test_records_of_another_plan_do_not_join_its_fractions(tmp_path):
+    """Fraction 1 of plan A (complete) and fraction 1 of plan B (ARC2 missing, beam 7 unknown
+    to A): judging plan A with both plans' records counts A's session only."""
+    plan_a = plan_file(tmp_path)
+    uid_b = make_uid("mu-plan", "B")
+    plan_b = plan_file(tmp_path, uid=uid_b, label="LUNG_MU_B")
+    a = record_file(tmp_path, "A.fx1.dcm", 1, full())
+    b = record_file(
+        tmp_path,
+        "B.fx1.dcm",
+        1,
+        [DeliveredBeam(1, ARC1, ARC1, "NORMAL"), DeliveredBeam(7, 10.0, 10.0, "NORMAL")],
+        DAY1,
+        uid_b,
+    )
+    assert states(plan_a, [a, b]) == [(1, 1, True, None)]
+    assert states(plan_b, [a, b]) == [(1, 1, False, "beam 2 'ARC2' in none of its records")]
+    # without a plan both are listed, each under its own plan, neither judged
+    unjudged = fraction_deliveries(None, [a, b])
+    assert sorted((f.plan_uid, f.fraction, f.sessions, f.complete) for f in unjudged) == sorted(
+        [(PLAN_UID, 1, 1, None), (uid_b, 1, 1, None)]
+    )
+    assert {f.reason for f in unjudged} == {"no plan to compare beams with"}
+
+
+def test_completeness_unknown_when_an_early_terminated_beam_has_no_planned_mu(tmp_path):
+    plan = plan_file(tmp_path, meterset1=None)
+    fx3 = [DeliveredBeam(1, 100.0, ARC1, "OPERATOR"), DeliveredBeam(2, ARC2, ARC2, "NORMAL")]
+    records = [*course(tmp_path)[:2], record_file(tmp_path, "RT.fx3.dcm", 3, fx3)]
+    assert states(plan, records)[2] == (
+        3,
+        1,
+        None,
+        "beam 1 'ARC1' terminated OPERATOR after 100 of 250 MU (RT.fx3.dcm); "
+        "its planned or delivered MU unknown",
+    )
+    (fx,) = by_rule(delivery_findings(plan, records, "C"), "fraction_delivery")
+    assert fx.status is Status.INFO
+
+
+def test_completeness_unknown_when_beams_fit_two_fraction_groups_none_in_full(tmp_path):
+    """Groups {1, 2} and {1, 4}: a fraction delivering beam 1 only lacks beam 2 or beam 4,
+    which one is not known."""
+    plan = Plan(
+        path="",
+        sop_instance_uid=PLAN_UID,
+        label="TWO_GROUPS",
+        beams=(Beam(1, "ARC1"), Beam(2, "ARC2"), Beam(4, "BOOST")),
+        fraction_groups=(
+            FractionGroup(1, 3, (ReferencedBeam(1, ARC1), ReferencedBeam(2, ARC2))),
+            FractionGroup(2, 2, (ReferencedBeam(1, ARC1), ReferencedBeam(4, 100.0))),
+        ),
+    )
+    path = tmp_path / "RP2.dcm"
+    write_plan(plan, path, HEADER, series_instance_uid=make_uid("mu-plan-series"))
+    plan = read_plan(str(path))
+    one = [DeliveredBeam(1, ARC1, ARC1, "NORMAL")]
+    both = [*one, DeliveredBeam(4, 100.0, 100.0, "NORMAL")]
+    records = [record_file(tmp_path, "a.dcm", 1, both), record_file(tmp_path, "b.dcm", 2, one)]
+    assert states(plan, records) == [
+        (1, 1, True, None),
+        (
+            2,
+            1,
+            None,
+            "treatment beam 1 delivered; fraction groups 1, 2 of the plan list them, none in "
+            "full: which beams were due is unknown",
+        ),
+    ]
+
+
+def test_record_without_fraction_number_is_its_own_fraction(tmp_path):
+    plan = plan_file(tmp_path)
+    rec = record_file(tmp_path, "RT.nofx.dcm", None, [DeliveredBeam(1, ARC1, ARC1, "NORMAL")])
+    records = [*course(tmp_path), rec]
+    assert states(plan, records)[3] == (None, 1, False, "beam 2 'ARC2' in none of its records")
+    (fx,) = by_rule(delivery_findings(plan, records, "C"), "fraction_delivery")
+    assert fx.message == (
+        "the record RT.nofx.dcm (no fraction number) not fully delivered: "
+        "beam 2 'ARC2' in none of its records"
+    )

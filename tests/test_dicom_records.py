@@ -8,11 +8,12 @@ import pydicom
 import pytest
 
 from rtqa.dicom.common import RT_BRACHY_RECORD, RT_ION_BEAMS_RECORD, RT_SUMMARY_RECORD, make_uid
-from rtqa.dicom.records import delivered_fractions, read_treatment_record
+from rtqa.dicom.records import read_treatment_record
 from rtqa.dicom.write.base import Header
 from rtqa.dicom.write.records import write_treatment_record
 from rtqa.errors import DicomError
 from rtqa.model import DeliveredBeam, Level, TreatmentRecord
+from rtqa.protocol.delivery import fraction_deliveries
 
 HEADER = Header("RTQA-001", "Phantom^Spine", make_uid("study"), datetime(2024, 3, 1, 9, 30))
 PLAN_UID = make_uid("plan")
@@ -52,7 +53,7 @@ def test_round_trip(tmp_path):
     assert rec.notes == ()
 
 
-def test_interrupted_fraction_is_one_fraction_with_summed_meterset(tmp_path):
+def test_interrupted_fraction_is_one_fraction_of_two_sessions(tmp_path):
     first = record(
         2, datetime(2024, 3, 6, 8, 0), [DeliveredBeam(1, 400.0, 1200.0, "OPERATOR")], "a"
     )
@@ -63,13 +64,13 @@ def test_interrupted_fraction_is_one_fraction_with_summed_meterset(tmp_path):
     assert note.message == "beam 1 terminated OPERATOR: delivered 400 of 1200 MU"
     two = read_treatment_record(write(tmp_path, second, "b.dcm"))
 
-    partial = delivered_fractions([one])
-    assert partial[2]["complete"] is False
-    fractions = delivered_fractions([one, two])
-    assert list(fractions) == [2]
-    assert fractions[2]["sessions"] == 2
-    assert fractions[2]["meterset"] == {1: 1200.0}
-    assert fractions[2]["dates"] == [date(2024, 3, 6)]
+    assert [b.delivered_meterset for b in (*one.beams, *two.beams)] == [400.0, 800.0]
+
+    # without the plan its beams are unknown: grouped, completeness not judged
+    (fraction,) = fraction_deliveries(None, [one, two])
+    assert (fraction.plan_uid, fraction.fraction, fraction.sessions) == (PLAN_UID, 2, 2)
+    assert fraction.dates == (date(2024, 3, 6),)
+    assert (fraction.complete, fraction.reason) == (None, "no plan to compare beams with")
 
 
 def test_setup_and_imaging_items_are_left_out(tmp_path):

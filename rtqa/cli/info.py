@@ -9,10 +9,10 @@ import click
 
 from rtqa import __version__
 from rtqa.courses import group_courses
-from rtqa.dicom.records import delivered_fractions
 from rtqa.dicom.scan import ScanResult, scan
 from rtqa.errors import EXIT_NOT_EVALUABLE, EXIT_OK, EXIT_UNREADABLE
 from rtqa.model import Case, Level, Note
+from rtqa.protocol.delivery import fraction_deliveries
 
 
 @click.command("info")
@@ -70,7 +70,8 @@ def info(ctx: click.Context, plan_dirs: tuple[str, ...], fmt: str, window_days: 
           "notes": [note]},
        "records": [{"path", "fraction", "delivered_at": iso|null, "beams": int,
           "interrupted": bool}],
-       "fractions_delivered": [{"fraction", "dates": [iso], "sessions", "complete"}],
+       "fractions_delivered": [{"fraction": int|null, "dates": [iso], "sessions",
+          "complete": bool|null, "reason": str|null}],
        "registrations": [{"path", "frame_of_reference_uid", "frames": [str],
           "types": {frame: type}}],
        "images": null | {"series_instance_uid", "modality", "frame_of_reference_uid",
@@ -78,6 +79,9 @@ def info(ctx: click.Context, plan_dirs: tuple[str, ...], fmt: str, window_days: 
        "notes": [note]}]}
     note = {"level": "error"|"warning"|"info", "message": str, "path": str|null,
             "attribute": str|null}
+    A fraction is complete as ``rtqa check`` judges it (its plan's treatment beams delivered,
+    none left short by an early termination); "complete" is null when that cannot be told (no
+    plan, MU unknown), with the reason; fraction null is a record without a fraction number.
     Doses in Gy (course total after the scaling note), lengths in mm.
     """
     result = scan(list(plan_dirs))
@@ -171,12 +175,13 @@ def _case(case: Case) -> dict[str, Any]:
         ],
         "fractions_delivered": [
             {
-                "fraction": number,
-                "dates": [d.isoformat() for d in f["dates"]],
-                "sessions": f["sessions"],
-                "complete": f["complete"],
+                "fraction": f.fraction,
+                "dates": [d.isoformat() for d in f.dates],
+                "sessions": f.sessions,
+                "complete": f.complete,
+                "reason": f.reason,
             }
-            for number, f in delivered_fractions(case.records).items()
+            for f in fraction_deliveries(case.plan, case.records)
         ],
         "registrations": [
             {
@@ -417,11 +422,17 @@ def _case_lines(case: dict[str, Any]) -> list[str]:
     if case["fractions_delivered"]:
         lines.append("  records:")
         for f in case["fractions_delivered"]:
-            status = "" if f["complete"] else ", incomplete"
+            status = {True: "", False: ", incomplete", None: ", completeness unknown"}
+            reason = f": {f['reason']}" if f["reason"] else ""
             sessions = f", {f['sessions']} sessions" if f["sessions"] > 1 else ""
+            where = (
+                "record without fraction number"
+                if f["fraction"] is None
+                else f"fraction {f['fraction']}"
+            )
             lines.append(
-                f"    fraction {f['fraction']}: {', '.join(f['dates']) or 'no date'}"
-                f"{sessions}{status}"
+                f"    {where}: {', '.join(f['dates']) or 'no date'}{sessions}"
+                f"{status[f['complete']]}{reason}"
             )
     for reg in case["registrations"]:
         lines.append(

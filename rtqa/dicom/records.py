@@ -3,16 +3,16 @@
 Records link to their plan by ReferencedRTPlanSequence only. An interrupted beam
 (TreatmentTerminationStatus other than NORMAL) is kept and noted; a fraction delivered in several
 sessions appears as several records with the same CurrentFractionNumber, so fractions are counted
-with :func:`delivered_fractions`, never by counting records. Items the record marks as setup or
-imaging exposures (TreatmentDeliveryType other than TREATMENT or CONTINUATION) are left out: they
-deliver no treatment MU. Brachy, Ion and Summary records are recognised and refused as "not
-analysed".
+per plan and fraction number (:mod:`rtqa.protocol.schedule`; whether one was fully delivered:
+:func:`rtqa.protocol.delivery.fraction_deliveries`), never by counting records. Items the record
+marks as setup or imaging exposures (TreatmentDeliveryType other than TREATMENT or CONTINUATION)
+are left out: they deliver no treatment MU. Brachy, Ion and Summary records are recognised and
+refused as "not analysed".
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import date, datetime
+from datetime import datetime
 
 from pydicom.dataset import Dataset
 
@@ -174,38 +174,3 @@ def _delivered_at(ds: Dataset, sessions: list[Dataset]) -> datetime | None:
         is not None
     ]
     return min(times) if times else None
-
-
-def delivered_fractions(records: list[TreatmentRecord] | tuple[TreatmentRecord, ...]) -> dict:
-    """Fractions delivered, by fraction number: ``{n: {"dates": [...], "sessions": k,
-    "complete": bool, "meterset": {beam: delivered MU summed over sessions}}}``.
-
-    A fraction is complete when every beam session of it ended NORMAL or the delivered MU summed
-    over its sessions reaches the specified MU of each beam (within 0.5 MU). Records without a
-    fraction number are left out.
-    """
-    by_fraction: dict[int, list[TreatmentRecord]] = defaultdict(list)
-    for record in records:
-        if record.fraction_number is not None:
-            by_fraction[record.fraction_number].append(record)
-    result: dict[int, dict] = {}
-    for number in sorted(by_fraction):
-        group = by_fraction[number]
-        delivered: dict[int, float] = defaultdict(float)
-        specified: dict[int, float] = {}
-        normal = True
-        for record in group:
-            for beam in record.beams:
-                delivered[beam.beam_number] += beam.delivered_meterset or 0.0
-                if beam.specified_meterset is not None:
-                    specified[beam.beam_number] = beam.specified_meterset
-                normal = normal and beam.termination_status in ("", "NORMAL")
-        reached = bool(specified) and all(delivered[b] >= mu - 0.5 for b, mu in specified.items())
-        dates: list[date] = sorted({r.delivery_date for r in group if r.delivery_date})
-        result[number] = {
-            "dates": dates,
-            "sessions": len(group),
-            "complete": normal or reached,
-            "meterset": dict(delivered),
-        }
-    return result

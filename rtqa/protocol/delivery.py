@@ -20,19 +20,25 @@ per fraction. Tolerance (an rtqa convention, not a protocol limit): ``max(1 % of
   convention-based discrepancies), with the planned and delivered MU of each fraction and the
   tolerance used.
 
-A fraction whose treatment beams do not all appear in its records is not fully delivered too;
+A fraction whose treatment beams do not all appear in its records (or whose records hold none
+of the plan's) is not fully delivered too;
 an early termination made up within the same fraction is information. Unknown beam numbers and
 missing planned or delivered MU make those comparisons not evaluable. When everything agrees one
 ``delivered_mu`` pass summarises it. A plan without treatment records gets no finding here (not
 yet delivered, or records not supplied).
+
+:func:`fraction_deliveries` gives ``rtqa info`` the same judgement per fraction: incomplete
+exactly when ``fraction_delivery`` reports the fraction not fully delivered; unknown when an
+early-terminated beam's MU cannot be compared, when the fraction's beams fit no single fraction
+group, or when there is no plan; complete otherwise.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 
 from rtqa.model import DeliveredBeam, Finding, Plan, Status, TreatmentRecord
@@ -48,6 +54,7 @@ SOURCE = f"rtqa convention: delivered MU per beam and fraction within {TOLERANCE
 RECORD_SOURCE = "RT Beams Treatment Record against RT Plan"
 #: Slack for sums of decimal MU read from files (MU).
 _EPS_MU = 1e-9
+NO_PLAN = "no plan to compare beams with"
 
 
 def tolerance_mu(planned_mu: float) -> float:
@@ -145,8 +152,12 @@ class DeliveryComparison:
     beam number, fraction) of record beams the plan does not list; ``setup``: (file, beam
     number) of record beams the plan marks as setup/imaging (left out); ``missing``: fraction key
     -> treatment beam numbers of the fraction's group found in none of its records (checked when
-    the delivered beams belong to exactly one fraction group); ``ambiguous``:
-    beam number -> the different BeamMeterset values its fraction groups give.
+    the delivered beams belong to exactly one fraction group, also when its records hold no
+    treatment beam of the plan); ``undetermined``: fraction key -> numbers of the fraction groups
+    its delivered treatment beams fit, when that is not exactly one and none of them is
+    delivered in full (which beams were due is unknown); ``ambiguous``: beam number -> the
+    different BeamMeterset values its fraction groups give; ``paths``: fraction key -> files of
+    its records.
     """
 
     sessions: int
@@ -155,6 +166,8 @@ class DeliveryComparison:
     setup: tuple[tuple[str, int], ...]
     missing: dict[tuple[int, int], tuple[int, ...]]
     ambiguous: dict[int, tuple[float, ...]]
+    undetermined: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
+    paths: dict[tuple[int, int], tuple[str, ...]] = field(default_factory=dict)
 
 
 def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryComparison:
@@ -174,22 +187,28 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
     planned = {n: next(iter(v)) for n, v in planned_by_beam.items() if len(v) == 1}
     ambiguous = {n: tuple(sorted(v)) for n, v in planned_by_beam.items() if len(v) > 1}
     group_beams = [
-        frozenset(r.beam_number for r in g.beams if kinds.get(r.beam_number) == "TREATMENT")
+        (
+            g.number,
+            frozenset(r.beam_number for r in g.beams if kinds.get(r.beam_number) == "TREATMENT"),
+        )
         for g in plan.fraction_groups
     ]
-    group_beams = [g for g in group_beams if g]
+    group_beams = [(number, beams) for number, beams in group_beams if beams]
 
     sessions: dict[tuple[int, int], dict[int, list[Session]]] = defaultdict(
         lambda: defaultdict(list)
     )
     unknown: list[tuple[str, int, int | None]] = []
     setup: list[tuple[str, int]] = []
+    paths: dict[tuple[int, int], list[str]] = defaultdict(list)
     ordered = sorted(
         enumerate(records), key=lambda ir: (ir[1].delivered_at is None, ir[1].delivered_at, ir[0])
     )
     for index, record in ordered:
         n = record.fraction_number
         key = (0, n) if n is not None else (1, index)
+        by_beam = sessions[key]  # a fraction even without treatment beams of the plan
+        paths[key].append(record.path)
         for beam in record.beams:
             kind = kinds.get(beam.beam_number)
             if kind is None:
@@ -197,12 +216,11 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
             elif kind != "TREATMENT":
                 setup.append((record.path, beam.beam_number))
             else:
-                sessions[key][beam.beam_number].append(
-                    Session(record.path, record.delivered_at, beam)
-                )
+                by_beam[beam.beam_number].append(Session(record.path, record.delivered_at, beam))
 
     beams: list[BeamFraction] = []
     missing: dict[tuple[int, int], tuple[int, ...]] = {}
+    undetermined: dict[tuple[int, int], tuple[int, ...]] = {}
     for key in sorted(sessions):
         by_beam = sessions[key]
         fraction = key[1] if key[0] == 0 else None
@@ -218,9 +236,12 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
                 )
             )
         delivered = frozenset(by_beam)
-        groups = [g for g in group_beams if delivered <= g]
-        if len(groups) == 1 and groups[0] - delivered:
-            missing[key] = tuple(sorted(groups[0] - delivered))
+        groups = [(number, g) for number, g in group_beams if delivered <= g]
+        if len(groups) == 1:
+            if groups[0][1] - delivered:
+                missing[key] = tuple(sorted(groups[0][1] - delivered))
+        elif delivered and all(g != delivered for _, g in groups):
+            undetermined[key] = tuple(number for number, _ in groups)
     return DeliveryComparison(
         sessions=len(records),
         beams=tuple(beams),
@@ -228,7 +249,75 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
         setup=tuple(setup),
         missing=missing,
         ambiguous=ambiguous,
+        undetermined=undetermined,
+        paths={key: tuple(p) for key, p in paths.items()},
     )
+
+
+@dataclass(frozen=True)
+class FractionDelivery:
+    """One fraction of one plan as its treatment records show it.
+
+    ``plan_uid`` is the plan the records reference; ``fraction`` the CurrentFractionNumber
+    (``None``: a record without one, its own fraction); ``dates`` the treatment dates of its
+    sessions; ``sessions`` its records; ``complete`` is ``False`` exactly when ``rtqa check``
+    reports it not fully delivered (rule ``fraction_delivery``, minor), ``None`` when that cannot
+    be told, else ``True``; ``reason`` says why it is not ``True`` (``None`` when it is).
+    """
+
+    plan_uid: str | None
+    fraction: int | None
+    dates: tuple[date, ...]
+    sessions: int
+    complete: bool | None
+    reason: str | None
+
+
+def fraction_deliveries(
+    plan: Plan | None, records: Sequence[TreatmentRecord]
+) -> list[FractionDelivery]:
+    """The fractions delivered in ``records``, judged against ``plan``'s beams by :func:`compare`.
+
+    With a plan only records referencing it (its SOP Instance UID) count: fraction 1 of another
+    plan is another delivery. Without a plan, records are grouped by the plan they reference and
+    every fraction's completeness is unknown. Ordered by plan UID, then fraction number; records
+    without a fraction number, each its own fraction, come last in reading order.
+    """
+    if plan is not None:
+        records = [r for r in records if r.referenced_plan_uid == plan.sop_instance_uid]
+    grouped: dict[tuple[str, tuple[int, int]], list[TreatmentRecord]] = defaultdict(list)
+    for index, record in enumerate(records):
+        n = record.fraction_number
+        key = (0, n) if n is not None else (1, index)
+        grouped[(record.referenced_plan_uid or "", key)].append(record)
+    verdicts: dict[tuple[int, int], tuple[bool | None, str | None]] = {}
+    if plan is not None:
+        cmp = compare(plan, records)
+        names = {b.number: b.name for b in plan.beams}
+        verdicts = {key: _verdict(parts) for key, parts in _fraction_parts(cmp, names).items()}
+    out = []
+    for (uid, key), group in sorted(grouped.items()):
+        complete, reason = verdicts[key] if plan is not None else (None, NO_PLAN)
+        out.append(
+            FractionDelivery(
+                plan_uid=uid or None,
+                fraction=key[1] if key[0] == 0 else None,
+                dates=tuple(sorted({r.delivery_date for r in group if r.delivery_date})),
+                sessions=len(group),
+                complete=complete,
+                reason=reason,
+            )
+        )
+    return out
+
+
+def _verdict(parts: tuple[list[str], list[str], list[str]]) -> tuple[bool | None, str | None]:
+    deviations, _, unknowns = parts
+    if deviations:
+        return False, "; ".join(deviations)
+    if unknowns:
+        return None, "; ".join(unknowns)
+    return True, None
 
 
 def delivery_findings(
@@ -378,27 +467,28 @@ def _mismatch(items: list[BeamFraction], case_id: str | None) -> Finding:
     )
 
 
-def _fractions(
-    cmp: DeliveryComparison, names: dict[int, str], case_id: str | None
-) -> list[Finding]:
-    """Fractions not fully delivered (minor) or completed after an early termination (info)."""
+def _fraction_parts(
+    cmp: DeliveryComparison, names: dict[int, str]
+) -> dict[tuple[int, int], tuple[list[str], list[str], list[str]]]:
+    """Per fraction key: (deviations: not fully delivered; notes: early terminations made up or
+    not comparable; unknowns: why completeness cannot be told). The one rule behind rule
+    ``fraction_delivery`` and :func:`fraction_deliveries`."""
     by_key: dict[tuple[int, int], list[BeamFraction]] = defaultdict(list)
     for bf in cmp.beams:
         by_key[bf.key].append(bf)
-    out = []
-    for key in sorted(set(by_key) | set(cmp.missing)):
-        items = by_key.get(key, [])
-        if key[0] == 0:
-            where = f"fraction {key[1]}"
-        else:
-            where = f"the record {_name(items[0].sessions[0].path)} (no fraction number)"
-        deviations, notes = [], []
-        for bf in items:
+    out = {}
+    for key in sorted(set(by_key) | set(cmp.missing) | set(cmp.undetermined) | set(cmp.paths)):
+        deviations, notes, unknowns = [], [], []
+        if key not in by_key and key not in cmp.missing:
+            deviations.append("no treatment beam of the plan in its records")
+        for bf in by_key.get(key, []):
             early = "; ".join(s.describe() for s in bf.early)
             if not bf.early:
                 continue
             if not bf.comparable:
-                notes.append(f"{bf.label} {early}; its planned or delivered MU unknown")
+                text = f"{bf.label} {early}; its planned or delivered MU unknown"
+                notes.append(text)
+                unknowns.append(text)
             elif bf.explained_short:
                 deviations.append(
                     f"{bf.label} {early}: {_mu(bf.delivered_mu)} of {bf.planned_mu:g} planned MU"
@@ -410,6 +500,33 @@ def _fractions(
                 )
         for n in cmp.missing.get(key, ()):
             deviations.append(f"{_beam_label(n, names.get(n, ''))} in none of its records")
+        if key in cmp.undetermined:
+            unknowns.append(_undetermined(by_key.get(key, []), cmp.undetermined[key]))
+        out[key] = (deviations, notes, unknowns)
+    return out
+
+
+def _undetermined(items: list[BeamFraction], groups: tuple[int, ...]) -> str:
+    """Why the beams due in a fraction are unknown (``groups``: fraction groups its beams fit)."""
+    numbers = ", ".join(str(bf.beam_number) for bf in items)
+    if groups:
+        where = f"fraction groups {', '.join(map(str, groups))} of the plan list them, none in full"
+    else:
+        where = "no fraction group of the plan lists them all"
+    beams = "treatment beams" if len(items) > 1 else "treatment beam"
+    return f"{beams} {numbers} delivered; {where}: which beams were due is unknown"
+
+
+def _fractions(
+    cmp: DeliveryComparison, names: dict[int, str], case_id: str | None
+) -> list[Finding]:
+    """Fractions not fully delivered (minor) or completed after an early termination (info)."""
+    out = []
+    for key, (deviations, notes, _) in _fraction_parts(cmp, names).items():
+        if key[0] == 0:
+            where = f"fraction {key[1]}"
+        else:
+            where = f"the record {_name(cmp.paths[key][0])} (no fraction number)"
         if deviations:
             status, text = Status.MINOR, f"{where} not fully delivered: "
         elif notes:
