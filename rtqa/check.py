@@ -280,10 +280,10 @@ def _prior(course: Course, protocol, options: CheckOptions, ev) -> list[Finding]
         ]
     body = ctx.rois.get(ctx.body) if ctx.body else None
     if body is None:
-        from rtqa.protocol.evaluate import _body_roi
+        from rtqa.model import body_outline
 
         ss = next((c.structure_set for c in course.cases if c.structure_set), None)
-        body = _body_roi(ss.rois) if ss is not None else None
+        body = body_outline(ss.rois) if ss is not None else None
     inp = PriorInput(
         course=course,
         dose=ctx.dose,

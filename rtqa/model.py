@@ -17,6 +17,7 @@ This module imports no I/O and knows nothing of DICOM or files beyond the paths 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -243,6 +244,21 @@ class StructureSet:
             if r.number == name_or_number or r.name == name_or_number:
                 return r
         raise KeyError(name_or_number)
+
+
+#: Names (case-insensitive) that mark the body outline when no single ROI is of type EXTERNAL.
+BODY_NAMES = ("body", "external", "outline")
+
+
+def body_outline(rois: Sequence[Roi]) -> Roi | None:
+    """The patient's body outline among ``rois``: the one ROI of interpreted type EXTERNAL that
+    has contours, else the one ROI named Body, External or Outline; None when neither is
+    unique (the one rule for every check that needs the body)."""
+    ext = [r for r in rois if r.interpreted_type.upper() == "EXTERNAL" and not r.is_empty]
+    if len(ext) == 1:
+        return ext[0]
+    named = [r for r in rois if r.name.strip().lower() in BODY_NAMES]
+    return named[0] if len(named) == 1 else None
 
 
 # --------------------------------------------------------------------------------------------

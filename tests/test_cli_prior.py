@@ -1,6 +1,7 @@
 """`rtqa check` on the prior-radiation sample cases (BOSS): text, JSON, exit codes, export."""
 
 import json
+import shutil
 
 import numpy as np
 import pydicom
@@ -65,3 +66,26 @@ def test_export_cumulative_from_the_command_line(tmp_path):
     peak = float((ds.pixel_array * float(ds.DoseGridScaling)).max())
     d = float(np.max(current.pixel_array) * float(current.DoseGridScaling))
     assert peak == pytest.approx(d * (d / 3 + 2) / 4 + 30.0, abs=0.01)
+
+
+def test_a_misplaced_prior_dose_is_not_evaluable_naming_its_files(tmp_path):
+    folder = tmp_path / "spine_prior"
+    shutil.copytree("sample_data/spine_prior", folder)
+    rd = folder / "RD.PRIOR_T7.dcm"
+    ds = pydicom.dcmread(rd)
+    x, y, z = (float(v) for v in ds.ImagePositionPatient)
+    ds.ImagePositionPatient = [x, y, z - 60.0]  # the prior dose grid 60 mm too low in frame B
+    ds.save_as(rd)
+    result = run(str(folder), "--protocol", "boss", "--format", "json")
+    assert result.exit_code == 4, result.output  # the sample itself passes (exit 0)
+    doc = json.loads(result.stdout)
+    (f,) = [f for f in doc["findings"] if f["rule"] == "prior_dose_placement"]
+    assert f["group"] == "prior" and f["status"] == "not_evaluable" and f["case_id"] == "PRIOR_T7"
+    assert str(rd) in f["message"] and str(folder / "RS.PRIOR_T7.dcm") in f["message"]
+    assert "appears misplaced" in f["message"] and "cumulative figure" in f["message"]
+    # box field z 132.5..247.5 mm moved to 72.5..187.5: the part below the body's lower end
+    # (88.75 mm) holds 13.98 % of the 50 % isodose volume (closed form, 0.25 mm lattice)
+    assert f["value"] == pytest.approx(13.98, abs=0.15)
+    # the only finding that is not a pass or info: the cumulative dose is still judged
+    judged = [g["rule"] for g in doc["findings"] if g["status"] not in ("pass", "info")]
+    assert judged == ["prior_dose_placement"]

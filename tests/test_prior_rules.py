@@ -248,9 +248,13 @@ def test_missing_registration_is_not_evaluable_naming_both_frames(boss):
     prior.registrations = ()
     findings, ctx = evaluate_prior(inp, boss)
     assert ctx is None
-    (f,) = findings
+    f, placement = findings
     assert f.status is Status.NOT_EVALUABLE and f.rule == "prior_registration"
     assert FRAME_A in f.message and FRAME_B in f.message
+    # the prior dose is still checked in its own frame (here: no body outline to check it by)
+    assert placement.rule == "prior_dose_placement" and placement.status is Status.INFO
+    assert placement.message.startswith("prior course 'BEFORE' (dose (no file), structure set")
+    assert "no body outline" in placement.message and placement.group == "prior"
     inp.assume_aligned = True
     findings, ctx = evaluate_prior(inp, boss)
     assert ctx is not None

@@ -13,6 +13,7 @@ import pytest
 
 from rtqa.check import CheckOptions, run_check
 from rtqa.model import Status
+from rtqa.protocol.dose_sanity import dose_placement
 from rtqa.protocol.metrics import evaluate, parse_metric
 from rtqa.radiobiology import eqd2
 
@@ -60,3 +61,20 @@ def test_findings_of_both_variants(results):
     (direction,) = [f for f in ok if f.rule == "registration_direction"]
     assert direction.value > 0.99 and direction.status is Status.INFO
     assert any(f.rule == "reirradiation_type" and "type 1" in f.message for f in ok)
+
+
+@pytest.mark.parametrize("name", ["spine_prior", "spine_prior_exceeds"])
+def test_each_prior_dose_lies_in_its_own_body(results, name):
+    """The prior dose against the body outline of its own structure set, in frame B: the box
+    field's 50 % isodose (1439.7 cc closed-form, a 0.25 mm lattice over the erf profiles) lies
+    wholly inside the body (which reaches beyond the prior dose grid)."""
+    r = results[name]
+    (f,) = [f for f in r.findings if f.rule == "prior_dose_placement"]
+    assert f.group == "prior" and f.case_id == "PRIOR_T7" and f.roi == "Body"
+    assert f.status is Status.PASS and f.value == pytest.approx(0.0, abs=1e-9)
+    assert f"{name}/RD.PRIOR_T7.dcm" in f.message and f"{name}/RS.PRIOR_T7.dcm" in f.message
+    (prior,) = r.context.prior.priors
+    body = prior.case.structure_set.roi("Body")
+    p = dose_placement(prior.case.dose, body)
+    assert p.high_cc == pytest.approx(1439.7, rel=0.005)
+    assert p.outside_cc == 0.0 and p.max_in_body

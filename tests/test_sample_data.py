@@ -81,6 +81,25 @@ def test_dose_files_carry_the_closed_form_dose():
     assert str(ds.DoseUnits) == "GY" and str(ds.DoseSummationType) == "PLAN"
 
 
+def test_every_body_outline_covers_its_dose_grid_along_z():
+    """As a planning system's would, each course's body outline (its first and last contour
+    plane, half a plane spacing beyond) spans its dose grid's voxels along z, in its own frame;
+    the prior courses' too (their body was once cut at z 231.25 mm of frame B, the field reaching
+    247.5 mm)."""
+    from rtqa.synthetic.cases import PLANE_STEP_MM, sample_cases
+
+    for case in sample_cases():
+        for course in case.courses:
+            (body,) = [r.solid for r in course.rois if r.interpreted_type == "EXTERNAL"]
+            contoured = [z for z in course.planes_mm if body.sections(z)]
+            z = course.grid[2]
+            assert min(contoured) - PLANE_STEP_MM / 2 <= z.values[0] - z.step / 2
+            assert z.values[-1] + z.step / 2 <= max(contoured) + PLANE_STEP_MM / 2, (
+                case.name,
+                course.label,
+            )
+
+
 @pytest.mark.filterwarnings("ignore:End of file reached")
 def test_batch_cases_with_corrupt_share(tmp_path):
     n = 10

@@ -20,7 +20,7 @@ import click
 import numpy as np
 
 from rtqa.errors import InputError, UsageError
-from rtqa.model import Case, Level, Roi
+from rtqa.model import Case, Level, Roi, body_outline
 
 DEFAULT_METRICS = (
     "Min[Gy]",
@@ -109,7 +109,7 @@ def _case_report(
     rx = _case_rx(case, rx_cli)
     spacing = plane_spacing_mm(ss.rois)
     warnings: list[str] = [str(n) for n in case.notes if n.level is not Level.INFO]
-    body_roi = next((r for r in ss.rois if r.interpreted_type == "EXTERNAL" and r.planes), None)
+    body_roi = body_outline(ss.rois)
     body_occ = None
     wants_quality = any(r.is_quality for r in requests)
     tps = {t.roi_number: t for t in dose.tps_dvhs}
@@ -167,7 +167,10 @@ def _case_report(
     if compare_tps and not tps:
         warnings.append("the RT Dose carries no DVHs (DVHSequence) to compare with")
     if body_roi is None and wants_quality:
-        warnings.append("no EXTERNAL ROI: isodose volumes counted over the whole dose grid")
+        warnings.append(
+            "no body outline (one ROI of type EXTERNAL, or named Body, External or Outline): "
+            "isodose volumes counted over the whole dose grid"
+        )
     return {
         "structure_set": ss.path,
         "dose": dose.paths[0] if len(dose.paths) == 1 else list(dose.paths),

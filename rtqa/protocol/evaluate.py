@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rtqa.model import Case, Course, DoseGrid, Finding, Level, Note, Roi, Status
+from rtqa.model import Case, Course, DoseGrid, Finding, Level, Note, Roi, Status, body_outline
 from rtqa.protocol import plan_rules
 from rtqa.protocol.bands import Bands, Condition
 from rtqa.protocol.delivery import delivery_findings
@@ -350,14 +350,6 @@ class _CaseWork:
     texts: list[str] = field(default_factory=list)
 
 
-def _body_roi(rois: Sequence[Roi]) -> Roi | None:
-    ext = [r for r in rois if r.interpreted_type.upper() == "EXTERNAL" and not r.is_empty]
-    if len(ext) == 1:
-        return ext[0]
-    named = [r for r in rois if r.name.strip().lower() in ("body", "external", "outline")]
-    return named[0] if len(named) == 1 else None
-
-
 def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> Evaluation:
     """Judge ``course`` against ``protocol``. ``options``: a ``CheckOptions`` (site, rx,
     mapping, alpha_beta and the prior settings)."""
@@ -548,7 +540,7 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
                 )
         findings += _quality(protocol, w, ctx, target_occ, cid)
         # does the dose lie in the patient? (the body occupancy of the quality indices reused)
-        body = _body_roi(w.case.structure_set.rois)  # type: ignore[union-attr]
+        body = body_outline(w.case.structure_set.rois)  # type: ignore[union-attr]
         known = ctx.occupancies.get(body.name) if body and ctx.rois.get(body.name) is body else None
         findings.append(placement_finding(dose, body, cid, body_occupancy=known))
 
@@ -686,7 +678,7 @@ def _quality(protocol: Protocol, w: _CaseWork, ctx, target_occ: dict, cid) -> li
     ss = w.case.structure_set
     dose = w.case.dose
     assert ss is not None and dose is not None
-    body_roi = _body_roi(ss.rois)
+    body_roi = body_outline(ss.rois)
     body = None
     out: list[Finding] = []
     if body_roi is not None:

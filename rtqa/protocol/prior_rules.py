@@ -14,6 +14,10 @@ Conventions
   least the prior prescription isodose and its 50 %, and the prior EQD2 inside the target; where
   the prior course has targets of its own, their mapped overlap with the current target (cc,
   Dice).
+* Each prior dose is checked against the body outline of its own structure set, in its own
+  frame of reference, by the rule that checks the current dose
+  (:func:`rtqa.protocol.dose_sanity.placement_finding`): finding ``prior_dose_placement``, not
+  evaluable where the high dose lies outside the body (a misplaced prior dose).
 * Mapping follows :func:`rtqa.prior.registration_between` (same frame: identity; else the first
   Spatial Registration linking both frames, or the shortest chain through other frames). Without
   one the prior course is not evaluable, unless the user states the frames are aligned
@@ -35,7 +39,7 @@ import numpy as np
 from rtqa.courses import delivery
 from rtqa.dvh.core import Dvh, MetricUndefined, weighted_sum
 from rtqa.geometry.transform import invert, resample_dose
-from rtqa.model import Case, Course, DoseGrid, Finding, Level, Note, Roi, Status
+from rtqa.model import Case, Course, DoseGrid, Finding, Level, Note, Roi, Status, body_outline
 from rtqa.prior import (
     check_registration_direction,
     classify_reirradiation,
@@ -163,6 +167,8 @@ def evaluate_prior(
         result = _map_prior(case, inp, registrations, current_start)
         if isinstance(result, Finding):
             findings.append(result)
+            if case.dose is not None:
+                findings.append(_placement_finding(case))
         else:
             mapped.append(result)
     if not mapped:
@@ -171,6 +177,7 @@ def evaluate_prior(
     out: list[Finding] = []
     for p in mapped:
         out.append(_mapping_finding(p))
+        out.append(_placement_finding(p.case))
         out.extend(_direction_findings(p, inp))
         out.extend(_interval_findings(p, pr))
         out.extend(_lq_notes([(f"prior course '{p.label}'", p.rx_gy, p.fractions)]))
@@ -290,6 +297,32 @@ def _mapping_finding(p: MappedPrior) -> Finding:
     return Finding(GROUP, "prior_mapping", status, text, case_id=p.case.case_id)
 
 
+def _placement_finding(case: Case) -> Finding:
+    """Does the prior dose lie in the prior patient? The integrity check of the current dose
+    (:func:`rtqa.protocol.dose_sanity.placement_finding`: high dose against the body outline)
+    applied to the prior course in its own frame of reference, with the body outline of its own
+    structure set, as finding ``prior_dose_placement`` naming the files compared."""
+    from rtqa.protocol.dose_sanity import placement_finding
+
+    assert case.dose is not None
+    ss = case.structure_set
+    body = _body(case)
+    f = placement_finding(case.dose, body, case.case_id)
+    files = [f"dose {', '.join(case.dose.paths) or '(no file)'}"]
+    files.append(f"structure set {ss.path}" if ss is not None else "no structure set")
+    f.group, f.rule = GROUP, "prior_dose_placement"
+    f.message = (
+        f"prior course '{case.label}' ({', '.join(files)}; in its own frame of reference): "
+        f"{f.message}"
+    )
+    if f.status is Status.NOT_EVALUABLE:
+        f.message += (
+            "; nor can the prior dose mapped onto the current course, nor any prior or "
+            "cumulative figure computed from it"
+        )
+    return f
+
+
 def _direction_findings(p: MappedPrior, inp: PriorInput) -> list[Finding]:
     """Registration direction check with the body outlines (only when a matrix is applied)."""
     if p.matrix is None or inp.body is None:
@@ -394,11 +427,9 @@ def _lq_notes(courses: list[tuple[str, float | None, int]]) -> list[Finding]:
 
 
 def _body(case: Case) -> Roi | None:
-    if case.structure_set is None:
-        return None
-    bodies = [r for r in case.structure_set.rois if r.interpreted_type.upper() == "EXTERNAL"]
-    bodies = [r for r in bodies if not r.is_empty]
-    return bodies[0] if bodies else None
+    """The course's body outline (:func:`rtqa.model.body_outline`), None without one."""
+    ss = case.structure_set
+    return body_outline(ss.rois) if ss is not None else None
 
 
 # --------------------------------------------------------------------------------------------

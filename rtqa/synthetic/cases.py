@@ -7,6 +7,7 @@ their contours is exact. All dates are fixed.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -62,6 +63,12 @@ SPINE_PTV_CENTRE = (0.0, 20.0)
 CORD_R = 5.0
 
 
+def spine_body(first_plane: float = -70.0, last_plane: float = 70.0) -> RoiSpec:
+    """The thoracic body outline (elliptic, 320 x 220 mm) contoured on first..last (frame A)."""
+    solid = z_cylinder(0.0, 0.0, 160.0, first_plane, last_plane, b=110.0)
+    return RoiSpec("Body", solid, "EXTERNAL", (0, 255, 0))
+
+
 def spine_anatomy(
     cord_gap_mm: float, with_cord: bool = True, rx_gy: float = 30.0
 ) -> tuple[RoiSpec, ...]:
@@ -69,7 +76,7 @@ def spine_anatomy(
     cx, cy = SPINE_PTV_CENTRE
     cord_y = cy + SPINE_PTV_R + cord_gap_mm + CORD_R
     rois = [
-        RoiSpec("Body", z_cylinder(0.0, 0.0, 160.0, -70.0, 70.0, b=110.0), "EXTERNAL", (0, 255, 0)),
+        spine_body(),
         RoiSpec(
             f"PTV_{rx_gy:g}Gy", z_cylinder(cx, cy, SPINE_PTV_R, -12.5, 12.5), "PTV", (255, 0, 0)
         ),
@@ -203,23 +210,37 @@ def prior_course(
 ) -> CourseSpec:
     """A conventional opposed-pair course to T7 (one level above) covering T6-T8, in frame B.
 
-    The box field is aligned with frame B; anatomy is the current anatomy seen from B.
+    The box field is aligned with frame B; anatomy is the current anatomy seen from B. The
+    prior planning CT reaches further superiorly than the current one: its body outline (the
+    current body, extended) covers the whole prior dose grid, as a planning system's would.
     """
     to_b = PRIOR_TO_CURRENT.inverse()
     current = spine_anatomy(PRIOR_CORD_GAP_MM)
     by_name = {r.name: r.solid for r in current}
     cx, cy = SPINE_PTV_CENTRE
     ptv_a = z_cylinder(cx, cy, SPINE_PTV_R + 4.0, 15.0, 45.0)  # T7 body with margin (frame A)
-    rois = (
-        RoiSpec("Body", by_name["Body"].moved(to_b), "EXTERNAL", (0, 255, 0)),
-        RoiSpec(f"PTV_{rx_gy:g}Gy", ptv_a.moved(to_b), "PTV", (255, 0, 0)),
-        RoiSpec("SpinalCord", by_name["SpinalCord"].moved(to_b), "ORGAN", (255, 255, 0)),
-        RoiSpec("Esophagus", by_name["Esophagus"].moved(to_b), "ORGAN", (0, 128, 255)),
-    )
     # Field centre on T7 (frame A (0, 30, 30)), seen in B; half widths 45 x 70 x 57.5 mm.
     centre_b = tuple(float(v) for v in to_b.apply(0.0, 30.0, 30.0))
     field_dose = FieldDose(centre_b, (45.0, 70.0, 57.5), rx_gy, penumbra_mm=4.0)
     gx, gy, gz = (round(v / 3.0) * 3.0 for v in centre_b)
+    grid = (
+        axis(gx - 66.0, gx + 66.0, 3.0),
+        axis(gy - 75.0, gy + 75.0, 3.0),
+        axis(gz - 84.0, gz + 84.0, 3.0),
+    )
+    # contour planes (frame B) from the current body's first plane to the first plane at or
+    # beyond the far edge of the dose grid's last voxel
+    grid_top_b = float(grid[2].values[-1]) + grid[2].step / 2
+    first_b = -70.0 - PRIOR_TO_CURRENT.tz
+    last_b = PLANE_STEP_MM * math.ceil(grid_top_b / PLANE_STEP_MM - 1e-9)
+    # the same planes in frame A (B differs from A by a turn about z and a shift)
+    body_a = spine_body(first_b + PRIOR_TO_CURRENT.tz, last_b + PRIOR_TO_CURRENT.tz).solid
+    rois = (
+        RoiSpec("Body", body_a.moved(to_b), "EXTERNAL", (0, 255, 0)),
+        RoiSpec(f"PTV_{rx_gy:g}Gy", ptv_a.moved(to_b), "PTV", (255, 0, 0)),
+        RoiSpec("SpinalCord", by_name["SpinalCord"].moved(to_b), "ORGAN", (255, 255, 0)),
+        RoiSpec("Esophagus", by_name["Esophagus"].moved(to_b), "ORGAN", (0, 128, 255)),
+    )
     plan_day = first - timedelta(days=3)
     return CourseSpec(
         label=label,
@@ -232,12 +253,8 @@ def prior_course(
         target_roi=f"PTV_{rx_gy:g}Gy",
         rois=rois,
         dose=field_dose,
-        grid=(
-            axis(gx - 66.0, gx + 66.0, 3.0),
-            axis(gy - 75.0, gy + 75.0, 3.0),
-            axis(gz - 84.0, gz + 84.0, 3.0),
-        ),
-        planes_mm=planes(-70.0 - PRIOR_TO_CURRENT.tz, 70.0 - PRIOR_TO_CURRENT.tz),
+        grid=grid,
+        planes_mm=planes(first_b, last_b),
         plan_datetime=plan_day.replace(hour=11, minute=0),
         review_datetime=plan_day.replace(hour=15, minute=40),
         reviewer=REVIEWER,

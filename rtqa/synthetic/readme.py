@@ -45,7 +45,9 @@ benchmarks instead (not committed; about 10 % of them deliberately corrupt, list
   (`rtqa.synthetic.dose.TargetDose.dose_at`). Isodose surfaces are parallel surfaces of the PTV,
   so CI, R50% and the isodose volumes are closed-form (Steiner's formula for the cylinder).
 - The prior courses are conventional opposed pairs: a box field with error-function penumbrae
-  (σ = 4 mm), uniform (100 % of its prescription) over T6–T8 including the cord.
+  (σ = 4 mm), uniform (100 % of its prescription) over T6–T8 including the cord. Their planning
+  CT reaches further superiorly: the prior body outline (the current one, extended) covers the
+  whole prior dose grid.
 - Dose grids: 2.5 mm (3 mm for the prior courses). RT Dose pixels: 16-bit RLE Lossless for the
   spine and bone plans, 32-bit with the deflated transfer syntax for lung_5fx and the prior
   courses (DoseGridScaling: the largest that fits the maximum into the stored range).
