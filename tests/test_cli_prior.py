@@ -89,3 +89,52 @@ def test_a_misplaced_prior_dose_is_not_evaluable_naming_its_files(tmp_path):
     # the only finding that is not a pass or info: the cumulative dose is still judged
     judged = [g["rule"] for g in doc["findings"] if g["status"] not in ("pass", "info")]
     assert judged == ["prior_dose_placement"]
+
+
+def crop_prior_dose(case, z_from_mm: float) -> None:
+    """Keep only the prior dose planes at z >= ``z_from_mm`` (prior frame): the cord's lower
+    part, where the current course's hot spot lies, gets no prior dose."""
+    path = case / "RD.PRIOR_T7.dcm"
+    ds = pydicom.dcmread(path)
+    z0 = float(ds.ImagePositionPatient[2])
+    offsets = np.array([float(v) for v in ds.GridFrameOffsetVector])
+    keep = z0 + offsets >= z_from_mm
+    first = int(np.argmax(keep))
+    frames = np.ascontiguousarray(ds.pixel_array[keep])
+    ds.ImagePositionPatient = [*ds.ImagePositionPatient[:2], f"{z0 + offsets[first]:g}"]
+    ds.GridFrameOffsetVector = [f"{v - offsets[first]:g}" for v in offsets[keep]]
+    ds.NumberOfFrames = int(keep.sum())
+    ds.PixelData = frames.tobytes()
+    ds.save_as(path)
+
+
+def test_a_prior_grid_missing_part_of_the_cord_is_not_evaluable_never_a_deviation(tmp_path):
+    case = tmp_path / "spine_prior"
+    shutil.copytree("sample_data/spine_prior", case)
+    crop_prior_dose(case, 200.0)
+    result = run(str(case), "--protocol", "boss", "--format", "json")
+    findings = json.loads(result.output)["findings"]
+    assert result.exit_code == 4, [f for f in findings if f["status"] in ("minor", "major")]
+    cord = {f["rule"]: f for f in findings if f["group"] == "prior" and f["roi"] == "SpinalCord"}
+    # the current maximum over the whole cord against a cumulative one over the covered part
+    # only: 0.63 reads above the 0.5 limit, but is no bound on the whole cord's share
+    share = cord["course_share"]
+    assert share["value"] == pytest.approx(0.633, abs=0.005)
+    assert share["status"] == "not_evaluable" and "either side of the limit" in share["message"]
+    assert cord["cumulative_eqd2"]["status"] == "not_evaluable"
+    # the prior body outline is whole whatever the prior dose grid covers
+    (direction,) = [f for f in findings if f["rule"] == "registration_direction"]
+    assert direction["status"] == "info" and direction["value"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_cumulative_maximum_above_the_limit_where_the_prior_is_known_stays_a_deviation(tmp_path):
+    case = tmp_path / "spine_prior_exceeds"
+    shutil.copytree("sample_data/spine_prior_exceeds", case)
+    crop_prior_dose(case, 175.0)
+    result = run(str(case), "--protocol", "boss", "--format", "json")
+    findings = json.loads(result.output)["findings"]
+    (cum,) = [f for f in findings if f["rule"] == "cumulative_eqd2" and f["roi"] == "SpinalCord"]
+    # a maximum can only grow with the part of the cord left out: 78.4 > 70 Gy is conclusive
+    assert cum["status"] == "major" and cum["value"] == pytest.approx(78.41, abs=0.05)
+    assert "5.35 cc of 'SpinalCord' lies outside the prior dose grid" in cum["message"]
+    assert result.exit_code == 1

@@ -48,7 +48,13 @@ from rtqa.prior import (
     map_prior_dose,
     registration_between,
 )
-from rtqa.protocol.metrics import MetricNotEvaluable, MetricRequest, evaluate, parse_metric
+from rtqa.protocol.metrics import (
+    MetricKind,
+    MetricNotEvaluable,
+    MetricRequest,
+    evaluate,
+    parse_metric,
+)
 from rtqa.protocol.model import Confidence, Limit, Protocol, SourcedValue
 from rtqa.radiobiology import LQ_DOUBTFUL_ABOVE_GY, eqd2, high_dose_per_fraction_note
 
@@ -331,9 +337,10 @@ def _direction_findings(p: MappedPrior, inp: PriorInput) -> list[Finding]:
     if prior_body is None:
         return []
     try:
-        prior_occ = _grid_occupancy(prior_body, p.grid)
+        lattice = _lattice_over(prior_body, p.grid)
+        prior_occ = _grid_occupancy(prior_body, lattice)
         current_occ = _grid_occupancy(inp.body, inp.dose)
-        check = check_registration_direction(prior_occ, p.grid, current_occ, inp.dose, p.matrix)
+        check = check_registration_direction(prior_occ, lattice, current_occ, inp.dose, p.matrix)
     except ValueError as exc:
         return [
             Finding(
@@ -527,6 +534,33 @@ def _organ_eqd2(
 def _nanmax(values: np.ndarray) -> float:
     finite = values[~np.isnan(values)]
     return float(finite.max()) if finite.size else 0.0
+
+
+#: Coarsest useful spacing (mm) for a body outline compared by Dice; finer grids are not needed.
+BODY_LATTICE_MM = 3.0
+
+
+def _lattice_over(roi: Roi, grid: DoseGrid) -> DoseGrid:
+    """An empty lattice in ``grid``'s frame covering ``roi``'s contours with one voxel to spare,
+    spaced as ``grid`` but no finer than :data:`BODY_LATTICE_MM`: a body outline rasterised on
+    it is whole however far the dose grid reaches (ValueError for an ROI without volume)."""
+    from rtqa.geometry.slabs import slab_stack
+
+    x0, y0, z0, x1, y1, z1 = slab_stack(roi).bounds_mm
+    axes = []
+    for lo, hi, ref in ((x0, x1, grid.x_mm), (y0, y1, grid.y_mm), (z0, z1, grid.z_mm)):
+        step = float(np.median(np.abs(np.diff(ref)))) if ref.size > 1 else BODY_LATTICE_MM
+        step = max(step, BODY_LATTICE_MM)
+        n = math.ceil((hi - lo) / step) + 3
+        axes.append(lo - step + step * np.arange(n))
+    x, y, z = axes
+    return DoseGrid(
+        dose_gy=np.zeros((z.size, y.size, x.size)),
+        x_mm=x,
+        y_mm=y,
+        z_mm=z,
+        frame_of_reference_uid=grid.frame_of_reference_uid,
+    )
 
 
 def _grid_occupancy(roi: Roi, grid: DoseGrid) -> np.ndarray:
@@ -779,6 +813,7 @@ def _organ_rows(name, roi, request, trio, sections, context, res, ab: float) -> 
                 message,
                 base,
                 unknown_cc=res.unknown_prior_cc,
+                grows=_grows_with_the_organ(request),
             )
         )
     for lim in limits["course_share"]:
@@ -803,7 +838,26 @@ def _organ_rows(name, roi, request, trio, sections, context, res, ab: float) -> 
     return rows
 
 
-def _judge(rule, metric, value, unit, lim: Limit, message, base, unknown_cc=0.0) -> Finding:
+def _grows_with_the_organ(request: MetricRequest) -> bool:
+    """True when the metric can only grow as the part of the organ without prior dose is added
+    back (every voxel adds volume at a cumulative dose >= 0): the maximum, the dose to an
+    absolute volume (cc) and the volume (cc) above a dose. Then a value above an upper limit
+    over the part with prior dose is above it for the whole organ; means, medians and shares
+    of the organ can move either way."""
+    if request.kind is MetricKind.MAX:
+        return True
+    if request.kind is MetricKind.DOSE_AT_VOLUME:
+        return request.query_unit == "cc"
+    return request.kind is MetricKind.VOLUME_AT_DOSE and request.unit == "cc"
+
+
+def _judge(
+    rule, metric, value, unit, lim: Limit, message, base, unknown_cc=0.0, grows=False
+) -> Finding:
+    """A prior-group finding judging ``value`` against ``lim``. With ``unknown_cc`` of the organ
+    outside the prior dose grid the value covers the rest only: a pass is not evaluable, and so
+    is a deviation unless ``grows`` (see :func:`_grows_with_the_organ`) and the limit is an
+    upper one."""
     prov = {"source": str(lim.source), "confidence": lim.confidence.value}
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return Finding(
@@ -827,6 +881,13 @@ def _judge(rule, metric, value, unit, lim: Limit, message, base, unknown_cc=0.0)
         text += (
             f"; within the limit where the prior dose is known, but {unknown_cc:.3g} cc of the "
             "organ has no prior dose (outside the prior grid)"
+        )
+    elif unknown_cc > UNKNOWN_TOLERANCE_CC and not (grows and lim.bands.per_protocol.upper):
+        status = Status.NOT_EVALUABLE
+        text += (
+            f"; beyond the limit where the prior dose is known, but {unknown_cc:.3g} cc of the "
+            "organ has no prior dose (outside the prior grid) and this figure for the whole "
+            "organ could lie on either side of the limit"
         )
     return Finding(
         GROUP,
