@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -9,6 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from rtqa.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args):
@@ -138,3 +141,37 @@ def test_a_cumulative_maximum_above_the_limit_where_the_prior_is_known_stays_a_d
     assert cum["status"] == "major" and cum["value"] == pytest.approx(78.41, abs=0.05)
     assert "5.35 cc of 'SpinalCord' lies outside the prior dose grid" in cum["message"]
     assert result.exit_code == 1
+
+
+def test_the_protocol_isodose_decides_the_irradiated_overlap(tmp_path):
+    """At 100 % of each Rx the overlap is where the current dose reaches 30 Gy (the prior 20 Gy
+    plateau covers it): the current dose's V30Gy, as `rtqa dvh` reads it from the Body."""
+    text = (ROOT / "constraints" / "boss.yaml").read_text()
+    pct = "  overlap_isodose_pct: {value: 100, source: *boss, confidence: unverified}\n"
+    protocol = tmp_path / "boss100.yaml"
+    protocol.write_text(text.replace("  min_interval_months:", pct + "  min_interval_months:", 1))
+    doc = json.loads(
+        run("sample_data/spine_prior", "--protocol", str(protocol), "--format", "json").output
+    )
+    (policy,) = [f for f in doc["findings"] if f["rule"] == "prior_policy"]
+    assert (
+        "'PRIOR_T7' 20 Gy (100 % of 20 Gy) with the current 30 Gy (100 % of 30 Gy)"
+        in (policy["message"])
+    )
+    overlap_cc = float(policy["message"].rsplit(": ", 1)[1].split(" cc")[0])
+    dvh = CliRunner().invoke(
+        cli, ["dvh", "sample_data/spine_prior", "--metric", "V30Gy[cc]", "--format", "json"]
+    )
+    (current,) = [d for d in json.loads(dvh.output) if d["dose"].endswith("RD.SPINEPRIOR.dcm")]
+    (body,) = [r for r in current["rois"] if r["roi"] == "Body"]
+    assert body["metrics"]["V30Gy[cc]"] == pytest.approx(23.54, abs=0.01)
+    assert overlap_cc == pytest.approx(body["metrics"]["V30Gy[cc]"], abs=0.05)  # 3 digits
+    # the default 50 % isodose: 10 Gy prior with 15 Gy current, a larger overlap
+    doc = json.loads(
+        run("sample_data/spine_prior", "--protocol", "boss", "--format", "json").output
+    )
+    (policy,) = [f for f in doc["findings"] if f["rule"] == "prior_policy"]
+    assert (
+        "10 Gy (50 % of 20 Gy) with the current 15 Gy (50 % of 30 Gy): 53.1 cc"
+        in (policy["message"])
+    )

@@ -354,3 +354,28 @@ def test_negative_alpha_beta_in_a_constraint_file_is_refused(tmp_path):
     with pytest.raises(ConstraintFileError) as err:
         load_protocol_file(path)
     assert "bad.yaml" in str(err.value) and "-3" in str(err.value)
+
+
+def test_the_protocol_sets_the_isodose_bounding_the_irradiated_volumes(boss):
+    """Current 9 Gy of a 27 Gy Rx is 33 %: outside the irradiated volume at the default 50 %,
+    inside it at 30 %; both plateaus at exactly 100 % of their Rx count at 100 %."""
+    pr = boss.prior_radiation
+    review = replace(pr, policy=replace(pr.policy, value="review"))
+
+    def at(pct):
+        if pct is None:
+            return replace(boss, prior_radiation=review)
+        sv = SourcedValue(pct, pr.policy.source, Confidence.UNVERIFIED)
+        return replace(boss, prior_radiation=replace(review, overlap_isodose_pct=sv))
+
+    whole_grid_cc = 6.2**3  # 31 voxels of 2 mm a side
+    found, _ = evaluate_prior(uniform_setup(current=9.0), at(None))
+    (f,) = by_rule(found, "prior_policy")
+    assert f.value == 0.0 and "(50 % of 27 Gy)" in f.message
+    found, _ = evaluate_prior(uniform_setup(current=9.0), at(30.0))
+    (f,) = by_rule(found, "prior_policy")
+    assert f.value == pytest.approx(whole_grid_cc) and f.status is Status.MINOR
+    assert "6 Gy (30 % of 20 Gy) with the current 8.1 Gy (30 % of 27 Gy)" in f.message
+    found, _ = evaluate_prior(uniform_setup(current=27.0), at(100.0))
+    (f,) = by_rule(found, "prior_policy")
+    assert f.value == pytest.approx(whole_grid_cc)

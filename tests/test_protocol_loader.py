@@ -255,3 +255,31 @@ def test_find_by_id_stem_and_path(tmp_path):
         find_protocol("nope")
     with pytest.raises(UsageError, match="protocol file not found"):
         find_protocol(str(tmp_path / "missing.yaml"))
+
+
+PRIOR = """\
+prior_radiation:
+  policy: {value: review, source: *doc, confidence: secondary}
+  overlap_isodose_pct: {value: PCT, source: *doc, confidence: unverified}
+"""
+
+
+def test_overlap_isodose_is_read_with_its_provenance(tmp_path):
+    p = load_protocol_file(write(tmp_path, HEAD + ORGAN + PRIOR.replace("PCT", "80")))
+    sv = p.prior_radiation.overlap_isodose_pct
+    assert (sv.value, sv.confidence, sv.line) == (80.0, Confidence.UNVERIFIED, 17)
+    assert sv.source.document == "Doc A"
+    rows = {pv.where: pv.value for pv in p.provenance()}
+    assert rows["prior_radiation/overlap_isodose_pct"] == "80.0"
+
+
+@pytest.mark.parametrize(
+    ("pct", "expected"),
+    [
+        ("0", "expected a positive number, found 0"),
+        ("120", "expected a percentage of the prescription in (0, 100], found 120"),
+    ],
+)
+def test_overlap_isodose_outside_0_100_is_refused(tmp_path, pct, expected):
+    path, exc = error(tmp_path, HEAD + ORGAN + PRIOR.replace("PCT", pct))
+    assert str(exc) == f"{path}:17 (key 'prior_radiation/overlap_isodose_pct/value'): {expected}"

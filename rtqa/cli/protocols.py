@@ -185,6 +185,7 @@ def render_protocol(p: Protocol) -> str:
         out += ["", "Prior radiation (EQD2, Gy):"]
         out += _sv("policy", pr.policy)
         out += _sv("min interval (months)", pr.min_interval_months)
+        out += _sv("overlap isodose (% of each Rx)", pr.overlap_isodose_pct)
         for organ, sv in pr.alpha_beta.items():
             out += _sv(f"alpha/beta {organ}", sv)
         for organ, sv in pr.recovery.items():

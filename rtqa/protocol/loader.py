@@ -720,7 +720,14 @@ def _plan_checks(node: _Node) -> PlanChecks:
 
 def _prior(node: _Node, organs: dict[str, Organ]) -> PriorRadiation:
     sections = ("cumulative_eqd2", "course_eqd2", "course_share")
-    keys = ("policy", "alpha_beta", "recovery", "min_interval_months", *sections)
+    keys = (
+        "policy",
+        "alpha_beta",
+        "recovery",
+        "min_interval_months",
+        "overlap_isodose_pct",
+        *sections,
+    )
     m = node.mapping((*keys, *_PROV_KEYS, "note"), ("policy",))
     prov = _prov(node, _Prov())
 
@@ -769,9 +776,21 @@ def _prior(node: _Node, organs: dict[str, Organ]) -> PriorRadiation:
             if "min_interval_months" in m
             else None
         ),
+        overlap_isodose_pct=(
+            _sourced(node.child("overlap_isodose_pct"), prov, _percent_of_rx)
+            if "overlap_isodose_pct" in m
+            else None
+        ),
         line=node.line,
         note=_note(node),
     )
+
+
+def _percent_of_rx(n: _Node) -> float:
+    v = n.number(positive=True)
+    if v > 100:
+        raise n.fail(f"expected a percentage of the prescription in (0, 100], found {v:g}")
+    return v
 
 
 def _fraction(n: _Node) -> float:

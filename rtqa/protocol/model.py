@@ -344,7 +344,9 @@ class PriorRadiation:
     alone; ``course_share[organ]``: limits on current-course EQD2 / cumulative EQD2 of the same
     metric (a ratio); ``recovery[organ]``: the fraction r of the prior EQD2 discounted
     (cumulative = (1 - r) prior + current; 0 when absent); ``min_interval_months``: least time
-    from the end of the prior course.
+    from the end of the prior course; ``overlap_isodose_pct``: the isodose, in % of each
+    course's own prescription, whose volumes decide whether the irradiated volumes overlap
+    (absent: 50 %, an rtqa convention; the consensus fixes none).
     """
 
     policy: SourcedValue
@@ -354,6 +356,7 @@ class PriorRadiation:
     course_share: dict[str, tuple[Limit, ...]] = field(default_factory=dict)
     recovery: dict[str, SourcedValue] = field(default_factory=dict)
     min_interval_months: SourcedValue | None = None
+    overlap_isodose_pct: SourcedValue | None = None
     line: int | None = None
     note: str = ""
 
@@ -454,6 +457,8 @@ class Protocol:
             yield _pv("prior_radiation/policy", pr.policy)
             if pr.min_interval_months is not None:
                 yield _pv("prior_radiation/min_interval_months", pr.min_interval_months)
+            if pr.overlap_isodose_pct is not None:
+                yield _pv("prior_radiation/overlap_isodose_pct", pr.overlap_isodose_pct)
             for organ, sv in pr.alpha_beta.items():
                 yield _pv(f"prior_radiation/alpha_beta/{organ}", sv)
             for organ, sv in pr.recovery.items():

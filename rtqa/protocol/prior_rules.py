@@ -24,8 +24,9 @@ Conventions
   (``--assume-aligned``): then the identity is used and every prior finding says so.
 * The irradiated overlap that decides the ESTRO–EORTC type and the ``exclude``/``review``
   policies is the volume where the prior dose is at least 50 % of the prior prescription and the
-  current dose at least 50 % of the current prescription (the consensus fixes no isodose; this
-  choice is stated in the finding).
+  current dose at least 50 % of the current prescription (the consensus fixes no isodose; a
+  protocol sets another with ``prior_radiation.overlap_isodose_pct``; the level used is stated
+  in the finding).
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ FALLBACK_ALPHA_BETA_SOURCE = (
 DAYS_PER_MONTH = 365.25 / 12.0
 #: Prior-grid gaps smaller than this (cc) are rounding, not an uncovered part of a structure.
 UNKNOWN_TOLERANCE_CC = 1e-3
-#: Irradiated volumes are bounded by this fraction of each course's prescription.
-IRRADIATED_ISODOSE = 0.5
+#: Irradiated volumes are bounded by this % of each course's prescription, unless the protocol
+#: sets ``prior_radiation.overlap_isodose_pct`` (an rtqa convention; the consensus fixes none).
+IRRADIATED_ISODOSE_PCT = 50.0
 #: Relative tolerance on an isodose level (a plateau stored at exactly the prescription reads a
 #: hair below it after DoseGridScaling quantisation and interpolation).
 ISODOSE_RTOL = 1e-4
@@ -193,7 +195,7 @@ def evaluate_prior(
     out.extend(_target_findings(inp, mapped, protocol))
     organ_rows, concern, repeat, organ_values, organ_dvhs = _organ_findings(inp, mapped, protocol)
     out.extend(organ_rows)
-    overlap_cc, overlap_mask, overlap_text = _irradiated_overlap(inp, mapped)
+    overlap_cc, overlap_mask, overlap_text = _irradiated_overlap(inp, mapped, _overlap_pct(pr))
     out.extend(_policy_findings(pr, overlap_cc, overlap_text, protocol.id))
     out.append(_classification(overlap_cc, concern, repeat, overlap_text))
     cumulative = _cumulative_grid(inp, mapped, ab_export, ab_export_source)
@@ -1096,8 +1098,16 @@ def mapped_overlap(prior_roi: Roi, prior_grid: DoseGrid, matrix_prior_to_current
 # --------------------------------------------------------------------------------------------
 
 
-def _irradiated_overlap(inp: PriorInput, priors: list[MappedPrior]):
-    """(overlap cc, mask on the current grid, description) of the irradiated volumes."""
+def _overlap_pct(pr) -> float:
+    """The isodose (% of each course's prescription) bounding the irradiated volumes."""
+    sv = pr.overlap_isodose_pct if pr is not None else None
+    return float(sv.value) if sv is not None else IRRADIATED_ISODOSE_PCT
+
+
+def _irradiated_overlap(inp: PriorInput, priors: list[MappedPrior], pct: float):
+    """(overlap cc, mask on the current grid, description) of the irradiated volumes: where the
+    prior dose reaches ``pct`` % of the prior prescription and the current dose ``pct`` % of
+    the current one."""
     rx_now = max((rx for _, rx in inp.targets.values() if rx), default=None)
     mask = np.zeros(inp.dose.dose_gy.shape, dtype=bool)
     if not rx_now:
@@ -1108,16 +1118,16 @@ def _irradiated_overlap(inp: PriorInput, priors: list[MappedPrior]):
         if not p.rx_gy:
             parts.append(f"'{p.label}': prior prescription unknown")
             continue
-        level_prior, level_now = IRRADIATED_ISODOSE * p.rx_gy, IRRADIATED_ISODOSE * rx_now
-        cc, unknown = irradiated_overlap_cc(
-            p.dose_gy, level_prior, inp.dose.dose_gy, level_now, inp.dose
-        )
+        level_prior, level_now = pct / 100.0 * p.rx_gy, pct / 100.0 * rx_now
+        # a plateau stored at exactly the level reads a hair below it (ISODOSE_RTOL)
+        at_prior, at_now = (level * (1.0 - ISODOSE_RTOL) for level in (level_prior, level_now))
+        cc, unknown = irradiated_overlap_cc(p.dose_gy, at_prior, inp.dose.dose_gy, at_now, inp.dose)
         with np.errstate(invalid="ignore"):
-            mask |= (p.dose_gy >= level_prior) & (inp.dose.dose_gy >= level_now)
+            mask |= (p.dose_gy >= at_prior) & (inp.dose.dose_gy >= at_now)
         total += cc
         text = (
-            f"'{p.label}' {level_prior:g} Gy (50 % of {p.rx_gy:g} Gy) with the current "
-            f"{level_now:g} Gy (50 % of {rx_now:g} Gy): {cc:.3g} cc"
+            f"'{p.label}' {level_prior:g} Gy ({pct:g} % of {p.rx_gy:g} Gy) with the current "
+            f"{level_now:g} Gy ({pct:g} % of {rx_now:g} Gy): {cc:.3g} cc"
         )
         if unknown > UNKNOWN_TOLERANCE_CC:
             text += f" ({unknown:.3g} cc of the current irradiated volume has no prior dose)"
