@@ -177,11 +177,11 @@ def check_course(
 ) -> CheckResult:
     """Evaluate one course and fill its :class:`CheckResult`."""
     from rtqa import __version__
+    from rtqa.protocol.dose_trust import withhold_untrusted
     from rtqa.protocol.evaluate import evaluate_course
 
     ev = evaluate_course(course, protocol, options)
-    findings = ev.findings
-    findings += _prior(course, protocol, options, ev)
+    findings = withhold_untrusted([*ev.findings, *_prior(course, protocol, options, ev)])
     for f in findings:
         if f.case_id is None and len(course.cases) == 1:
             f.case_id = course.cases[0].case_id

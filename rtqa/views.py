@@ -21,6 +21,7 @@ from datetime import datetime
 
 import numpy as np
 
+from rtqa.dvh import display_bin_gy
 from rtqa.model import CheckResult, DoseGrid, Finding, Roi, Status
 
 #: Axes of each view: (horizontal, vertical) coordinate names.
@@ -227,7 +228,7 @@ def _role(name: str, roi: Roi | None, targets: Iterable[str], body: str | None) 
 
 
 def _curve_from_dvh(dvh, bin_gy: float) -> tuple[np.ndarray, np.ndarray]:
-    dose, vol_cc = dvh.cumulative(bin_gy)
+    dose, vol_cc = dvh.cumulative(display_bin_gy(dvh, bin_gy))
     total = float(dvh.total_volume_cc)
     pct = np.asarray(vol_cc, dtype=float) / total * 100.0 if total > 0 else np.zeros(0)
     return np.asarray(dose, dtype=float), pct

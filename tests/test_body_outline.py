@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+import shutil
+from pathlib import Path
 
+import pydicom
+import pytest
+from click.testing import CliRunner
+
+from rtqa.cli import cli
 from rtqa.model import ContourPlane, Roi, body_outline
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PLANE = ContourPlane(0.0, (), 1)
 
@@ -32,3 +41,28 @@ def roi(number: int, name: str, kind: str, contoured: bool = True) -> Roi:
 def test_body_outline(rois, expected):
     found = body_outline(rois)
     assert (found.number if found is not None else None) == expected
+
+
+def test_a_body_outline_without_contours_is_said_never_an_internal_error(tmp_path):
+    """lung_5fx with its Body's contours pointing at an undefined ROI: the Body is empty; the
+    check still runs (exit 1, the sample's oesophagus deviation), the isodose volumes of the
+    quality indices say why they span the whole grid, and placement is not checked."""
+    case = tmp_path / "lung_5fx"
+    shutil.copytree(ROOT / "sample_data" / "lung_5fx", case)
+    (rs,) = case.glob("RS.*.dcm")
+    ds = pydicom.dcmread(rs)
+    assert ds.StructureSetROISequence[0].ROIName == "Body"
+    ds.ROIContourSequence[0].ReferencedROINumber = 999
+    ds.save_as(rs)
+    result = CliRunner().invoke(
+        cli, ["check", str(case), "--protocol", "nrg_br002", "--format", "json"]
+    )
+    assert result.exit_code == 1, result.output
+    findings = json.loads(result.output)["findings"]
+    (ci,) = [f for f in findings if f["rule"] == "CI"]
+    assert ci["match"].endswith(
+        "body outline 'Body' has no volume (ROI 'Body' has no closed planar contour): isodose "
+        "volumes over the whole dose grid"
+    )
+    (placement,) = [f for f in findings if f["rule"] == "dose_placement"]
+    assert placement["status"] == "info" and "'Body' is empty" in placement["message"]

@@ -415,3 +415,12 @@ def test_record_without_fraction_number_is_its_own_fraction(tmp_path):
         "the record RT.nofx.dcm (no fraction number) not fully delivered: "
         "beam 2 'ARC2' in none of its records"
     )
+
+
+def test_a_beam_planned_with_zero_mu_but_delivered_is_a_deviation_without_a_percentage(tmp_path):
+    plan = plan_file(tmp_path, meterset1=0.0)
+    findings = delivery_findings(plan, course(tmp_path), "C")
+    (f,) = by_rule(findings, "delivered_mu", Status.MINOR)
+    assert f.message.startswith("beam 1 'ARC1': planned 0 MU per fraction; fraction 1: ")
+    assert "250 MU delivered (+250 MU; RT.fx1.dcm; termination NORMAL)" in f.message
+    assert f.limits == {"limit": "0 ± 0.5 MU"} and f.margin == pytest.approx(0.5 - 250.0)

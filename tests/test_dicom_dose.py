@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import Tag
 from pydicom.uid import (
     MPEG4HP41,
     DeflatedExplicitVRLittleEndian,
@@ -429,3 +431,47 @@ def test_big_endian_dose_read_through_pixel_array(tmp_path):
     assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == ExplicitVRBigEndian
     grid = read_dose(str(path))
     assert grid.dose_gy[0].tolist() == [[0.5, 20000.0], [150.0, 32767.5]]
+
+
+# --------------------------------------------------------------------------------------------
+# Malformed values: a clear error naming file and tag, never an internal error
+# --------------------------------------------------------------------------------------------
+
+
+def set_raw(ds: Dataset, tag: int, vr: str, text: str) -> None:
+    """Store ``text`` as the element's bytes, as a non-conformant writer would (no validation)."""
+    data = text.encode() + (b" " if len(text) % 2 else b"")
+    ds._dict[Tag(tag)] = RawDataElement(Tag(tag), vr, len(data), data, 0, False, True)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR IS")
+def test_a_number_of_frames_that_is_not_a_number_is_named(tmp_path):
+    path = write(tmp_path)
+    ds = pydicom.dcmread(path)
+    set_raw(ds, 0x00280008, "IS", "x")
+    ds.save_as(path)
+    text = error_text(path)
+    assert text.endswith("NumberOfFrames 'x' is not an integer [NumberOfFrames (0028,0008)]")
+    assert "RD.test.dcm" in text
+
+
+def test_a_frame_offset_that_is_not_a_number_is_named(tmp_path):
+    path = write(tmp_path)
+    ds = pydicom.dcmread(path)
+    set_raw(ds, 0x3004000C, "DS", "0\\abc\\2\\3\\4")
+    ds.save_as(path)
+    text = error_text(path)
+    assert text.endswith(
+        "GridFrameOffsetVector holds 'abc', not a number [GridFrameOffsetVector (3004,000C)]"
+    )
+
+
+def test_empty_pixel_data_is_named(tmp_path):
+    path = write(tmp_path)
+    ds = pydicom.dcmread(path)
+    ds.PixelData = None
+    ds.save_as(path)
+    expected = 5 * 4 * 4 * 4  # columns x rows x frames x 4 bytes
+    assert error_text(path).endswith(
+        f"empty pixel data (PixelData holds no bytes; {expected} expected) [PixelData (7FE0,0010)]"
+    )

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from shapely.geometry import Polygon
 
@@ -322,6 +324,23 @@ def test_unparseable_contour_value_is_reported_not_read(tmp_path):
     assert messages(roi)[0] == (
         "ROI 1 'A': contour 1 ContourData holds 12 values (not x, y, z triplets of numbers): "
         "excluded"
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR IS")
+def test_a_point_count_that_is_not_a_number_is_noted_and_the_points_used(tmp_path):
+    roi = Roi(1, "A", "ORGAN", planes=(ContourPlane(0.0, (PlanarPolygon(square(0, 0, 3)),), 1),))
+    path = write(tmp_path, structure_set(roi))
+    ds = pydicom.dcmread(path)
+    contour = ds.ROIContourSequence[0].ContourSequence[0]
+    tag = Tag(0x30060046)  # NumberOfContourPoints, stored as a non-conformant writer would
+    contour._dict[tag] = RawDataElement(tag, "IS", 2, b"x ", 0, False, True)
+    ds.save_as(path)
+    roi = read_structure_set(str(path)).roi(1)
+    assert area(roi.planes[0]) == 36
+    assert messages(roi)[0] == (
+        "ROI 1 'A': contour 1 NumberOfContourPoints 'x' (not a number) but ContourData holds 4 "
+        "points: the points were used"
     )
 
 

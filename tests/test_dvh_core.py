@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rtqa.dvh import Dvh, MetricUndefined
+from rtqa.dvh import Dvh, MetricUndefined, display_bin_gy
 
 
 def uniform_ramp(n=200_001, top=10.0, total=100.0, unknown=0.0):
@@ -87,3 +87,17 @@ def test_spread_samples_are_uniform_over_their_interval():
     assert dvh.dose_at_volume_cc(0.5) == pytest.approx(20.0)
     assert dvh.cold_dose_at_volume_cc(0.25) == pytest.approx(9.5)
     assert dvh.mean_gy == pytest.approx(15.0)
+
+
+def test_display_curves_stay_bounded_for_an_absurd_dose():
+    """A dose grid scaled by mistake (1e12 too large) must not ask for 1e14 curve bins: the
+    display bin widens to max / 20000, and an explicit too-fine bin is refused by name."""
+    dvh = Dvh.from_samples([1.0e13, 2.0e13], [1.0, 1.0])
+    bin_gy = display_bin_gy(dvh, 0.05)
+    assert bin_gy == pytest.approx(2.0e13 / 20_000)
+    d, v = dvh.cumulative(bin_gy)
+    assert d.size == 20_001 and v[0] == pytest.approx(2.0) and v[-1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"bins of 0.05 Gy up to the maximum 2e\+13 Gy"):
+        dvh.cumulative(0.05)
+    # ordinary doses keep the asked bin
+    assert display_bin_gy(Dvh.from_samples([10.0, 50.0], [1.0, 1.0]), 0.05) == 0.05

@@ -19,6 +19,7 @@ import math
 import click
 import numpy as np
 
+from rtqa.dvh import display_bin_gy
 from rtqa.errors import InputError, UsageError
 from rtqa.model import Case, Level, Roi, body_outline
 
@@ -155,7 +156,7 @@ def _case_report(
                 warnings.append(f"ROI '{roi.name}': {req.text}: {exc}")
         entry["metrics"] = values
         if curves:
-            d, v = sd.dvh.cumulative(0.1)
+            d, v = sd.dvh.cumulative(display_bin_gy(sd.dvh, 0.1))
             total = sd.dvh.total_volume_cc
             entry["curve"] = {
                 "dose_gy": np.round(d, 4).tolist(),

@@ -6,6 +6,7 @@ Every failure is a :class:`~rtqa.errors.DicomError` that names the file and the 
 
 from __future__ import annotations
 
+import math
 import warnings
 from datetime import date, datetime, time
 from typing import Any
@@ -99,6 +100,39 @@ def require(ds: Dataset, keyword: str, path: str, what: str = "") -> Any:
         context = f" in {what}" if what else ""
         raise DicomError(f"required attribute missing or empty{context}", path, tag_name(keyword))
     return value
+
+
+def as_int(value: object, keyword: str, path: str, what: str = "") -> int:
+    """An IS/US value as an integer, or a :class:`DicomError` naming file, tag and value."""
+    try:
+        number = float(str(value).strip())
+        if number.is_integer():
+            return int(number)
+    except (TypeError, ValueError):
+        pass
+    context = f" in {what}" if what else ""
+    raise DicomError(f"{keyword} {value!r}{context} is not an integer", path, tag_name(keyword))
+
+
+def as_floats(value: object, keyword: str, path: str) -> list[float]:
+    """A DS/FD value (one or several) as finite floats, or a :class:`DicomError` naming file,
+    tag and the first bad value."""
+    if value is None:
+        values: list = []
+    elif isinstance(value, str | bytes | int | float):
+        values = [value]
+    else:
+        values = list(value)  # pydicom MultiValue
+    out = []
+    for v in values:
+        try:
+            number = float(v)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise DicomError(f"{keyword} holds {v!r}, not a number", path, tag_name(keyword))
+        out.append(number)
+    return out
 
 
 def optional_str(ds: Dataset, keyword: str) -> str:

@@ -42,7 +42,16 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from rtqa.dicom.common import RT_DOSE, optional_float, optional_str, read_dataset, require, tag_name
+from rtqa.dicom.common import (
+    RT_DOSE,
+    as_floats,
+    as_int,
+    optional_float,
+    optional_str,
+    read_dataset,
+    require,
+    tag_name,
+)
 from rtqa.errors import DicomError
 from rtqa.model import DoseGrid, Level, Note, Plan, TpsDvh
 
@@ -246,9 +255,9 @@ def _orientation(ds: Dataset, path: str) -> Axes:
 
 
 def _dimensions(ds: Dataset, path: str) -> tuple[int, int, int]:
-    rows = int(require(ds, "Rows", path))
-    cols = int(require(ds, "Columns", path))
-    frames = int(ds.get("NumberOfFrames") or 1)
+    rows = as_int(require(ds, "Rows", path), "Rows", path)
+    cols = as_int(require(ds, "Columns", path), "Columns", path)
+    frames = as_int(ds.get("NumberOfFrames") or 1, "NumberOfFrames", path)
     if min(rows, cols, frames) < 1:
         raise DicomError(
             f"empty dose grid (Rows {rows}, Columns {cols}, NumberOfFrames {frames})",
@@ -279,7 +288,7 @@ def _frame_positions(
         if frames == 1:
             return np.array([ipp[normal_axis]])
         raise DicomError("required for a multi-frame dose", path, where)
-    offsets = np.asarray([float(v) for v in _as_list(ds[keyword].value)], dtype=float)
+    offsets = np.asarray(as_floats(ds[keyword].value, keyword, path), dtype=float)
     if offsets.size != frames or not np.all(np.isfinite(offsets)):
         raise DicomError(f"{offsets.size} offsets for NumberOfFrames {frames}", path, where)
     if len(np.unique(offsets)) != offsets.size:
@@ -311,7 +320,7 @@ def _pixels(
     """Stored values as (frames, rows, columns), after the byte count, encapsulation and
     decoder checks; what pydicom warns while decoding is added to ``notes``."""
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    bits = int(require(ds, "BitsAllocated", path))
+    bits = as_int(require(ds, "BitsAllocated", path), "BitsAllocated", path)
     if bits not in (8, 16, 32):
         raise DicomError(f"BitsAllocated {bits} not supported", path, tag_name("BitsAllocated"))
     plain = _plain_layout(ds, path)
@@ -320,16 +329,23 @@ def _pixels(
     expected = rows * cols * frames * bits // 8
     if syntax is not None and syntax.is_compressed:
         if not encapsulated:
+            size = len(ds.PixelData or b"")
             raise DicomError(
                 f"pixel data does not match transfer syntax: {name} ({syntax}) is compressed "
-                f"but PixelData is not encapsulated ({len(ds.PixelData)} bytes; uncompressed "
+                f"but PixelData is not encapsulated ({size} bytes; uncompressed "
                 f"values would be {expected} bytes)",
                 path,
                 tag_name("TransferSyntaxUID"),
             )
         _require_decoder(syntax, path)
     else:
-        got = plain[2] if plain is not None else len(ds.PixelData)
+        got = plain[2] if plain is not None else len(ds.PixelData or b"")
+        if got == 0:
+            raise DicomError(
+                f"empty pixel data (PixelData holds no bytes; {expected} expected)",
+                path,
+                tag_name("PixelData"),
+            )
         if encapsulated and got != expected:
             raise DicomError(
                 f"pixel data does not match transfer syntax: {name} is uncompressed but "

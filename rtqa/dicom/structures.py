@@ -344,11 +344,18 @@ def _contour_points(
     stated: object = _raw_text(contour, NUMBER_OF_CONTOUR_POINTS)
     if stated is None or not stated.isdigit():
         stated = contour.get("NumberOfContourPoints")
-    if stated is not None and stated != "" and int(stated) != len(xyz):
+    if stated is None or stated == "":
+        return xyz
+    try:
+        count: int | None = int(str(stated).strip())
+    except ValueError:
+        count = None
+    if count != len(xyz):
+        shown = str(count) if count is not None else f"{str(stated)!r} (not a number)"
         notes.append(
             Note(
                 Level.WARNING,
-                f"{where}: contour {k} NumberOfContourPoints {int(stated)} but ContourData "
+                f"{where}: contour {k} NumberOfContourPoints {shown} but ContourData "
                 f"holds {len(xyz)} points: the points were used",
                 path,
                 tag_name("NumberOfContourPoints"),

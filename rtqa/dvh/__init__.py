@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtqa.dvh.core import Dvh, MetricUndefined
+from rtqa.dvh.core import Dvh, MetricUndefined, display_bin_gy
 
 _LAZY = {
     "StructureDvh": "rtqa.dvh.structure",
@@ -17,7 +17,7 @@ _LAZY = {
     "plan_quality": "rtqa.dvh.quality",
 }
 
-__all__ = ["Dvh", "MetricUndefined", *_LAZY]
+__all__ = ["Dvh", "MetricUndefined", "display_bin_gy", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -61,6 +61,10 @@ BLOCK = 1 << 16
 #: Query points above which :meth:`_BucketCurve.at_least_many` streams over all samples once
 #: instead of sorting the bucket of each point.
 STREAM_POINTS = 8
+#: Most points a display curve may have (a wider bin is asked for beyond it).
+MAX_CURVE_POINTS = 10_000_000
+#: Points of a display curve at most, with :func:`display_bin_gy`.
+DISPLAY_POINTS = 20_000
 
 
 class MetricUndefined(ValueError):
@@ -353,6 +357,7 @@ class Dvh:
         if bin_gy <= 0:
             raise ValueError("bin width must be > 0 Gy")
         top = float(self._d.max()) if self._d.size else 0.0
+        _check_points(top, bin_gy)
         doses = np.arange(0.0, top + bin_gy, bin_gy)
         return doses, self._volumes_at(doses)
 
@@ -362,12 +367,30 @@ class Dvh:
         if bin_gy <= 0:
             raise ValueError("bin width must be > 0 Gy")
         top = float(self._d.max()) if self._d.size else 0.0
+        _check_points(top, bin_gy)
         edges = np.arange(0.0, top + 2 * bin_gy, bin_gy)
         hist, _ = np.histogram(self._d, bins=edges, weights=self._v)
         return 0.5 * (edges[:-1] + edges[1:]), hist
 
 
 # -------------------------------------------------------------------- shared pieces
+
+
+def display_bin_gy(dvh: Dvh, bin_gy: float) -> float:
+    """``bin_gy`` (Gy), widened so that a display curve of ``dvh`` has at most DISPLAY_POINTS
+    points (a dose grid scaled by mistake to 1e12 Gy must not ask for 1e13 bins)."""
+    if dvh.known_volume_cc <= 0:
+        return bin_gy
+    return max(bin_gy, dvh.max_gy / DISPLAY_POINTS)
+
+
+def _check_points(top_gy: float, bin_gy: float) -> None:
+    """ValueError when bins of ``bin_gy`` up to ``top_gy`` (Gy) exceed MAX_CURVE_POINTS."""
+    if top_gy / bin_gy > MAX_CURVE_POINTS:
+        raise ValueError(
+            f"bins of {bin_gy:g} Gy up to the maximum {top_gy:.6g} Gy would give more than "
+            f"{MAX_CURVE_POINTS} points: choose a wider bin"
+        )
 
 
 def _blocks(n: int) -> Iterator[slice]:

@@ -447,9 +447,10 @@ def _mismatch(items: list[BeamFraction], case_id: str | None) -> Finding:
         files = ", ".join(_name(s.path) for s in bf.sessions)
         where = f"fraction {bf.fraction}" if bf.fraction is not None else "a record"
         statuses = "/".join(dict.fromkeys(s.beam.termination_status or "none" for s in bf.sessions))
+        pct = f", {100.0 * diff / planned:+.3g} %" if planned else ""
         parts.append(
-            f"{where}: {_mu(bf.delivered_mu)} MU delivered ({diff:+.4g} MU, "
-            f"{100.0 * diff / planned:+.3g} %; {files}; termination {statuses})"
+            f"{where}: {_mu(bf.delivered_mu)} MU delivered ({diff:+.4g} MU{pct}; {files}; "
+            f"termination {statuses})"
         )
     return _finding(
         "delivered_mu",

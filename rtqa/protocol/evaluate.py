@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from rtqa.dvh import display_bin_gy
 from rtqa.model import Case, Course, DoseGrid, Finding, Level, Note, Roi, Status, body_outline
 from rtqa.protocol import plan_rules
 from rtqa.protocol.bands import Bands, Condition
 from rtqa.protocol.delivery import delivery_findings
+from rtqa.protocol.dose_trust import dose_level_finding
 from rtqa.protocol.matching import MatchKind, ProtocolMatch, RoiMatch, match_protocol
 from rtqa.protocol.metrics import MetricKind, MetricNotEvaluable, evaluate
 from rtqa.protocol.model import Limit, Organ, OutsideTable, Protocol
@@ -543,6 +545,10 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
         body = body_outline(w.case.structure_set.rois)  # type: ignore[union-attr]
         known = ctx.occupancies.get(body.name) if body and ctx.rois.get(body.name) is body else None
         findings.append(placement_finding(dose, body, cid, body_occupancy=known))
+        rx_top = max((rx.total_gy for rx in w.rxs.values() if rx.total_gy), default=None)
+        level = dose_level_finding(dose, rx_top, plan_fx, cid)
+        if level is not None:
+            findings.append(level)
 
     if not any(w.targets for w in usable) and usable and protocol.targets:
         looked = ", ".join(t.roi.label for t in protocol.targets)
@@ -624,7 +630,7 @@ def _keep(ctx: EvaluationContext, curves, roi: Roi, sd, how: str) -> None:
 def _curve(dvh) -> tuple[np.ndarray, np.ndarray]:
     if dvh.known_volume_cc <= 0:
         return np.zeros(1), np.zeros(1)
-    dose, vol = dvh.cumulative(CURVE_BIN_GY)
+    dose, vol = dvh.cumulative(display_bin_gy(dvh, CURVE_BIN_GY))
     total = dvh.total_volume_cc
     return np.asarray(dose, float), 100.0 * np.asarray(vol, float) / total
 
@@ -680,21 +686,26 @@ def _quality(protocol: Protocol, w: _CaseWork, ctx, target_occ: dict, cid) -> li
     assert ss is not None and dose is not None
     body_roi = body_outline(ss.rois)
     body = None
+    no_body = "no body outline"
     out: list[Finding] = []
     if body_roi is not None:
         from rtqa.geometry import occupancy
 
-        body = occupancy(body_roi, dose)
-        ctx.body = body_roi.name
-        ctx.rois.setdefault(body_roi.name, body_roi)
-        ctx.occupancies.setdefault(body_roi.name, body)
+        try:
+            body = occupancy(body_roi, dose)
+        except ValueError as exc:  # an outline without volume: said, never a crash
+            no_body = f"body outline '{body_roi.name}' has no volume ({exc})"
+        else:
+            ctx.body = body_roi.name
+            ctx.rois.setdefault(body_roi.name, body_roi)
+            ctx.occupancies.setdefault(body_roi.name, body)
     for name, occ in target_occ.items():
         rx = w.rxs[name]
         others = [o for n, o in target_occ.items() if n != name and o is not None]
         sd = ctx.dvhs[name]
         how = f"{ctx.matches.get(name, '')}; {rx.describe()}"
         if body is None:
-            how += "; no body outline: isodose volumes over the whole dose grid"
+            how += f"; {no_body}: isodose volumes over the whole dose grid"
         values = None
         why = ""
         if rx.total_gy is None:
