@@ -371,7 +371,10 @@ def test_completeness_unknown_when_an_early_terminated_beam_has_no_planned_mu(tm
         "its planned or delivered MU unknown",
     )
     (fx,) = by_rule(delivery_findings(plan, records, "C"), "fraction_delivery")
-    assert fx.status is Status.INFO
+    assert fx.status is Status.NOT_EVALUABLE
+    assert fx.message == "fraction 3: whether it was fully delivered is unknown: " + states(
+        plan, records
+    )[2][3]
 
 
 def test_completeness_unknown_when_beams_fit_two_fraction_groups_none_in_full(tmp_path):
@@ -403,6 +406,13 @@ def test_completeness_unknown_when_beams_fit_two_fraction_groups_none_in_full(tm
             "full: which beams were due is unknown",
         ),
     ]
+    # check says the same: not evaluable, never silent
+    (fx,) = by_rule(delivery_findings(plan, records, "C"), "fraction_delivery")
+    assert fx.status is Status.NOT_EVALUABLE
+    assert fx.message == (
+        "fraction 2: whether it was fully delivered is unknown: treatment beam 1 delivered; "
+        "fraction groups 1, 2 of the plan list them, none in full: which beams were due is unknown"
+    )
 
 
 def test_record_without_fraction_number_is_its_own_fraction(tmp_path):

@@ -521,15 +521,24 @@ def _undetermined(items: list[BeamFraction], groups: tuple[int, ...]) -> str:
 def _fractions(
     cmp: DeliveryComparison, names: dict[int, str], case_id: str | None
 ) -> list[Finding]:
-    """Fractions not fully delivered (minor) or completed after an early termination (info)."""
+    """Fractions not fully delivered (minor), whose completeness is unknown (not evaluable;
+    ``rtqa info`` shows them as neither complete nor incomplete) or completed after an early
+    termination (info)."""
     out = []
-    for key, (deviations, notes, _) in _fraction_parts(cmp, names).items():
+    for key, (deviations, notes, unknowns) in _fraction_parts(cmp, names).items():
         if key[0] == 0:
             where = f"fraction {key[1]}"
         else:
             where = f"the record {_name(cmp.paths[key][0])} (no fraction number)"
+        parts = deviations + notes
         if deviations:
             status, text = Status.MINOR, f"{where} not fully delivered: "
+        elif unknowns:
+            status, text = (
+                Status.NOT_EVALUABLE,
+                f"{where}: whether it was fully delivered is unknown: ",
+            )
+            parts = unknowns + [n for n in notes if n not in unknowns]
         elif notes:
             status, text = Status.INFO, f"{where} interrupted: "
         else:
@@ -538,7 +547,7 @@ def _fractions(
             _finding(
                 "fraction_delivery",
                 status,
-                text + "; ".join(deviations + notes),
+                text + "; ".join(parts),
                 case_id,
                 metric=where if key[0] == 0 else "fraction",
                 source=RECORD_SOURCE,
