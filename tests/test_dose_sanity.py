@@ -235,8 +235,12 @@ def test_sample_dose_moved_out_of_the_body(tmp_path):
     assert found["status"] == "not_evaluable" and found["group"] == "integrity"
     assert found["value"] == pytest.approx(want_pct, abs=0.5)
     assert "misplaced" in found["message"] and "lies OUTSIDE it" in found["message"]
-    # the structures left the moved grid too (grid coverage: a minor deviation), so exit 1
-    assert code == 1 and data["verdict"] == "minor"
+    # the structures left the moved grid too: measured as a minor grid-coverage deviation, not
+    # judged since the dose is not where the structures are (the files disagree), so exit 4
+    coverage = [f for f in data["findings"] if f["rule"] == "grid_coverage"]
+    assert {f["status"] for f in coverage} == {"not_evaluable"}
+    assert any("measured as minor" in f["message"] for f in coverage)
+    assert code == 4 and data["verdict"] == "not_evaluable"
 
 
 def test_sample_body_outline_not_covering_the_dose_is_not_evaluable(tmp_path):
@@ -264,7 +268,7 @@ def test_sample_body_outline_not_covering_the_dose_is_not_evaluable(tmp_path):
     head = "not judged: the dose is not trusted (dose_placement of SPINE3FX not evaluable); "
     withheld = [f for f in others if f["message"].startswith(head)]
     assert [f for f in others if f not in withheld] == [found]
-    # the sample's 5 organ and 2 coverage rules, each measured as a pass
-    assert sorted(f["group"] for f in withheld) == ["organ"] * 5 + ["target"] * 2
+    # the sample's 5 organ and 2 coverage rules and its grid coverage, each measured as a pass
+    assert sorted(f["group"] for f in withheld) == ["organ"] * 5 + ["plan"] + ["target"] * 2
     assert all(f["message"].startswith(head + "measured as pass") for f in withheld)
     assert code == 4 and data["verdict"] == "not_evaluable"

@@ -106,6 +106,7 @@ def test_withholding_touches_only_judgements_drawn_from_the_dose():
         finding("target", "V100%[%]", Status.PASS),
         finding("organ", "optional_organs", Status.INFO, "none missing"),
         finding("plan", "fractions", Status.MAJOR, "6 fractions"),
+        finding("plan", "grid_coverage", Status.MINOR, "cord partly outside the grid"),
         finding("integrity", "Volume[cc]", Status.PASS),
         finding("integrity", "dose_placement", Status.NOT_EVALUABLE, "misplaced", "B"),
     ]
@@ -115,6 +116,7 @@ def test_withholding_touches_only_judgements_drawn_from_the_dose():
         Status.NOT_EVALUABLE,
         Status.INFO,
         Status.MAJOR,
+        Status.NOT_EVALUABLE,  # a misplaced grid: whether it covers the structures is moot
         Status.PASS,
         Status.NOT_EVALUABLE,
     ]
@@ -124,4 +126,7 @@ def test_withholding_touches_only_judgements_drawn_from_the_dose():
     )
     assert out[1].message.endswith("measured as pass")
     # a trusted dose: nothing changes
-    assert withhold_untrusted(findings[:5]) == findings[:5]
+    assert withhold_untrusted(findings[:6]) == findings[:6]
+    # a dose of the wrong level in the right place: grid coverage still stands
+    level = finding("integrity", "dose_level", Status.NOT_EVALUABLE, "one fraction")
+    assert withhold_untrusted([*findings[:6], level])[4].status is Status.MINOR

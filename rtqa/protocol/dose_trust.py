@@ -12,9 +12,10 @@ judge nothing. Conventions:
   2.5 x so that a prescription to the 40 % isodose still passes). Outside it the finding is
   ``not_evaluable`` and names the likely cause.
 * When a plan's ``dose_level`` or ``dose_placement`` is ``not_evaluable``, every judgement
-  drawn from the dose (groups ``target``, ``organ``, ``quality`` and ``prior``) is withheld:
-  ``pass``, ``minor`` and ``major`` become ``not_evaluable``, the measured value kept and the
-  reason put first in the message. A misread dose must not read as a verdict, either way.
+  drawn from the dose (groups ``target``, ``organ``, ``quality`` and ``prior``; with a misplaced
+  dose also ``grid_coverage``, whether the grid covers the structures) is withheld: ``pass``,
+  ``minor`` and ``major`` become ``not_evaluable``, the measured value kept and the reason put
+  first in the message. A misread dose must not read as a verdict, either way.
 """
 
 from __future__ import annotations
@@ -102,9 +103,11 @@ def withhold_untrusted(findings: Sequence[Finding]) -> list[Finding]:
         return list(findings)
     why = "; ".join(f"{f.rule}" + (f" of {f.case_id}" if f.case_id else "") for f in untrusted)
     head = f"not judged: the dose is not trusted ({why} not evaluable)"
+    misplaced = any(f.rule == "dose_placement" for f in untrusted)
     out = []
     for f in findings:
-        if f.group in DOSE_GROUPS and f.status in _JUDGED:
+        from_dose = f.group in DOSE_GROUPS or (f.rule == "grid_coverage" and misplaced)
+        if from_dose and f.status in _JUDGED:
             message = f"{head}; measured as {f.status.value}" + (
                 f": {f.message}" if f.message else ""
             )
