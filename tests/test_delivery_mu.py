@@ -372,9 +372,10 @@ def test_completeness_unknown_when_an_early_terminated_beam_has_no_planned_mu(tm
     )
     (fx,) = by_rule(delivery_findings(plan, records, "C"), "fraction_delivery")
     assert fx.status is Status.NOT_EVALUABLE
-    assert fx.message == "fraction 3: whether it was fully delivered is unknown: " + states(
-        plan, records
-    )[2][3]
+    assert (
+        fx.message
+        == "fraction 3: whether it was fully delivered is unknown: " + states(plan, records)[2][3]
+    )
 
 
 def test_completeness_unknown_when_beams_fit_two_fraction_groups_none_in_full(tmp_path):

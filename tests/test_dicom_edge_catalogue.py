@@ -201,9 +201,10 @@ def test_one_fraction_dose_under_a_course_label_is_named(tmp_path):
     assert 0.9 * 10 <= peak < 0.9 * 50  # one fraction's dose: near 10 Gy, far below 50 Gy
     (note,) = dose_warnings(folder)
     assert note.level is Level.WARNING and note.path == str(rd)
-    assert note.message.startswith(
-        f"dose maximum {peak:.4g} Gy is below 90% of the prescription 50 Gy; it matches one "
-        "fraction (50 Gy / 5 = 10 Gy)"
+    assert note.message == (
+        f"dose maximum {peak:.4g} Gy = {2 * peak:.4g} % of the prescription 50 Gy, outside "
+        "90-300 %: it matches one fraction (50 Gy / 5 = 10 Gy): the file may hold a single "
+        "fraction's dose; the numbers are reported as read"
     )
     assert note.attribute == "DoseSummationType (3004,000A)"
 
@@ -213,15 +214,21 @@ def test_dose_scaling_far_too_large_or_small_is_named(tmp_path):
     peak = peak_gy(rd)
     (note,) = dose_warnings(folder)
     assert note.message == (
-        f"dose maximum {peak:.4g} Gy is {peak / 20:.3g} x the prescription 20 Gy: check the "
-        "dose scaling and units"
+        f"dose maximum {peak:.4g} Gy = {5 * peak:.4g} % of the prescription 20 Gy, outside "
+        "90-300 %: check the dose scaling and units, and that the dose is the plan's total dose; "
+        "the numbers are reported as read"
     )
+    assert note.attribute == "DoseGridScaling (3004,000E)"
     folder, rd = scaled_case(tmp_path / "low", "bone_1fx", 0.5)
     (note,) = dose_warnings(folder)
-    assert note.message == (
-        f"dose maximum {peak_gy(rd):.4g} Gy is below 90% of the prescription 20 Gy; the numbers "
-        "are reported as read"
+    assert note.message.startswith(
+        f"dose maximum {peak_gy(rd):.4g} Gy = {5 * peak_gy(rd):.4g} % of the prescription 20 Gy, "
+        "outside 90-300 %: check the dose scaling"
     )
+    # cGy stored as Gy: a hundredfold dose is named as such
+    folder, rd = scaled_case(tmp_path / "cgy", "bone_1fx", 100.0)
+    (note,) = dose_warnings(folder)
+    assert "divided by 100 it would be plausible: cGy stored as Gy?" in note.message
 
 
 @pytest.mark.parametrize("name", ["bone_1fx", "lung_5fx", "spine_prior"])

@@ -62,6 +62,7 @@ from rtqa.dicom.plan import plan_from_dataset
 from rtqa.dicom.records import UNANALYSED_RECORDS, record_from_dataset
 from rtqa.dicom.registration import registration_from_dataset
 from rtqa.dicom.truncation import truncation_reason
+from rtqa.dose_level import is_one_fraction, is_plausible, level_text
 from rtqa.errors import InputError
 from rtqa.model import (
     Case,
@@ -77,11 +78,6 @@ from rtqa.model import (
 
 IMAGE_CLASSES = {CT_IMAGE, MR_IMAGE, "1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.20"}
 NOT_DICOM = "not DICOM"
-# Dose maximum against the plan's highest prescribed total dose Rx: below LOW x Rx or above
-# HIGH x Rx the dose cannot belong to the plan as prescribed (a plan prescribed to the 50 %
-# isodose peaks at 2 x Rx; one fraction of a course peaks near Rx / fractions).
-LOW_PEAK_FRACTION = 0.9
-HIGH_PEAK_FACTOR = 3.0
 UNREADABLE = "unreadable"
 CONTOUR_IMAGE_SEQUENCE = 0x30060016
 REFERENCED_SOP_INSTANCE_TAG = b"\x08\x00\x55\x11"  # (0008,1155), little endian
@@ -509,42 +505,26 @@ class _Draft:
 
 
 def dose_against_prescription(dose: DoseGrid, plan: Plan) -> list[Note]:
-    """A WARNING when the dose maximum (Gy) cannot be that of a plan for the highest prescribed
-    total dose Rx: below :data:`LOW_PEAK_FRACTION` x Rx (no point of the plan reaches its
-    prescription; when it is near Rx / fractions planned the file probably holds one fraction
-    under a course label), or above :data:`HIGH_PEAK_FACTOR` x Rx (DoseGridScaling or units
-    suspect). Nothing when the plan states no prescription."""
+    """A WARNING when the dose maximum (Gy) cannot be that of a plan for its highest prescribed
+    total dose Rx (the rule of :mod:`rtqa.dose_level`, the likely cause named). Nothing when
+    the plan states no prescription."""
     totals = [p.total_gy for p in plan.prescriptions if p.total_gy and p.total_gy > 0]
     if not totals or dose.dose_gy.size == 0:
         return []
     rx = max(totals)
     peak = dose.max_gy
-    where = ", ".join(dose.paths)
-    if peak > HIGH_PEAK_FACTOR * rx:
-        return [
-            Note(
-                Level.WARNING,
-                f"dose maximum {peak:.4g} Gy is {peak / rx:.3g} x the prescription {rx:g} Gy: "
-                "check the dose scaling and units",
-                where,
-                tag_name("DoseGridScaling"),
-            )
-        ]
-    if peak >= LOW_PEAK_FRACTION * rx:
+    if is_plausible(peak, rx):
         return []
-    message = (
-        f"dose maximum {peak:.4g} Gy is below {LOW_PEAK_FRACTION:.0%} of the prescription {rx:g} Gy"
-    )
-    attribute = tag_name("DoseGridScaling")
     fractions = plan.fractions_planned
-    if fractions and fractions > 1 and peak >= LOW_PEAK_FRACTION * rx / fractions:
-        message += (
-            f"; it matches one fraction ({rx:g} Gy / {fractions} = {rx / fractions:.4g} Gy): the "
-            f"file may hold a single fraction's dose under DoseSummationType "
-            f"{dose.summation_type}"
+    attribute = "DoseSummationType" if is_one_fraction(peak, rx, fractions) else "DoseGridScaling"
+    return [
+        Note(
+            Level.WARNING,
+            level_text(peak, rx, fractions) + "; the numbers are reported as read",
+            ", ".join(dose.paths),
+            tag_name(attribute),
         )
-        attribute = tag_name("DoseSummationType")
-    return [Note(Level.WARNING, message + "; the numbers are reported as read", where, attribute)]
+    ]
 
 
 def roi_warnings(structure_set: StructureSet) -> list[Note]:
