@@ -89,9 +89,11 @@ def test_a_misplaced_prior_dose_is_not_evaluable_naming_its_files(tmp_path):
     # box field z 132.5..247.5 mm moved to 72.5..187.5: the part below the body's lower end
     # (88.75 mm) holds 13.98 % of the 50 % isodose volume (closed form, 0.25 mm lattice)
     assert f["value"] == pytest.approx(13.98, abs=0.15)
-    # the only finding that is not a pass or info: the cumulative dose is still judged
-    judged = [g["rule"] for g in doc["findings"] if g["status"] not in ("pass", "info")]
-    assert judged == ["prior_dose_placement"]
+    # the prior and cumulative figures are measured, not judged (each measured as a pass)
+    others = [g for g in doc["findings"] if g["status"] not in ("pass", "info") and g is not f]
+    assert sorted({g["rule"] for g in others}) == ["course_eqd2", "course_share", "cumulative_eqd2"]
+    head = "not judged: the dose is not trusted (prior_dose_placement of PRIOR_T7 not evaluable)"
+    assert all(g["message"].startswith(head + "; measured as pass") for g in others)
 
 
 def crop_prior_dose(case, z_from_mm: float) -> None:
@@ -175,3 +177,33 @@ def test_the_protocol_isodose_decides_the_irradiated_overlap(tmp_path):
         "10 Gy (50 % of 20 Gy) with the current 15 Gy (50 % of 30 Gy): 53.1 cc"
         in (policy["message"])
     )
+
+
+def test_a_prior_dose_a_hundredfold_too_high_withholds_the_prior_judgements(tmp_path):
+    """spine_prior_exceeds (cumulative cord maximum above 70 Gy: MAJOR, exit 1) with the prior
+    dose stored in cGy as Gy: prior_dose_level names it; the cumulative deviation is measured,
+    not judged; the interval since the prior course (not drawn from the dose) still passes."""
+    case = tmp_path / "spine_prior_exceeds"
+    shutil.copytree("sample_data/spine_prior_exceeds", case)
+    rd = case / "RD.PRIOR_T7.dcm"
+    ds = pydicom.dcmread(rd)
+    peak_gy = float(ds.pixel_array.max()) * float(ds.DoseGridScaling)
+    ds.DoseGridScaling = f"{float(ds.DoseGridScaling) * 100:.10g}"
+    ds.save_as(rd)
+    result = run(str(case), "--protocol", "boss", "--format", "json")
+    assert result.exit_code == 4, result.output
+    prior = [f for f in json.loads(result.output)["findings"] if f["group"] == "prior"]
+    (level,) = [f for f in prior if f["rule"] == "prior_dose_level"]
+    assert level["status"] == "not_evaluable"
+    assert level["value"] == pytest.approx(100 * 100 * peak_gy / 24.0, rel=1e-6)  # Rx 24 Gy
+    assert "divided by 100 it would be plausible: cGy stored as Gy?" in level["message"]
+    (cum,) = [f for f in prior if f["rule"] == "cumulative_eqd2" and f["roi"] == "SpinalCord"]
+    assert cum["status"] == "not_evaluable"
+    assert cum["message"].startswith(
+        "not judged: the dose is not trusted (prior_dose_level of PRIOR_T7 not evaluable); "
+        "measured as major"
+    )
+    (interval,) = [f for f in prior if f["rule"] == "min_interval"]
+    assert interval["status"] == "pass"
+    judged = {f["rule"] for f in prior if f["status"] in ("pass", "minor", "major")}
+    assert judged == {"prior_dose_placement", "min_interval"}

@@ -248,8 +248,10 @@ def test_missing_registration_is_not_evaluable_naming_both_frames(boss):
     prior.registrations = ()
     findings, ctx = evaluate_prior(inp, boss)
     assert ctx is None
-    f, placement = findings
+    f, placement, level = findings
     assert f.status is Status.NOT_EVALUABLE and f.rule == "prior_registration"
+    # the uniform 20 Gy prior dose is 100 % of its 20 Gy prescription
+    assert (level.rule, level.status, level.value) == ("prior_dose_level", Status.PASS, 100.0)
     assert FRAME_A in f.message and FRAME_B in f.message
     # the prior dose is still checked in its own frame (here: no body outline to check it by)
     assert placement.rule == "prior_dose_placement" and placement.status is Status.INFO

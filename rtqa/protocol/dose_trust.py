@@ -10,9 +10,12 @@ judge nothing. Conventions:
   90 to 300 %); outside it the finding is ``not_evaluable`` and names the likely cause.
 * When a plan's ``dose_level`` or ``dose_placement`` is ``not_evaluable``, every judgement
   drawn from the dose (groups ``target``, ``organ``, ``quality`` and ``prior``; with a misplaced
-  dose also ``grid_coverage``, whether the grid covers the structures) is withheld: ``pass``,
-  ``minor`` and ``major`` become ``not_evaluable``, the measured value kept and the reason put
-  first in the message. A misread dose must not read as a verdict, either way.
+  dose also ``grid_coverage``, whether the grid covers the structures; not the interval since a
+  prior course) is withheld: ``pass``, ``minor`` and ``major`` become ``not_evaluable``, the
+  measured value kept and the reason put first in the message. A misread dose must not read as
+  a verdict, either way.
+* A prior course's dose judged by the same rules (``prior_dose_level``,
+  ``prior_dose_placement``) withholds the judgements of group ``prior`` alone.
 """
 
 from __future__ import annotations
@@ -29,8 +32,16 @@ SOURCE = (
 )
 #: Groups whose judgements are drawn from the dose.
 DOSE_GROUPS = ("target", "organ", "quality", "prior")
-#: Rules whose ``not_evaluable`` status means the dose itself cannot be trusted.
-TRUST_RULES = ("dose_level", "dose_placement")
+#: Rules whose ``not_evaluable`` status means the dose itself cannot be trusted, each with the
+#: groups whose judgements it withholds.
+TRUST_RULES = {
+    "dose_level": DOSE_GROUPS,
+    "dose_placement": DOSE_GROUPS,
+    "prior_dose_level": ("prior",),
+    "prior_dose_placement": ("prior",),
+}
+#: Rules of those groups not drawn from the dose (the interval since the prior course).
+NOT_FROM_DOSE = ("min_interval",)
 _JUDGED = (Status.PASS, Status.MINOR, Status.MAJOR)
 
 
@@ -71,13 +82,15 @@ def withhold_untrusted(findings: Sequence[Finding]) -> list[Finding]:
     untrusted = [f for f in findings if f.rule in TRUST_RULES and f.status is Status.NOT_EVALUABLE]
     if not untrusted:
         return list(findings)
+    groups = {g for f in untrusted for g in TRUST_RULES[f.rule]}
+    misplaced = any(f.rule == "dose_placement" for f in untrusted)
     why = "; ".join(f"{f.rule}" + (f" of {f.case_id}" if f.case_id else "") for f in untrusted)
     head = f"not judged: the dose is not trusted ({why} not evaluable)"
-    misplaced = any(f.rule == "dose_placement" for f in untrusted)
     out = []
     for f in findings:
-        from_dose = f.group in DOSE_GROUPS or (f.rule == "grid_coverage" and misplaced)
-        if from_dose and f.status in _JUDGED:
+        from_dose = f.group in groups or (f.rule == "grid_coverage" and misplaced)
+        kept = f.rule in TRUST_RULES or f.rule in NOT_FROM_DOSE
+        if from_dose and f.status in _JUDGED and not kept:
             message = f"{head}; measured as {f.status.value}" + (
                 f": {f.message}" if f.message else ""
             )

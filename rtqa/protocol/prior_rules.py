@@ -18,6 +18,10 @@ Conventions
   frame of reference, by the rule that checks the current dose
   (:func:`rtqa.protocol.dose_sanity.placement_finding`): finding ``prior_dose_placement``, not
   evaluable where the high dose lies outside the body (a misplaced prior dose).
+* Each prior dose's maximum is judged against its own prescription by the rule of the current
+  dose (:mod:`rtqa.dose_level`): finding ``prior_dose_level``. A prior dose that is misplaced or
+  of an implausible level withholds every prior-radiation judgement
+  (:func:`rtqa.protocol.dose_trust.withhold_untrusted`).
 * Mapping follows :func:`rtqa.prior.registration_between` (same frame: identity; else the first
   Spatial Registration linking both frames, or the shortest chain through other frames). Without
   one the prior course is not evaluable, unless the user states the frames are aligned
@@ -177,6 +181,7 @@ def evaluate_prior(
             findings.append(result)
             if case.dose is not None:
                 findings.append(_placement_finding(case))
+                findings.extend(_level_finding(case))
         else:
             mapped.append(result)
     if not mapped:
@@ -186,6 +191,7 @@ def evaluate_prior(
     for p in mapped:
         out.append(_mapping_finding(p))
         out.append(_placement_finding(p.case))
+        out.extend(_level_finding(p.case))
         out.extend(_direction_findings(p, inp))
         out.extend(_interval_findings(p, pr))
         out.extend(_lq_notes([(f"prior course '{p.label}'", p.rx_gy, p.fractions)]))
@@ -329,6 +335,25 @@ def _placement_finding(case: Case) -> Finding:
             "cumulative figure computed from it"
         )
     return f
+
+
+def _level_finding(case: Case) -> list[Finding]:
+    """Can the prior dose be that of its plan? The dose-level rule of the current dose
+    (:func:`rtqa.protocol.dose_trust.dose_level_finding`) on the prior course, as finding
+    ``prior_dose_level``; none when the prior prescription is unknown."""
+    from rtqa.protocol.dose_trust import dose_level_finding
+
+    assert case.dose is not None
+    fractions = case.plan.fractions_planned if case.plan is not None else None
+    f = dose_level_finding(case.dose, _rx(case), fractions, case.case_id)
+    if f is None:
+        return []
+    f.group, f.rule = GROUP, "prior_dose_level"
+    f.message = (
+        f"prior course '{case.label}' (dose {', '.join(case.dose.paths) or '(no file)'}): "
+        f"{f.message.replace('of this plan', 'of this prior course')}"
+    )
+    return [f]
 
 
 def _direction_findings(p: MappedPrior, inp: PriorInput) -> list[Finding]:
