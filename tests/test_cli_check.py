@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,18 @@ def test_lung_quality_limits_interpolated_in_the_protocol_table():
     assert acc[0] == "<=" and float(acc[1]) == pytest.approx(5.8 - 0.3 * t, abs=2e-4)
     assert "interpolated linearly between the 13.2 and 22 cc rows" in r50["message"]
     assert r50["margin"] == pytest.approx(float(per[1]) - r50["value"], abs=1e-4)
+
+
+def test_a_missing_first_fraction_record_leaves_the_course_span_not_evaluable(tmp_path):
+    """spine_3fx without the record of fraction 1 (fractions 2 and 3 recorded, 2 days apart):
+    fraction 1 was delivered on an unknown date, so neither the 3-week span nor the intervals
+    can pass; was a 3-day pass on the two later records, exit 0."""
+    case = tmp_path / "spine_3fx"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    (case / "RT.SPINE3FX.fx1.dcm").unlink()
+    result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 4, result.output
+    findings = json.loads(result.output)["findings"]
+    (span,) = [f for f in findings if f["rule"] == "completion_window"]
+    assert span["status"] == "not_evaluable" and span["value"] == 2.0
+    assert "fraction(s) 1 have no treatment record though later ones do" in span["message"]

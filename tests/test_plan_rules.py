@@ -72,6 +72,33 @@ def test_window_spans_all_plans_of_a_course():
     assert f.value == 23 and f.status is Status.MAJOR
 
 
+def test_a_fraction_without_a_record_leaves_the_span_unknown_unless_already_too_long():
+    fr = Fractionation(complete_within_days=sv(21), min_interval_hours=sv(40))
+    # fractions 2 and 3 of 3 on days 2 and 4: fraction 1 was delivered, when is unknown
+    recs = records([0, 2, 4])[1:]
+    (f,) = plan_rules.completion_window(fr, schedule(recs), {"P1": 3})
+    assert f.status is Status.NOT_EVALUABLE and f.value == 2  # a lower bound, not 3 days
+    assert f.message == (
+        "2 fraction(s) delivered from 2024-03-06 to 2024-03-08: 2 days; fraction(s) 1 have no "
+        "treatment record though later ones do: the course span is not known (at least 2 days)"
+    )
+    (g,) = plan_rules.min_interval(fr, schedule(recs))
+    assert g.status is Status.NOT_EVALUABLE and g.value == pytest.approx(48.0)
+    assert "the intervals next to them are unknown" in g.message
+    # the dated fractions already span 23 days: too long whatever fraction 1's date
+    (f,) = plan_rules.completion_window(fr, schedule(records([0, 2, 25])[1:]), {"P1": 3})
+    assert f.status is Status.MAJOR and f.value == 23 and "the span is at least this" in f.message
+
+
+def test_an_undated_record_leaves_the_span_unknown():
+    fr = Fractionation(complete_within_days=sv(21))
+    recs = records([0, 2, 4])
+    recs[0] = TreatmentRecord("RT0.dcm", "1.0", "P1", 1, None)  # a date that did not parse
+    (f,) = plan_rules.completion_window(fr, schedule(recs), {"P1": 3})
+    assert f.status is Status.NOT_EVALUABLE and f.value == 2
+    assert "1 treatment record(s) carry no treatment date" in f.message
+
+
 @pytest.mark.parametrize(
     ("hours", "status"), [(40.0, Status.PASS), (39.5, Status.INFO), (48.0, Status.PASS)]
 )

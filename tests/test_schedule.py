@@ -63,3 +63,16 @@ def test_undated_records_are_counted_not_guessed():
     assert s.span_days == 0
     assert s.min_interval_h is None
     assert schedule([]).span_days is None
+
+
+def test_fractions_missing_below_the_highest_recorded_one_are_listed_per_plan():
+    s = schedule(
+        [
+            _rec("A", 2, datetime(2026, 3, 4, 9, 0)),
+            _rec("A", 4, None),  # undated, yet recorded
+            _rec("B", 1, datetime(2026, 3, 4, 9, 40)),
+        ]
+    )
+    assert s.missing_fractions == (("A", 1), ("A", 3))
+    assert s.highest_fraction == {"A": 4, "B": 1}
+    assert schedule([_rec("A", 1, None), _rec("A", 2, None)]).missing_fractions == ()

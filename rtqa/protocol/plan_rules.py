@@ -317,6 +317,8 @@ def completion_window(
             )
         ]
     delivered = {uid: len(starts) for uid, starts in sched.starts_by_plan.items()}
+    for uid, highest in sched.highest_fraction.items():  # fractions 1..highest were delivered
+        delivered[uid] = max(delivered.get(uid, 0), highest)
     remaining = {uid: max(n - delivered.get(uid, 0), 0) for uid, n in planned.items()}
     last = sched.last_date
     assert last is not None
@@ -340,11 +342,20 @@ def completion_window(
             f"{last:%Y-%m-%d}: {span} days"
         )
     ok = span <= window
+    unknown = _unknown_dates(sched)
+    status = Status.PASS if ok else sv.severity
+    if not ok:
+        how += f", more than the {window} days allowed"
+        if unknown:
+            how += f" ({unknown}: the span is at least this)"
+    elif unknown:
+        status = Status.NOT_EVALUABLE
+        how += f"; {unknown}: the course span is not known (at least {span} days)"
     return [
         _finding(
             "completion_window",
-            Status.PASS if ok else sv.severity,
-            how + ("" if ok else f", more than the {window} days allowed"),
+            status,
+            how,
             sv,
             case_id,
             metric="span",
@@ -354,6 +365,18 @@ def completion_window(
             margin=float(window - span),
         )
     ]
+
+
+def _unknown_dates(sched: Schedule) -> str:
+    """What the records leave undated: records without a date, fractions without a record below
+    a plan's highest recorded fraction ('' when nothing)."""
+    parts = []
+    if sched.undated_records:
+        parts.append(f"{sched.undated_records} treatment record(s) carry no treatment date")
+    if sched.missing_fractions:
+        numbers = ", ".join(str(n) for _, n in sched.missing_fractions)
+        parts.append(f"fraction(s) {numbers} have no treatment record though later ones do")
+    return "; ".join(parts)
 
 
 def min_interval(fr: Fractionation, sched: Schedule, case_id: str | None = None) -> list[Finding]:
@@ -375,11 +398,22 @@ def min_interval(fr: Fractionation, sched: Schedule, case_id: str | None = None)
         )
         return [_finding("min_interval", status, why, sv, case_id, limits=limits)]
     ok = gap >= limit
+    status = Status.PASS if ok else sv.severity
+    text = f"shortest interval between fractions {gap:.4g} h"
+    unknown = _unknown_dates(sched)
+    if unknown and ok:
+        status = Status.INFO if sv.severity is Status.INFO else Status.NOT_EVALUABLE
+        text = (
+            f"shortest interval between the dated fractions {gap:.4g} h; {unknown}: the "
+            "intervals next to them are unknown"
+        )
+    elif unknown:
+        text += f" ({unknown})"
     return [
         _finding(
             "min_interval",
-            Status.PASS if ok else sv.severity,
-            f"shortest interval between fractions {gap:.4g} h",
+            status,
+            text,
             sv,
             case_id,
             metric="interval",

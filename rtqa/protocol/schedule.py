@@ -7,7 +7,7 @@ at its first session; records without a date are counted and reported, never gue
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import pairwise
 
@@ -28,6 +28,12 @@ class Schedule:
     starts_by_plan: dict[str | None, tuple[datetime, ...]]
     undated_records: int
     partial_fractions: tuple[int, ...]  # fraction numbers delivered in more than one session
+    #: (plan UID, fraction number) below a plan's highest recorded fraction number that no
+    #: record holds: delivered (a later fraction was), when is unknown
+    missing_fractions: tuple[tuple[str | None, int], ...] = ()
+    #: plan UID -> highest fraction number its records hold (dated or not): fractions 1 to it
+    #: were delivered
+    highest_fraction: dict[str | None, int] = field(default_factory=dict)
 
     @property
     def fraction_starts(self) -> tuple[datetime, ...]:
@@ -70,8 +76,11 @@ def schedule(records: list[TreatmentRecord] | tuple[TreatmentRecord, ...]) -> Sc
     """
     starts: dict[tuple[str | None, object], datetime] = {}
     sessions: dict[tuple[str | None, object], int] = {}
+    numbers: dict[str | None, set[int]] = {}
     undated = 0
     for index, record in enumerate(records):
+        if record.fraction_number:
+            numbers.setdefault(record.referenced_plan_uid, set()).add(int(record.fraction_number))
         if record.delivered_at is None:
             undated += 1
             continue
@@ -86,4 +95,13 @@ def schedule(records: list[TreatmentRecord] | tuple[TreatmentRecord, ...]) -> Sc
     by_plan: dict[str | None, list[datetime]] = {}
     for (plan_uid, _), start in starts.items():
         by_plan.setdefault(plan_uid, []).append(start)
-    return Schedule({k: tuple(sorted(v)) for k, v in by_plan.items()}, undated, partial)
+    missing = tuple(
+        (uid, n) for uid, seen in numbers.items() for n in range(1, max(seen)) if n not in seen
+    )
+    return Schedule(
+        {k: tuple(sorted(v)) for k, v in by_plan.items()},
+        undated,
+        partial,
+        missing,
+        {uid: max(seen) for uid, seen in numbers.items()},
+    )
