@@ -2,8 +2,21 @@
 another frame of reference (L10), ROI warnings reaching the reports (S2, S3), planes of one ROI
 closer than any CT slice spacing (S8), a dose far from the plan's prescription (D2, D6), pixel
 data that does not match its transfer syntax (F5), an RT Dose holding DVHs only (D11), an ROI
-contoured on one plane (S11), referenced CT images that are absent (L3) and a referenced CT in
-another frame of reference than its structure set (L11).
+contoured on one plane (S11), referenced CT images that are absent (L3), a referenced CT in
+another frame of reference than its structure set (L11), DS values that are not finite numbers
+('nan', 'inf') in a prescription, planned or delivered MU and ROI volume, and an
+ImagePositionPatient too large to place voxels (F9), and a fraction count beyond any course (P4).
+
+Rows covered elsewhere: G2, G3, G8 in test_dicom_dose.py (the eight orientations); G5, G6, G7
+in test_dvh_structure.py and test_geometry.py (planes off the dose frames, a structure partly
+outside the grid) and test_plan_rules.py (grid coverage); G9, G10 in test_dose_sanity.py
+(a misplaced or transposed dose); G11 in test_transform.py (resampling by patient
+coordinates); D3, D4, F6 in test_dicom_dose.py and test_dicom_fast_read.py (unsigned, 32-bit,
+big endian, short or long pixel data); D9, D12 in test_geometry.py, test_dvh_structure.py,
+test_geometry_interpolation.py and test_geometry_sampling_fast.py; S4, S5, S6, S7 in
+test_dicom_structures.py; L5, L6, L8 in test_scan.py; P3, P4, P5 in test_dicom_plan.py; P6 in
+test_delivery_mu.py; F2 in test_scan.py; F8 in test_dicom_fast_read.py and
+test_dicom_structures.py (implicit VR).
 
 Expected values are read from the files with pydicom (stored values x DoseGridScaling, ROIVolume)
 or are closed-form areas, never taken from rtqa's output.
@@ -515,3 +528,121 @@ def test_structure_set_with_a_new_frame_does_not_adopt_its_ct(tmp_path):
         f"references (series "
     )
     assert f"frame {ct_frame}):" in errors[0]
+
+
+# --------------------------------------------------------------------------------------------
+# F9: values that are not finite numbers ('nan', 'inf' in a DS) are named and never used
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+def test_f9_nan_prescription_dose_is_named_and_the_fraction_group_dose_used(tmp_path):
+    folder = copy_case(tmp_path, "bone_1fx")
+    rp = folder / "RP.BONE1FX.dcm"
+    edit(rp, lambda ds: setattr(ds.DoseReferenceSequence[0], "TargetPrescriptionDose", "nan"))
+    ds = pydicom.dcmread(rp)
+    group = ds.FractionGroupSequence[0].ReferencedDoseReferenceSequence[0]
+    group_rx = float(group.TargetPrescriptionDose)  # 20 Gy, the same dose reference
+    assert int(group.ReferencedDoseReferenceNumber) == int(
+        ds.DoseReferenceSequence[0].DoseReferenceNumber
+    )
+    _, data = check_json(folder, "--protocol", "tg101")
+    (rx,) = [f for f in data["findings"] if f["metric"] == "Rx"]
+    assert rx["value"] == group_rx == 20.0
+    assert "FractionGroupSequence (ReferencedDoseReferenceSequence)" in rx["message"]
+    assert "nan" not in rx["message"]
+    (note,) = [n for n in data["notes"] if "'nan'" in n["message"]]
+    assert note["level"] == "warning" and note["path"] == str(rp)
+    assert note["message"] == (
+        "dose reference 1: TargetPrescriptionDose 'nan' is not a number: treated as absent"
+    )
+    assert note["attribute"] == "TargetPrescriptionDose (300A,0026)"
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+def test_f9_infinite_planned_mu_is_not_a_tolerance_that_passes_everything(tmp_path):
+    folder = copy_case(tmp_path, "spine_3fx")
+    rp = folder / "RP.SPINE3FX.dcm"
+
+    def infinite(ds):
+        ds.FractionGroupSequence[0].ReferencedBeamSequence[0].BeamMeterset = "inf"
+
+    edit(rp, infinite)
+    ds = pydicom.dcmread(rp)
+    beam = int(ds.FractionGroupSequence[0].ReferencedBeamSequence[0].ReferencedBeamNumber)
+    name = next(b.BeamName for b in ds.BeamSequence if int(b.BeamNumber) == beam)
+    code, data = check_json(folder, "--protocol", "nrg_br002")
+    assert code == 4 and data["verdict"] == "not_evaluable"  # spine_3fx alone: pass (README)
+    (unknown,) = [f for f in data["findings"] if f["metric"] == "planned MU"]
+    assert unknown["status"] == "not_evaluable"
+    assert unknown["message"].startswith(
+        f"planned MU unknown, delivered MU not compared for beam {beam} '{name}'"
+    )
+    (note,) = [n for n in data["notes"] if "'inf'" in n["message"]]
+    assert note["level"] == "warning" and note["path"] == str(rp)
+    assert note["message"] == (
+        f"fraction group 1 beam {beam}: BeamMeterset 'inf' is not a number: treated as absent"
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+def test_f9_nan_delivered_mu_and_roi_volume_are_named(tmp_path):
+    folder = copy_case(tmp_path, "spine_3fx")
+    rt, rs = folder / "RT.SPINE3FX.fx1.dcm", folder / "RS.SPINE3FX.dcm"
+    edit(rt, lambda ds: setattr(ds.TreatmentSessionBeamSequence[0], "DeliveredMeterset", "nan"))
+    edit(rs, lambda ds: setattr(ds.StructureSetROISequence[1], "ROIVolume", "nan"))
+    beam = int(pydicom.dcmread(rt).TreatmentSessionBeamSequence[0].ReferencedBeamNumber)
+    roi = pydicom.dcmread(rs).StructureSetROISequence[1]
+    code, data = check_json(folder, "--protocol", "nrg_br002")
+    assert code == 4
+    assert not [f for f in data["findings"] if "nan" in f["message"]]
+    (delivered,) = [f for f in data["findings"] if f["status"] == "not_evaluable"]
+    assert delivered["metric"] == "delivered MU"
+    assert delivered["message"].startswith(f"no DeliveredMeterset for beam {beam} ")
+    assert not [
+        f for f in data["findings"] if f["group"] == "integrity" and f["roi"] == roi.ROIName
+    ]
+    warnings = {n["message"]: n["path"] for n in data["notes"] if n["level"] == "warning"}
+    assert warnings == {
+        f"beam {beam}: DeliveredMeterset 'nan' is not a number: treated as absent": str(rt),
+        f"ROI {roi.ROINumber} '{roi.ROIName}': ROIVolume 'nan' is not a number: treated as "
+        "absent": str(rs),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# P4: a fraction count out of range; F9: an ImagePositionPatient no voxel can be placed from
+# --------------------------------------------------------------------------------------------
+
+
+def test_p4_fraction_count_beyond_any_course_is_unknown_not_an_internal_error(tmp_path):
+    folder = copy_case(tmp_path, "spine_3fx")
+    rp = folder / "RP.SPINE3FX.dcm"
+    edit(rp, lambda ds: setattr(ds.FractionGroupSequence[0], "NumberOfFractionsPlanned", 99999999))
+    code, data = check_json(folder, "--protocol", "nrg_br002")  # was an OverflowError, exit 5
+    assert code == 1 and data["exit_code"] == 1
+    (note,) = [n for n in data["notes"] if "NumberOfFractionsPlanned" in n["message"]]
+    assert note["level"] == "warning" and note["path"] == str(rp)
+    assert note["message"] == (
+        "fraction group 1: NumberOfFractionsPlanned 99999999 is more than 1000; number of "
+        "fractions unknown"
+    )
+    (fractions,) = [f for f in data["findings"] if f["rule"] == "fraction_count"]
+    assert fractions["status"] == "not_evaluable" and fractions["value"] is None
+
+
+def test_f9_position_too_large_to_place_voxels_is_named(tmp_path):
+    folder = copy_case(tmp_path, "bone_1fx")
+    rd = folder / "RD.BONE1FX.dcm"
+    edit(rd, lambda ds: setattr(ds, "ImagePositionPatient", [1e300, 0.0, 0.0]))
+    assert 1e300 + 2.5 == 1e300  # float64: the columns of the grid would all sit at one x
+    code, data = check_json(folder, "--protocol", "tg101")  # was a ZeroDivisionError, exit 5
+    assert code == 3
+    (note,) = [n for n in data["notes"] if n["path"] == str(rd)]
+    assert note["level"] == "error" and note["attribute"] == "ImagePositionPatient (0020,0032)"
+    assert note["message"] == (
+        "dose not used: ImagePositionPatient 1e+300\\0\\0: the voxel positions along x (1e+300 "
+        "to 1e+300 mm) are not finite and distinct"
+    )
+    result = CliRunner().invoke(cli, ["dvh", str(folder)])
+    assert result.exit_code == 3 and "not finite and distinct" in result.stderr

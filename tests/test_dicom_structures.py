@@ -281,6 +281,27 @@ def test_unknown_geometric_type_excluded_with_warning(tmp_path):
     assert roi.is_empty and roi.contour_count == 1
 
 
+def test_open_and_point_contours_among_closed_ones_are_named(tmp_path):
+    # two closed squares (z 0 and 3 mm) and the z 6 mm square exported OPEN_PLANAR, plus a point
+    raw = {
+        1: [
+            RawContour("CLOSED_PLANAR", np.column_stack([square(0, 0, 3), np.full(4, z)]))
+            for z in (0.0, 3.0)
+        ]
+        + [
+            RawContour("OPEN_PLANAR", np.column_stack([square(0, 0, 3), np.full(4, 6.0)])),
+            RawContour("POINT", np.array([[0.0, 0.0, 3.0]])),
+        ]
+    }
+    roi = read_raw(tmp_path, raw).roi(1)
+    assert [p.z_mm for p in roi.planes] == [0.0, 3.0]  # the open square is not part of it
+    assert messages(roi) == [
+        "ROI 1 'ROI1': 1 POINT and 1 OPEN contour(s) among its closed planar contours: not part "
+        "of its volume (a closed contour exported with the wrong type would be missing from it)"
+    ]
+    assert roi.notes[-1].level is Level.WARNING
+
+
 def test_deflated_structure_set(tmp_path):
     roi = Roi(1, "A", "ORGAN", planes=(ContourPlane(0.0, (PlanarPolygon(square(0, 0, 3)),), 1),))
     path = write(tmp_path, structure_set(roi), deflate=True)

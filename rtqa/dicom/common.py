@@ -142,13 +142,36 @@ def optional_str(ds: Dataset, keyword: str) -> str:
 
 
 def optional_float(ds: Dataset, keyword: str) -> float | None:
+    """A DS/FD attribute as a finite float; None when absent, empty or not a finite number
+    ('nan' and 'inf' are no values)."""
     value = ds.get(keyword)
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
+
+
+def optional_number(
+    ds: Dataset, keyword: str, path: str, notes: list[Note], where: str = ""
+) -> float | None:
+    """:func:`optional_float`, with a WARNING note naming ``where``, the attribute and its text
+    when the attribute is present but holds no finite number: it is then treated as absent."""
+    number = optional_float(ds, keyword)
+    value = ds.get(keyword)
+    if number is None and value is not None and str(value).strip() != "":
+        context = f"{where}: " if where else ""
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{context}{keyword} {str(value).strip()!r} is not a number: treated as absent",
+                path,
+                tag_name(keyword),
+            )
+        )
+    return number
 
 
 def parse_date(value: object) -> date | None:

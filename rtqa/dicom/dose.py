@@ -148,6 +148,7 @@ def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -
         )
     dose_gy, x, y, z = _canonical(stored, scaling, axes, ipp, spacing, positions)
     del stored
+    _check_positions((x, y, z), ipp, path)
     tps_dvhs, dvh_notes = _read_dvhs(ds, path, roi_volumes_cc or {})
     plan_uids, beam_numbers = _references(ds)
     orientation = tuple(float(v) for v in ds.ImageOrientationPatient)
@@ -525,6 +526,22 @@ def _canonical(
     dose = np.empty(array.shape, dtype=np.float64)
     np.multiply(array, scaling, out=dose, dtype=np.float64)
     return dose, coords[0], coords[1], coords[2]
+
+
+def _check_positions(coords: tuple[np.ndarray, ...], ipp: list[float], path: str) -> None:
+    """Voxel positions (mm) must be finite and distinct along x, y and z: an
+    ImagePositionPatient so large that adding the spacing no longer changes it (1e300) would
+    give a grid of zero extent."""
+    for name, axis in zip("xyz", coords, strict=True):
+        if np.all(np.isfinite(axis)) and np.all(np.diff(axis) > 0):
+            continue
+        shown = "\\".join(f"{v:g}" for v in ipp)
+        raise DicomError(
+            f"ImagePositionPatient {shown}: the voxel positions along {name} "
+            f"({axis[0]:g} to {axis[-1]:g} mm) are not finite and distinct",
+            path,
+            tag_name("ImagePositionPatient"),
+        )
 
 
 def _references(ds: Dataset) -> tuple[tuple[str, ...], tuple[int, ...]]:

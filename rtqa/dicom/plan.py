@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 from rtqa.dicom.common import (
     RT_ION_PLAN,
     RT_PLAN,
-    optional_float,
+    optional_number,
     optional_str,
     parse_datetime,
     read_dataset,
@@ -43,6 +43,8 @@ from rtqa.model import (
 SOURCE_DOSE_REFERENCE = "DoseReferenceSequence"
 SOURCE_FRACTION_GROUP_DOSE_REFERENCE = "FractionGroupSequence (ReferencedDoseReferenceSequence)"
 SOURCE_BEAM_DOSE = "FractionGroupSequence (BeamDose)"
+#: More fractions than this (about three years of daily fractions) is no course of treatment.
+MAX_FRACTIONS = 1000
 
 
 def read_plan(path: str) -> Plan:
@@ -164,6 +166,7 @@ def _dose_references(ds: Dataset, path: str, notes: list[Note]) -> list[DoseRefe
                     tag_name("DoseReferenceNumber"),
                 )
             )
+        where = f"dose reference {number}"
         refs.append(
             DoseReference(
                 number=number,
@@ -171,10 +174,18 @@ def _dose_references(ds: Dataset, path: str, notes: list[Note]) -> list[DoseRefe
                 reference_type=optional_str(item, "DoseReferenceType"),
                 description=optional_str(item, "DoseReferenceDescription"),
                 roi_number=_int(item, "ReferencedROINumber"),
-                target_prescription_dose_gy=optional_float(item, "TargetPrescriptionDose"),
-                delivery_maximum_dose_gy=optional_float(item, "DeliveryMaximumDose"),
-                target_minimum_dose_gy=optional_float(item, "TargetMinimumDose"),
-                organ_at_risk_maximum_dose_gy=optional_float(item, "OrganAtRiskMaximumDose"),
+                target_prescription_dose_gy=optional_number(
+                    item, "TargetPrescriptionDose", path, notes, where
+                ),
+                delivery_maximum_dose_gy=optional_number(
+                    item, "DeliveryMaximumDose", path, notes, where
+                ),
+                target_minimum_dose_gy=optional_number(
+                    item, "TargetMinimumDose", path, notes, where
+                ),
+                organ_at_risk_maximum_dose_gy=optional_number(
+                    item, "OrganAtRiskMaximumDose", path, notes, where
+                ),
                 uid=optional_str(item, "DoseReferenceUID") or None,
             )
         )
@@ -195,12 +206,14 @@ def _fraction_groups(ds: Dataset, path: str, notes: list[Note]) -> list[Fraction
     groups = []
     for index, item in enumerate(items):
         number = _int(item, "FractionGroupNumber") or index + 1
+        where = f"fraction group {number}"
         fractions = _int(item, "NumberOfFractionsPlanned")
-        if fractions is not None and fractions < 1:
+        if fractions is not None and not 1 <= fractions <= MAX_FRACTIONS:
+            bound = "not >= 1" if fractions < 1 else f"more than {MAX_FRACTIONS}"
             notes.append(
                 Note(
                     Level.WARNING,
-                    f"fraction group {number}: NumberOfFractionsPlanned {fractions} is not >= 1; "
+                    f"fraction group {number}: NumberOfFractionsPlanned {fractions} is {bound}; "
                     "number of fractions unknown",
                     path,
                     tag_name("NumberOfFractionsPlanned"),
@@ -219,8 +232,8 @@ def _fraction_groups(ds: Dataset, path: str, notes: list[Note]) -> list[Fraction
         beams = tuple(
             ReferencedBeam(
                 beam_number=n,
-                meterset=optional_float(b, "BeamMeterset"),
-                beam_dose_gy=optional_float(b, "BeamDose"),
+                meterset=optional_number(b, "BeamMeterset", path, notes, f"{where} beam {n}"),
+                beam_dose_gy=optional_number(b, "BeamDose", path, notes, f"{where} beam {n}"),
             )
             for b in item.get("ReferencedBeamSequence") or []
             if (n := _int(b, "ReferencedBeamNumber")) is not None
@@ -232,7 +245,9 @@ def _fraction_groups(ds: Dataset, path: str, notes: list[Note]) -> list[Fraction
             if ref_number is None:
                 continue
             ref_numbers.append(ref_number)
-            dose = optional_float(ref, "TargetPrescriptionDose")
+            dose = optional_number(
+                ref, "TargetPrescriptionDose", path, notes, f"{where} dose reference {ref_number}"
+            )
             if dose is not None:
                 ref_doses.append((ref_number, dose))
         groups.append(

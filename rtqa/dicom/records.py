@@ -21,7 +21,7 @@ from rtqa.dicom.common import (
     RT_BRACHY_RECORD,
     RT_ION_BEAMS_RECORD,
     RT_SUMMARY_RECORD,
-    optional_float,
+    optional_number,
     optional_str,
     parse_datetime,
     read_dataset,
@@ -118,8 +118,12 @@ def record_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None)
             continue  # setup/imaging exposures are not dose deliveries
         beam = DeliveredBeam(
             beam_number=number,
-            delivered_meterset=optional_float(item, "DeliveredMeterset"),
-            specified_meterset=optional_float(item, "SpecifiedMeterset"),
+            delivered_meterset=optional_number(
+                item, "DeliveredMeterset", path, notes, f"beam {number}"
+            ),
+            specified_meterset=optional_number(
+                item, "SpecifiedMeterset", path, notes, f"beam {number}"
+            ),
             termination_status=optional_str(item, "TreatmentTerminationStatus"),
         )
         if beam.termination_status and beam.termination_status != "NORMAL":

@@ -41,7 +41,7 @@ from shapely.geometry.base import BaseGeometry
 
 from rtqa.dicom.common import (
     RT_STRUCTURE_SET,
-    optional_float,
+    optional_number,
     optional_str,
     parse_datetime,
     read_dataset,
@@ -303,6 +303,20 @@ def _read_roi(
         what = "only POINT/OPEN contours" if closed == [] else "no usable closed contour"
         level = Level.INFO if closed == [] and (points or open_contours) else Level.WARNING
         notes.append(Note(level, f"{where}: {what}, no volume", path))
+    if planes and (points or open_contours):
+        kinds = [f"{len(points)} POINT"] if points else []
+        kinds += [f"{len(open_contours)} OPEN"] if open_contours else []
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{where}: {' and '.join(kinds)} contour(s) among its closed planar contours: "
+                "not part of its volume (a closed contour exported with the wrong type would be "
+                "missing from it)",
+                path,
+                tag_name("ContourGeometricType"),
+            )
+        )
+    tps_volume_cc = optional_number(item, "ROIVolume", path, notes, where)
     return Roi(
         number=number,
         name=name,
@@ -312,7 +326,7 @@ def _read_roi(
         planes=planes,
         points=tuple(points),
         open_contours=tuple(open_contours),
-        tps_volume_cc=optional_float(item, "ROIVolume"),
+        tps_volume_cc=tps_volume_cc,
         contour_count=count,
         notes=tuple(notes),
     )
