@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pydicom
 import pytest
 from click.testing import CliRunner
 
@@ -181,3 +182,30 @@ def test_a_missing_first_fraction_record_leaves_the_course_span_not_evaluable(tm
     (span,) = [f for f in findings if f["rule"] == "completion_window"]
     assert span["status"] == "not_evaluable" and span["value"] == 2.0
     assert "fraction(s) 1 have no treatment record though later ones do" in span["message"]
+
+
+def test_an_unknown_fraction_count_is_not_evaluable_never_a_regimen_deviation(tmp_path):
+    """spine_3fx with NumberOfFractionsPlanned deleted: the regimen (30 Gy/3) and the organ
+    limits (tabulated per fraction count) cannot be told; was a MAJOR '30 Gy/None' regimen
+    deviation (exit 1) and organs without limits reported as information."""
+    case = tmp_path / "spine_3fx"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    rp = case / "RP.SPINE3FX.dcm"
+    ds = pydicom.dcmread(rp)
+    del ds.FractionGroupSequence[0].NumberOfFractionsPlanned
+    ds.save_as(rp)
+    result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 4, result.output
+    findings = json.loads(result.output)["findings"]
+    judged = {(f["rule"], f["roi"]) for f in findings if f["status"] not in ("pass", "info")}
+    assert judged == {
+        ("fraction_count", None),
+        ("regimen", "PTV_30Gy"),
+        ("limits", "SpinalCord"),
+        ("limits", "Esophagus"),
+    }
+    (cord,) = [f for f in findings if f["rule"] == "limits" and f["roi"] == "SpinalCord"]
+    assert cord["message"] == (
+        "the fraction count is unknown: which of the protocol's limits apply (for 1, 3, 5 "
+        "fractions) cannot be told"
+    )

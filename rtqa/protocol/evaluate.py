@@ -923,12 +923,20 @@ def _organs(
         how = m.describe()
         ctx.organs[organ.name] = roi
         if not limits:
+            counts = sorted(n for n in organ.limits if n is not None)
+            unknown = ref_fractions is None and bool(counts)
+            message = (
+                "the fraction count is unknown: which of the protocol's limits apply "
+                f"(for {', '.join(map(str, counts))} fractions) cannot be told"
+                if unknown
+                else f"no limits for {ref_fractions} fractions in the protocol"
+            )
             out.append(
                 Finding(
                     group="organ",
                     rule="limits",
-                    status=Status.INFO,
-                    message=f"no limits for {ref_fractions} fractions in the protocol",
+                    status=Status.NOT_EVALUABLE if unknown else Status.INFO,
+                    message=message,
                     roi=roi.name,
                     match=how,
                     source=src,
