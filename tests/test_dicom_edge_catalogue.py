@@ -620,7 +620,8 @@ def test_p4_fraction_count_beyond_any_course_is_unknown_not_an_internal_error(tm
     rp = folder / "RP.SPINE3FX.dcm"
     edit(rp, lambda ds: setattr(ds.FractionGroupSequence[0], "NumberOfFractionsPlanned", 99999999))
     code, data = check_json(folder, "--protocol", "nrg_br002")  # was an OverflowError, exit 5
-    assert code == 1 and data["exit_code"] == 1
+    # the fraction count unknown: regimen and organ limits not evaluable, nothing deviates
+    assert code == 4 and data["exit_code"] == 4
     (note,) = [n for n in data["notes"] if "NumberOfFractionsPlanned" in n["message"]]
     assert note["level"] == "warning" and note["path"] == str(rp)
     assert note["message"] == (
