@@ -199,3 +199,26 @@ def test_no_dose_above_a_plateau_the_field_never_exceeds(factors):
     # x 11..17 (6/14) are at 20 Gy, at most 7/14
     v20 = d.volume_at_dose_pct(20.0 - 1e-9)
     assert 100.0 * 6 / 14 - 1e-6 <= v20 <= 50.0 + 1e-6
+
+
+@pytest.mark.parametrize("nudge_mm", [1e-12, -1e-12])
+def test_contour_edges_on_cell_edges_leave_min_and_max_unmoved_by_rounding(nudge_mm):
+    """A 20 mm square prism whose edges lie on dose-cell edges (x, y = node - 1.25 mm, at any
+    subdivision), in a dose linear in x and y: moving the contour by 1e-12 mm leaves slivers of
+    ~1e-12 of a cell, which must not stretch Min or Max by a cell's dose range."""
+    dose = grid(lambda x, y, z: 20.0 + 0.3 * x + 0.2 * y)
+
+    def square(shift):
+        lo, hi = -11.25 + shift, 8.75 + shift
+        return lambda z: PlanarPolygon(np.array([[lo, lo], [hi, lo], [hi, hi], [lo, hi]]))
+
+    zs = np.arange(-10.0, 10.1, 2.5)
+    exact = structure_dvh(roi_from(zs, square(0.0)), dose).dvh
+    nudged = structure_dvh(roi_from(zs, square(nudge_mm)), dose).dvh
+    # within the prism's own extremes, at its corners (the spread is variance-matched, so the
+    # corner cell's interval stops short of the corner itself)
+    assert 24.0 < exact.max_gy <= 20.0 + 0.5 * 8.75
+    assert 20.0 - 0.5 * 11.25 <= exact.min_gy < 14.8
+    assert nudged.max_gy == pytest.approx(exact.max_gy, abs=1e-6)
+    assert nudged.min_gy == pytest.approx(exact.min_gy, abs=1e-6)
+    assert nudged.total_volume_cc == pytest.approx(exact.total_volume_cc, rel=1e-9)

@@ -341,6 +341,7 @@ def occupancy(
                 values[k] += np.float32(overlap[k]) * frac
         pairs.append((ks, np.full(ks.size, p)))
     np.clip(values, 0.0, 1.0, out=values)
+    values[values < SLIVER] = 0.0  # rounding where a contour edge meets a cell edge
     occ = Occupancy(lat, (k0, j0, i0), values, 0.0, label, slabs)
     if pairs:
         pk = np.concatenate([a for a, _ in pairs])
@@ -354,6 +355,10 @@ def occupancy(
 
 #: Cells occupied at least this much are whole cells (sampled at their centre).
 WHOLE = 1.0 - 1e-6
+#: Cells occupied less than this are empty: a contour edge on a cell edge leaves slivers of
+#: ~1e-12 of a cell from rounding, whose dose spread (the whole cell's, their moments being
+#: rounding too) would stretch Min and Max by up to a cell's dose range.
+SLIVER = 1e-7
 
 
 def _partial_cells(occ: Occupancy, cov, which, pair_k, pair_p) -> PartialCells | None:
