@@ -302,6 +302,24 @@ def test_open_and_point_contours_among_closed_ones_are_named(tmp_path):
     assert roi.notes[-1].level is Level.WARNING
 
 
+def test_a_speck_of_a_contour_is_kept_and_named(tmp_path):
+    # a 6 mm square and, 30 mm away on the same plane, a 0.12 mm square: 0.0144 mm^2
+    speck = np.array([[30.0, 0.0], [30.12, 0.0], [30.12, 0.12], [30.0, 0.12]])
+    raw = {
+        1: [
+            RawContour("CLOSED_PLANAR", np.column_stack([square(0, 0, 3), np.zeros(4)])),
+            RawContour("CLOSED_PLANAR", np.column_stack([speck, np.zeros(4)])),
+        ]
+    }
+    roi = read_raw(tmp_path, raw).roi(1)
+    assert area(roi.planes[0]) == pytest.approx(36 + 0.0144, abs=1e-9)
+    assert messages(roi) == [
+        "ROI 1 'ROI1' at z 0 mm, contour 2: closed contour of 0.0144 mm^2 (below 0.1 mm^2, finer "
+        "than any planning contour): kept; a stray speck sets the ROI's minimum or maximum dose "
+        "wherever it lies"
+    ]
+
+
 def test_deflated_structure_set(tmp_path):
     roi = Roi(1, "A", "ORGAN", planes=(ContourPlane(0.0, (PlanarPolygon(square(0, 0, 3)),), 1),))
     path = write(tmp_path, structure_set(roi), deflate=True)

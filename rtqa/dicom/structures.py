@@ -55,6 +55,8 @@ PLANE_TOLERANCE_MM = 0.01  # contour z values closer than this are one plane
 NEAR_PLANES_MM = 0.1  # distinct planes of one ROI closer than this are noted (no CT is that fine)
 SAME_STEP_MM = 1e-3  # steps between planes below this are not plane spacings
 AREA_TOLERANCE_MM2 = 1e-9  # rings with less area than this are degenerate
+#: Closed contours smaller than this (mm^2) are kept with a warning: specks, not anatomy.
+SPECK_MM2 = 0.1
 OPEN_TYPES = ("OPEN_PLANAR", "OPEN_NONPLANAR")
 # Tags of the ContourSequence item attributes read from their raw bytes
 CONTOUR_GEOMETRIC_TYPE = 0x30060042
@@ -553,6 +555,17 @@ def _ring_notes(
             )
         )
         return None
+    if ring.area_mm2 < SPECK_MM2:
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{label}: closed contour of {ring.area_mm2:.3g} mm^2 (below {SPECK_MM2:g} mm^2, "
+                "finer than any planning contour): kept; a stray speck sets the ROI's minimum "
+                "or maximum dose wherever it lies",
+                path,
+                tag_name("ContourData"),
+            )
+        )
     return ring.ring, ring.shape, ring.valid
 
 
