@@ -192,6 +192,19 @@ def test_interval_shorter_than_the_protocol_minimum(boss):
     assert interval.status is Status.MAJOR
 
 
+def test_a_prior_course_ending_after_the_current_one_began_is_not_evaluable(boss):
+    # the "prior" records on days 0, 1; the current course on days -10, -9: the prior course
+    # ended 11 days after the current one began (was a MAJOR interval of -0.36 months)
+    findings, _ = evaluate_prior(uniform_setup(day=-10), boss)
+    (interval,) = by_rule(findings, "min_interval")
+    assert interval.status is Status.NOT_EVALUABLE
+    assert interval.value == pytest.approx(-11 / (365.25 / 12), rel=1e-9)
+    assert interval.message == (
+        "prior course 'BEFORE' ended 11 days after the current course began: the dates of its "
+        "records contradict its being a prior course; the interval cannot be judged"
+    )
+
+
 # --- mapping ----------------------------------------------------------------------------------
 
 

@@ -410,6 +410,22 @@ def _interval_findings(p: MappedPrior, pr) -> list[Finding]:
             )
         ]
     months = p.interval_days / DAYS_PER_MONTH
+    if p.interval_days < 0:
+        return [
+            Finding(
+                GROUP,
+                "min_interval",
+                Status.NOT_EVALUABLE,
+                f"prior course '{p.label}' ended {-p.interval_days:.0f} days after the current "
+                "course began: the dates of its records contradict its being a prior course; "
+                "the interval cannot be judged",
+                metric="interval",
+                value=months,
+                unit="months",
+                case_id=p.case.case_id,
+                **_provenance(limit),
+            )
+        ]
     text = (
         f"prior course '{p.label}' ended {p.interval_days:.0f} days ({months:.1f} months) before "
         "the current course began"
