@@ -35,7 +35,6 @@ import hashlib
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,11 +223,9 @@ def _dispatch(
         plan = plan_from_dataset(ds, path)
         _add_unique(found.plans, plan.sop_instance_uid, plan, path, found.notes)
     elif sop_class == RT_STRUCTURE_SET:
-        from_dataset = _other_reader("structures", "structure_set_from_dataset")
-        if from_dataset is None:
-            found.notes.append(Note(Level.ERROR, "no RT Structure Set reader installed", path))
-            return
-        ss = from_dataset(ds, path, read_notes)  # the header read holds the whole set
+        from rtqa.dicom.structures import structure_set_from_dataset  # shapely: on first use
+
+        ss = structure_set_from_dataset(ds, path, read_notes)  # the header read holds the whole set
         _add_unique(found.structure_sets, ss.sop_instance_uid, ss, path, found.notes)
         found.image_refs.setdefault(ss.sop_instance_uid, image_references(ds))
     elif sop_class == RT_DOSE:
@@ -336,16 +333,6 @@ def _dose_header(ds: Dataset, path: str) -> DoseHeader:
         summation_type=optional_str(ds, "DoseSummationType"),
         study_instance_uid=optional_str(ds, "StudyInstanceUID"),
     )
-
-
-def _other_reader(module: str, name: str) -> Callable | None:
-    """A reader from a sibling module (dose, structures), None when not available."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(f"rtqa.dicom.{module}"), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -642,11 +629,9 @@ def _load_dose(headers: list[DoseHeader], plan: Plan | None, notes: list[Note]) 
     """Read the pixels of a case's doses and combine them into the course dose."""
     if not headers:
         return None
-    read_dose = _other_reader("dose", "read_dose")
-    combine = _other_reader("dose", "combine_doses")
-    if read_dose is None or combine is None:
-        notes.append(Note(Level.ERROR, "no RT Dose reader installed", headers[0].path))
-        return None
+    from rtqa.dicom.dose import combine_doses as combine
+    from rtqa.dicom.dose import read_dose
+
     grids = []
     for header in sorted(headers, key=lambda h: h.path):
         try:
