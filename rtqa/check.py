@@ -254,20 +254,8 @@ def _prior(course: Course, protocol, options: CheckOptions, ev) -> list[Finding]
     has_prior = bool(course.priors)
     if not has_prior and protocol.prior_radiation is None:
         return []
-    try:
-        from rtqa.protocol.prior_rules import PriorInput, evaluate_prior
-    except ModuleNotFoundError as exc:
-        if exc.name != "rtqa.protocol.prior_rules":
-            raise
-        status = Status.NOT_EVALUABLE if has_prior else Status.INFO
-        what = (
-            "a prior course was found but the prior-radiation rules are not available in this "
-            "installation: cumulative dose not judged"
-            if has_prior
-            else "no prior course found; the prior-radiation rules are not available in this "
-            "installation"
-        )
-        return [Finding(group="prior", rule="prior_radiation", status=status, message=what)]
+    from rtqa.protocol.prior_rules import PriorInput, evaluate_prior
+
     ctx = ev.context
     if ctx.dose is None:
         return [
