@@ -341,7 +341,6 @@ def occupancy(
                 values[k] += np.float32(overlap[k]) * frac
         pairs.append((ks, np.full(ks.size, p)))
     np.clip(values, 0.0, 1.0, out=values)
-    values[values < SLIVER] = 0.0  # rounding where a contour edge meets a cell edge
     occ = Occupancy(lat, (k0, j0, i0), values, 0.0, label, slabs)
     if pairs:
         pk = np.concatenate([a for a, _ in pairs])
@@ -364,12 +363,18 @@ SLIVER = 1e-7
 def _partial_cells(occ: Occupancy, cov, which, pair_k, pair_p) -> PartialCells | None:
     """Centroid offsets and widths of the partly occupied cells of ``occ`` (see
     :class:`PartialCells`), from the exact in-plane moments of each contour's pixels and the
-    z extent of each slab within the cell."""
+    z extent of each slab within the cell. Cells occupied less than :data:`SLIVER` are emptied
+    first (in ``occ.values``)."""
     from rtqa.geometry.raster import FULL_MOMENTS
 
     values = occ.values
     _, ny, nx = values.shape
     flat = np.flatnonzero((values > 0) & (values < WHOLE))
+    cells = values.reshape(-1)  # a view: values is contiguous
+    sliver = cells[flat] < SLIVER
+    if sliver.any():  # rounding where a contour edge meets a cell edge: empty cells
+        cells[flat[sliver]] = 0.0
+        flat = flat[~sliver]
     if flat.size == 0:
         return None
     kk = flat // (ny * nx)
