@@ -445,25 +445,30 @@ def set_raw(ds: Dataset, tag: int, vr: str, text: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR IS")
-def test_a_number_of_frames_that_is_not_a_number_is_named(tmp_path):
+@pytest.mark.parametrize(
+    ("tag", "vr", "text", "expected"),
+    [
+        (
+            0x00280008,
+            "IS",
+            "x",
+            "NumberOfFrames 'x' is not an integer [NumberOfFrames (0028,0008)]",
+        ),
+        (
+            0x3004000C,
+            "DS",
+            "0\\abc\\2\\3\\4",
+            "GridFrameOffsetVector holds 'abc', not a number [GridFrameOffsetVector (3004,000C)]",
+        ),
+    ],
+)
+def test_a_value_that_is_not_a_number_is_named(tmp_path, tag, vr, text, expected):
     path = write(tmp_path)
     ds = pydicom.dcmread(path)
-    set_raw(ds, 0x00280008, "IS", "x")
+    set_raw(ds, tag, vr, text)
     ds.save_as(path)
-    text = error_text(path)
-    assert text.endswith("NumberOfFrames 'x' is not an integer [NumberOfFrames (0028,0008)]")
-    assert "RD.test.dcm" in text
-
-
-def test_a_frame_offset_that_is_not_a_number_is_named(tmp_path):
-    path = write(tmp_path)
-    ds = pydicom.dcmread(path)
-    set_raw(ds, 0x3004000C, "DS", "0\\abc\\2\\3\\4")
-    ds.save_as(path)
-    text = error_text(path)
-    assert text.endswith(
-        "GridFrameOffsetVector holds 'abc', not a number [GridFrameOffsetVector (3004,000C)]"
-    )
+    message = error_text(path)
+    assert message.endswith(expected) and "RD.test.dcm" in message
 
 
 def test_empty_pixel_data_is_named(tmp_path):

@@ -259,37 +259,25 @@ def prescription(
     for rx in rxs:
         if rx.total_gy is None:
             continue
-        if not fractions:
-            out.append(
-                _finding(
-                    "regimen",
-                    Status.NOT_EVALUABLE,
-                    f"{rx.total_gy:g} Gy in an unknown number of fractions (the plan states "
-                    f"none): the regimen cannot be judged; the protocol's for {site.site}: "
-                    f"{allowed}",
-                    None,
-                    case_id,
-                    roi=rx.roi_name,
-                    metric="regimen",
-                    value=rx.total_gy,
-                    unit="Gy",
-                    limits={"limit": allowed},
-                    source=source,
-                    confidence=confidence,
-                )
-            )
-            continue
         fit = next(
             (r for r in regimens if _regimen_fits(r.total_gy, r.fractions, rx.total_gy, fractions)),
             None,
         )
-        given = f"{rx.total_gy:g} Gy/{fractions}"
+        if not fractions:
+            status = Status.NOT_EVALUABLE
+            text = (
+                f"{rx.total_gy:g} Gy in an unknown number of fractions (the plan states none): "
+                f"the regimen cannot be judged; the protocol's for {site.site}: {allowed}"
+            )
+        else:
+            status = Status.PASS if fit else Status.MAJOR
+            text = f"{rx.total_gy:g} Gy/{fractions} for site {site.how}"
+            text += "" if fit else f"; the protocol's regimen for {site.site}: {allowed}"
         out.append(
             _finding(
                 "regimen",
-                Status.PASS if fit else Status.MAJOR,
-                f"{given} for site {site.how}"
-                + ("" if fit else f"; the protocol's regimen for {site.site}: {allowed}"),
+                status,
+                text,
                 None,
                 case_id,
                 roi=rx.roi_name,
