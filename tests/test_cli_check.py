@@ -209,3 +209,30 @@ def test_an_unknown_fraction_count_is_not_evaluable_never_a_regimen_deviation(tm
         "the fraction count is unknown: which of the protocol's limits apply (for 1, 3, 5 "
         "fractions) cannot be told"
     )
+
+
+def test_a_library_warning_is_one_rtqa_line_without_a_source_path(tmp_path):
+    """pydicom warns when it converts an invalid value late (here NumberOfContourPoints 'x' of
+    the cord): one 'rtqa: warning: pydicom: ...' line on standard error, no file path or source
+    line of the library."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    case = tmp_path / "spine_3fx"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    rs = case / "RS.SPINE3FX.dcm"
+    ds = pydicom.dcmread(rs)
+    tag = Tag(0x30060046)
+    ds.ROIContourSequence[3].ContourSequence[0]._dict[tag] = RawDataElement(
+        tag, "IS", 2, b"x ", 0, False, True
+    )
+    ds.save_as(rs)
+    result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert any(
+        ln.startswith("rtqa: warning: pydicom: Invalid value for VR IS: 'x'") for ln in lines
+    )
+    assert not [ln for ln in lines if "UserWarning" in ln or ".py:" in ln]
+    notes = [n["message"] for n in json.loads(result.stdout)["notes"]]
+    assert any("NumberOfContourPoints 'x' (not a number)" in n for n in notes)

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 
 import click
 
@@ -43,7 +44,9 @@ class RtqaGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except RtqaError as exc:
@@ -63,6 +66,17 @@ class RtqaGroup(click.Group):
                 err=True,
             )
             ctx.exit(EXIT_INTERNAL)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning (pydicom reading an invalid value late, on first use) as one line on
+    standard error naming the library, not its source file."""
+    where = str(filename)
+    module = next(
+        (name for name, m in list(sys.modules.items()) if getattr(m, "__file__", None) == where),
+        "python",
+    )
+    click.echo(f"rtqa: warning: {module.split('.')[0]}: {message}", err=True)
 
 
 def _available(name: str) -> bool:
