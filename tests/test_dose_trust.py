@@ -111,7 +111,7 @@ def test_withholding_touches_only_judgements_drawn_from_the_dose():
         finding("plan", "fractions", Status.MAJOR, "6 fractions"),
         finding("plan", "grid_coverage", Status.MINOR, "cord partly outside the grid"),
         finding("integrity", "Volume[cc]", Status.PASS),
-        finding("integrity", "dose_placement", Status.NOT_EVALUABLE, "misplaced", "B"),
+        finding("integrity", "dose_placement", Status.NOT_EVALUABLE, "misplaced", "A"),
     ]
     out = withhold_untrusted(findings)
     assert [f.status for f in out] == [
@@ -124,7 +124,7 @@ def test_withholding_touches_only_judgements_drawn_from_the_dose():
         Status.NOT_EVALUABLE,
     ]
     assert out[0].message == (
-        "not judged: the dose is not trusted (dose_placement of B not evaluable); "
+        "not judged: the dose is not trusted (dose_placement of A not evaluable); "
         "measured as major: cord"
     )
     assert out[1].message.endswith("measured as pass")
@@ -133,3 +133,23 @@ def test_withholding_touches_only_judgements_drawn_from_the_dose():
     # a dose of the wrong level in the right place: grid coverage still stands
     level = finding("integrity", "dose_level", Status.NOT_EVALUABLE, "one fraction")
     assert withhold_untrusted([*findings[:6], level])[4].status is Status.MINOR
+
+
+def test_another_plans_untrusted_dose_leaves_this_plans_targets_standing():
+    """Two plans of one course: plan B's dose is one fraction's. Plan A's coverage, on A's own
+    dose, stands; B's coverage and the organs (on the summed course dose) are withheld."""
+    findings = [
+        finding("target", "V100%[%]", Status.PASS, case_id="A"),
+        finding("quality", "CI", Status.MINOR, case_id="A"),
+        finding("target", "V100%[%]", Status.MAJOR, case_id="B"),
+        finding("organ", "D0.03cc[Gy]", Status.PASS, case_id=None),
+        finding("integrity", "dose_level", Status.NOT_EVALUABLE, "one fraction", case_id="B"),
+    ]
+    out = withhold_untrusted(findings)
+    assert [f.status for f in out] == [
+        Status.PASS,
+        Status.MINOR,
+        Status.NOT_EVALUABLE,
+        Status.NOT_EVALUABLE,
+        Status.NOT_EVALUABLE,
+    ]

@@ -13,7 +13,9 @@ judge nothing. Conventions:
   dose also ``grid_coverage``, whether the grid covers the structures; not the interval since a
   prior course) is withheld: ``pass``, ``minor`` and ``major`` become ``not_evaluable``, the
   measured value kept and the reason put first in the message. A misread dose must not read as
-  a verdict, either way.
+  a verdict, either way. Target and plan-quality findings are judged on their own plan's dose:
+  another plan's untrusted dose leaves them standing (organs and prior radiation, judged on the
+  course dose, are withheld whichever plan's dose is untrusted).
 * A prior course's dose judged by the same rules (``prior_dose_level``,
   ``prior_dose_placement``) withholds the judgements of group ``prior`` alone.
 """
@@ -40,6 +42,8 @@ TRUST_RULES = {
     "prior_dose_level": ("prior",),
     "prior_dose_placement": ("prior",),
 }
+#: Groups judged on each plan's own dose (the others on the course dose).
+PLAN_GROUPS = ("target", "quality")
 #: Rules of those groups not drawn from the dose (the interval since the prior course).
 NOT_FROM_DOSE = ("min_interval",)
 _JUDGED = (Status.PASS, Status.MINOR, Status.MAJOR)
@@ -84,12 +88,16 @@ def withhold_untrusted(findings: Sequence[Finding]) -> list[Finding]:
         return list(findings)
     groups = {g for f in untrusted for g in TRUST_RULES[f.rule]}
     misplaced = any(f.rule == "dose_placement" for f in untrusted)
+    # a plan's own dose: its targets and plan quality; the course dose (organs, prior): all
+    plans = {f.case_id for f in untrusted if f.rule in ("dose_level", "dose_placement")}
     why = "; ".join(f"{f.rule}" + (f" of {f.case_id}" if f.case_id else "") for f in untrusted)
     head = f"not judged: the dose is not trusted ({why} not evaluable)"
     out = []
     for f in findings:
         from_dose = f.group in groups or (f.rule == "grid_coverage" and misplaced)
         kept = f.rule in TRUST_RULES or f.rule in NOT_FROM_DOSE
+        if f.group in PLAN_GROUPS and f.case_id is not None and None not in plans:
+            kept = kept or f.case_id not in plans
         if from_dose and f.status in _JUDGED and not kept:
             message = f"{head}; measured as {f.status.value}" + (
                 f": {f.message}" if f.message else ""
