@@ -119,3 +119,17 @@ def test_other_record_kinds_are_not_analysed(tmp_path, sop_class, kind):
     ds.save_as(path)
     with pytest.raises(DicomError, match=f"{kind}: not analysed"):
         read_treatment_record(path)
+
+
+def test_a_fraction_number_beyond_any_course_is_unknown(tmp_path):
+    """CurrentFractionNumber 2147483647: no course has that many fractions; the record's
+    fraction is unknown, with a warning (the schedule would otherwise list 2^31 fractions as
+    missing below it)."""
+    rec = record(2147483647, datetime(2024, 3, 6, 8, 0), [DeliveredBeam(1, 400.0, 400.0, "NORMAL")])
+    read = read_treatment_record(write(tmp_path, rec, "RT.big.dcm"))
+    assert read.fraction_number is None
+    (note,) = read.notes
+    assert note.level is Level.WARNING and note.attribute == "CurrentFractionNumber (3008,0022)"
+    assert note.message == (
+        "CurrentFractionNumber 2147483647 is not in 1-1000: the record's fraction number is unknown"
+    )

@@ -90,6 +90,15 @@ def test_a_fraction_without_a_record_leaves_the_span_unknown_unless_already_too_
     assert f.status is Status.MAJOR and f.value == 23 and "the span is at least this" in f.message
 
 
+def test_many_fractions_without_a_record_are_summarised():
+    fr = Fractionation(complete_within_days=sv(21))
+    recs = records([0, 2])
+    recs[1] = TreatmentRecord("RT1.dcm", "1.1", "P1", 20, recs[1].delivered_at)  # fraction 20
+    (f,) = plan_rules.completion_window(fr, schedule(recs), {"P1": 20})
+    assert f.status is Status.NOT_EVALUABLE
+    assert "fraction(s) 2, 3, 4, 5, 6, ... (18 in all) have no treatment record" in f.message
+
+
 def test_an_undated_record_leaves_the_span_unknown():
     fr = Fractionation(complete_within_days=sv(21))
     recs = records([0, 2, 4])

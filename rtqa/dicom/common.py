@@ -39,6 +39,11 @@ MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 UID_PREFIX = "1.2.826.0.1.3680043.8.498."
 
 
+#: More fractions than this (about three years of daily fractions) is no course of treatment:
+#: a fraction count or number beyond it is read as unknown.
+MAX_FRACTIONS = 1000
+
+
 def make_uid(*entropy: object) -> str:
     """A UID derived only from ``entropy`` (deterministic), under :data:`UID_PREFIX`."""
     return str(pydicom.uid.generate_uid(UID_PREFIX, entropy_srcs=[str(e) for e in entropy]))

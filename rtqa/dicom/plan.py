@@ -20,6 +20,7 @@ from collections import defaultdict
 from pydicom.dataset import Dataset
 
 from rtqa.dicom.common import (
+    MAX_FRACTIONS,
     RT_ION_PLAN,
     RT_PLAN,
     optional_number,
@@ -43,8 +44,6 @@ from rtqa.model import (
 SOURCE_DOSE_REFERENCE = "DoseReferenceSequence"
 SOURCE_FRACTION_GROUP_DOSE_REFERENCE = "FractionGroupSequence (ReferencedDoseReferenceSequence)"
 SOURCE_BEAM_DOSE = "FractionGroupSequence (BeamDose)"
-#: More fractions than this (about three years of daily fractions) is no course of treatment.
-MAX_FRACTIONS = 1000
 
 
 def read_plan(path: str) -> Plan:

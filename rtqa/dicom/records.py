@@ -17,6 +17,7 @@ from datetime import datetime
 from pydicom.dataset import Dataset
 
 from rtqa.dicom.common import (
+    MAX_FRACTIONS,
     RT_BEAMS_RECORD,
     RT_BRACHY_RECORD,
     RT_ION_BEAMS_RECORD,
@@ -91,6 +92,18 @@ def record_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None)
     fraction_numbers = sorted(
         {n for s in sessions if (n := _int(s.get("CurrentFractionNumber"))) is not None}
     )
+    out_of_range = [n for n in fraction_numbers if not 1 <= n <= MAX_FRACTIONS]
+    if out_of_range:
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"CurrentFractionNumber {out_of_range[0]} is not in 1-{MAX_FRACTIONS}: the "
+                "record's fraction number is unknown",
+                path,
+                tag_name("CurrentFractionNumber"),
+            )
+        )
+        fraction_numbers = [n for n in fraction_numbers if 1 <= n <= MAX_FRACTIONS]
     if len(fraction_numbers) > 1:
         notes.append(
             Note(

@@ -357,7 +357,7 @@ def completion_window(
         if unknown:
             how += f" ({unknown}: the span is at least this)"
     elif unknown:
-        status = Status.NOT_EVALUABLE
+        status = Status.INFO if sv.severity is Status.INFO else Status.NOT_EVALUABLE
         how += f"; {unknown}: the course span is not known (at least {span} days)"
     return [
         _finding(
@@ -382,8 +382,11 @@ def _unknown_dates(sched: Schedule) -> str:
     if sched.undated_records:
         parts.append(f"{sched.undated_records} treatment record(s) carry no treatment date")
     if sched.missing_fractions:
-        numbers = ", ".join(str(n) for _, n in sched.missing_fractions)
-        parts.append(f"fraction(s) {numbers} have no treatment record though later ones do")
+        shown = [str(n) for _, n in sched.missing_fractions]
+        if len(shown) > 6:
+            shown = [*shown[:5], f"... ({len(shown)} in all)"]
+        listed = ", ".join(shown)
+        parts.append(f"fraction(s) {listed} have no treatment record though later ones do")
     return "; ".join(parts)
 
 
