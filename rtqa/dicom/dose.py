@@ -290,7 +290,7 @@ def _frame_positions(
             return np.array([ipp[normal_axis]])
         raise DicomError("required for a multi-frame dose", path, where)
     offsets = np.asarray(as_floats(ds[keyword].value, keyword, path), dtype=float)
-    if offsets.size != frames or not np.all(np.isfinite(offsets)):
+    if offsets.size != frames:
         raise DicomError(f"{offsets.size} offsets for NumberOfFrames {frames}", path, where)
     if len(np.unique(offsets)) != offsets.size:
         raise DicomError(f"repeated offsets {offsets.tolist()}", path, where)

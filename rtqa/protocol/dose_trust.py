@@ -50,10 +50,15 @@ _JUDGED = (Status.PASS, Status.MINOR, Status.MAJOR)
 
 
 def dose_level_finding(
-    dose: DoseGrid, rx_gy: float | None, fractions: int | None, case_id: str | None
+    dose: DoseGrid,
+    rx_gy: float | None,
+    fractions: int | None,
+    case_id: str | None,
+    subject: str = "this plan",
 ) -> Finding | None:
     """The integrity finding ``dose_level`` of one plan's dose against its highest
-    prescription ``rx_gy`` (Gy, total); None when the prescription is unknown."""
+    prescription ``rx_gy`` (Gy, total); None when the prescription is unknown. ``subject``
+    names whose DVH numbers cannot be trusted in the message."""
     if not rx_gy or rx_gy <= 0:
         return None
     peak = dose.max_gy
@@ -62,7 +67,7 @@ def dose_level_finding(
     message = level_text(peak, rx_gy, fractions)
     if not plausible:
         message += (
-            "; the DVH numbers of this plan cannot be trusted until the dose is the plan's total "
+            f"; the DVH numbers of {subject} cannot be trusted until the dose is the plan's total "
             "dose in Gy"
         )
     return Finding(

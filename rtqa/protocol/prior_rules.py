@@ -345,14 +345,12 @@ def _level_finding(case: Case) -> list[Finding]:
 
     assert case.dose is not None
     fractions = case.plan.fractions_planned if case.plan is not None else None
-    f = dose_level_finding(case.dose, _rx(case), fractions, case.case_id)
+    f = dose_level_finding(case.dose, _rx(case), fractions, case.case_id, "this prior course")
     if f is None:
         return []
     f.group, f.rule = GROUP, "prior_dose_level"
-    f.message = (
-        f"prior course '{case.label}' (dose {', '.join(case.dose.paths) or '(no file)'}): "
-        f"{f.message.replace('of this plan', 'of this prior course')}"
-    )
+    files = ", ".join(case.dose.paths) or "(no file)"
+    f.message = f"prior course '{case.label}' (dose {files}): {f.message}"
     return [f]
 
 
