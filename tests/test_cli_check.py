@@ -236,3 +236,26 @@ def test_a_library_warning_is_one_rtqa_line_without_a_source_path(tmp_path):
     assert not [ln for ln in lines if "UserWarning" in ln or ".py:" in ln]
     notes = [n["message"] for n in json.loads(result.stdout)["notes"]]
     assert any("NumberOfContourPoints 'x' (not a number)" in n for n in notes)
+
+
+def test_a_case_exported_twice_counts_each_treatment_record_once(tmp_path):
+    """spine_3fx copied into two folders under one root: the records of each fraction share
+    their SOP Instance UIDs, so each fraction is one session of 400 MU per beam (the copies were
+    summed: 800 MU delivered, a minor deviation per beam); the copies are named as duplicates."""
+    for name in ("export_a", "export_b"):
+        shutil.copytree(SAMPLES / "spine_3fx", tmp_path / name)
+    result = run(str(tmp_path), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    (mu,) = [f for f in doc["findings"] if f["rule"] == "delivered_mu"]
+    assert (
+        mu["status"] == "pass"
+        and "9 treatment beams, 3 fractions) over 3 sessions" in (mu["message"])
+    )
+    duplicates = [n for n in doc["notes"] if "duplicate SOP Instance UID" in n["message"]]
+    assert sorted(Path(n["path"]).name for n in duplicates if "RT." in n["path"]) == [
+        "RT.SPINE3FX.fx1.dcm",
+        "RT.SPINE3FX.fx2.dcm",
+        "RT.SPINE3FX.fx3.dcm",
+    ]
+    assert all("export_b" in n["path"] for n in duplicates)

@@ -232,13 +232,13 @@ def _dispatch(
         header = _dose_header(ds, path)
         _add_unique(found.doses, header.sop_instance_uid, header, path, found.notes)
     elif sop_class == RT_BEAMS_RECORD:
-        found.records.append(record_from_dataset(ds, path))
+        _append_unique(found.records, record_from_dataset(ds, path), path, found.notes)
     elif sop_class in UNANALYSED_RECORDS:
         found.notes.append(
             Note(Level.WARNING, f"{UNANALYSED_RECORDS[sop_class]}: not analysed", path)
         )
     elif sop_class == SPATIAL_REGISTRATION:
-        found.registrations.append(registration_from_dataset(ds, path))
+        _append_unique(found.registrations, registration_from_dataset(ds, path), path, found.notes)
     elif sop_class == DEFORMABLE_REGISTRATION:
         found.notes.append(Note(Level.ERROR, "deformable registration not supported", path))
     elif sop_class == ENHANCED_CT_IMAGE:
@@ -263,6 +263,18 @@ def _add_unique(index: dict, uid: str, obj: object, path: str, notes: list[Note]
         )
         return
     index[uid] = obj
+
+
+def _append_unique(items: list, obj, path: str, notes: list[Note]) -> None:
+    """Append a record or registration unless one with its SOP Instance UID is there: a file
+    exported twice (a copied folder) is one object, not two sessions (noted as a duplicate)."""
+    uid = obj.sop_instance_uid
+    if uid:
+        first = next((o for o in items if o.sop_instance_uid == uid), None)
+        if first is not None:
+            _add_unique({uid: first}, uid, obj, path, notes)
+            return
+    items.append(obj)
 
 
 def image_references(ds: Dataset) -> ImageReferences:
