@@ -259,3 +259,25 @@ def test_a_case_exported_twice_counts_each_treatment_record_once(tmp_path):
         "RT.SPINE3FX.fx3.dcm",
     ]
     assert all("export_b" in n["path"] for n in duplicates)
+
+
+def test_two_files_with_one_uid_and_different_content_are_an_error_note(tmp_path):
+    """The second export of spine_3fx has its dose scaled by 2 but keeps the SOP Instance UID:
+    the first file found is used, the other is named as a conflicting copy (an ERROR note),
+    never silently dropped as a duplicate."""
+    for name in ("export_a", "export_b"):
+        shutil.copytree(SAMPLES / "spine_3fx", tmp_path / name)
+    rd = tmp_path / "export_b" / "RD.SPINE3FX.dcm"
+    ds = pydicom.dcmread(rd)
+    ds.DoseGridScaling = f"{float(ds.DoseGridScaling) * 2:.10g}"
+    ds.save_as(rd)
+    result = run(str(tmp_path), "--protocol", "nrg_br002", "--format", "json")
+    notes = json.loads(result.stdout)["notes"]
+    (conflict,) = [n for n in notes if "with different content" in n["message"]]
+    first = str(tmp_path / "export_a" / "RD.SPINE3FX.dcm")
+    assert conflict["level"] == "error" and conflict["path"] == str(rd)
+    assert conflict["message"].endswith(
+        f"also in {first}, with different content: this file is ignored and {first} used; "
+        "which of the two is right cannot be told"
+    )
+    assert conflict["attribute"] == "SOPInstanceUID (0008,0018)"

@@ -31,6 +31,7 @@ still loads.
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import os
 import re
@@ -254,8 +255,22 @@ def _dispatch(
 
 
 def _add_unique(index: dict, uid: str, obj: object, path: str, notes: list[Note]) -> None:
+    """Keep the first object of each SOP Instance UID; a second file with the same UID is
+    ignored: a WARNING when the two files are byte for byte the same (an export made twice), an
+    ERROR when they differ (which one is right cannot be told from the files)."""
     if uid in index:
         first = getattr(index[uid], "path", "")
+        if first and not _same_bytes(first, path):
+            notes.append(
+                Note(
+                    Level.ERROR,
+                    f"SOP Instance UID {uid} also in {first}, with different content: this file "
+                    f"is ignored and {first} used; which of the two is right cannot be told",
+                    path,
+                    tag_name("SOPInstanceUID"),
+                )
+            )
+            return
         notes.append(
             Note(
                 Level.WARNING, f"duplicate SOP Instance UID {uid} (also in {first}): ignored", path
@@ -263,6 +278,14 @@ def _add_unique(index: dict, uid: str, obj: object, path: str, notes: list[Note]
         )
         return
     index[uid] = obj
+
+
+def _same_bytes(a: str, b: str) -> bool:
+    """Whether two files hold the same bytes (False when either cannot be read)."""
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
 
 
 def _append_unique(items: list, obj, path: str, notes: list[Note]) -> None:
