@@ -30,7 +30,8 @@ Conventions
   policies is the volume where the prior dose is at least 50 % of the prior prescription and the
   current dose at least 50 % of the current prescription (the consensus fixes no isodose; a
   protocol sets another with ``prior_radiation.overlap_isodose_pct``; the level used is stated
-  in the finding).
+  in the finding): :mod:`rtqa.protocol.prior_policy`. The input and the mapped prior courses
+  are the dataclasses of :mod:`rtqa.protocol.prior_inputs`.
 """
 
 from __future__ import annotations
@@ -47,9 +48,7 @@ from rtqa.geometry.transform import invert, resample_dose
 from rtqa.model import Case, Course, DoseGrid, Finding, Level, Note, Roi, Status, body_outline
 from rtqa.prior import (
     check_registration_direction,
-    classify_reirradiation,
     effective_dose_grid,
-    irradiated_overlap_cc,
     map_prior_dose,
     registration_between,
 )
@@ -60,10 +59,24 @@ from rtqa.protocol.metrics import (
     evaluate,
     parse_metric,
 )
-from rtqa.protocol.model import Confidence, Limit, Protocol, SourcedValue
+from rtqa.protocol.model import Limit, Protocol, SourcedValue
+from rtqa.protocol.prior_inputs import (
+    DOSED_EQD2_GY,
+    GROUP,
+    ISODOSE_RTOL,
+    UNKNOWN_TOLERANCE_CC,
+    MappedPrior,
+    PriorInput,
+    provenance,
+)
+from rtqa.protocol.prior_policy import (
+    classification,
+    irradiated_overlap,
+    overlap_pct,
+    policy_findings,
+)
 from rtqa.radiobiology import LQ_DOUBTFUL_ABOVE_GY, eqd2, high_dose_per_fraction_note
 
-GROUP = "prior"
 MODEL = "LQ"
 #: α/β (Gy) used when neither the protocol nor the command line gives one: the planning
 #: convention for late-reacting normal tissue (see the protocol files' sources).
@@ -74,56 +87,8 @@ FALLBACK_ALPHA_BETA_SOURCE = (
 )
 #: Days per month when an interval is compared with a limit in months (365.25 / 12).
 DAYS_PER_MONTH = 365.25 / 12.0
-#: Prior-grid gaps smaller than this (cc) are rounding, not an uncovered part of a structure.
-UNKNOWN_TOLERANCE_CC = 1e-3
-#: Irradiated volumes are bounded by this % of each course's prescription, unless the protocol
-#: sets ``prior_radiation.overlap_isodose_pct`` (an rtqa convention; the consensus fixes none).
-IRRADIATED_ISODOSE_PCT = 50.0
-#: Relative tolerance on an isodose level (a plateau stored at exactly the prescription reads a
-#: hair below it after DoseGridScaling quantisation and interpolation).
-ISODOSE_RTOL = 1e-4
-#: An organ is "dosed by a course" for the ESTRO–EORTC classification above this EQD2 (Gy).
-DOSED_EQD2_GY = 1.0
 ASSUMED = "assumed aligned (--assume-aligned)"
 _UNJUDGED_METRICS = ("Max[Gy]", "Mean[Gy]")
-
-
-@dataclass
-class PriorInput:
-    """What the prior-radiation rules need of a course (see the module docstring)."""
-
-    course: Course  # course.cases current, course.priors prior cases (+ --prior dirs)
-    dose: DoseGrid  # the course's evaluated physical dose (Gy), current frame
-    fractions: int  # current course fraction count
-    organs: dict[str, Roi]  # protocol organ name -> matched current Roi
-    targets: dict[str, tuple[Roi, float | None]]  # target ROI name -> (Roi, Rx Gy)
-    body: Roi | None
-    prior_fractions: int | None = None
-    assume_aligned: bool = False
-    export_cumulative: str | None = None
-    alpha_beta: float | None = None
-
-
-@dataclass(eq=False)
-class MappedPrior:
-    """One prior course carried onto the current grid.
-
-    ``matrix``: prior frame -> current frame (4x4, mm; ``None`` = identity, same frame or
-    assumed aligned); ``dose_gy``/``outside``: the prior physical dose on the current dose grid
-    (NaN where ``outside``); ``rx_gy``: its prescription (Gy) where known.
-    """
-
-    case: Case
-    label: str
-    fractions: int
-    grid: DoseGrid
-    matrix: np.ndarray | None
-    assumed_aligned: bool
-    dose_gy: np.ndarray
-    outside: np.ndarray
-    rx_gy: float | None
-    interval_days: float | None
-    mapping_note: Note
 
 
 @dataclass(eq=False)
@@ -201,9 +166,9 @@ def evaluate_prior(
     out.extend(_target_findings(inp, mapped, protocol))
     organ_rows, concern, repeat, organ_values, organ_dvhs = _organ_findings(inp, mapped, protocol)
     out.extend(organ_rows)
-    overlap_cc, overlap_mask, overlap_text = _irradiated_overlap(inp, mapped, _overlap_pct(pr))
-    out.extend(_policy_findings(pr, overlap_cc, overlap_text, protocol.id))
-    out.append(_classification(overlap_cc, concern, repeat, overlap_text))
+    overlap_cc, overlap_mask, overlap_text = irradiated_overlap(inp, mapped, overlap_pct(pr))
+    out.extend(policy_findings(pr, overlap_cc, overlap_text, protocol.id))
+    out.append(classification(overlap_cc, concern, repeat, overlap_text))
     cumulative = _cumulative_grid(inp, mapped, ab_export, ab_export_source)
     context = PriorContext(
         priors=mapped,
@@ -404,7 +369,7 @@ def _interval_findings(p: MappedPrior, pr) -> list[Finding]:
                 f"prior course '{p.label}': the interval since it cannot be computed (no "
                 "treatment records or plan dates for one of the courses)",
                 case_id=p.case.case_id,
-                **_provenance(limit),
+                **provenance(limit),
             )
         ]
     months = p.interval_days / DAYS_PER_MONTH
@@ -421,7 +386,7 @@ def _interval_findings(p: MappedPrior, pr) -> list[Finding]:
                 value=months,
                 unit="months",
                 case_id=p.case.case_id,
-                **_provenance(limit),
+                **provenance(limit),
             )
         ]
     text = (
@@ -456,7 +421,7 @@ def _interval_findings(p: MappedPrior, pr) -> list[Finding]:
             limits={"limit": f">= {least:g}"},
             margin=months - least,
             case_id=p.case.case_id,
-            **_provenance(limit),
+            **provenance(limit),
         )
     ]
 
@@ -1133,155 +1098,6 @@ def mapped_overlap(prior_roi: Roi, prior_grid: DoseGrid, matrix_prior_to_current
 
 
 # --------------------------------------------------------------------------------------------
-# Overlap of irradiated volumes, policy, classification
-# --------------------------------------------------------------------------------------------
-
-
-def _overlap_pct(pr) -> float:
-    """The isodose (% of each course's prescription) bounding the irradiated volumes."""
-    sv = pr.overlap_isodose_pct if pr is not None else None
-    return float(sv.value) if sv is not None else IRRADIATED_ISODOSE_PCT
-
-
-def _irradiated_overlap(inp: PriorInput, priors: list[MappedPrior], pct: float):
-    """(overlap cc, mask on the current grid, description) of the irradiated volumes: where the
-    prior dose reaches ``pct`` % of the prior prescription and the current dose ``pct`` % of
-    the current one."""
-    rx_now = max((rx for _, rx in inp.targets.values() if rx), default=None)
-    mask = np.zeros(inp.dose.dose_gy.shape, dtype=bool)
-    if not rx_now:
-        return None, mask, "current prescription unknown: irradiated overlap not measured"
-    total = 0.0
-    parts = []
-    for p in priors:
-        if not p.rx_gy:
-            parts.append(f"'{p.label}': prior prescription unknown")
-            continue
-        level_prior, level_now = pct / 100.0 * p.rx_gy, pct / 100.0 * rx_now
-        # a plateau stored at exactly the level reads a hair below it (ISODOSE_RTOL)
-        at_prior, at_now = (level * (1.0 - ISODOSE_RTOL) for level in (level_prior, level_now))
-        cc, unknown = irradiated_overlap_cc(p.dose_gy, at_prior, inp.dose.dose_gy, at_now, inp.dose)
-        with np.errstate(invalid="ignore"):
-            mask |= (p.dose_gy >= at_prior) & (inp.dose.dose_gy >= at_now)
-        total += cc
-        text = (
-            f"'{p.label}' {level_prior:g} Gy ({pct:g} % of {p.rx_gy:g} Gy) with the current "
-            f"{level_now:g} Gy ({pct:g} % of {rx_now:g} Gy): {cc:.3g} cc"
-        )
-        if unknown > UNKNOWN_TOLERANCE_CC:
-            text += f" ({unknown:.3g} cc of the current irradiated volume has no prior dose)"
-        parts.append(text)
-    if len(parts) and all("unknown" in t and "Gy" not in t for t in parts):
-        return None, mask, "; ".join(parts)
-    return total, mask, "irradiated volumes (isodoses) overlap: " + "; ".join(parts)
-
-
-def _policy_findings(
-    pr, overlap_cc: float | None, overlap_text: str, protocol_id: str
-) -> list[Finding]:
-    if pr is None:
-        return [_no_policy_finding(overlap_cc, overlap_text, protocol_id)]
-    policy = str(pr.policy.value)
-    prov = _provenance(pr.policy)
-    if policy == "cumulative":
-        return [
-            Finding(
-                GROUP,
-                "prior_policy",
-                Status.INFO,
-                "policy 'cumulative': prior radiation judged by the cumulative EQD2 "
-                f"limits; {overlap_text}",
-                **prov,
-            )
-        ]
-    if overlap_cc is None:
-        return [
-            Finding(
-                GROUP,
-                "prior_policy",
-                Status.NOT_EVALUABLE,
-                f"policy '{policy}': overlap not measured ({overlap_text})",
-                **prov,
-            )
-        ]
-    overlaps = overlap_cc > 0
-    if policy == "exclude":
-        status = Status.MAJOR if overlaps else Status.PASS
-        what = (
-            "prior radiation overlaps the current irradiated volume: excluded by the protocol"
-            if overlaps
-            else "no overlap with prior radiation"
-        )
-    else:  # review
-        status = Status.MINOR if overlaps else Status.PASS
-        what = (
-            "prior radiation overlaps the current irradiated volume: documented review required"
-            if overlaps
-            else "no overlap with prior radiation"
-        )
-    return [
-        Finding(
-            GROUP,
-            "prior_policy",
-            status,
-            f"policy '{policy}': {what}; {overlap_text}",
-            metric="overlap",
-            value=overlap_cc,
-            unit="cc",
-            **prov,
-        )
-    ]
-
-
-def _no_policy_finding(overlap_cc: float | None, overlap_text: str, protocol_id: str) -> Finding:
-    """A protocol without a ``prior_radiation`` section says nothing on re-irradiation: where
-    the irradiated volumes overlap (or the overlap is unknown) the course cannot be judged
-    per protocol, so the finding is ``not_evaluable``, never a silent pass."""
-    how = f"protocol {protocol_id} sets no prior-radiation policy (no prior_radiation section)"
-    if overlap_cc is not None and overlap_cc <= 0:
-        return Finding(
-            GROUP,
-            "prior_policy",
-            Status.INFO,
-            f"{how}; the irradiated volumes do not overlap; {overlap_text}",
-            metric="overlap",
-            value=overlap_cc,
-            unit="cc",
-        )
-    what = "overlap not measured" if overlap_cc is None else "re-irradiation"
-    return Finding(
-        GROUP,
-        "prior_policy",
-        Status.NOT_EVALUABLE,
-        f"{how}: {what} not judged; use a protocol that sets one (e.g. --protocol boss) or "
-        f"add a prior_radiation section; {overlap_text}",
-        metric="overlap",
-        value=overlap_cc,
-        unit="cc" if overlap_cc is not None else "",
-    )
-
-
-def _classification(overlap_cc, concern, repeat, overlap_text) -> Finding:
-    if overlap_cc is None:
-        return Finding(
-            GROUP,
-            "reirradiation_type",
-            Status.INFO,
-            f"re-irradiation type not determined ({overlap_text})",
-        )
-    c = classify_reirradiation(overlap_cc, concern, repeat)
-    return Finding(
-        GROUP,
-        "reirradiation_type",
-        Status.INFO,
-        f"{c.kind.value} (ESTRO-EORTC, Andratschke et al. Lancet Oncol 2022): {c.reason}; "
-        f"{overlap_text}; organs count as dosed by a course above {DOSED_EQD2_GY:g} Gy EQD2",
-        metric="ESTRO-EORTC type",
-        source="Andratschke et al., Lancet Oncol 2022 (ESTRO-EORTC re-irradiation consensus)",
-    )
-
-
-# --------------------------------------------------------------------------------------------
 # Cumulative grid and export
 # --------------------------------------------------------------------------------------------
 
@@ -1340,13 +1156,6 @@ def _export(inp: PriorInput, priors: list[MappedPrior], ctx: PriorContext) -> Fi
 
 def _not_evaluable(rule: str, message: str, case: Case) -> Finding:
     return Finding(GROUP, rule, Status.NOT_EVALUABLE, message, case_id=case.case_id)
-
-
-def _provenance(sv: SourcedValue | None) -> dict:
-    if sv is None:
-        return {}
-    conf = sv.confidence.value if isinstance(sv.confidence, Confidence) else None
-    return {"source": str(sv.source) if sv.source is not None else None, "confidence": conf}
 
 
 def _rx_text(rx: float | None, fractions: int) -> str:
