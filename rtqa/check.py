@@ -182,6 +182,7 @@ def check_course(
 
     ev = evaluate_course(course, protocol, options)
     findings = withhold_untrusted([*ev.findings, *_prior(course, protocol, options, ev)])
+    findings += _conflicting_copies(course, scan_notes or [])
     for f in findings:
         if f.case_id is None and len(course.cases) == 1:
             f.case_id = course.cases[0].case_id
@@ -247,6 +248,25 @@ def _summary(case: Case, ev, prior: bool) -> PlanSummary:
         approval_status=plan.approval_status if plan else None,
         prior=prior,
     )
+
+
+def _conflicting_copies(course: Course, scan_notes: list[Note]) -> list[Finding]:
+    """A ``not_evaluable`` input finding for each file of the course whose SOP Instance UID
+    another file holds with different content (which one is right cannot be told)."""
+    from rtqa.dicom.scan import CONFLICT_ATTRIBUTE
+
+    files = set(_course_files(course))
+    return [
+        Finding(
+            group="plan",
+            rule="inputs",
+            status=Status.NOT_EVALUABLE,
+            message=f"{n.path}: {n.message}",
+            source="DICOM-RT input",
+        )
+        for n in scan_notes
+        if n.level is Level.ERROR and n.attribute == CONFLICT_ATTRIBUTE and n.path in files
+    ]
 
 
 def _prior(course: Course, protocol, options: CheckOptions, ev) -> list[Finding]:

@@ -261,10 +261,11 @@ def test_a_case_exported_twice_counts_each_treatment_record_once(tmp_path):
     assert all("export_b" in n["path"] for n in duplicates)
 
 
-def test_two_files_with_one_uid_and_different_content_are_an_error_note(tmp_path):
+def test_two_files_with_one_uid_and_different_content_leave_the_course_not_evaluable(tmp_path):
     """The second export of spine_3fx has its dose scaled by 2 but keeps the SOP Instance UID:
-    the first file found is used, the other is named as a conflicting copy (an ERROR note),
-    never silently dropped as a duplicate."""
+    which dose is right cannot be told; the first file found is used and named with the other
+    (an ERROR note), and the course is not evaluable (was: the copy dropped as a duplicate and
+    the course passed, exit 0)."""
     for name in ("export_a", "export_b"):
         shutil.copytree(SAMPLES / "spine_3fx", tmp_path / name)
     rd = tmp_path / "export_b" / "RD.SPINE3FX.dcm"
@@ -272,12 +273,16 @@ def test_two_files_with_one_uid_and_different_content_are_an_error_note(tmp_path
     ds.DoseGridScaling = f"{float(ds.DoseGridScaling) * 2:.10g}"
     ds.save_as(rd)
     result = run(str(tmp_path), "--protocol", "nrg_br002", "--format", "json")
-    notes = json.loads(result.stdout)["notes"]
-    (conflict,) = [n for n in notes if "with different content" in n["message"]]
-    first = str(tmp_path / "export_a" / "RD.SPINE3FX.dcm")
-    assert conflict["level"] == "error" and conflict["path"] == str(rd)
-    assert conflict["message"].endswith(
-        f"also in {first}, with different content: this file is ignored and {first} used; "
-        "which of the two is right cannot be told"
-    )
+    assert result.exit_code == 4, result.output
+    doc = json.loads(result.stdout)
+    used = str(tmp_path / "export_a" / "RD.SPINE3FX.dcm")
+    (conflict,) = [n for n in doc["notes"] if "with different content" in n["message"]]
+    assert conflict["level"] == "error" and conflict["path"] == used
     assert conflict["attribute"] == "SOPInstanceUID (0008,0018)"
+    assert conflict["message"].startswith(f"{rd} has this file's SOP Instance UID ")
+    assert conflict["message"].endswith(
+        "with different content: it is ignored and this file used; which of the two is right "
+        "cannot be told"
+    )
+    (inputs,) = [f for f in doc["findings"] if f["rule"] == "inputs"]
+    assert inputs["status"] == "not_evaluable" and inputs["message"].startswith(f"{used}: {rd}")

@@ -256,18 +256,19 @@ def _dispatch(
 
 def _add_unique(index: dict, uid: str, obj: object, path: str, notes: list[Note]) -> None:
     """Keep the first object of each SOP Instance UID; a second file with the same UID is
-    ignored: a WARNING when the two files are byte for byte the same (an export made twice), an
-    ERROR when they differ (which one is right cannot be told from the files)."""
+    ignored: a WARNING on it when the two files are byte for byte the same (an export made
+    twice), an ERROR on the file kept when they differ (which one is right cannot be told from
+    the files; ``check`` makes the course not evaluable, see :data:`CONFLICT_ATTRIBUTE`)."""
     if uid in index:
         first = getattr(index[uid], "path", "")
         if first and not _same_bytes(first, path):
             notes.append(
                 Note(
                     Level.ERROR,
-                    f"SOP Instance UID {uid} also in {first}, with different content: this file "
-                    f"is ignored and {first} used; which of the two is right cannot be told",
-                    path,
-                    tag_name("SOPInstanceUID"),
+                    f"{path} has this file's SOP Instance UID {uid} with different content: it "
+                    "is ignored and this file used; which of the two is right cannot be told",
+                    first,
+                    CONFLICT_ATTRIBUTE,
                 )
             )
             return
@@ -278,6 +279,10 @@ def _add_unique(index: dict, uid: str, obj: object, path: str, notes: list[Note]
         )
         return
     index[uid] = obj
+
+
+#: The attribute of the ERROR note on a file whose SOP Instance UID another file holds too.
+CONFLICT_ATTRIBUTE = tag_name("SOPInstanceUID")
 
 
 def _same_bytes(a: str, b: str) -> bool:
