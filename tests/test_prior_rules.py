@@ -192,6 +192,26 @@ def test_interval_shorter_than_the_protocol_minimum(boss):
     assert interval.status is Status.MAJOR
 
 
+def test_an_undated_first_record_of_the_current_course_leaves_the_interval_unknown(boss):
+    """The current course's fraction-1 record has no date: the course may have begun earlier
+    than its dated records say, so a pass on the interval since the prior course is not
+    certain (was a pass on the fraction-2 date)."""
+    inp = uniform_setup()
+    now = inp.course.cases[0]
+    now.records = (replace(now.records[0], delivered_at=None), *now.records[1:])
+    findings, _ = evaluate_prior(inp, boss)
+    (interval,) = by_rule(findings, "min_interval")
+    assert interval.status is Status.NOT_EVALUABLE
+    assert interval.message.endswith(
+        "; 1 treatment record(s) carry no treatment date: the current course's start is not "
+        "certain"
+    )
+    # both records dated: a pass (day 0-1 prior, day 400 current: 399 days = 13.1 months)
+    (interval,) = by_rule(evaluate_prior(uniform_setup(), boss)[0], "min_interval")
+    assert interval.status is Status.PASS
+    assert interval.value == pytest.approx(399 / (365.25 / 12), rel=1e-9)
+
+
 def test_a_prior_course_ending_after_the_current_one_began_is_not_evaluable(boss):
     # the "prior" records on days 0, 1; the current course on days -10, -9: the prior course
     # ended 11 days after the current one began (was a MAJOR interval of -0.36 months)

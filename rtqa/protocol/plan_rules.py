@@ -350,7 +350,7 @@ def completion_window(
             f"{last:%Y-%m-%d}: {span} days"
         )
     ok = span <= window
-    unknown = _unknown_dates(sched)
+    unknown = sched.unknown_dates
     status = Status.PASS if ok else sv.severity
     if not ok:
         how += f", more than the {window} days allowed"
@@ -375,21 +375,6 @@ def completion_window(
     ]
 
 
-def _unknown_dates(sched: Schedule) -> str:
-    """What the records leave undated: records without a date, fractions without a record below
-    a plan's highest recorded fraction ('' when nothing)."""
-    parts = []
-    if sched.undated_records:
-        parts.append(f"{sched.undated_records} treatment record(s) carry no treatment date")
-    if sched.missing_fractions:
-        shown = [str(n) for _, n in sched.missing_fractions]
-        if len(shown) > 6:
-            shown = [*shown[:5], f"... ({len(shown)} in all)"]
-        listed = ", ".join(shown)
-        parts.append(f"fraction(s) {listed} have no treatment record though later ones do")
-    return "; ".join(parts)
-
-
 def min_interval(fr: Fractionation, sched: Schedule, case_id: str | None = None) -> list[Finding]:
     """Shortest time between consecutive fractions of one plan, in hours."""
     sv = fr.min_interval_hours
@@ -411,7 +396,7 @@ def min_interval(fr: Fractionation, sched: Schedule, case_id: str | None = None)
     ok = gap >= limit
     status = Status.PASS if ok else sv.severity
     text = f"shortest interval between fractions {gap:.4g} h"
-    unknown = _unknown_dates(sched)
+    unknown = sched.unknown_dates
     if unknown and ok:
         status = Status.INFO if sv.severity is Status.INFO else Status.NOT_EVALUABLE
         text = (

@@ -75,6 +75,7 @@ from rtqa.protocol.prior_policy import (
     overlap_pct,
     policy_findings,
 )
+from rtqa.protocol.schedule import schedule
 from rtqa.radiobiology import LQ_DOUBTFUL_ABOVE_GY, eqd2, high_dose_per_fraction_note
 
 MODEL = "LQ"
@@ -158,7 +159,7 @@ def evaluate_prior(
         out.append(_placement_finding(p.case))
         out.extend(_level_finding(p.case))
         out.extend(_direction_findings(p, inp))
-        out.extend(_interval_findings(p, pr))
+        out.extend(_interval_findings(p, pr, inp.course))
         out.extend(_lq_notes([(f"prior course '{p.label}'", p.rx_gy, p.fractions)]))
     rx_now = max((rx for _, rx in inp.targets.values() if rx), default=None)
     out.extend(_lq_notes([("current course", rx_now, inp.fractions)]))
@@ -357,7 +358,7 @@ def _direction_findings(p: MappedPrior, inp: PriorInput) -> list[Finding]:
     ]
 
 
-def _interval_findings(p: MappedPrior, pr) -> list[Finding]:
+def _interval_findings(p: MappedPrior, pr, current: Course) -> list[Finding]:
     limit: SourcedValue | None = pr.min_interval_months if pr is not None else None
     if p.interval_days is None:
         status = Status.NOT_EVALUABLE if limit is not None else Status.INFO
@@ -409,6 +410,10 @@ def _interval_findings(p: MappedPrior, pr) -> list[Finding]:
     least = float(limit.value)  # type: ignore[arg-type]
     ok = months >= least
     status = Status.PASS if ok else limit.severity
+    unknown = schedule([r for c in current.cases for r in c.records]).unknown_dates
+    if ok and unknown:  # the current course may have begun earlier than its dated records
+        status = Status.NOT_EVALUABLE
+        text += f"; {unknown}: the current course's start is not certain"
     return [
         Finding(
             GROUP,

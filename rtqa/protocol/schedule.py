@@ -36,6 +36,21 @@ class Schedule:
     highest_fraction: dict[str | None, int] = field(default_factory=dict)
 
     @property
+    def unknown_dates(self) -> str:
+        """What the records leave undated: records without a date, fractions without a record
+        below a plan's highest recorded fraction ('' when nothing)."""
+        parts = []
+        if self.undated_records:
+            parts.append(f"{self.undated_records} treatment record(s) carry no treatment date")
+        if self.missing_fractions:
+            shown = [str(n) for _, n in self.missing_fractions]
+            if len(shown) > 6:
+                shown = [*shown[:5], f"... ({len(shown)} in all)"]
+            listed = ", ".join(shown)
+            parts.append(f"fraction(s) {listed} have no treatment record though later ones do")
+        return "; ".join(parts)
+
+    @property
     def fraction_starts(self) -> tuple[datetime, ...]:
         return tuple(sorted(t for starts in self.starts_by_plan.values() for t in starts))
 
