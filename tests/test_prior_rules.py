@@ -203,8 +203,7 @@ def test_an_undated_first_record_of_the_current_course_leaves_the_interval_unkno
     (interval,) = by_rule(findings, "min_interval")
     assert interval.status is Status.NOT_EVALUABLE
     assert interval.message.endswith(
-        "; 1 treatment record(s) carry no treatment date: the current course's start is not "
-        "certain"
+        "; 1 treatment record(s) carry no treatment date: the current course's start is not certain"
     )
     # both records dated: a pass (day 0-1 prior, day 400 current: 399 days = 13.1 months)
     (interval,) = by_rule(evaluate_prior(uniform_setup(), boss)[0], "min_interval")
