@@ -531,7 +531,9 @@ def check_registration_direction(
     min_dice: float = 0.8,
 ) -> DirectionCheck:
     """Compare the prior body outline mapped by the matrix, and by its inverse, with the current
-    body outline (occupancies on the lattices given; Dice on the current body's lattice).
+    body outline (occupancies on the lattices given; Dice on the current body's lattice, which
+    should cover the whole current outline, over the planes where both outlines are present:
+    scans of different length are no misfit).
 
     Warns when the inverse fits better by more than ``margin`` in Dice (registrations are known to
     be exported inverted by some systems), or when the fit is poor (Dice below ``min_dice``).
@@ -539,8 +541,8 @@ def check_registration_direction(
     matrix = check_matrix(matrix_prior_to_current)
     direct = map_occupancy(prior_body, prior_body_grid, current_body_grid, matrix)
     reverse = map_occupancy(prior_body, prior_body_grid, current_body_grid, invert(matrix))
-    dice = volume_overlap(direct, current_body, current_body_grid).dice
-    dice_inverse = volume_overlap(reverse, current_body, current_body_grid).dice
+    dice = _dice_on_common_planes(direct, current_body, current_body_grid)
+    dice_inverse = _dice_on_common_planes(reverse, current_body, current_body_grid)
     if dice_inverse > dice + margin:
         note = Note(
             Level.WARNING,
@@ -561,6 +563,16 @@ def check_registration_direction(
             f"inverse matrix {dice_inverse:.3f})",
         )
     return DirectionCheck(dice=dice, dice_inverse=dice_inverse, note=note)
+
+
+def _dice_on_common_planes(a: np.ndarray, b: np.ndarray, grid: DoseGrid) -> float:
+    """Dice of two occupancies on ``grid`` over the z planes where both are present (0 when
+    there are none)."""
+    both = (a.reshape(a.shape[0], -1).max(axis=1) > 0) & (b.reshape(b.shape[0], -1).max(axis=1) > 0)
+    if not both.any():
+        return 0.0
+    keep = both[:, None, None]
+    return volume_overlap(np.where(keep, a, 0.0), np.where(keep, b, 0.0), grid).dice
 
 
 # --------------------------------------------------------------------------------------------

@@ -390,9 +390,16 @@ def test_inverted_registration_is_detected_from_the_body_outline():
     )
     assert good.note.level is Level.INFO
     assert good.dice > 0.97
-    # the inverse puts the sphere centre at -shift: 2 |shift| away from the current one
+    # the inverse puts the sphere centre at -shift: 2 |shift| away from the current one, 2 x 8 mm
+    # apart in z; Dice over the planes both spheres reach: lens / the sphere's segment in them
     d = 2 * np.linalg.norm(shift)
-    assert good.dice_inverse == pytest.approx(lens_cc(radius, radius, d) / sphere_cc(radius), 0.03)
+    dz = 2 * shift[2]
+
+    def primitive(t):
+        return np.pi * (radius**2 * t - t**3 / 3.0) / 1000.0  # cc
+
+    segment_cc = primitive(radius) - primitive(dz - radius)
+    assert good.dice_inverse == pytest.approx(lens_cc(radius, radius, d) / segment_cc, 0.03)
     bad = check_registration_direction(
         prior_body, prior_grid, current_body, current_grid, invert(prior_to_current)
     )

@@ -36,6 +36,7 @@ Conventions
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +45,7 @@ import numpy as np
 
 from rtqa.courses import delivery
 from rtqa.dvh.core import Dvh, MetricUndefined, weighted_sum
-from rtqa.geometry.transform import invert, resample_dose
+from rtqa.geometry.transform import invert, map_points, resample_dose
 from rtqa.model import Case, Course, DoseGrid, Finding, Level, Note, Roi, Status, body_outline
 from rtqa.prior import (
     check_registration_direction,
@@ -330,8 +331,19 @@ def _direction_findings(p: MappedPrior, inp: PriorInput) -> list[Finding]:
     try:
         lattice = _lattice_over(prior_body, p.grid)
         prior_occ = _grid_occupancy(prior_body, lattice)
-        current_occ = _grid_occupancy(inp.body, inp.dose)
-        check = check_registration_direction(prior_occ, lattice, current_occ, inp.dose, p.matrix)
+        # Dice on a lattice holding the whole current outline and the prior one mapped either
+        # way (a lattice over one of them would clip the other and overstate the fit)
+        lo, hi = np.reshape(_bounds(prior_body), (2, 3))
+        corners = np.array(list(itertools.product(*zip(lo, hi, strict=True))))
+        points = [np.reshape(_bounds(inp.body), (2, 3))]
+        points += [map_points(corners, m) for m in (p.matrix, invert(p.matrix))]
+        every = np.vstack(points)
+        union = (*every.min(axis=0), *every.max(axis=0))
+        current_lattice = _lattice_over(inp.body, inp.dose, union)
+        current_occ = _grid_occupancy(inp.body, current_lattice)
+        check = check_registration_direction(
+            prior_occ, lattice, current_occ, current_lattice, p.matrix
+        )
     except ValueError as exc:
         return [
             Finding(
@@ -551,13 +563,19 @@ def _nanmax(values: np.ndarray) -> float:
 BODY_LATTICE_MM = 3.0
 
 
-def _lattice_over(roi: Roi, grid: DoseGrid) -> DoseGrid:
-    """An empty lattice in ``grid``'s frame covering ``roi``'s contours with one voxel to spare,
-    spaced as ``grid`` but no finer than :data:`BODY_LATTICE_MM`: a body outline rasterised on
-    it is whole however far the dose grid reaches (ValueError for an ROI without volume)."""
+def _bounds(roi: Roi) -> tuple[float, ...]:
+    """(x0, y0, z0, x1, y1, z1) of ``roi``'s slab model, mm (ValueError without volume)."""
     from rtqa.geometry.slabs import slab_stack
 
-    x0, y0, z0, x1, y1, z1 = slab_stack(roi).bounds_mm
+    return slab_stack(roi).bounds_mm
+
+
+def _lattice_over(roi: Roi, grid: DoseGrid, bounds: tuple[float, ...] | None = None) -> DoseGrid:
+    """An empty lattice in ``grid``'s frame covering ``roi``'s contours (or ``bounds``, mm) with
+    one voxel to spare, spaced as ``grid`` but no finer than :data:`BODY_LATTICE_MM`: a body
+    outline rasterised on it is whole however far the dose grid reaches (ValueError for an ROI
+    without volume)."""
+    x0, y0, z0, x1, y1, z1 = bounds if bounds is not None else _bounds(roi)
     axes = []
     for lo, hi, ref in ((x0, x1, grid.x_mm), (y0, y1, grid.y_mm), (z0, z1, grid.z_mm)):
         step = float(np.median(np.abs(np.diff(ref)))) if ref.size > 1 else BODY_LATTICE_MM
