@@ -372,6 +372,7 @@ class TreatmentRecord:
     beams: tuple[DeliveredBeam, ...] = ()
     patient_id: str = ""
     notes: tuple[Note, ...] = ()
+    fraction_group: int | None = None  # ReferencedFractionGroupNumber of the plan
 
     @property
     def delivery_date(self) -> date | None:

@@ -75,6 +75,11 @@ def test_complete_case_text_and_json(tmp_path):
         (2, ["2024-03-06"]),
         (3, ["2024-03-08"]),
     ]
+    assert [(r["fraction"], r["fraction_group"], r["beams"]) for r in case["records"]] == [
+        (1, None, 2),
+        (2, None, 2),
+        (3, None, 2),
+    ]
     assert case["images"]["slices"] == 5
     assert data["courses"] == [
         {

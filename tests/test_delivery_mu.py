@@ -81,6 +81,7 @@ def record_file(
     beams,
     when: datetime | None = None,
     plan_uid: str = PLAN_UID,
+    group: int | None = None,
 ) -> TreatmentRecord:
     when = when or DAY1 + timedelta(days=2 * ((fraction or 1) - 1))
     rec = TreatmentRecord(
@@ -90,6 +91,7 @@ def record_file(
         fraction_number=fraction,
         delivered_at=when,
         beams=tuple(beams),
+        fraction_group=group,
     )
     path = tmp_path / name
     write_treatment_record(rec, path, HEADER, series_instance_uid=make_uid("mu-record-series"))
@@ -260,7 +262,9 @@ def test_check_reports_a_short_beam_of_the_sample_case(tmp_path):
     assert doc["verdict"] == "minor"
 
 
-def test_beam_with_different_meterset_in_two_fraction_groups_is_not_evaluable(tmp_path):
+def two_group_plan(tmp_path: Path, boost_arc1: float = ARC1) -> Plan:
+    """Groups 1 = {ARC1 250 MU, ARC2 300 MU} x 3 and 2 = {ARC1 ``boost_arc1`` MU, BOOST 100 MU}
+    x 2, written and read back."""
     plan = Plan(
         path="",
         sop_instance_uid=PLAN_UID,
@@ -268,23 +272,28 @@ def test_beam_with_different_meterset_in_two_fraction_groups_is_not_evaluable(tm
         beams=(Beam(1, "ARC1"), Beam(2, "ARC2"), Beam(4, "BOOST")),
         fraction_groups=(
             FractionGroup(1, 3, (ReferencedBeam(1, ARC1), ReferencedBeam(2, ARC2))),
-            FractionGroup(2, 2, (ReferencedBeam(1, 200.0), ReferencedBeam(4, 100.0))),
+            FractionGroup(2, 2, (ReferencedBeam(1, boost_arc1), ReferencedBeam(4, 100.0))),
         ),
     )
     path = tmp_path / "RP2.dcm"
     write_plan(plan, path, HEADER, series_instance_uid=make_uid("mu-plan-series"))
-    plan = read_plan(str(path))
-    beams = [DeliveredBeam(1, ARC1, ARC1, "NORMAL"), DeliveredBeam(2, ARC2, ARC2, "NORMAL")]
-    findings = delivery_findings(plan, [record_file(tmp_path, "RT.dcm", 1, beams)], "C")
-    (ne,) = by_rule(findings, "delivered_mu", Status.NOT_EVALUABLE)
-    assert ne.message == (
-        "planned MU unknown, delivered MU not compared for beam 1 'ARC1': "
-        "fraction groups give 200, 250 MU"
-    )
-    (ok,) = by_rule(findings, "delivered_mu", Status.PASS)
-    assert "on 1 beam delivery (1 treatment beam, 1 fraction) over 1 session" in ok.message
-    # beams 1 and 2 belong to group 1 only, which they complete: no missing beam
+    return read_plan(str(path))
+
+
+def test_beam_planned_differently_in_two_groups_is_judged_on_the_group_its_beams_fit(tmp_path):
+    """ARC1: 250 MU in group 1, 200 MU in group 2. Beams 1 and 2 fit group 1 only, which they
+    complete: 250 MU delivered pass, 200 MU (group 2's value) is a deviation."""
+    plan = two_group_plan(tmp_path, boost_arc1=200.0)
+    arc2 = DeliveredBeam(2, ARC2, ARC2, "NORMAL")
+    good = [record_file(tmp_path, "RT.dcm", 1, [DeliveredBeam(1, ARC1, ARC1, "NORMAL"), arc2])]
+    findings = delivery_findings(plan, good, "C")
+    (ok,) = by_rule(findings, "delivered_mu")
+    assert ok.status is Status.PASS
+    assert "on 2 beam deliveries (2 treatment beams, 1 fraction) over 1 session" in ok.message
     assert by_rule(findings, "fraction_delivery") == []
+    wrong = [record_file(tmp_path, "RT.dcm", 1, [DeliveredBeam(1, 200.0, 200.0, "NORMAL"), arc2])]
+    (bad,) = by_rule(delivery_findings(plan, wrong, "C"), "delivered_mu")
+    assert bad.status is Status.MINOR and bad.limits == {"limit": "250 ± 2.5 MU"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,19 +390,7 @@ def test_completeness_unknown_when_an_early_terminated_beam_has_no_planned_mu(tm
 def test_completeness_unknown_when_beams_fit_two_fraction_groups_none_in_full(tmp_path):
     """Groups {1, 2} and {1, 4}: a fraction delivering beam 1 only lacks beam 2 or beam 4,
     which one is not known."""
-    plan = Plan(
-        path="",
-        sop_instance_uid=PLAN_UID,
-        label="TWO_GROUPS",
-        beams=(Beam(1, "ARC1"), Beam(2, "ARC2"), Beam(4, "BOOST")),
-        fraction_groups=(
-            FractionGroup(1, 3, (ReferencedBeam(1, ARC1), ReferencedBeam(2, ARC2))),
-            FractionGroup(2, 2, (ReferencedBeam(1, ARC1), ReferencedBeam(4, 100.0))),
-        ),
-    )
-    path = tmp_path / "RP2.dcm"
-    write_plan(plan, path, HEADER, series_instance_uid=make_uid("mu-plan-series"))
-    plan = read_plan(str(path))
+    plan = two_group_plan(tmp_path)
     one = [DeliveredBeam(1, ARC1, ARC1, "NORMAL")]
     both = [*one, DeliveredBeam(4, 100.0, 100.0, "NORMAL")]
     records = [record_file(tmp_path, "a.dcm", 1, both), record_file(tmp_path, "b.dcm", 2, one)]
@@ -414,6 +411,99 @@ def test_completeness_unknown_when_beams_fit_two_fraction_groups_none_in_full(tm
         "fraction 2: whether it was fully delivered is unknown: treatment beam 1 delivered; "
         "fraction groups 1, 2 of the plan list them, none in full: which beams were due is unknown"
     )
+
+
+def test_the_fraction_group_a_record_names_is_read_back_and_a_bad_one_noted(tmp_path):
+    one = [DeliveredBeam(1, ARC1, ARC1, "NORMAL")]
+    assert record_file(tmp_path, "a.dcm", 1, one, group=2).fraction_group == 2
+    assert record_file(tmp_path, "b.dcm", 1, one).fraction_group is None
+    path = tmp_path / "b.dcm"
+    ds = pydicom.dcmread(path)
+    ds.add_new(0x300C0022, "IS", None)
+    ds[0x300C0022]._value = "two"  # written as it stands: an invalid IS from another system
+    ds.save_as(path)
+    with pytest.warns(UserWarning):  # pydicom's own warning on the invalid IS
+        rec = read_treatment_record(str(path))
+    assert rec.fraction_group is None
+    assert [n.message for n in rec.notes if "FractionGroup" in n.message] == [
+        "ReferencedFractionGroupNumber 'two' is not a whole number: the fraction group is "
+        "taken from the delivered beams"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("group", "expected"),
+    [(1, "beam 2 'ARC2' in none of its records"), (2, "beam 4 'BOOST' in none of its records")],
+)
+def test_a_named_fraction_group_says_which_beams_were_due(tmp_path, group, expected):
+    """Beam 1 alone fits groups 1 and 2 (unknown without a name, see above); the group the
+    record names settles it: the other beam of that group was not delivered."""
+    plan = two_group_plan(tmp_path)
+    one = [DeliveredBeam(1, ARC1, ARC1, "NORMAL")]
+    records = [record_file(tmp_path, "b.dcm", 2, one, group=group)]
+    assert states(plan, records) == [(2, 1, False, expected)]
+    (fx,) = by_rule(delivery_findings(plan, records, "C"), "fraction_delivery")
+    assert fx.status is Status.MINOR
+    assert fx.message == f"fraction 2 not fully delivered: {expected}"
+
+
+def test_a_named_fraction_group_gives_the_planned_mu_where_groups_differ(tmp_path):
+    """ARC1: 250 MU in group 1, 200 MU in group 2. Beam 1 alone fits both groups: its planned
+    MU is unknown unless the record names the group, whose MU then apply."""
+    plan = two_group_plan(tmp_path, boost_arc1=200.0)
+    arc1 = [DeliveredBeam(1, 200.0, 200.0, "NORMAL")]
+    unnamed = delivery_findings(plan, [record_file(tmp_path, "a.dcm", 1, arc1)], "C")
+    (f,) = by_rule(unnamed, "delivered_mu")
+    assert f.status is Status.NOT_EVALUABLE
+    assert f.message == (
+        "planned MU unknown, delivered MU not compared for beam 1 'ARC1': fraction groups give "
+        "200, 250 MU"
+    )
+    for group, status, limit in (
+        (2, Status.PASS, "± max(1 %, 0.5 MU)"),
+        (1, Status.MINOR, "250 ± 2.5 MU"),
+    ):
+        named = delivery_findings(plan, [record_file(tmp_path, "a.dcm", 1, arc1, group=group)], "C")
+        (f,) = by_rule(named, "delivered_mu")
+        assert (f.status, f.limits) == (status, {"limit": limit})
+
+
+@pytest.mark.parametrize(
+    ("groups", "beams", "why"),
+    [
+        (
+            (3,),
+            (1, 4),
+            "its records name fraction group 3, which the plan does not list with treatment beams",
+        ),
+        (
+            (1,),
+            (1, 4),
+            "its records name fraction group 1, which does not list treatment beam 4 delivered",
+        ),
+        ((1, 2), (1,), "its records name different fraction groups (1, 2)"),
+    ],
+)
+def test_a_named_fraction_group_that_cannot_be_the_one_delivered_is_not_evaluable(
+    tmp_path, groups, beams, why
+):
+    plan = two_group_plan(tmp_path)
+    mu = {1: ARC1, 4: 100.0}
+    records = [
+        record_file(
+            tmp_path,
+            f"s{i}.dcm",
+            1,
+            [DeliveredBeam(b, mu[b], mu[b], "NORMAL") for b in beams],
+            group=g,
+        )
+        for i, g in enumerate(groups)
+    ]
+    reason = f"{why}: which beams were due is unknown"
+    assert states(plan, records) == [(1, len(groups), None, reason)]
+    (fx,) = by_rule(delivery_findings(plan, records, "C"), "fraction_delivery")
+    assert fx.status is Status.NOT_EVALUABLE
+    assert fx.message == f"fraction 1: whether it was fully delivered is unknown: {reason}"
 
 
 def test_record_without_fraction_number_is_its_own_fraction(tmp_path):

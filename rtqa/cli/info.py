@@ -68,8 +68,8 @@ def info(ctx: click.Context, plan_dirs: tuple[str, ...], fmt: str, window_days: 
           "spacing_mm": [dx, dy, dz|null], "origin_mm": [x, y, z], "summation_type",
           "dose_type", "max_gy", "scaling_note": str|null, "frame_of_reference_uid",
           "notes": [note]},
-       "records": [{"path", "fraction", "delivered_at": iso|null, "beams": int,
-          "interrupted": bool}],
+       "records": [{"path", "fraction", "fraction_group": int|null, "delivered_at": iso|null,
+          "beams": int, "interrupted": bool}],
        "fractions_delivered": [{"fraction": int|null, "dates": [iso], "sessions",
           "complete": bool|null, "reason": str|null}],
        "registrations": [{"path", "frame_of_reference_uid", "frames": [str],
@@ -167,6 +167,7 @@ def _case(case: Case) -> dict[str, Any]:
             {
                 "path": r.path,
                 "fraction": r.fraction_number,
+                "fraction_group": r.fraction_group,
                 "delivered_at": _iso(r.delivered_at),
                 "beams": len(r.beams),
                 "interrupted": any(b.termination_status not in ("", "NORMAL") for b in r.beams),

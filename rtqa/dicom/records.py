@@ -6,8 +6,9 @@ sessions appears as several records with the same CurrentFractionNumber, so frac
 per plan and fraction number (:mod:`rtqa.protocol.schedule`; whether one was fully delivered:
 :func:`rtqa.protocol.delivery.fraction_deliveries`), never by counting records. Items the record
 marks as setup or imaging exposures (TreatmentDeliveryType other than TREATMENT or CONTINUATION)
-are left out: they deliver no treatment MU. Brachy, Ion and Summary records are recognised and
-refused as "not analysed".
+are left out: they deliver no treatment MU. ReferencedFractionGroupNumber, where given, names the
+plan's fraction group the session delivered (which beams were due and their MU). Brachy, Ion and
+Summary records are recognised and refused as "not analysed".
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def record_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None)
                 tag_name("CurrentFractionNumber"),
             )
         )
+    fraction_group = _fraction_group(ds, path, notes)
     beams = []
     for item in sessions:
         number = _int(item.get("ReferencedBeamNumber"))
@@ -159,7 +161,28 @@ def record_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None)
         beams=tuple(beams),
         patient_id=optional_str(ds, "PatientID"),
         notes=tuple(notes),
+        fraction_group=fraction_group,
     )
+
+
+def _fraction_group(ds: Dataset, path: str, notes: list[Note]) -> int | None:
+    """ReferencedFractionGroupNumber (300C,0022): the plan's fraction group this session
+    delivered, None when absent or not a whole number (noted)."""
+    value = ds.get("ReferencedFractionGroupNumber")
+    if value is None or str(value).strip() == "":
+        return None
+    number = _int(value)
+    if number is None:
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"ReferencedFractionGroupNumber {str(value)[:40]!r} is not a whole number: the "
+                "fraction group is taken from the delivered beams",
+                path,
+                tag_name("ReferencedFractionGroupNumber"),
+            )
+        )
+    return number
 
 
 def _int(value: object) -> int | None:

@@ -20,8 +20,13 @@ per fraction. Tolerance (an rtqa convention, not a protocol limit): ``max(1 % of
   convention-based discrepancies), with the planned and delivered MU of each fraction and the
   tolerance used.
 
-A fraction whose treatment beams do not all appear in its records (or whose records hold none
-of the plan's) is not fully delivered too;
+The beams due in a fraction are those of the fraction group its records name
+(ReferencedFractionGroupNumber), else of the one fraction group listing every treatment beam
+delivered; that group's BeamMeterset is the planned MU (a beam planned with different MU in
+several groups is otherwise not compared). Records naming a group that cannot be
+the one delivered (another group's beams delivered, a group the plan lacks, two groups named)
+leave the fraction's completeness unknown. A fraction whose treatment beams do not all appear
+in its records (or whose records hold none of the plan's) is not fully delivered too;
 an early termination made up within the same fraction is information. Unknown beam numbers and
 missing planned or delivered MU make those comparisons not evaluable. When everything agrees one
 ``delivered_mu`` pass summarises it. A plan without treatment records gets no finding here (not
@@ -157,7 +162,11 @@ class DeliveryComparison:
     its delivered treatment beams fit, when that is not exactly one and none of them is
     delivered in full (which beams were due is unknown); ``ambiguous``: beam number -> the
     different BeamMeterset values its fraction groups give; ``paths``: fraction key -> files of
-    its records.
+    its records; ``conflicts``: fraction key -> why the fraction group its records name
+    (ReferencedFractionGroupNumber) cannot be the one delivered (which beams were due is then
+    unknown). Where the records name a usable group, its beams are the ones due; where one
+    group is known (named, or the only one listing every beam delivered) its BeamMeterset is the
+    planned MU.
     """
 
     sessions: int
@@ -168,6 +177,7 @@ class DeliveryComparison:
     ambiguous: dict[int, tuple[float, ...]]
     undetermined: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
     paths: dict[tuple[int, int], tuple[str, ...]] = field(default_factory=dict)
+    conflicts: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
 def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryComparison:
@@ -186,6 +196,10 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
                 planned_by_beam[ref.beam_number].add(float(ref.meterset))
     planned = {n: next(iter(v)) for n, v in planned_by_beam.items() if len(v) == 1}
     ambiguous = {n: tuple(sorted(v)) for n, v in planned_by_beam.items() if len(v) > 1}
+    group_mu = {
+        g.number: {r.beam_number: float(r.meterset) for r in g.beams if r.meterset is not None}
+        for g in plan.fraction_groups
+    }
     group_beams = [
         (
             g.number,
@@ -194,6 +208,7 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
         for g in plan.fraction_groups
     ]
     group_beams = [(number, beams) for number, beams in group_beams if beams]
+    beams_of_group = dict(group_beams)
 
     sessions: dict[tuple[int, int], dict[int, list[Session]]] = defaultdict(
         lambda: defaultdict(list)
@@ -201,6 +216,7 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
     unknown: list[tuple[str, int, int | None]] = []
     setup: list[tuple[str, int]] = []
     paths: dict[tuple[int, int], list[str]] = defaultdict(list)
+    named: dict[tuple[int, int], set[int]] = defaultdict(set)  # groups the records name
     ordered = sorted(
         enumerate(records), key=lambda ir: (ir[1].delivered_at is None, ir[1].delivered_at, ir[0])
     )
@@ -209,6 +225,8 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
         key = (0, n) if n is not None else (1, index)
         by_beam = sessions[key]  # a fraction even without treatment beams of the plan
         paths[key].append(record.path)
+        if record.fraction_group is not None:
+            named[key].add(record.fraction_group)
         for beam in record.beams:
             kind = kinds.get(beam.beam_number)
             if kind is None:
@@ -221,9 +239,26 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
     beams: list[BeamFraction] = []
     missing: dict[tuple[int, int], tuple[int, ...]] = {}
     undetermined: dict[tuple[int, int], tuple[int, ...]] = {}
+    conflicts: dict[tuple[int, int], str] = {}
     for key in sorted(sessions):
         by_beam = sessions[key]
         fraction = key[1] if key[0] == 0 else None
+        delivered = frozenset(by_beam)
+        group, conflict = _named_group(named.get(key, set()), delivered, beams_of_group)
+        if conflict:
+            conflicts[key] = conflict
+            groups = []
+        elif group is not None:
+            groups = [(group, beams_of_group[group])]
+        else:
+            groups = [(number, g) for number, g in group_beams if delivered <= g]
+        if len(groups) == 1:
+            if groups[0][1] - delivered:
+                missing[key] = tuple(sorted(groups[0][1] - delivered))
+        elif delivered and not conflict and all(g != delivered for _, g in groups):
+            undetermined[key] = tuple(number for number, _ in groups)
+        # the one group delivered (named or the only one fitting) plans its own MU
+        mu = group_mu.get(groups[0][0], {}) if len(groups) == 1 else {}
         for number in sorted(by_beam):
             beams.append(
                 BeamFraction(
@@ -231,17 +266,10 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
                     fraction,
                     number,
                     names.get(number, ""),
-                    planned.get(number),
+                    mu.get(number, planned.get(number)),
                     tuple(by_beam[number]),
                 )
             )
-        delivered = frozenset(by_beam)
-        groups = [(number, g) for number, g in group_beams if delivered <= g]
-        if len(groups) == 1:
-            if groups[0][1] - delivered:
-                missing[key] = tuple(sorted(groups[0][1] - delivered))
-        elif delivered and all(g != delivered for _, g in groups):
-            undetermined[key] = tuple(number for number, _ in groups)
     return DeliveryComparison(
         sessions=len(records),
         beams=tuple(beams),
@@ -251,7 +279,37 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
         ambiguous=ambiguous,
         undetermined=undetermined,
         paths={key: tuple(p) for key, p in paths.items()},
+        conflicts=conflicts,
     )
+
+
+def _named_group(
+    named: set[int], delivered: frozenset[int], group_beams: dict[int, frozenset[int]]
+) -> tuple[int | None, str | None]:
+    """(the fraction group the records of one fraction name, or None; why that name cannot be
+    used, or None). A named group is used when it is one, the plan lists it with treatment
+    beams and it lists every treatment beam delivered; without a name the group is inferred
+    from the delivered beams."""
+    if not named:
+        return None, None
+    if len(named) > 1:
+        listed = ", ".join(map(str, sorted(named)))
+        return None, f"its records name different fraction groups ({listed})"
+    (number,) = named
+    beams = group_beams.get(number)
+    if beams is None:
+        return None, (
+            f"its records name fraction group {number}, which the plan does not list with "
+            "treatment beams"
+        )
+    extra = sorted(delivered - beams)
+    if extra:
+        s = "s" if len(extra) > 1 else ""
+        return None, (
+            f"its records name fraction group {number}, which does not list treatment "
+            f"beam{s} {', '.join(map(str, extra))} delivered"
+        )
+    return number, None
 
 
 @dataclass(frozen=True)
@@ -334,10 +392,12 @@ def delivery_findings(
     names = {b.number: b.name for b in plan.beams}
     out: list[Finding] = []
     out += _not_evaluable(plan, cmp, names, case_id)
-    mismatched: dict[int, list[BeamFraction]] = defaultdict(list)
+    # per beam and planned MU (fraction groups may plan one beam with different MU)
+    mismatched: dict[tuple[int, float], list[BeamFraction]] = defaultdict(list)
     for bf in cmp.beams:
         if bf.comparable and not bf.within and not bf.explained_short:
-            mismatched[bf.beam_number].append(bf)
+            assert bf.planned_mu is not None
+            mismatched[(bf.beam_number, bf.planned_mu)].append(bf)
     for number in sorted(mismatched):
         out.append(_mismatch(mismatched[number], case_id))
     out += _fractions(cmp, names, case_id)
@@ -478,7 +538,8 @@ def _fraction_parts(
     for bf in cmp.beams:
         by_key[bf.key].append(bf)
     out = {}
-    for key in sorted(set(by_key) | set(cmp.missing) | set(cmp.undetermined) | set(cmp.paths)):
+    keys = set(by_key) | set(cmp.missing) | set(cmp.undetermined) | set(cmp.paths)
+    for key in sorted(keys):
         deviations, notes, unknowns = [], [], []
         if key not in by_key and key not in cmp.missing:
             deviations.append("no treatment beam of the plan in its records")
@@ -503,6 +564,8 @@ def _fraction_parts(
             deviations.append(f"{_beam_label(n, names.get(n, ''))} in none of its records")
         if key in cmp.undetermined:
             unknowns.append(_undetermined(by_key.get(key, []), cmp.undetermined[key]))
+        if key in cmp.conflicts:
+            unknowns.append(f"{cmp.conflicts[key]}: which beams were due is unknown")
         out[key] = (deviations, notes, unknowns)
     return out
 

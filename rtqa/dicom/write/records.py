@@ -1,10 +1,11 @@
 """Write an RT Beams Treatment Record from a :class:`~rtqa.model.TreatmentRecord`.
 
 One record is one delivered session: RT General Treatment Record (treatment date/time, the
-referenced RT Plan), RT Treatment Machine Record and RT Beams Session Record (one
-TreatmentSessionBeamSequence item per beam with CurrentFractionNumber, TreatmentTerminationStatus,
-SpecifiedMeterset and DeliveredMeterset in MU, and a two-point control point delivery sequence
-dated with the session date and time).
+referenced RT Plan), RT Treatment Machine Record and RT Beams Session Record
+(ReferencedFractionGroupNumber when the record names one; one TreatmentSessionBeamSequence item
+per beam with CurrentFractionNumber, TreatmentTerminationStatus, SpecifiedMeterset and
+DeliveredMeterset in MU, and a two-point control point delivery sequence dated with the session
+date and time).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def write_treatment_record(
         ref.ReferencedSOPClassUID = RT_PLAN
         ref.ReferencedSOPInstanceUID = plan_uid
         ds.ReferencedRTPlanSequence = DicomSequence([ref])
+    if record.fraction_group is not None:
+        ds.ReferencedFractionGroupNumber = record.fraction_group
     machine = Dataset()
     machine.TreatmentMachineName = treatment_machine
     machine.Manufacturer = header.manufacturer
