@@ -241,7 +241,7 @@ def make_tasks(
     pseudonym_key: bytes | None,
 ) -> list[CourseTask]:
     """One task per course, keyed by its content (digests cached by size and mtime)."""
-    from rtqa.dicom.scan import safe_name
+    from rtqa.dicom.linking import safe_name
 
     cache_path = Path(options.out) / PLAN_CACHE
     cache_doc = _read_json(cache_path) if pseudonym_key is None else {}

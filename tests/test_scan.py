@@ -13,7 +13,9 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from test_scan_builders import HEADER, PATIENT, X, Y, Z, linear_dose, uids, write_case, write_reg
 
 from rtqa.dicom.common import DEFORMABLE_REGISTRATION, RT_BRACHY_RECORD, make_uid, read_dataset
-from rtqa.dicom.scan import image_references, safe_name, scan
+from rtqa.dicom.image_references import image_references
+from rtqa.dicom.linking import safe_name
+from rtqa.dicom.scan import scan
 from rtqa.dicom.write.dose import write_dose
 from rtqa.dicom.write.records import write_treatment_record
 from rtqa.model import DeliveredBeam, DoseGrid, Level, TreatmentRecord
