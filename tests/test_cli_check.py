@@ -211,10 +211,10 @@ def test_an_unknown_fraction_count_is_not_evaluable_never_a_regimen_deviation(tm
     )
 
 
-def test_a_library_warning_is_one_rtqa_line_without_a_source_path(tmp_path):
+def test_a_value_pydicom_finds_invalid_on_first_use_is_a_note_of_its_file(tmp_path):
     """pydicom warns when it converts an invalid value late (here NumberOfContourPoints 'x' of
-    the cord): one 'rtqa: warning: pydicom: ...' line on standard error, no file path or source
-    line of the library."""
+    the cord): the warning is a note naming the file, as one found at reading, and nothing of
+    the library (no warning line, no source path) reaches standard error."""
     from pydicom.dataelem import RawDataElement
     from pydicom.tag import Tag
 
@@ -229,13 +229,23 @@ def test_a_library_warning_is_one_rtqa_line_without_a_source_path(tmp_path):
     ds.save_as(rs)
     result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
     assert result.exit_code == 0, result.output
-    lines = result.stderr.splitlines()
-    assert any(
-        ln.startswith("rtqa: warning: pydicom: Invalid value for VR IS: 'x'") for ln in lines
-    )
-    assert not [ln for ln in lines if "UserWarning" in ln or ".py:" in ln]
-    notes = [n["message"] for n in json.loads(result.stdout)["notes"]]
-    assert any("NumberOfContourPoints 'x' (not a number)" in n for n in notes)
+    assert result.stderr == ""
+    notes = [(n["message"], n["path"]) for n in json.loads(result.stdout)["notes"]]
+    assert any("NumberOfContourPoints 'x' (not a number)" in m for m, _ in notes)
+    (invalid,) = [(m, p) for m, p in notes if m.startswith("invalid value: ")]
+    assert invalid[0].startswith("invalid value: Invalid value for VR IS: 'x'")
+    assert invalid[1].endswith("RS.SPINE3FX.dcm")
+
+
+def test_a_library_warning_outside_reading_is_one_rtqa_line_without_a_source_path(capsys):
+    """A warning no reader turns into a note (raised by a library elsewhere) is one line naming
+    the library, not its source file."""
+    import pydicom.valuerep
+
+    from rtqa.cli import _show_warning
+
+    _show_warning("something odd", UserWarning, pydicom.valuerep.__file__, 440)
+    assert capsys.readouterr().err == "rtqa: warning: pydicom: something odd\n"
 
 
 def test_a_case_exported_twice_counts_each_treatment_record_once(tmp_path):

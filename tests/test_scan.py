@@ -345,3 +345,30 @@ def test_image_references_series_and_contour_level(tmp_path, syntax):
     for item in read.ROIContourSequence[0].ContourSequence:  # sequences already converted
         assert len(item.ContourImageSequence) == 1
     assert image_references(read).image_uids == expected
+
+
+def test_value_notes_keep_pydicom_warnings_once_and_pass_on_the_others():
+    """pydicom's warnings become notes of the file (a repeated message once); a warning raised
+    elsewhere (numpy here) is not a note about the file and is raised again as it was."""
+    import warnings
+
+    import numpy
+    import pydicom.valuerep
+
+    from rtqa.dicom.common import value_notes
+
+    def message(text, filename):
+        return warnings.WarningMessage(UserWarning(text), UserWarning, filename, 1)
+
+    caught = [
+        message("Invalid value for VR IS: 'x'", pydicom.valuerep.__file__),
+        message("Invalid value for VR IS: 'x'", pydicom.valuerep.__file__),
+        message("divide by zero", numpy.__file__),
+    ]
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        notes = value_notes(caught, "RS.x.dcm")
+    assert [(n.level, n.message, n.path) for n in notes] == [
+        (Level.WARNING, "invalid value: Invalid value for VR IS: 'x'", "RS.x.dcm")
+    ]
+    assert [str(w.message) for w in again] == ["divide by zero"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -80,9 +81,25 @@ def read_dataset(
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             raise DicomError(f"not a readable DICOM file ({reason})", path) from exc
-    for w in caught:
-        notes.append(Note(Level.WARNING, f"invalid value: {w.message}", path))
+    notes.extend(value_notes(caught, path))
     return ds, notes
+
+
+def value_notes(caught: list[warnings.WarningMessage], path: str) -> list[Note]:
+    """pydicom's warnings about the values of the file at ``path`` (an invalid value, read at
+    once or converted on first use) as WARNING notes, each message once; any other warning is
+    passed on as it was raised."""
+    notes: list[Note] = []
+    seen: set[str] = set()
+    for w in caught:
+        if "pydicom" not in Path(str(w.filename)).parts:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+            continue
+        text = str(w.message)
+        if text not in seen:
+            seen.add(text)
+            notes.append(Note(Level.WARNING, f"invalid value: {text}", path))
+    return notes
 
 
 def _forced_read(path: str, stop_before_pixels: bool, defer_size: int | None) -> Dataset:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from rtqa.dicom.common import (
     optional_str,
     read_dataset,
     tag_name,
+    value_notes,
 )
 from rtqa.dicom.found import Found
 from rtqa.dicom.image_references import image_references
@@ -139,10 +141,14 @@ def _read_file(path: str, found: Found) -> None:
     modality = optional_str(ds, "Modality") or "?"
     found.files[modality] += 1
     found.notes.extend(read_notes)
-    try:
-        _dispatch(ds, sop_class, path, found, read_notes)
-    except InputError as exc:
-        found.notes.append(Note(Level.ERROR, exc.reason, path, exc.attribute))
+    # pydicom converts most values on first use: what it finds invalid then is a note too
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _dispatch(ds, sop_class, path, found, read_notes)
+        except InputError as exc:
+            found.notes.append(Note(Level.ERROR, exc.reason, path, exc.attribute))
+    found.notes.extend(value_notes(caught, path))
 
 
 def _dispatch(ds: Dataset, sop_class: str, path: str, found: Found, read_notes: list[Note]) -> None:
