@@ -7,7 +7,7 @@ import pytest
 from rtqa.dvh import Dvh
 from rtqa.model import Status
 from rtqa.protocol.bands import bands_from_texts
-from rtqa.protocol.evaluate import eqd2_limit, judge_limit
+from rtqa.protocol.judging import eqd2_limit, judge_limit
 from rtqa.protocol.metrics import parse_metric
 from rtqa.protocol.model import Confidence, Limit, Source
 from rtqa.radiobiology import eqd2

@@ -1,0 +1,154 @@
+"""Judging one limit on a DVH (status, margin, unrounded value) and its EQD2 form.
+
+Doses Gy (or cGy where the metric says so), volumes cc or %.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from rtqa.model import Finding, Status
+from rtqa.protocol.bands import Bands, Condition
+from rtqa.protocol.metrics import MetricKind, MetricNotEvaluable, evaluate
+from rtqa.protocol.model import Limit
+
+#: Volume outside the dose grid below which a structure counts as inside (rounding of the
+#: occupancy): this many cc, or this fraction of the structure, whichever is larger.
+OUTSIDE_TOLERANCE_CC = 1e-3
+OUTSIDE_TOLERANCE_FRACTION = 1e-4
+
+
+def outside_cc(dvh: Any) -> float:
+    """The structure volume (cc) outside the dose grid, 0 below the rounding tolerance."""
+    unknown = float(getattr(dvh, "unknown_volume_cc", 0.0) or 0.0)
+    total = float(getattr(dvh, "total_volume_cc", 0.0) or 0.0)
+    if unknown <= max(OUTSIDE_TOLERANCE_CC, OUTSIDE_TOLERANCE_FRACTION * total):
+        return 0.0
+    return unknown
+
+
+def judge_limit(
+    lim: Limit,
+    dvh: Any = None,
+    *,
+    group: str,
+    roi: str | None,
+    match: str | None,
+    case_id: str | None,
+    rx_gy: float | None = None,
+    quality: Mapping[str, float] | None = None,
+    note: str = "",
+    bands: Bands | None = None,
+    confidence: str | None = None,
+) -> Finding:
+    """Judge ``lim`` on a :class:`rtqa.dvh.Dvh` (or on plan-quality values): status, margin
+    to the per-protocol limit, value unrounded in the metric's unit."""
+    from rtqa.dvh import MetricUndefined
+
+    req = lim.metric
+    bands = bands or lim.bands
+    base = dict(
+        group=group,
+        rule=req.canonical,
+        roi=roi,
+        match=match,
+        metric=req.canonical,
+        unit=req.unit,
+        limits=dict(bands.written),
+        source=str(lim.source),
+        confidence=confidence or lim.confidence.value,
+        case_id=case_id,
+    )
+    extra = [note] if note else []
+    unknown = outside_cc(dvh)
+    if unknown > 0:
+        extra.append(f"{unknown:.3g} cc lies outside the dose grid (dose unknown)")
+    try:
+        value = evaluate(req, dvh, rx_gy=rx_gy, quality=quality)
+    except MetricUndefined as exc:
+        total = float(getattr(dvh, "total_volume_cc", 0.0) or 0.0)
+        if _critical_volume_too_large(req, bands, total):
+            msg = (
+                f"the structure ({total:.4g} cc) is smaller than the {req.value:g} cc it must "
+                f"spare below the dose: the rule cannot be met"
+            )
+            return Finding(status=Status.MAJOR, message="; ".join([msg, *extra]), **base)
+        return Finding(status=Status.NOT_EVALUABLE, message="; ".join([str(exc), *extra]), **base)
+    except MetricNotEvaluable as exc:
+        return Finding(status=Status.NOT_EVALUABLE, message="; ".join([str(exc), *extra]), **base)
+    j = bands.judge(value)
+    if (
+        req.kind is MetricKind.COLD_VOLUME_AT_DOSE
+        and req.unit == "cc"
+        and not bands.per_protocol.upper
+        and dvh is not None
+        and dvh.total_volume_cc < bands.per_protocol.limit
+    ):
+        extra.insert(
+            0,
+            f"the structure ({dvh.total_volume_cc:.4g} cc) is smaller than the "
+            f"{bands.per_protocol.limit:g} cc it must spare",
+        )
+    if j.status is not Status.PASS and lim.note:
+        extra.append(lim.note)
+    return Finding(status=j.status, message="; ".join(extra), value=value, margin=j.margin, **base)
+
+
+def _critical_volume_too_large(req, bands: Bands, total_cc: float) -> bool:
+    if req.kind not in (MetricKind.COLD_DOSE_AT_VOLUME, MetricKind.COLD_VOLUME_AT_DOSE):
+        return False
+    return req.query_unit == "cc" and req.value is not None and req.value > total_cc
+
+
+def eqd2_limit(lim: Limit, fractions: int, alpha_beta_gy: float) -> tuple[Limit, str]:
+    """``lim`` (physical Gy in ``fractions`` fractions) with its dose query and dose bands
+    converted to EQD2 at ``alpha_beta_gy``; MetricNotEvaluable for %-of-Rx metrics."""
+    from rtqa.radiobiology import eqd2
+
+    req = lim.metric
+    if req.needs_rx or req.is_quality:
+        raise MetricNotEvaluable(
+            f"{req.canonical} is relative to the prescription: no EQD2 form across plans"
+        )
+
+    def conv(gy: float) -> float:
+        return float(eqd2(gy, fractions, alpha_beta_gy))
+
+    words = []
+    if req.kind in (MetricKind.VOLUME_AT_DOSE, MetricKind.COLD_VOLUME_AT_DOSE):
+        assert req.value is not None
+        gy = req.value / 100.0 if req.query_unit == "cGy" else req.value
+        new_gy = conv(gy)
+        text = f"{req.kind.value}{new_gy:.4g}Gy[{req.unit}]"
+        req = dataclasses.replace(req, value=new_gy, query_unit="Gy", text=text, canonical=text)
+        words.append(f"dose {gy:g} Gy in {fractions} fx = {new_gy:.4g} Gy EQD2")
+        bands = lim.bands
+    else:
+        scale = 0.01 if req.unit == "cGy" else 1.0
+
+        def cond(c: Condition | None) -> Condition | None:
+            if c is None:
+                return None
+            v = conv(c.limit * scale) / scale
+            return Condition(c.op, v, f"{c.op} {v:.6g} (EQD2 of {c.text})")
+
+        per = cond(lim.bands.per_protocol)
+        assert per is not None
+        bands = Bands(per, cond(lim.bands.acceptable))
+        words.append(
+            f"limit {lim.bands.per_protocol.text} Gy in {fractions} fx = "
+            f"{per.op} {per.limit:.4g} Gy EQD2"
+        )
+    how = f"EQD2 sum of the plans (alpha/beta {alpha_beta_gy:g} Gy); " + ", ".join(words)
+    return dataclasses.replace(lim, metric=req, bands=bands), how
+
+
+__all__ = [
+    "OUTSIDE_TOLERANCE_CC",
+    "OUTSIDE_TOLERANCE_FRACTION",
+    "eqd2_limit",
+    "judge_limit",
+    "outside_cc",
+]

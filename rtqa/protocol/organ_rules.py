@@ -1,0 +1,231 @@
+"""Organ rules: the protocol's organ limits judged on the course dose.
+
+The course dose is the physical sum of the plans when their fraction counts agree, else the sum
+of voxel-wise EQD2 at the organ's alpha/beta with each limit converted to EQD2 at the course's
+reference fraction count (both said in the finding). Doses Gy, volumes cc.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rtqa.model import Finding, Note, Status
+from rtqa.protocol.case_work import CaseWork
+from rtqa.protocol.course_dose import eqd2_dvh, plan_doses_on_first, summed_grid
+from rtqa.protocol.evaluation import EvaluationContext, Settings
+from rtqa.protocol.judging import eqd2_limit, judge_limit, outside_cc
+from rtqa.protocol.match_findings import optional_organs_finding, unmatched_organ_finding
+from rtqa.protocol.metrics import MetricNotEvaluable
+from rtqa.protocol.model import Organ, Protocol
+from rtqa.protocol.structure_dvhs import derived_dvh, dvh_or_finding, keep_dvh, volume_integrity
+
+#: alpha/beta (Gy) for an organ with none in the protocol nor on the command line.
+DEFAULT_ALPHA_BETA_GY = 3.0
+
+
+def _alpha_beta(organ: Organ, protocol: Protocol, st: Settings) -> tuple[float, str]:
+    if organ.alpha_beta is not None:
+        return float(organ.alpha_beta.value), "protocol"  # type: ignore[arg-type]
+    pr = protocol.prior_radiation
+    if pr is not None:
+        sv = pr.alpha_beta_for(organ.name)
+        if sv is not None:
+            return float(sv.value), "protocol prior_radiation"  # type: ignore[arg-type]
+    if st.alpha_beta is not None:
+        return float(st.alpha_beta), "--alpha-beta"
+    return DEFAULT_ALPHA_BETA_GY, "default for late-reacting tissue; set with --alpha-beta"
+
+
+def organ_findings(
+    protocol: Protocol,
+    usable: list[CaseWork],
+    ctx: EvaluationContext,
+    curves,
+    notes: list[Note],
+    outside: list,
+    st: Settings,
+    ref_fractions: int | None,
+    mixed: bool,
+    sites: tuple[str, ...],
+    integrity_checked: set[str],
+) -> list[Finding]:
+    """Findings of every organ of ``protocol`` on the course dose of the ``usable`` plans. Sets
+    ``ctx.dose``; every organ's DVH goes into ``ctx`` and ``curves``, its notes into ``notes``
+    and its volume outside the grid into ``outside``."""
+    from rtqa.dvh import structure_dvh
+
+    out: list[Finding] = []
+    first = usable[0]
+    assert first.match is not None and first.case.dose is not None
+    ref = first.case.dose
+    cases = [w.case for w in usable]
+    arrays: list[np.ndarray] = [np.asarray(ref.dose_gy, float)]
+    fractions = [w.case.plan.fractions_planned if w.case.plan else None for w in usable]
+    if len(cases) > 1:
+        arrays, said, failed = plan_doses_on_first(cases)
+        for s in said:
+            out.append(
+                Finding(
+                    group="plan",
+                    rule="dose_sum",
+                    status=Status.INFO,
+                    message=s,
+                    source="rtqa: plan doses summed on the first plan's grid",
+                )
+            )
+        if failed:
+            out.append(
+                Finding(
+                    group="organ",
+                    rule="dose_sum",
+                    status=Status.NOT_EVALUABLE,
+                    message=failed + "; organ limits not judged",
+                    source="rtqa",
+                )
+            )
+            return out
+        labels = " + ".join(f"'{c.label}'" for c in cases)
+        physical = summed_grid(ref, np.sum(arrays, axis=0), f"physical sum of plans {labels}")
+        ctx.dose = physical
+    else:
+        physical = ref
+        ctx.dose = ref
+    if mixed and any(f is None for f in fractions):
+        out.append(
+            Finding(
+                group="organ",
+                rule="dose_sum",
+                status=Status.NOT_EVALUABLE,
+                message="a plan of the course states no fraction count: no EQD2 sum possible",
+                source="rtqa",
+            )
+        )
+        return out
+
+    ss_rois = {r.name: r for r in first.case.structure_set.rois}  # type: ignore[union-attr]
+    missing_optional: list[str] = []
+    matched_names = {m.roi_name for m in first.match.organs.values() if m.roi is not None}
+    for organ in protocol.organs:
+        m = first.match.organs[organ.name]
+        required = organ.is_required(sites)
+        if not organ.limits and not required:
+            continue  # named for matching only (e.g. the body outline)
+        limits = organ.limits_for(ref_fractions)
+        src = next((str(lim.source) for lims in organ.limits.values() for lim in lims), None)
+        conf = next((lim.confidence.value for lims in organ.limits.values() for lim in lims), None)
+        if m.roi is None or m.roi.is_empty:
+            f = unmatched_organ_finding(
+                organ,
+                m,
+                required=required,
+                limits=limits,
+                sites=sites,
+                ss_rois=ss_rois,
+                matched_names=matched_names,
+                ref_fractions=ref_fractions,
+                src=src,
+                conf=conf,
+            )
+            if f is None:
+                missing_optional.append(organ.name)
+            else:
+                out.append(f)
+            continue
+        roi = m.roi
+        how = m.describe()
+        ctx.organs[organ.name] = roi
+        if not limits:
+            counts = sorted(n for n in organ.limits if n is not None)
+            unknown = ref_fractions is None and bool(counts)
+            message = (
+                "the fraction count is unknown: which of the protocol's limits apply "
+                f"(for {', '.join(map(str, counts))} fractions) cannot be told"
+                if unknown
+                else f"no limits for {ref_fractions} fractions in the protocol"
+            )
+            out.append(
+                Finding(
+                    group="organ",
+                    rule="limits",
+                    status=Status.NOT_EVALUABLE if unknown else Status.INFO,
+                    message=message,
+                    roi=roi.name,
+                    match=how,
+                    source=src,
+                    confidence=conf,
+                )
+            )
+            continue
+        # DVH on the physical course dose (derived structures: minus the listed ones)
+        if m.minus:
+            subtracted = tuple(s.roi for s in m.minus if s.roi is not None and not s.roi.is_empty)
+            name = " - ".join([roi.name, *(r.name for r in subtracted)])
+            how += " (derived: minus "
+            how += f"{', '.join(r.name for r in subtracted) or 'nothing found to subtract'})"
+            sd = dvh_or_finding(
+                derived_dvh, roi, physical, out, None, how, "organ", minus=subtracted
+            )
+        else:
+            name = roi.name
+            sd = dvh_or_finding(structure_dvh, roi, physical, out, None, how, "organ")
+        if sd is None:
+            continue
+        keep_dvh(ctx, curves, roi, sd, how)
+        if name != roi.name:
+            ctx.dvhs[name] = sd
+            curves[name] = curves[roi.name]
+        outside.append((name, False, outside_cc(sd.dvh), sd.dvh.total_volume_cc))
+        notes.extend(sd.notes)
+        out += volume_integrity(roi, sd, physical, first.case.case_id, integrity_checked)
+        if not mixed:
+            note = ""
+            if len(usable) > 1:
+                note = f"physical sum of {len(usable)} plans of {ref_fractions} fractions"
+            for lim in limits:
+                out.append(
+                    judge_limit(
+                        lim, sd.dvh, group="organ", roi=name, match=how, case_id=None, note=note
+                    )
+                )
+            continue
+        ab, ab_from = _alpha_beta(organ, protocol, st)
+        edvh = (
+            eqd2_dvh(sd.occupancy, ref, arrays, fractions, ab) if sd.occupancy is not None else None
+        )
+        counts = ", ".join(f"'{c.label}' {n} fx" for c, n in zip(cases, fractions, strict=True))
+        for lim in limits:
+            try:
+                elim, words = eqd2_limit(lim, int(ref_fractions or 1), ab)
+            except MetricNotEvaluable as exc:
+                out.append(
+                    Finding(
+                        group="organ",
+                        rule=lim.metric.canonical,
+                        status=Status.NOT_EVALUABLE,
+                        message=str(exc),
+                        roi=name,
+                        match=how,
+                        metric=lim.metric.canonical,
+                        source=str(lim.source),
+                        confidence=lim.confidence.value,
+                    )
+                )
+                continue
+            out.append(
+                judge_limit(
+                    elim,
+                    edvh,
+                    group="organ",
+                    roi=name,
+                    match=how,
+                    case_id=None,
+                    note=f"plans of different fraction counts ({counts}): {words}; "
+                    f"alpha/beta from {ab_from}; limits of the {ref_fractions}-fraction table",
+                )
+            )
+    if missing_optional:
+        out.append(optional_organs_finding(protocol, missing_optional))
+    return out
+
+
+__all__ = ["DEFAULT_ALPHA_BETA_GY", "organ_findings"]

@@ -1,0 +1,124 @@
+"""DVHs of the matched structures: computing them, keeping them with their curves, and checking
+their volumes against the planning system's.
+
+Doses Gy, volumes cc, curve volumes %.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rtqa.dvh import display_bin_gy
+from rtqa.model import DoseGrid, Finding, Roi, Status
+from rtqa.protocol.evaluation import EvaluationContext
+
+#: TPS and rtqa volumes disagree when they differ by more than both of these.
+VOLUME_TOLERANCE_PCT = 5.0
+VOLUME_TOLERANCE_CC = 0.5
+#: Bin width (Gy) of the cumulative curves kept for plotting.
+CURVE_BIN_GY = 0.05
+
+
+def dvh_or_finding(fn, roi: Roi, dose: DoseGrid, findings: list[Finding], cid, how, group, **kw):
+    """A StructureDvh, or None (with a not_evaluable finding) for an ROI without volume."""
+    from rtqa.dvh import MetricUndefined
+
+    try:
+        return fn(roi, dose, **kw)
+    except (ValueError, MetricUndefined) as exc:
+        findings.append(
+            Finding(
+                group=group,
+                rule="dvh",
+                status=Status.NOT_EVALUABLE,
+                message=f"no DVH for '{roi.name}': {exc}",
+                roi=roi.name,
+                match=how,
+                case_id=cid,
+                source="structure set",
+            )
+        )
+        return None
+
+
+def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...]):
+    """The StructureDvh of ``roi`` minus the union of ``minus`` (occupancy difference, every
+    structure sampled as finely as ``roi`` needs); ValueError for an ROI without volume."""
+    from rtqa.dvh import occupancy_dvh
+    from rtqa.geometry import contour_volume_cc, occupancy
+    from rtqa.geometry.sampling import choose_factors
+
+    factors = choose_factors(contour_volume_cc(roi), dose)
+    occ = occupancy(roi, dose, factors=factors)
+    for sub in minus:
+        occ = occ.difference(occupancy(sub, dose, factors=factors))
+    name = " - ".join([roi.name, *(r.name for r in minus)])
+    return occupancy_dvh(occ, dose, name, roi_number=roi.number)
+
+
+def keep_dvh(ctx: EvaluationContext, curves, roi: Roi, sd, how: str) -> None:
+    """Keep ``sd`` (and its ROI, occupancy and match) in ``ctx`` and its curve (dose Gy,
+    volume %) in ``curves``, by ROI name."""
+    ctx.rois[roi.name] = roi
+    ctx.dvhs[roi.name] = sd
+    ctx.occupancies[roi.name] = sd.occupancy
+    ctx.matches[roi.name] = how
+    curves[roi.name] = _curve(sd.dvh)
+
+
+def _curve(dvh) -> tuple[np.ndarray, np.ndarray]:
+    if dvh.known_volume_cc <= 0:
+        return np.zeros(1), np.zeros(1)
+    dose, vol = dvh.cumulative(display_bin_gy(dvh, CURVE_BIN_GY))
+    total = dvh.total_volume_cc
+    return np.asarray(dose, float), 100.0 * np.asarray(vol, float) / total
+
+
+def volume_integrity(roi: Roi, sd, dose: DoseGrid, cid, done: set[str]) -> list[Finding]:
+    """rtqa's contour volume beside the planning system's (ROIVolume, else DVHSequence)."""
+    if roi.name in done:
+        return []
+    done.add(roi.name)
+    tps, where = roi.tps_volume_cc, "ROIVolume (3006,002C)"
+    if tps is None:
+        tdvh = next((t for t in dose.tps_dvhs if t.roi_number == roi.number), None)
+        if tdvh is not None and tdvh.total_volume_cc:
+            tps, where = tdvh.total_volume_cc, "DVHSequence"
+    if tps is None:
+        return []
+    ours = sd.volume_cc
+    diff = ours - tps
+    pct = 100.0 * abs(diff) / tps if tps > 0 else math.inf
+    bad = pct > VOLUME_TOLERANCE_PCT and abs(diff) > VOLUME_TOLERANCE_CC
+    return [
+        Finding(
+            group="integrity",
+            rule="volume",
+            status=Status.MINOR if bad else Status.PASS,
+            message=f"rtqa {ours:.4g} cc, planning system {tps:.4g} cc ({where}): "
+            f"{diff:+.3g} cc ({pct:.3g} %)",
+            roi=roi.name,
+            metric="Volume[cc]",
+            value=ours,
+            unit="cc",
+            limits={"limit": f"within {VOLUME_TOLERANCE_PCT:g} % or {VOLUME_TOLERANCE_CC:g} cc"},
+            margin=max(
+                VOLUME_TOLERANCE_PCT / 100.0 * tps - abs(diff), VOLUME_TOLERANCE_CC - abs(diff)
+            ),
+            source="rtqa convention: volumes differing by > 5 % and > 0.5 cc",
+            case_id=cid,
+        )
+    ]
+
+
+__all__ = [
+    "CURVE_BIN_GY",
+    "VOLUME_TOLERANCE_CC",
+    "VOLUME_TOLERANCE_PCT",
+    "derived_dvh",
+    "dvh_or_finding",
+    "keep_dvh",
+    "volume_integrity",
+]
