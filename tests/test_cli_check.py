@@ -296,3 +296,47 @@ def test_two_files_with_one_uid_and_different_content_leave_the_course_not_evalu
     )
     (inputs,) = [f for f in doc["findings"] if f["rule"] == "inputs"]
     assert inputs["status"] == "not_evaluable" and inputs["message"].startswith(f"{used}: {rd}")
+
+
+def test_rois_sharing_a_name_are_chosen_by_number(tmp_path):
+    """spine_3fx with its Esophagus (ROI 5) renamed 'SpinalCord': the cord is ambiguous between
+    ROIs 4 and 5 (not judged, exit 4) and a mapping by name cannot tell them apart; mapping by
+    number judges ROI 4 with the cord values of the untouched case, shown as 'SpinalCord #4'."""
+    case = tmp_path / "spine_3fx"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    rs = case / "RS.SPINE3FX.dcm"
+    ds = pydicom.dcmread(rs)
+    (esophagus,) = [r for r in ds.StructureSetROISequence if r.ROINumber == 5]
+    esophagus.ROIName = "SpinalCord"
+    ds.save_as(rs)
+
+    def cord(result):
+        doc = json.loads(result.stdout)
+        return [
+            f for f in doc["findings"] if f["group"] == "organ" and "SpinalCord" in (f["roi"] or "")
+        ]
+
+    original = run(str(SAMPLES / "spine_3fx"), "--protocol", "nrg_br002", "--format", "json")
+    want = {f["metric"]: f["value"] for f in cord(original)}
+    assert set(want) == {"D0.35cc[Gy]", "D1.2cc[Gy]", "D0.03cc[Gy]"}
+
+    ambiguous = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert ambiguous.exit_code == 4
+    (f,) = [f for f in json.loads(ambiguous.stdout)["findings"] if f["rule"] == "match"]
+    assert (f["status"], f["match"]) == ("not_evaluable", "ambiguous: SpinalCord #4, SpinalCord #5")
+    assert f["message"].endswith(
+        "choose one with --map SpinalCord=NAME (ROIs sharing a name by number: --map SpinalCord=#4)"
+    )
+    by_name = run(str(case), "--protocol", "nrg_br002", "--map", "SpinalCord=SpinalCord")
+    assert by_name.exit_code == 2
+    assert (
+        "mapping SpinalCord=SpinalCord: several ROIs are named 'SpinalCord' (ROI numbers #4, #5); "
+        "choose one by number, e.g. SpinalCord=#4" in by_name.stderr
+    )
+    mapped = run(str(case), "--protocol", "nrg_br002", "--map", "SpinalCord=#4", "--format", "json")
+    assert mapped.exit_code == 0, mapped.output
+    got = cord(mapped)
+    assert {f["roi"] for f in got} == {"SpinalCord #4"}
+    assert {f["metric"]: f["value"] for f in got} == pytest.approx(want, rel=1e-12)
+    assert {f["status"] for f in got} == {"pass"}
+    assert run(str(case), "--protocol", "nrg_br002", "--map", "SpinalCord=#9").exit_code == 2

@@ -180,3 +180,14 @@ def test_parse_mapping_args_and_file(tmp_path):
         "SpinalCord": ("cord_PRV",),
         "PTV": ("PTV_T8", "PTV_L1"),
     }
+
+
+def test_a_mapping_file_names_an_roi_by_number(tmp_path):
+    """'#' opens a comment at a line's start or after a space, not in 'SpinalCord=#4'; YAML
+    needs the number quoted."""
+    text_file = tmp_path / "map.txt"
+    text_file.write_text("# by number\nSpinalCord=#4  # the real cord\nEsophagus=Esoph#2\n")
+    assert load_mapping_file(text_file) == {"SpinalCord": ("#4",), "Esophagus": ("Esoph#2",)}
+    yaml_file = tmp_path / "map.yaml"
+    yaml_file.write_text("SpinalCord: '#4'  # the real cord\n")
+    assert load_mapping_file(yaml_file) == {"SpinalCord": ("#4",)}

@@ -51,7 +51,7 @@ def combined_exit_code(codes: list[int]) -> int:
     "maps",
     multiple=True,
     metavar="NAME=ROI",
-    help="Map a protocol structure (or target rule) to an ROI.",
+    help="Map a protocol structure (or target rule) to an ROI; ROI=#N names ROI number N.",
 )
 @click.option(
     "--map-file",

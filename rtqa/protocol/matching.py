@@ -3,7 +3,8 @@
 Names are compared after normalising case, spaces and punctuation (``Spinal Cord``,
 ``spinal_cord`` and ``SPINALCORD`` are one name) and laterality (``L``/``R``/``Lt``/``Rt``/
 ``Left``/``Right`` as a first or last word: ``Left Lung`` is ``Lung_L``). Order of precedence:
-an explicit mapping (``--map SpinalCord=cord_PRV`` or a mapping file), the exact TG-263 name,
+an explicit mapping (``--map SpinalCord=cord_PRV``, ``--map SpinalCord=#7`` for ROI number 7,
+or a mapping file), the exact TG-263 name,
 an alias, a regular-expression pattern. When several ROIs tie at the best level the match is
 ambiguous and nothing is judged; when none matches the result lists what was looked for and
 the near misses. PRVs and other derived or planning-aid structures (``SpinalCord_PRV05``,
@@ -15,7 +16,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rtqa.errors import UsageError
@@ -36,6 +37,10 @@ _DERIVED_TOKENS = {
     "mm": "a margin (expanded or cropped) structure",
     "plus": "a derived (Boolean) structure",
 }
+#: An ROI named by number in a mapping: ``#12``.
+_ROI_NUMBER = re.compile(r"#(\d+)")
+#: An ROI shown with its number (it shares its name with another): ``name #12``.
+_NUMBERED = re.compile(r"(.*) #(\d+)")
 _TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+(?:\.\d+)?")
 
 
@@ -159,10 +164,15 @@ class RoiMatch:
             return text
         if self.kind is MatchKind.AMBIGUOUS:
             names = ", ".join(f"'{c}'" for c in self.competitors)
-            return (
+            text = (
                 f"{self.spec_name}: ambiguous, several ROIs match ({names}); choose one with "
                 f"--map {self.spec_name}=NAME"
             )
+            numbered = [c for c in self.competitors if _NUMBERED.fullmatch(c)]
+            if numbered:
+                number = _NUMBERED.fullmatch(numbered[0]).group(2)  # type: ignore[union-attr]
+                text += f" (ROIs sharing a name by number: --map {self.spec_name}=#{number})"
+            return text
         text = f"{self.spec_name}: no ROI matched (looked for {', '.join(self.considered)})"
         if self.rejected:
             text += "; not taken: " + "; ".join(
@@ -244,12 +254,13 @@ def match_structure(
     top = [(r, h) for t, r, h in hits if t == best]
     others = tuple(r.name for t, r, _ in sorted(hits, key=lambda x: x[0]) if t != best)
     if len(top) > 1:
+        names = [r.name for r, _ in top]
         return RoiMatch(
             spec_name,
             None,
             MatchKind.AMBIGUOUS,
             "ambiguous",
-            tuple(r.name for r, _ in top),
+            tuple(f"{r.name} #{r.number}" if names.count(r.name) > 1 else r.name for r, _ in top),
             considered,
             tuple(rejected),
         )
@@ -280,6 +291,11 @@ def match_type(spec_name: str, target_type: str, rois: Sequence[Roi]) -> tuple[R
 
 
 def _find_roi(name: str, rois: Sequence[Roi], key: str) -> Roi:
+    """The ROI a mapping names: by name, or ``#N`` for ROI number N (the way to choose between
+    ROIs sharing a name; the chosen one is then called ``'name #N'`` in the report)."""
+    by_number = _ROI_NUMBER.fullmatch(name.strip())
+    if by_number:
+        return _roi_by_number(int(by_number.group(1)), rois, f"mapping {key}={name}")
     exact = [r for r in rois if r.name == name]
     if len(exact) == 1:
         return exact[0]
@@ -290,8 +306,25 @@ def _find_roi(name: str, rois: Sequence[Roi], key: str) -> Roi:
         return loose[0]
     names = ", ".join(f"'{r.name}'" for r in rois) or "none"
     if len(exact) > 1 or len(loose) > 1:
-        raise MappingError(f"mapping {key}={name}: several ROIs are named '{name}'")
+        numbers = ", ".join(f"#{r.number}" for r in (exact if len(exact) > 1 else loose))
+        raise MappingError(
+            f"mapping {key}={name}: several ROIs are named '{name}' (ROI numbers {numbers}); "
+            f"choose one by number, e.g. {key}=#{(exact or loose)[0].number}"
+        )
     raise MappingError(f"mapping {key}={name}: no ROI named '{name}' (ROIs: {names})")
+
+
+def _roi_by_number(number: int, rois: Sequence[Roi], what: str) -> Roi:
+    """ROI ``number``; when another ROI has its name, a copy named ``'name #number'`` so that
+    the two stay apart wherever structures are named."""
+    found = [r for r in rois if r.number == number]
+    if not found:
+        listed = ", ".join(f"#{r.number} '{r.name}'" for r in rois) or "none"
+        raise MappingError(f"{what}: no ROI number {number} (ROIs: {listed})")
+    roi = found[0]
+    if sum(r.name == roi.name for r in rois) > 1:
+        roi = replace(roi, name=f"{roi.name} #{roi.number}")
+    return roi
 
 
 @dataclass(frozen=True)
@@ -363,12 +396,11 @@ def match_protocol(
             targets[rule.id] = (m,)
         else:
             targets[rule.id] = match_type(rule.id, rule.roi.type or "PTV", rois)
-    used = {m.roi_name for m in organs.values()} | {
-        m.roi_name for ms in targets.values() for m in ms
-    }
-    for m in organs.values():
-        used |= {x.roi_name for x in m.minus}
-    unmatched = tuple(r.name for r in rois if r.name not in used)
+    # by number: an ROI chosen by number may carry its number in its name
+    matched = [*organs.values(), *(m for ms in targets.values() for m in ms)]
+    matched += [x for m in organs.values() for x in m.minus]
+    used = {m.roi.number for m in matched if m.roi is not None}
+    unmatched = tuple(r.name for r in rois if r.number not in used)
     return ProtocolMatch(organs, targets, unmatched, norm)
 
 
@@ -392,8 +424,9 @@ def parse_mapping_args(items: Iterable[str]) -> dict[str, tuple[str, ...]]:
 
 
 def load_mapping_file(path: str | Path) -> dict[str, tuple[str, ...]]:
-    """A mapping file: YAML (``SpinalCord: cord_PRV``, ``PTV: [PTV_T8, PTV_L1]``) or lines of
-    ``NAME=ROI`` (``#`` starts a comment)."""
+    """A mapping file: YAML (``SpinalCord: cord_PRV``, ``PTV: [PTV_T8, PTV_L1]``, an ROI number
+    quoted: ``SpinalCord: '#7'``) or lines of ``NAME=ROI`` (``#`` at the start of a line or after
+    a space starts a comment; ``SpinalCord=#7`` names ROI number 7)."""
     from rtqa.protocol.loader import read_yaml
 
     p = Path(path)
@@ -401,7 +434,7 @@ def load_mapping_file(path: str | Path) -> dict[str, tuple[str, ...]]:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise MappingError(f"{p}: cannot read the mapping file ({exc.strerror or exc})") from None
-    lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+    lines = [re.split(r"(?:^|\s)#", ln, maxsplit=1)[0].strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     if lines and all("=" in ln and ":" not in ln for ln in lines):
         return parse_mapping_args(lines)
