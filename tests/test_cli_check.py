@@ -340,3 +340,29 @@ def test_rois_sharing_a_name_are_chosen_by_number(tmp_path):
     assert {f["metric"]: f["value"] for f in got} == pytest.approx(want, rel=1e-12)
     assert {f["status"] for f in got} == {"pass"}
     assert run(str(case), "--protocol", "nrg_br002", "--map", "SpinalCord=#9").exit_code == 2
+
+
+def test_two_targets_sharing_a_name_are_each_judged(tmp_path):
+    """spine_3fx with its Esophagus (ROI 5) made a second PTV named 'PTV_30Gy': both targets are
+    judged, as 'PTV_30Gy #2' and 'PTV_30Gy #5' (30 Gy from the name), and the second one's
+    missing coverage is a major deviation (the second target of a shared name went unjudged:
+    exit 0)."""
+    case = tmp_path / "spine_3fx"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    rs = case / "RS.SPINE3FX.dcm"
+    ds = pydicom.dcmread(rs)
+    (roi,) = [r for r in ds.StructureSetROISequence if r.ROINumber == 5]
+    roi.ROIName = "PTV_30Gy"
+    (obs,) = [o for o in ds.RTROIObservationsSequence if o.ReferencedROINumber == 5]
+    obs.RTROIInterpretedType = "PTV"
+    ds.save_as(rs)
+    original = run(str(SAMPLES / "spine_3fx"), "--protocol", "nrg_br002", "--format", "json")
+    (v100,) = [f for f in json.loads(original.stdout)["findings"] if f["metric"] == "V100%[%]"]
+    result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 1, result.output
+    got = {f["roi"]: f for f in json.loads(result.stdout)["findings"] if f["metric"] == "V100%[%]"}
+    assert set(got) == {"PTV_30Gy #2", "PTV_30Gy #5"}
+    assert got["PTV_30Gy #2"]["value"] == pytest.approx(v100["value"], rel=1e-12)
+    assert got["PTV_30Gy #2"]["status"] == "pass"
+    assert got["PTV_30Gy #5"]["status"] == "major" and got["PTV_30Gy #5"]["value"] < 1.0
+    assert "Rx 30 Gy in 3 fractions from ROI name" in got["PTV_30Gy #5"]["match"]

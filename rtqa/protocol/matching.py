@@ -271,7 +271,9 @@ def match_structure(
 
 def match_type(spec_name: str, target_type: str, rois: Sequence[Roi]) -> tuple[RoiMatch, ...]:
     """Every ROI of a target type: by RTROIInterpretedType, or, for an ROI with no type, by a
-    name beginning with the type (``PTV_30Gy``). Helper structures (``zPTV_opt``) are left out."""
+    name beginning with the type (``PTV_30Gy``). Helper structures (``zPTV_opt``) are left out.
+    A target sharing its name with another ROI is called ``'name #number'`` (each is judged on
+    its own, never one in place of the other)."""
     out = []
     for roi in rois:
         rtype = roi.interpreted_type.upper()
@@ -286,7 +288,7 @@ def match_type(spec_name: str, target_type: str, rois: Sequence[Roi]) -> tuple[R
         why = derived_reason(roi.name) or ""
         if why.startswith(("a planning-aid", "an optimisation", "a ring", "an avoidance")):
             continue
-        out.append(RoiMatch(spec_name, roi, MatchKind.TYPE, how))
+        out.append(RoiMatch(spec_name, _numbered_if_shared(roi, rois), MatchKind.TYPE, how))
     return tuple(out)
 
 
@@ -321,9 +323,20 @@ def _roi_by_number(number: int, rois: Sequence[Roi], what: str) -> Roi:
     if not found:
         listed = ", ".join(f"#{r.number} '{r.name}'" for r in rois) or "none"
         raise MappingError(f"{what}: no ROI number {number} (ROIs: {listed})")
-    roi = found[0]
+    return _numbered_if_shared(found[0], rois)
+
+
+def shared_name(name: str) -> str:
+    """The ROI name behind ``'name #number'`` (an ROI sharing its name, see
+    :func:`match_type`); other names unchanged."""
+    numbered = _NUMBERED.fullmatch(name)
+    return numbered.group(1) if numbered else name
+
+
+def _numbered_if_shared(roi: Roi, rois: Sequence[Roi]) -> Roi:
+    """``roi``, or a copy named ``'name #number'`` when another of ``rois`` has its name."""
     if sum(r.name == roi.name for r in rois) > 1:
-        roi = replace(roi, name=f"{roi.name} #{roi.number}")
+        return replace(roi, name=f"{roi.name} #{roi.number}")
     return roi
 
 

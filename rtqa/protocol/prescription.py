@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rtqa.model import Plan, Roi
+from rtqa.protocol.matching import shared_name
 
 #: Bare numbers below this are lesion indices (``PTV_1``), not doses in cGy.
 MIN_BARE_CGY = 100.0
@@ -120,13 +121,16 @@ def target_prescription(
                 "dose reference",
                 f"several dose references point to ROI {roi.number} ({shown}): the highest used",
             )
-    named = dose_from_name(roi.name)
+    # an ROI sharing its name with another is shown as 'name #number'; its own name counts
+    own_name = shared_name(roi.name)
+    named = dose_from_name(own_name)
     if named is not None:
         return TargetRx(
-            roi.name, named, fractions, "ROI name", f"TG-263 dose suffix in '{roi.name}'"
+            roi.name, named, fractions, "ROI name", f"TG-263 dose suffix in '{own_name}'"
         )
-    if rx_args and roi.name in rx_args:
-        return TargetRx(roi.name, rx_args[roi.name], fractions, "--rx", f"--rx {roi.name}=...")
+    for key in dict.fromkeys((roi.name, own_name)):
+        if rx_args and key in rx_args:
+            return TargetRx(roi.name, rx_args[key], fractions, "--rx", f"--rx {key}=...")
     if plan is not None and single_target:
         loose = [p for p in plan.prescriptions if p.roi_number is None]
         if len({round(p.total_gy, 6) for p in loose}) == 1:
