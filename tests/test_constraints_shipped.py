@@ -3,13 +3,9 @@
 import pytest
 
 from rtqa.errors import ConstraintFileError
-from rtqa.protocol.loader import (
-    load_protocol,
-    load_protocol_file,
-    read_yaml,
-    shipped_protocol_files,
-)
+from rtqa.protocol.loader import load_protocol, load_protocol_file, shipped_protocol_files
 from rtqa.protocol.model import Confidence
+from rtqa.protocol.yaml_lines import read_yaml
 
 FILES = shipped_protocol_files()
 PROVENANCE_FREE = {"grid_covers_structures", "heterogeneity_correction", "policy"}

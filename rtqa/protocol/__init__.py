@@ -1,7 +1,9 @@
 """Protocols: constraint files, the TG-263 metric grammar, limit bands and structure matching.
 
 * :mod:`rtqa.protocol.model` — the validated protocol (dataclasses).
-* :mod:`rtqa.protocol.loader` — YAML loading with line numbers, validation, finding shipped files.
+* :mod:`rtqa.protocol.loader` — load and validate constraint files, find shipped ones
+  (``yaml_lines``: YAML with line numbers; ``yaml_node``: located values and their errors;
+  ``loader_*``: one module per part of the schema).
 * :mod:`rtqa.protocol.metrics` — ``D95%[Gy]``-style metric strings: parse and evaluate on a Dvh.
 * :mod:`rtqa.protocol.bands` — ``"<= 21.9"`` conditions and per-protocol / acceptable bands.
 * :mod:`rtqa.protocol.matching` — structure names to ROIs, with how each match was made.

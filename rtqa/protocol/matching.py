@@ -440,7 +440,7 @@ def load_mapping_file(path: str | Path) -> dict[str, tuple[str, ...]]:
     """A mapping file: YAML (``SpinalCord: cord_PRV``, ``PTV: [PTV_T8, PTV_L1]``, an ROI number
     quoted: ``SpinalCord: '#7'``) or lines of ``NAME=ROI`` (``#`` at the start of a line or after
     a space starts a comment; ``SpinalCord=#7`` names ROI number 7)."""
-    from rtqa.protocol.loader import read_yaml
+    from rtqa.protocol.yaml_lines import read_yaml
 
     p = Path(path)
     try:
