@@ -274,7 +274,8 @@ def _prior(course: Course, protocol, options: CheckOptions, ev) -> list[Finding]
     has_prior = bool(course.priors)
     if not has_prior and protocol.prior_radiation is None:
         return []
-    from rtqa.protocol.prior_rules import PriorInput, evaluate_prior
+    from rtqa.protocol.prior_inputs import PriorInput
+    from rtqa.protocol.prior_rules import evaluate_prior
 
     ctx = ev.context
     if ctx.dose is None:

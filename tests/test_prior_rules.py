@@ -27,7 +27,9 @@ from rtqa.model import (
 )
 from rtqa.protocol.loader import load_protocol, load_protocol_file
 from rtqa.protocol.model import Confidence, Source, SourcedValue
-from rtqa.protocol.prior_rules import PriorInput, evaluate_prior, mapped_overlap
+from rtqa.protocol.prior_inputs import PriorInput
+from rtqa.protocol.prior_rules import evaluate_prior
+from rtqa.protocol.prior_targets import mapped_overlap
 
 FRAME_A = "1.2.826.0.1.3680043.8.498.101"  # current
 FRAME_B = "1.2.826.0.1.3680043.8.498.202"  # prior

@@ -1,5 +1,6 @@
 """What the prior-radiation rules work on: the course's input, each prior course carried onto
 the current grid, and the conventions the rule modules share (:mod:`rtqa.protocol.prior_rules`,
+:mod:`rtqa.protocol.prior_organs`, :mod:`rtqa.protocol.prior_targets`,
 :mod:`rtqa.protocol.prior_policy`)."""
 
 from __future__ import annotations

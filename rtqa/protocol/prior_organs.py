@@ -1,0 +1,358 @@
+"""Organ findings of the prior-radiation rules: each organ's prior, current and cumulative EQD2
+(Gy, on its sampling lattice, after any recovery discount), judged where the protocol sets
+``cumulative_eqd2``, ``course_eqd2`` or ``course_share`` limits."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rtqa.dvh.core import Dvh, MetricUndefined
+from rtqa.model import Finding, Roi, Status
+from rtqa.protocol.metrics import (
+    MetricKind,
+    MetricNotEvaluable,
+    MetricRequest,
+    evaluate,
+    parse_metric,
+)
+from rtqa.protocol.model import Limit, Protocol
+from rtqa.protocol.prior_alpha_beta import AlphaBeta, alpha_beta
+from rtqa.protocol.prior_inputs import (
+    DOSED_EQD2_GY,
+    GROUP,
+    UNKNOWN_TOLERANCE_CC,
+    MappedPrior,
+    PriorInput,
+)
+from rtqa.protocol.prior_sampling import Samples, sample
+from rtqa.radiobiology import LQ_DOUBTFUL_ABOVE_GY, eqd2, high_dose_per_fraction_note
+
+_UNJUDGED_METRICS = ("Max[Gy]", "Mean[Gy]")
+
+
+@dataclass(frozen=True)
+class OrganEqd2:
+    """EQD2 DVHs of one organ: current course, all prior courses (undiscounted), cumulative
+    (after any recovery discount); ``unknown_prior_cc``: volume without a prior dose."""
+
+    current: Dvh
+    prior: Dvh | None
+    cumulative: Dvh | None
+    unknown_prior_cc: float
+    max_physical: list[tuple[str, float, int]]  # (course, organ max Gy, fractions)
+
+
+def _organ_eqd2(
+    s: Samples, inp: PriorInput, priors: list[MappedPrior], ab: float, recovery: float
+) -> OrganEqd2:
+    current = np.asarray(eqd2(s.current_gy, inp.fractions, ab), dtype=float)
+    spread = None
+    if s.current_spread_gy is not None:
+        # the current dose's spread within a cell, carried through the local slope of EQD2
+        slope = (2.0 * np.clip(s.current_gy, 0.0, None) / inp.fractions + ab) / (2.0 + ab)
+        spread = slope * np.asarray(s.current_spread_gy, dtype=float)
+    prior_sum = np.zeros_like(current)
+    for p, dose in zip(priors, s.priors_gy, strict=True):
+        prior_sum = prior_sum + np.asarray(eqd2(dose, p.fractions, ab), dtype=float)
+    known = ~np.isnan(prior_sum)
+    unknown_prior = float(s.volumes_cc[~known].sum())
+    cur_dvh = Dvh.from_samples(current, s.volumes_cc, s.outside_cc, spreads_gy=spread)
+    if np.any(known):
+        lost = s.outside_cc + unknown_prior
+        prior_dvh = Dvh.from_samples(prior_sum[known], s.volumes_cc[known], lost)
+        cum = current[known] + (1.0 - recovery) * prior_sum[known]
+        cum_spread = None if spread is None else spread[known]
+        cum_dvh = Dvh.from_samples(cum, s.volumes_cc[known], lost, spreads_gy=cum_spread)
+    else:
+        prior_dvh = cum_dvh = None
+    maxima = [("current course", _nanmax(s.current_gy), inp.fractions)]
+    maxima += [
+        (f"prior course '{p.label}'", _nanmax(d), p.fractions)
+        for p, d in zip(priors, s.priors_gy, strict=True)
+    ]
+    return OrganEqd2(cur_dvh, prior_dvh, cum_dvh, unknown_prior, maxima)
+
+
+def _nanmax(values: np.ndarray) -> float:
+    finite = values[~np.isnan(values)]
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _recovery(organ_name: str, protocol: Protocol) -> tuple[float, str]:
+    """Recovery factor r for the organ (0 unless the protocol names one) and its description."""
+    pr = protocol.prior_radiation
+    sv = pr.recovery.get(organ_name) if pr is not None else None
+    if sv is None:
+        return 0.0, ""
+    r = float(sv.value)  # type: ignore[arg-type]
+    src = str(sv.source) if sv.source is not None else "protocol prior_radiation.recovery"
+    return r, f"prior EQD2 discounted by {100 * r:g} % recovery ({src})"
+
+
+def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protocol):
+    """Prior, current and cumulative EQD2 per organ, judged where the protocol sets limits.
+
+    Returns (findings, organs with a cumulative-dose concern, organs dosed by both, values)."""
+    pr = protocol.prior_radiation
+    out: list[Finding] = []
+    concern: list[str] = []
+    repeat: list[str] = []
+    values: dict[str, dict[str, float]] = {}
+    dvhs: dict[str, OrganEqd2] = {}
+    for name, roi in inp.organs.items():
+        if roi is None or roi.is_empty or roi.interpreted_type.upper() == "EXTERNAL":
+            continue
+        if inp.body is not None and roi is inp.body:
+            continue
+        sections = {
+            s: (getattr(pr, s).get(name, ()) if pr is not None else ())
+            for s in ("cumulative_eqd2", "course_eqd2", "course_share")
+        }
+        judged = any(sections.values())
+        ab = alpha_beta(name, inp, protocol)
+        recovery, recovery_text = _recovery(name, protocol)
+        try:
+            samples, _ = sample(roi, inp, priors)
+            if samples.volumes_cc.size == 0:
+                raise ValueError("it lies outside the current dose grid")
+            res = _organ_eqd2(samples, inp, priors, ab.value, recovery)
+        except ValueError as exc:
+            out.append(
+                _organ_not_evaluable(name, roi, f"EQD2 could not be computed: {exc}", judged)
+            )
+            continue
+        dvhs[name] = res
+        context = _organ_context(res, ab, recovery_text, roi)
+        out.append(
+            Finding(
+                GROUP,
+                "alpha_beta",
+                Status.INFO,
+                f"{name}: EQD2 with {ab.text}",
+                roi=roi.name,
+                match=name,
+                metric="alpha/beta",
+                value=ab.value,
+                unit="Gy",
+                source=ab.source,
+                confidence=ab.confidence,
+            )
+        )
+        metrics = _metrics(sections) if judged else [parse_metric(m) for m in _UNJUDGED_METRICS]
+        for request in metrics:
+            trio = _trio(request, res)
+            values[f"{name} {request.canonical}"] = {
+                k: v
+                for k, v in zip(("prior", "current", "cumulative"), trio, strict=True)
+                if v is not None
+            }
+            out.extend(_organ_rows(name, roi, request, trio, sections, context, res, ab.value))
+        prior_max = res.prior.max_gy if res.prior is not None else 0.0
+        if prior_max >= DOSED_EQD2_GY and res.current.max_gy >= DOSED_EQD2_GY:
+            (concern if judged else repeat).append(name)
+    return out, concern, repeat, values, dvhs
+
+
+def _metrics(sections: dict[str, tuple[Limit, ...]]) -> list[MetricRequest]:
+    seen: dict[str, MetricRequest] = {}
+    for limits in sections.values():
+        for lim in limits:
+            seen.setdefault(lim.metric.canonical, lim.metric)
+    return list(seen.values())
+
+
+def _trio(request: MetricRequest, res: OrganEqd2) -> tuple[float | None, ...]:
+    return tuple(_value(request, d) for d in (res.prior, res.current, res.cumulative))
+
+
+def _value(request: MetricRequest, dvh: Dvh | None) -> float | None:
+    if dvh is None:
+        return None
+    try:
+        return evaluate(request, dvh)
+    except (MetricNotEvaluable, MetricUndefined, ValueError):
+        return None
+
+
+def _organ_context(res: OrganEqd2, ab: AlphaBeta, recovery_text: str, roi: Roi) -> str:
+    parts = [f"EQD2 {ab.text}, each course voxel-wise with its own fraction count, summed"]
+    if recovery_text:
+        parts.append(recovery_text)
+    if res.unknown_prior_cc > UNKNOWN_TOLERANCE_CC:
+        parts.append(
+            f"{res.unknown_prior_cc:.3g} cc of '{roi.name}' lies outside the prior dose grid "
+            "(prior dose unknown there; prior and cumulative figures cover the rest)"
+        )
+    for who, max_gy, n in res.max_physical:
+        if n >= 1 and max_gy / n > LQ_DOUBTFUL_ABOVE_GY:
+            parts.append(high_dose_per_fraction_note(max_gy, n, label=f"{roi.name}, {who}") or "")
+    return "; ".join(p for p in parts if p)
+
+
+def _fmt(v: float | None) -> str:
+    return "unknown" if v is None else f"{v:.2f} Gy"
+
+
+_TAGS = {"prior": "EQD2pri", "now": "EQD2now", "cum": "EQD2cum", "ratio": "now/cum"}
+
+
+def _label(request: MetricRequest, ab: float, tag: str) -> str:
+    """Short metric label for a table, e.g. ``EQD2cum Max`` (cumulative EQD2, point maximum);
+    the α/β is in the message and in the organ's ``alpha_beta`` row."""
+    return f"{_TAGS[tag]} {request.canonical.split('[')[0]}"
+
+
+def _organ_rows(name, roi, request, trio, sections, context, res, ab: float) -> list[Finding]:
+    prior, current, cumulative = trio
+    metric = request.canonical
+    side = (
+        f"{name} {metric} EQD2: prior {_fmt(prior)}, current {_fmt(current)}, cumulative "
+        f"{_fmt(cumulative)}"
+    )
+    message = f"{side} ({context})"
+    base = {"roi": roi.name, "match": name}
+    if request.unit not in ("Gy", "cGy", "cc", "%") or request.needs_rx:
+        return [_organ_not_evaluable(name, roi, f"{metric}: not an EQD2 dose metric", True)]
+
+    def shown(rule: str, which: str, value: float | None) -> Finding:
+        """An unjudged row showing one course's value."""
+        return Finding(
+            GROUP,
+            rule,
+            Status.INFO,
+            message,
+            metric=_label(request, ab, which),
+            value=value,
+            unit=request.unit,
+            **base,
+        )
+
+    rows = [shown("prior_eqd2", "prior", prior)]
+    limits = {s: [lim for lim in sections[s] if lim.metric.canonical == metric] for s in sections}
+
+    if not any(limits.values()):
+        rows.append(shown("current_eqd2", "now", current))
+        rows.append(shown("cumulative_eqd2", "cum", cumulative))
+        return rows
+    for lim in limits["course_eqd2"]:
+        rows.append(
+            _judge(
+                "course_eqd2", _label(request, ab, "now"), current, request.unit, lim, message, base
+            )
+        )
+    if not limits["course_eqd2"]:
+        rows.append(shown("current_eqd2", "now", current))
+    for lim in limits["cumulative_eqd2"]:
+        rows.append(
+            _judge(
+                "cumulative_eqd2",
+                _label(request, ab, "cum"),
+                cumulative,
+                request.unit,
+                lim,
+                message,
+                base,
+                unknown_cc=res.unknown_prior_cc,
+                grows=_grows_with_the_organ(request),
+            )
+        )
+    for lim in limits["course_share"]:
+        share = current / cumulative if current is not None and cumulative else None
+        share_msg = (
+            f"{side}; current / cumulative = {share:.3f} ({context})"
+            if share is not None
+            else message
+        )
+        rows.append(
+            _judge(
+                "course_share",
+                _label(request, ab, "ratio"),
+                share,
+                "",
+                lim,
+                share_msg,
+                base,
+                unknown_cc=res.unknown_prior_cc,
+            )
+        )
+    return rows
+
+
+def _grows_with_the_organ(request: MetricRequest) -> bool:
+    """True when the metric can only grow as the part of the organ without prior dose is added
+    back (every voxel adds volume at a cumulative dose >= 0): the maximum, the dose to an
+    absolute volume (cc) and the volume (cc) above a dose. Then a value above an upper limit
+    over the part with prior dose is above it for the whole organ; means, medians and shares
+    of the organ can move either way."""
+    if request.kind is MetricKind.MAX:
+        return True
+    if request.kind is MetricKind.DOSE_AT_VOLUME:
+        return request.query_unit == "cc"
+    return request.kind is MetricKind.VOLUME_AT_DOSE and request.unit == "cc"
+
+
+def _judge(
+    rule, metric, value, unit, lim: Limit, message, base, unknown_cc=0.0, grows=False
+) -> Finding:
+    """A prior-group finding judging ``value`` against ``lim``. With ``unknown_cc`` of the organ
+    outside the prior dose grid the value covers the rest only: a pass is not evaluable, and so
+    is a deviation unless ``grows`` (see :func:`_grows_with_the_organ`) and the limit is an
+    upper one."""
+    prov = {"source": str(lim.source), "confidence": lim.confidence.value}
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return Finding(
+            GROUP,
+            rule,
+            Status.NOT_EVALUABLE,
+            f"{message}; value unknown",
+            metric=metric,
+            unit=unit,
+            limits=lim.conditions,
+            **prov,
+            **base,
+        )
+    j = lim.judge(value)
+    status = j.status
+    text = message
+    if lim.note:
+        text += f"; limit: {lim.note}"
+    if unknown_cc > UNKNOWN_TOLERANCE_CC and status is Status.PASS:
+        status = Status.NOT_EVALUABLE
+        text += (
+            f"; within the limit where the prior dose is known, but {unknown_cc:.3g} cc of the "
+            "organ has no prior dose (outside the prior grid)"
+        )
+    elif unknown_cc > UNKNOWN_TOLERANCE_CC and not (grows and lim.bands.per_protocol.upper):
+        status = Status.NOT_EVALUABLE
+        text += (
+            f"; beyond the limit where the prior dose is known, but {unknown_cc:.3g} cc of the "
+            "organ has no prior dose (outside the prior grid) and this figure for the whole "
+            "organ could lie on either side of the limit"
+        )
+    return Finding(
+        GROUP,
+        rule,
+        status,
+        text,
+        metric=metric,
+        value=value,
+        unit=unit,
+        limits=lim.conditions,
+        margin=j.margin,
+        **prov,
+        **base,
+    )
+
+
+def _organ_not_evaluable(name: str, roi: Roi, why: str, judged: bool) -> Finding:
+    return Finding(
+        GROUP,
+        "cumulative_eqd2",
+        Status.NOT_EVALUABLE if judged else Status.INFO,
+        f"{name}: {why}",
+        roi=roi.name,
+        match=name,
+    )

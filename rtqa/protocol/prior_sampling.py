@@ -1,0 +1,104 @@
+"""How the prior-radiation rules sample a structure: its occupied cells on the current dose
+grid's lattice with the current and each mapped prior physical dose (Gy) there, and the coarse
+lattices (mm) on which body outlines are compared for the registration direction check."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rtqa.geometry.transform import invert, resample_dose
+from rtqa.model import DoseGrid, Roi
+from rtqa.protocol.prior_inputs import MappedPrior, PriorInput
+
+
+@dataclass(eq=False)
+class Samples:
+    """A structure's occupied lattice cells: volumes (cc), current physical dose (Gy) with its
+    spread across each cell (Gy, as the DVH engine samples it), and each prior's physical dose
+    (Gy, NaN where unknown); ``outside_cc``: beyond the current grid."""
+
+    volumes_cc: np.ndarray
+    current_gy: np.ndarray
+    priors_gy: list[np.ndarray]
+    outside_cc: float
+    current_spread_gy: np.ndarray | None = None
+
+
+def cell_grid(occ) -> DoseGrid:
+    """The cell centres of an occupancy's box as a (dose-less) grid to resample onto."""
+    x, y, z = occ.centres()
+    return DoseGrid(
+        dose_gy=np.zeros(occ.values.shape),
+        x_mm=np.asarray(x, dtype=float),
+        y_mm=np.asarray(y, dtype=float),
+        z_mm=np.asarray(z, dtype=float),
+        frame_of_reference_uid=None,
+    )
+
+
+def sample(roi: Roi, inp: PriorInput, priors: list[MappedPrior], **options) -> tuple:
+    """(samples, occupancy) of ``roi`` on the current dose grid's lattice."""
+    from rtqa.geometry.sampling import occupancy, sample_doses
+
+    occ = occupancy(roi, inp.dose, name=roi.name, **options)
+    if occ.values.size == 0:
+        empty = np.zeros(0)
+        return Samples(empty, empty, [empty for _ in priors], occ.outside_cc), occ
+    current, volumes, spread = sample_doses(occ, inp.dose)
+    k, j, i = np.nonzero(occ.values > 0)
+    cells = cell_grid(occ)
+    prior_doses = []
+    for p in priors:
+        back = None if p.matrix is None else invert(p.matrix)
+        at_cells, _ = resample_dose(p.grid, cells, back)
+        prior_doses.append(at_cells[k, j, i])
+    return Samples(volumes, current, prior_doses, occ.outside_cc, spread), occ
+
+
+#: Coarsest useful spacing (mm) for a body outline compared by Dice; finer grids are not needed.
+BODY_LATTICE_MM = 3.0
+
+
+def roi_bounds(roi: Roi) -> tuple[float, ...]:
+    """(x0, y0, z0, x1, y1, z1) of ``roi``'s slab model, mm (ValueError without volume)."""
+    from rtqa.geometry.slabs import slab_stack
+
+    return slab_stack(roi).bounds_mm
+
+
+def lattice_over(roi: Roi, grid: DoseGrid, bounds: tuple[float, ...] | None = None) -> DoseGrid:
+    """An empty lattice in ``grid``'s frame covering ``roi``'s contours (or ``bounds``, mm) with
+    one voxel to spare, spaced as ``grid`` but no finer than :data:`BODY_LATTICE_MM`: a body
+    outline rasterised on it is whole however far the dose grid reaches (ValueError for an ROI
+    without volume)."""
+    x0, y0, z0, x1, y1, z1 = bounds if bounds is not None else roi_bounds(roi)
+    axes = []
+    for lo, hi, ref in ((x0, x1, grid.x_mm), (y0, y1, grid.y_mm), (z0, z1, grid.z_mm)):
+        step = float(np.median(np.abs(np.diff(ref)))) if ref.size > 1 else BODY_LATTICE_MM
+        step = max(step, BODY_LATTICE_MM)
+        n = math.ceil((hi - lo) / step) + 3
+        axes.append(lo - step + step * np.arange(n))
+    x, y, z = axes
+    return DoseGrid(
+        dose_gy=np.zeros((z.size, y.size, x.size)),
+        x_mm=x,
+        y_mm=y,
+        z_mm=z,
+        frame_of_reference_uid=grid.frame_of_reference_uid,
+    )
+
+
+def grid_occupancy(roi: Roi, grid: DoseGrid) -> np.ndarray:
+    """Fraction of each voxel of ``grid`` inside ``roi`` (array of the grid's shape)."""
+    from rtqa.geometry.sampling import occupancy
+
+    occ = occupancy(roi, grid, factors=(1, 1, 1))
+    out = np.zeros(grid.dose_gy.shape, dtype=float)
+    if occ.values.size:
+        k0, j0, i0 = occ.offset
+        nz, ny, nx = occ.values.shape
+        out[k0 : k0 + nz, j0 : j0 + ny, i0 : i0 + nx] = occ.values
+    return out
