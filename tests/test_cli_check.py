@@ -366,3 +366,41 @@ def test_two_targets_sharing_a_name_are_each_judged(tmp_path):
     assert got["PTV_30Gy #2"]["status"] == "pass"
     assert got["PTV_30Gy #5"]["status"] == "major" and got["PTV_30Gy #5"]["value"] < 1.0
     assert "Rx 30 Gy in 3 fractions from ROI name" in got["PTV_30Gy #5"]["match"]
+
+
+def test_targets_of_two_plans_sharing_a_name_are_each_judged_on_their_own_dose(tmp_path):
+    """spine_3fx plus a second plan SPINE_B of the same course with its own copy of the
+    structure set and 0.8 x the dose: each plan's 'PTV_30Gy' is judged on its own plan's dose,
+    as 'PTV_30Gy [plan]' (the plan read second was judged on the first plan's target DVH)."""
+    from pydicom.uid import generate_uid
+
+    case = tmp_path / "two_plans"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    rp = pydicom.dcmread(case / "RP.SPINE3FX.dcm")
+    rs = pydicom.dcmread(case / "RS.SPINE3FX.dcm")
+    rd = pydicom.dcmread(case / "RD.SPINE3FX.dcm")
+    for ds in (rp, rs, rd):
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    rp.RTPlanLabel = "SPINE_B"
+    rp.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID = rs.SOPInstanceUID
+    rd.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID = rp.SOPInstanceUID
+    rd.DoseGridScaling = float(rd.DoseGridScaling) * 0.8
+    for ds, name in ((rp, "RP"), (rs, "RS"), (rd, "RD")):
+        ds.save_as(case / f"{name}.B.dcm")
+    original = run(str(SAMPLES / "spine_3fx"), "--protocol", "nrg_br002", "--format", "json")
+    (v100,) = [f for f in json.loads(original.stdout)["findings"] if f["metric"] == "V100%[%]"]
+    result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 1, result.output
+    got = {
+        (f["case_id"], f["roi"]): f
+        for f in json.loads(result.stdout)["findings"]
+        if f["metric"] == "V100%[%]"
+    }
+    assert set(got) == {
+        ("SPINE3FX", "PTV_30Gy [SPINE3FX]"),
+        ("SPINE_B", "PTV_30Gy [SPINE_B]"),
+    }
+    a, b = got[("SPINE3FX", "PTV_30Gy [SPINE3FX]")], got[("SPINE_B", "PTV_30Gy [SPINE_B]")]
+    assert a["status"] == "pass" and a["value"] == pytest.approx(v100["value"], rel=1e-12)
+    assert b["status"] == "major" and b["value"] < 1.0
+    assert "Rx 30 Gy in 3 fractions from dose reference" in b["match"]

@@ -3,7 +3,7 @@ targets it owns, their prescriptions (Gy) and its treatment site."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rtqa.model import Case
 from rtqa.protocol import plan_rules
@@ -58,6 +58,8 @@ def match_cases(protocol: Protocol, usable: list[CaseWork], st: Settings) -> Non
                     continue
                 seen.add((rule_id, m.roi.name))
                 w.targets.append((rule_id, m))
+    _qualify_shared_target_names(usable)
+    for w in usable:
         names = sorted({m.roi.name for _, m in w.targets if m.roi is not None})
         by_name = {m.roi.name: m.roi for _, m in w.targets if m.roi is not None}
         for name in names:
@@ -75,6 +77,30 @@ def match_cases(protocol: Protocol, usable: list[CaseWork], st: Settings) -> Non
         first_rx = next((r.total_gy for r in w.rxs.values() if r.total_gy is not None), None)
         fractions = plan.fractions_planned if plan else None
         w.site = plan_rules.choose_site(protocol, w.texts, first_rx, fractions, st.site)
+
+
+def _qualify_shared_target_names(usable: list[CaseWork]) -> None:
+    """Targets of different plans that share a name are called ``'name [plan]'``: each is
+    judged on its own plan's dose, and everything keyed by a target's name (its DVH, its
+    prescription) stays apart."""
+    plans_of: dict[str, set[str]] = {}
+    for w in usable:
+        for _, m in w.targets:
+            assert m.roi is not None
+            plans_of.setdefault(m.roi.name, set()).add(w.case.case_id)
+    shared = {name for name, plans in plans_of.items() if len(plans) > 1}
+    if not shared:
+        return
+    for w in usable:
+        w.targets = [
+            (rule_id, _qualified(m, w.case.case_id) if m.roi.name in shared else m)  # type: ignore[union-attr]
+            for rule_id, m in w.targets
+        ]
+
+
+def _qualified(m: RoiMatch, case_id: str) -> RoiMatch:
+    assert m.roi is not None
+    return replace(m, roi=replace(m.roi, name=f"{m.roi.name} [{case_id}]"))
 
 
 __all__ = ["CaseWork", "match_cases"]

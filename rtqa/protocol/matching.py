@@ -41,6 +41,8 @@ _DERIVED_TOKENS = {
 _ROI_NUMBER = re.compile(r"#(\d+)")
 #: An ROI shown with its number (it shares its name with another): ``name #12``.
 _NUMBERED = re.compile(r"(.*) #(\d+)")
+#: An ROI name with the tags rtqa adds to keep ROIs sharing a name apart (``#12``, ``[plan]``).
+_SHARED = re.compile(r"(.*?)(?: #\d+)?(?: \[[^\]]*\])?", re.DOTALL)
 _TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+(?:\.\d+)?")
 
 
@@ -327,10 +329,10 @@ def _roi_by_number(number: int, rois: Sequence[Roi], what: str) -> Roi:
 
 
 def shared_name(name: str) -> str:
-    """The ROI name behind ``'name #number'`` (an ROI sharing its name, see
-    :func:`match_type`); other names unchanged."""
-    numbered = _NUMBERED.fullmatch(name)
-    return numbered.group(1) if numbered else name
+    """The ROI's own name behind ``'name #number'`` (an ROI sharing its name in a structure
+    set, see :func:`match_type`) and ``'name [plan]'`` (a target name used by several plans of a
+    course); other names unchanged."""
+    return _SHARED.fullmatch(name).group(1)  # type: ignore[union-attr]
 
 
 def _numbered_if_shared(roi: Roi, rois: Sequence[Roi]) -> Roi:
