@@ -60,7 +60,9 @@ def registration_between(
     frames (at most :data:`MAX_CHAIN` registrations, each used once), composed step by step; the
     note names every frame and registration of the chain, since the errors of its links add.
     Other registrations or chains of the same length that map the frames more than
-    :data:`AGREEMENT_MM` apart are named too. No link at all, or an unknown frame: ``None``
+    :data:`AGREEMENT_MM` apart are named too. The note is INFO for a direct rigid registration,
+    WARNING for a chain, ERROR when the matrix is not rigid or another registration contradicts
+    it (the mapping is used, and doubtful). No link at all, or an unknown frame: ``None``
     with a note naming both frame UIDs (the caller reports the prior course as not evaluable unless
     the user states the frames are aligned).
     """
@@ -112,7 +114,8 @@ def registration_between(
                 "apart); the first one is used"
             )
     chained = len(chosen) > 1
-    level = Level.WARNING if problems or chained else Level.INFO
+    # a registration that is not rigid or that others contradict makes the mapping doubtful
+    level = Level.ERROR if problems else Level.WARNING if chained else Level.INFO
     message = f"frame of reference {frame_a} mapped into {frame_b} by {_chain_text(chosen)}"
     if chained:
         through = ", ".join(step.target for step in chosen[:-1])

@@ -229,7 +229,7 @@ def test_disagreeing_registrations_warn():
     )
     matrix, note = registration_between(PRIOR, CURRENT, [a, b])
     np.testing.assert_allclose(matrix, translation_matrix((5, 0, 0)))
-    assert note.level is Level.WARNING and "differently" in note.message
+    assert note.level is Level.ERROR and "differently" in note.message
     assert note.path == "a.dcm"
 
 
@@ -237,7 +237,7 @@ def test_non_rigid_registration_warns():
     scaled = np.diag([1.1, 1.0, 1.0, 1.0])
     reg = Registration("a.dcm", "1.1", CURRENT, {CURRENT: np.eye(4), PRIOR: scaled})
     matrix, note = registration_between(PRIOR, CURRENT, [reg])
-    assert matrix is not None and note.level is Level.WARNING and "not rigid" in note.message
+    assert matrix is not None and note.level is Level.ERROR and "not rigid" in note.message
 
 
 # --- mapping and cumulative EQD2 -------------------------------------------------------------

@@ -143,3 +143,40 @@ def test_sample_prior_through_a_chained_registration_gives_the_same_numbers(tmp_
         assert chained[key] == pytest.approx(value, rel=1e-6, abs=1e-6), key
     assert "by spatial registrations " in mapping
     assert ", chained through frame of reference " in mapping
+
+
+def test_a_contradicted_registration_is_used_and_flagged_minor(tmp_path):
+    """spine_prior with a second registration mapping the prior frame 5 mm further in x: the
+    first one is still used (the prior values are unchanged) and prior_mapping becomes a minor
+    "check the registration" (it was info: the cumulative doses passed on a contradicted
+    registration without a flag)."""
+    case = tmp_path / "spine_prior"
+    shutil.copytree(SAMPLE, case)
+    code, direct, mapping = prior_values(case)
+    assert code == 0 and "differently" not in mapping
+    ds = pydicom.dcmread(case / "RE.SPINEPRIOR.dcm")
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    current = str(ds.FrameOfReferenceUID)
+    item = next(i for i in ds.RegistrationSequence if str(i.FrameOfReferenceUID) != current)
+    item.MatrixRegistrationSequence[0].MatrixSequence[
+        0
+    ].FrameOfReferenceTransformationMatrix = _ds_matrix(
+        translation_matrix((5, 0, 0)) @ _matrix(item)
+    )
+    ds.save_as(case / "RE.SPINEPRIOR.other.dcm")
+    res = CliRunner().invoke(
+        cli, ["check", str(case), "--protocol", "boss", "--format", "json"], catch_exceptions=False
+    )
+    assert res.exit_code == 1
+    findings = [f for f in json.loads(res.stdout)["findings"] if f["group"] == "prior"]
+    (f,) = [f for f in findings if f["rule"] == "prior_mapping"]
+    assert f["status"] == "minor"
+    assert (
+        "maps the same frames differently (up to 5 mm apart); the first one is used"
+        in (f["message"])
+    )
+    assert f["message"].endswith("; check the registration: the cumulative doses rest on it")
+    values = {(g["rule"], g["roi"]): g["value"] for g in findings if g["value"] is not None}
+    assert values.keys() == direct.keys()
+    for key, value in direct.items():
+        assert values[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key

@@ -258,8 +258,13 @@ def _rx(case: Case) -> float | None:
 
 
 def _mapping_finding(p: MappedPrior) -> Finding:
+    """How the prior dose was mapped: INFO, or MINOR ("check the registration", as the
+    direction check) when the registration used is not rigid or another one contradicts it."""
     status = Status.INFO
     text = f"prior course '{p.label}' ({_rx_text(p.rx_gy, p.fractions)}): {p.mapping_note.message}"
+    if p.mapping_note.level is Level.ERROR:
+        status = Status.MINOR
+        text += "; check the registration: the cumulative doses rest on it"
     return Finding(GROUP, "prior_mapping", status, text, case_id=p.case.case_id)
 
 
