@@ -160,11 +160,11 @@ class Plan:
 
     @property
     def fractions_planned(self) -> int | None:
-        """Fractions of the first fraction group with a count (the usual single-group plan)."""
-        for group in self.fraction_groups:
-            if group.fractions_planned:
-                return group.fractions_planned
-        return None
+        """The plan's fraction count: that of its fraction groups (the usual plan has one).
+        None when no group states one, or when groups state different counts: the dose of such
+        a plan sums fractionations that one count cannot describe (EQD2, per-fraction limits)."""
+        counts = {g.fractions_planned for g in self.fraction_groups if g.fractions_planned}
+        return counts.pop() if len(counts) == 1 else None
 
     @property
     def treatment_beam_numbers(self) -> frozenset[int]:

@@ -404,3 +404,42 @@ def test_targets_of_two_plans_sharing_a_name_are_each_judged_on_their_own_dose(t
     assert a["status"] == "pass" and a["value"] == pytest.approx(v100["value"], rel=1e-12)
     assert b["status"] == "major" and b["value"] < 1.0
     assert "Rx 30 Gy in 3 fractions from dose reference" in b["match"]
+
+
+def test_a_plan_whose_fraction_groups_differ_in_count_is_not_judged_on_one_of_them(tmp_path):
+    """spine_3fx with a second fraction group of 5 fractions: the plan's fraction count is
+    unknown (it was taken as the first group's 3, and organs were judged against 3-fraction
+    limits), so regimen, fraction count and organ limits are not evaluable and the reader
+    says why."""
+    import copy
+
+    case = tmp_path / "spine_3fx"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    rp = pydicom.dcmread(case / "RP.SPINE3FX.dcm")
+    group = copy.deepcopy(rp.FractionGroupSequence[0])
+    group.FractionGroupNumber, group.NumberOfFractionsPlanned = 2, 5
+    rp.FractionGroupSequence.append(group)
+    rp.save_as(case / "RP.SPINE3FX.dcm")
+    result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 4, result.output
+    doc = json.loads(result.stdout)
+    not_evaluable = {
+        (f["rule"], f["roi"]) for f in doc["findings"] if f["status"] == "not_evaluable"
+    }
+    assert not_evaluable == {
+        ("fraction_count", None),
+        ("regimen", "PTV_30Gy"),
+        ("limits", "SpinalCord"),
+        ("limits", "Esophagus"),
+    }
+    (regimen,) = [f for f in doc["findings"] if f["rule"] == "regimen"]
+    assert regimen["message"].startswith(
+        "30 Gy in an unknown number of fractions (the plan's fraction groups state different "
+        "numbers of fractions (3, 5)): the regimen cannot be judged"
+    )
+    assert any(
+        n["message"].startswith(
+            "fraction groups plan different numbers of fractions (group 1: 3, group 2: 5)"
+        )
+        for n in doc["notes"]
+    )

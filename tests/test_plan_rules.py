@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from rtqa.model import DoseGrid, Plan, Status, TreatmentRecord
+from rtqa.model import DoseGrid, FractionGroup, Plan, Status, TreatmentRecord
 from rtqa.protocol import plan_rules
 from rtqa.protocol.loader import load_protocol
 from rtqa.protocol.model import Fractionation, PlanChecks, Source, SourcedValue
@@ -28,14 +28,32 @@ def records(days: list[float], plan_uid: str = "P1") -> list[TreatmentRecord]:
     ]
 
 
+def plan_of(*counts: int | None) -> Plan:
+    """A plan with one fraction group per count."""
+    groups = tuple(FractionGroup(i + 1, n) for i, n in enumerate(counts))
+    return Plan("RP.dcm", "1.1", "P", fraction_groups=groups)
+
+
 @pytest.mark.parametrize(("n", "status"), [(3, Status.PASS), (4, Status.MAJOR), (5, Status.PASS)])
 def test_fraction_count(n, status):
     fr = Fractionation(allowed_fractions=sv([1, 3, 5]))
-    (f,) = plan_rules.fraction_count(fr, n, "C")
+    (f,) = plan_rules.fraction_count(fr, plan_of(n), "C")
     assert f.status is status and f.value == n and f.group == "plan"
     assert f.limits == {"limit": "in {1, 3, 5}"} and f.source == "Test protocol, Table 1"
-    (none,) = plan_rules.fraction_count(fr, None, "C")
+    (none,) = plan_rules.fraction_count(fr, plan_of(None), "C")
     assert none.status is Status.NOT_EVALUABLE
+    assert none.message == "the plan states no number of fractions (FractionGroupSequence)"
+
+
+def test_fraction_groups_of_different_counts_leave_the_plans_count_unknown():
+    """Groups of 3 and 5 fractions: the plan's dose sums both, no one count describes it (it
+    was taken as 3); two groups of 3 are a plan of 3 fractions."""
+    assert plan_of(3, 5).fractions_planned is None
+    assert plan_of(3, None, 3).fractions_planned == 3
+    fr = Fractionation(allowed_fractions=sv([1, 3, 5]))
+    (f,) = plan_rules.fraction_count(fr, plan_of(3, 5), "C")
+    assert f.status is Status.NOT_EVALUABLE
+    assert f.message == "the plan's fraction groups state different numbers of fractions (3, 5)"
 
 
 @pytest.mark.parametrize(

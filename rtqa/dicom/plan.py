@@ -77,6 +77,7 @@ def plan_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None) -
     beams = _beams(ds, ion, path, notes)
     dose_refs = _dose_references(ds, path, notes)
     groups = _fraction_groups(ds, path, notes)
+    _check_fraction_counts(groups, path, notes)
     _check_beam_links(groups, beams, path, notes)
     prescriptions = _prescriptions(dose_refs, groups, beams, path, notes)
     ss_seq = ds.get("ReferencedStructureSetSequence") or []
@@ -278,6 +279,24 @@ def _check_beam_links(
                     tag_name("ReferencedBeamNumber"),
                 )
             )
+
+
+def _check_fraction_counts(groups: list[FractionGroup], path: str, notes: list[Note]) -> None:
+    """A WARNING when fraction groups plan different numbers of fractions: the plan's fraction
+    count is then unknown (see :attr:`rtqa.model.Plan.fractions_planned`)."""
+    counted = [(g.number, g.fractions_planned) for g in groups if g.fractions_planned]
+    if len({n for _, n in counted}) > 1:
+        listed = ", ".join(f"group {g}: {n}" for g, n in counted)
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"fraction groups plan different numbers of fractions ({listed}): the plan's "
+                "fraction count is unknown, so are its EQD2 and per-fraction limits (one plan "
+                "per fractionation can be checked)",
+                path,
+                tag_name("NumberOfFractionsPlanned"),
+            )
+        )
 
 
 def _fractions_for(number: int, groups: list[FractionGroup]) -> int | None:

@@ -91,7 +91,7 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
         dose = w.case.dose
         assert dose is not None and w.site is not None
         if plan is not None:
-            findings += plan_rules.fraction_count(fr, plan.fractions_planned, cid)
+            findings += plan_rules.fraction_count(fr, plan, cid)
             findings += plan_rules.prescription(protocol, plan, list(w.rxs.values()), w.site, cid)
             findings += plan_rules.excluded_sites(protocol, w.texts, w.site, cid)
         findings += plan_rules.grid_resolution(pc, dose, cid)

@@ -143,8 +143,19 @@ def _regimen_fits(total: float, n: int, rx_gy: float | None, fractions: int | No
 # --------------------------------------------------------------------------------------------
 
 
-def fraction_count(fr: Fractionation, fractions: int | None, case_id: str | None) -> list[Finding]:
+def unknown_count_reason(plan: Plan | None) -> str:
+    """Why a plan's fraction count is unknown: no group states one, or groups state several."""
+    groups = plan.fraction_groups if plan is not None else ()
+    counts = sorted({g.fractions_planned for g in groups if g.fractions_planned})
+    if len(counts) > 1:
+        listed = ", ".join(map(str, counts))
+        return f"the plan's fraction groups state different numbers of fractions ({listed})"
+    return "the plan states no number of fractions (FractionGroupSequence)"
+
+
+def fraction_count(fr: Fractionation, plan: Plan, case_id: str | None) -> list[Finding]:
     """The plan's fraction count is one of the allowed counts."""
+    fractions = plan.fractions_planned
     sv = fr.allowed_fractions
     if sv is None:
         return []
@@ -155,7 +166,7 @@ def fraction_count(fr: Fractionation, fractions: int | None, case_id: str | None
             _finding(
                 "fraction_count",
                 Status.NOT_EVALUABLE,
-                "the plan states no number of fractions (FractionGroupSequence)",
+                unknown_count_reason(plan),
                 sv,
                 case_id,
                 limits=limits,
@@ -266,8 +277,9 @@ def prescription(
         if not fractions:
             status = Status.NOT_EVALUABLE
             text = (
-                f"{rx.total_gy:g} Gy in an unknown number of fractions (the plan states none): "
-                f"the regimen cannot be judged; the protocol's for {site.site}: {allowed}"
+                f"{rx.total_gy:g} Gy in an unknown number of fractions "
+                f"({unknown_count_reason(plan)}): the regimen cannot be judged; the protocol's "
+                f"for {site.site}: {allowed}"
             )
         else:
             status = Status.PASS if fit else Status.MAJOR
