@@ -298,17 +298,26 @@ def test_two_files_with_one_uid_and_different_content_leave_the_course_not_evalu
     assert inputs["status"] == "not_evaluable" and inputs["message"].startswith(f"{used}: {rd}")
 
 
-def test_rois_sharing_a_name_are_chosen_by_number(tmp_path):
-    """spine_3fx with its Esophagus (ROI 5) renamed 'SpinalCord': the cord is ambiguous between
-    ROIs 4 and 5 (not judged, exit 4) and a mapping by name cannot tell them apart; mapping by
-    number judges ROI 4 with the cord values of the untouched case, shown as 'SpinalCord #4'."""
+def spine_with_roi_5(tmp_path: Path, name: str, interpreted_type: str | None = None) -> Path:
+    """A copy of spine_3fx whose ROI 5 (the Esophagus) is renamed, and retyped if asked."""
     case = tmp_path / "spine_3fx"
     shutil.copytree(SAMPLES / "spine_3fx", case)
     rs = case / "RS.SPINE3FX.dcm"
     ds = pydicom.dcmread(rs)
-    (esophagus,) = [r for r in ds.StructureSetROISequence if r.ROINumber == 5]
-    esophagus.ROIName = "SpinalCord"
+    (roi,) = [r for r in ds.StructureSetROISequence if r.ROINumber == 5]
+    roi.ROIName = name
+    if interpreted_type:
+        (obs,) = [o for o in ds.RTROIObservationsSequence if o.ReferencedROINumber == 5]
+        obs.RTROIInterpretedType = interpreted_type
     ds.save_as(rs)
+    return case
+
+
+def test_rois_sharing_a_name_are_chosen_by_number(tmp_path):
+    """spine_3fx with its Esophagus (ROI 5) renamed 'SpinalCord': the cord is ambiguous between
+    ROIs 4 and 5 (not judged, exit 4) and a mapping by name cannot tell them apart; mapping by
+    number judges ROI 4 with the cord values of the untouched case, shown as 'SpinalCord #4'."""
+    case = spine_with_roi_5(tmp_path, "SpinalCord")
 
     def cord(result):
         doc = json.loads(result.stdout)
@@ -347,15 +356,7 @@ def test_two_targets_sharing_a_name_are_each_judged(tmp_path):
     judged, as 'PTV_30Gy #2' and 'PTV_30Gy #5' (30 Gy from the name), and the second one's
     missing coverage is a major deviation (the second target of a shared name went unjudged:
     exit 0)."""
-    case = tmp_path / "spine_3fx"
-    shutil.copytree(SAMPLES / "spine_3fx", case)
-    rs = case / "RS.SPINE3FX.dcm"
-    ds = pydicom.dcmread(rs)
-    (roi,) = [r for r in ds.StructureSetROISequence if r.ROINumber == 5]
-    roi.ROIName = "PTV_30Gy"
-    (obs,) = [o for o in ds.RTROIObservationsSequence if o.ReferencedROINumber == 5]
-    obs.RTROIInterpretedType = "PTV"
-    ds.save_as(rs)
+    case = spine_with_roi_5(tmp_path, "PTV_30Gy", "PTV")
     original = run(str(SAMPLES / "spine_3fx"), "--protocol", "nrg_br002", "--format", "json")
     (v100,) = [f for f in json.loads(original.stdout)["findings"] if f["metric"] == "V100%[%]"]
     result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
