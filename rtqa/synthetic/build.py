@@ -229,6 +229,7 @@ def build_records(
                 DeliveredBeam(b.number, b.meterset_mu, b.meterset_mu, "NORMAL") for b in treatment
             ),
             patient_id=case.patient_id,
+            fraction_group=1,  # the plan's one fraction group, as treatment systems record it
         )
         for n, when in enumerate(course.fraction_datetimes, start=1)
     )
