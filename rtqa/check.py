@@ -191,6 +191,8 @@ def check_course(
         notes.extend(case.notes)
         if case.plan is not None:
             notes.extend(case.plan.notes)
+        if case.dose is not None:
+            notes.extend(case.dose.notes)
     notes.extend(ev.notes)
     notes = list(dict.fromkeys(notes))
     verdict = worst_status(findings)

@@ -444,3 +444,51 @@ def test_a_plan_whose_fraction_groups_differ_in_count_is_not_judged_on_one_of_th
         )
         for n in doc["notes"]
     )
+
+
+def test_an_rle_dose_whose_header_does_not_match_its_pixels_is_refused(tmp_path):
+    """spine_3fx's RLE dose with Columns one less than its compressed pixels hold: pydicom
+    keeps the first Rows x Columns bytes of each segment, a sheared dose that still passed
+    (cord D0.03cc moved by more than 1 Gy, no warning). Now the dose is not used: exit 3."""
+    case = tmp_path / "spine_3fx"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    rd = pydicom.dcmread(case / "RD.SPINE3FX.dcm")
+    assert rd.file_meta.TransferSyntaxUID.name == "RLE Lossless"
+    rows, cols = int(rd.Rows), int(rd.Columns)
+    rd.Columns = cols - 1
+    rd.save_as(case / "RD.SPINE3FX.dcm")
+    result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 3, result.output
+    notes = [n["message"] for n in json.loads(result.stdout)["notes"] if n["level"] == "error"]
+    assert (
+        f"dose not used: pixel data does not match Rows x Columns ({rows} x {cols - 1}): each "
+        f"RLE segment decodes to {rows * cols} bytes, not {rows * (cols - 1)}" in notes[0]
+    )
+
+
+def test_the_dose_readers_notes_reach_the_report(tmp_path):
+    """A planning-system DVH the dose reader cannot use is a WARNING note of the dose file in
+    the check report (the dose's own notes were only shown by rtqa info)."""
+    from pydicom.dataset import Dataset
+
+    case = tmp_path / "spine_3fx"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    rd = pydicom.dcmread(case / "RD.SPINE3FX.dcm")
+    ref = Dataset()
+    ref.ReferencedROINumber = 4
+    item = Dataset()
+    item.DVHReferencedROISequence = [ref]
+    item.DVHType, item.DoseUnits, item.DoseType = "CUMULATIVE", "GY", "PHYSICAL"
+    item.DVHDoseScaling, item.DVHVolumeUnits, item.DVHNumberOfBins = 1.0, "CM3", 2
+    item.DVHData = [1.0, 8.0, 1.0]  # three values: not (width, volume) pairs
+    rd.DVHSequence = [item]
+    rd.save_as(case / "RD.SPINE3FX.dcm")
+    result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 0, result.output
+    (note,) = [n for n in json.loads(result.stdout)["notes"] if "DVH item" in n["message"]]
+    assert note["level"] == "warning" and note["path"].endswith("RD.SPINE3FX.dcm")
+    assert note["message"].startswith("DVH item 1 (ROI 4) not used: ")
+    dvh = CliRunner().invoke(cli, ["dvh", str(case), "--format", "json"], catch_exceptions=False)
+    assert dvh.exit_code == 0, dvh.output
+    (warning,) = [w for w in json.loads(dvh.stdout)["warnings"] if "DVH item" in w]
+    assert "RD.SPINE3FX.dcm: DVH item 1 (ROI 4) not used: " in warning

@@ -109,7 +109,9 @@ def _case_report(
     assert ss is not None and dose is not None
     rx = _case_rx(case, rx_cli)
     spacing = plane_spacing_mm(ss.rois)
-    warnings: list[str] = [str(n) for n in case.notes if n.level is not Level.INFO]
+    warnings: list[str] = [
+        str(n) for n in dict.fromkeys((*case.notes, *dose.notes)) if n.level is not Level.INFO
+    ]
     body_roi = body_outline(ss.rois)
     body_occ = None
     wants_quality = any(r.is_quality for r in requests)

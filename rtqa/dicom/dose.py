@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -388,8 +389,17 @@ def _pixels(
             path,
             tag_name("PixelData"),
         ) from exc
-    for w in caught:
-        notes.append(Note(Level.WARNING, f"pixel data: {w.message}", path, tag_name("PixelData")))
+    for text in dict.fromkeys(str(w.message) for w in caught):  # one note per message
+        longer = _RLE_LONGER.search(text)
+        if longer and int(longer.group(1)) - int(longer.group(2)) > 1:
+            raise DicomError(
+                f"pixel data does not match Rows x Columns ({rows} x {cols}): each RLE segment "
+                f"decodes to {longer.group(1)} bytes, not {longer.group(2)}; the header and the "
+                "compressed pixels disagree (read as it stands the dose would be sheared)",
+                path,
+                tag_name("PixelData"),
+            )
+        notes.append(Note(Level.WARNING, f"pixel data: {text}", path, tag_name("PixelData")))
     if array.size != rows * cols * frames:
         raise DicomError(
             f"decoded {array.size} values, expected {rows * cols * frames}",
@@ -397,6 +407,12 @@ def _pixels(
             tag_name("PixelData"),
         )
     return np.asarray(array).reshape(frames, rows, cols)
+
+
+#: pydicom's warning for an RLE segment that decodes to more bytes than Rows x Columns (it keeps
+#: the first Rows x Columns): one byte more is the even-length padding PS3.5 G.3 allows, more
+#: means the header's Rows or Columns do not describe the compressed pixels.
+_RLE_LONGER = re.compile(r"RLE segment contains non-conformant padding - (\d+) vs\. (\d+) bytes")
 
 
 def _leading_bytes(ds: Dataset, path: str, plain: tuple | None) -> bytes:
