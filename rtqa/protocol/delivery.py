@@ -398,8 +398,8 @@ def delivery_findings(
         if bf.comparable and not bf.within and not bf.explained_short:
             assert bf.planned_mu is not None
             mismatched[(bf.beam_number, bf.planned_mu)].append(bf)
-    for number in sorted(mismatched):
-        out.append(_mismatch(mismatched[number], case_id))
+    for key in sorted(mismatched):
+        out.append(_mismatch(mismatched[key], case_id))
     out += _fractions(cmp, names, case_id)
     judged = [bf for bf in cmp.beams if bf.comparable]
     within = [bf for bf in judged if bf.within]

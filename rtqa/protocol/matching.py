@@ -262,7 +262,7 @@ def match_structure(
             None,
             MatchKind.AMBIGUOUS,
             "ambiguous",
-            tuple(f"{r.name} #{r.number}" if names.count(r.name) > 1 else r.name for r, _ in top),
+            tuple(_numbered(r) if names.count(r.name) > 1 else r.name for r, _ in top),
             considered,
             tuple(rejected),
         )
@@ -338,8 +338,13 @@ def shared_name(name: str) -> str:
 def _numbered_if_shared(roi: Roi, rois: Sequence[Roi]) -> Roi:
     """``roi``, or a copy named ``'name #number'`` when another of ``rois`` has its name."""
     if sum(r.name == roi.name for r in rois) > 1:
-        return replace(roi, name=f"{roi.name} #{roi.number}")
+        return replace(roi, name=_numbered(roi))
     return roi
+
+
+def _numbered(roi: Roi) -> str:
+    """``'name #number'``: how an ROI sharing its name is shown."""
+    return f"{roi.name} #{roi.number}"
 
 
 @dataclass(frozen=True)
