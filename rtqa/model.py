@@ -163,8 +163,15 @@ class Plan:
         """The plan's fraction count: that of its fraction groups (the usual plan has one).
         None when no group states one, or when groups state different counts: the dose of such
         a plan sums fractionations that one count cannot describe (EQD2, per-fraction limits)."""
-        counts = {g.fractions_planned for g in self.fraction_groups if g.fractions_planned}
-        return counts.pop() if len(counts) == 1 else None
+        counts = self.fraction_counts
+        return counts[0] if len(counts) == 1 else None
+
+    @property
+    def fraction_counts(self) -> tuple[int, ...]:
+        """The distinct fraction counts its fraction groups state, ascending."""
+        return tuple(
+            sorted({g.fractions_planned for g in self.fraction_groups if g.fractions_planned})
+        )
 
     @property
     def treatment_beam_numbers(self) -> frozenset[int]:

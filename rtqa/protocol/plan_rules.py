@@ -145,8 +145,7 @@ def _regimen_fits(total: float, n: int, rx_gy: float | None, fractions: int | No
 
 def unknown_count_reason(plan: Plan | None) -> str:
     """Why a plan's fraction count is unknown: no group states one, or groups state several."""
-    groups = plan.fraction_groups if plan is not None else ()
-    counts = sorted({g.fractions_planned for g in groups if g.fractions_planned})
+    counts = plan.fraction_counts if plan is not None else ()
     if len(counts) > 1:
         listed = ", ".join(map(str, counts))
         return f"the plan's fraction groups state different numbers of fractions ({listed})"
