@@ -307,6 +307,7 @@ class DoseGrid:
     sop_instance_uids: tuple[str, ...] = ()
     referenced_plan_uids: tuple[str, ...] = ()
     referenced_beam_numbers: tuple[int, ...] = ()
+    referenced_fraction_groups: tuple[int, ...] = ()  # ReferencedFractionGroupNumber values
     source_orientation: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     patient_position: str | None = None  # reported only; never used for geometry
     scaling_note: str | None = None

@@ -13,7 +13,7 @@ from rtqa.dicom.common import make_uid
 from rtqa.dicom.dose import combine_doses, read_dose
 from rtqa.dicom.write.base import Header
 from rtqa.dicom.write.dose import write_dose
-from rtqa.model import Beam, DoseGrid, FractionGroup, Level, Plan, TpsDvh
+from rtqa.model import Beam, DoseGrid, FractionGroup, Level, Plan, ReferencedBeam, TpsDvh
 
 HEADER = Header("RTQA-SUM", "Phantom^Sum", make_uid("sum-study"), datetime(2024, 6, 1, 8, 0))
 FRAME = make_uid("sum-frame")
@@ -89,6 +89,63 @@ def test_fraction_dose_used_unscaled(tmp_path):
     dose = read_dose(str(write(tmp_path, summation_type="FRACTION")))
     grid, notes = combine_doses([dose], PLAN)
     assert grid is dose and notes == [] and grid.scaling_note is None
+
+
+TWO_GROUPS = Plan(
+    path="RP2.dcm",
+    sop_instance_uid=make_uid("combine-plan-2"),
+    label="TWO_LESIONS",
+    beams=(Beam(1, "A1"), Beam(2, "A2"), Beam(3, "CBCT", delivery_type="SETUP")),
+    fraction_groups=(
+        FractionGroup(1, 3, (ReferencedBeam(1, 300.0), ReferencedBeam(3, 2.0))),
+        FractionGroup(2, 3, (ReferencedBeam(2, 400.0),)),
+    ),
+)
+
+
+def group_dose(tmp_path: Path, group: int | None, weight: float, kind="FRACTION") -> DoseGrid:
+    grid = linear_grid(dose_gy=linear_grid().dose_gy * weight)
+    path = write(
+        tmp_path,
+        f"RD.group{group}.{kind}.dcm",
+        grid=grid,
+        summation_type=kind,
+        referenced_plan_uid=TWO_GROUPS.sop_instance_uid,
+        referenced_fraction_group=group,
+    )
+    return read_dose(str(path))
+
+
+def test_fraction_doses_of_a_plan_of_two_groups_are_summed_when_each_group_is_named(tmp_path):
+    """A plan treating two lesions in two fraction groups: one FRACTION dose holds one group,
+    so one alone is not the plan's dose (it was used as the plan's); one per group is summed."""
+    a, b = group_dose(tmp_path, 2, 0.75), group_dose(tmp_path, 1, 0.25)
+    assert (a.referenced_fraction_groups, b.referenced_fraction_groups) == ((2,), (1,))
+    grid, notes = combine_doses([a, b], TWO_GROUPS)
+    assert notes == []
+    np.testing.assert_allclose(grid.dose_gy, linear_grid().dose_gy, rtol=0, atol=2**-8)
+    assert grid.scaling_note == "sum of 2 FRACTION doses (fraction groups 1, 2)"
+    assert grid.referenced_fraction_groups == (1, 2)
+    grid, notes = combine_doses([a], TWO_GROUPS)
+    assert grid is None
+    assert [n.level for n in notes] == [Level.ERROR]
+    assert notes[0].message == (
+        "a FRACTION dose holds one fraction group; plan 'TWO_LESIONS' has fraction groups 1, 2 "
+        f"and the FRACTION doses do not name each once ({a.paths[0]} names [2]): not used"
+    )
+
+
+def test_a_fraction_session_dose_of_a_plan_of_two_groups_is_refused(tmp_path):
+    dose = group_dose(tmp_path, 1, 1.0, kind="FRACTION_SESSION")
+    grid, notes = combine_doses([dose], TWO_GROUPS)
+    assert grid is None
+    assert [(n.level, n.message) for n in notes] == [
+        (
+            Level.ERROR,
+            "FRACTION_SESSION dose holds one session of one fraction group; plan 'TWO_LESIONS' "
+            "has fraction groups 1, 2: not used",
+        )
+    ]
 
 
 def test_beam_doses_summed_when_they_match_the_treatment_beams(tmp_path):

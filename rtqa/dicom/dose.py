@@ -6,7 +6,8 @@ Everything the standard promises about the grid is checked here, and each failur
 * dose = stored value × DoseGridScaling (3004,000E), in float64; the stored values come from
   pydicom's ``pixel_array`` (PixelRepresentation, byte order and RLE/deflate honoured) after the
   byte count and the encapsulation have been checked against the transfer syntax (a compressed
-  syntax with plain values, or a native syntax with encapsulated fragments, is refused), except
+  syntax with plain values, a native syntax with encapsulated fragments, or RLE segments that
+  decode to more than Rows × Columns bytes plus one padding byte, is refused), except
   in the common plain case (native little-endian transfer syntax, one sample of 16 or 32 bits,
   all bits stored, MONOCHROME2), where they are the pixel bytes themselves seen as integers:
   memory-mapped from the file for a large grid, never copied;
@@ -151,7 +152,7 @@ def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -
     del stored
     _check_positions((x, y, z), ipp, path)
     tps_dvhs, dvh_notes = _read_dvhs(ds, path, roi_volumes_cc or {})
-    plan_uids, beam_numbers = _references(ds)
+    plan_uids, beam_numbers, fraction_groups = _references(ds)
     orientation = tuple(float(v) for v in ds.ImageOrientationPatient)
     return DoseGrid(
         dose_gy=dose_gy,
@@ -166,6 +167,7 @@ def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -
         sop_instance_uids=(str(require(ds, "SOPInstanceUID", path)),),
         referenced_plan_uids=plan_uids,
         referenced_beam_numbers=beam_numbers,
+        referenced_fraction_groups=fraction_groups,
         source_orientation=orientation,
         patient_position=optional_str(ds, "PatientPosition") or None,
         heterogeneity_correction=tuple(
@@ -560,18 +562,31 @@ def _check_positions(coords: tuple[np.ndarray, ...], ipp: list[float], path: str
         )
 
 
-def _references(ds: Dataset) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def _references(ds: Dataset) -> tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]:
+    """(plan SOP Instance UIDs, beam numbers, fraction group numbers) the dose references;
+    numbers that are not whole numbers are left out."""
     plans: list[str] = []
     beams: list[int] = []
+    groups: list[int] = []
     for ref in ds.get("ReferencedRTPlanSequence") or []:
         uid = str(ref.get("ReferencedSOPInstanceUID", "")).strip()
         if uid:
             plans.append(uid)
         for group in ref.get("ReferencedFractionGroupSequence") or []:
+            if (number := _whole(group.get("ReferencedFractionGroupNumber"))) is not None:
+                groups.append(number)
             for beam in group.get("ReferencedBeamSequence") or []:
-                if beam.get("ReferencedBeamNumber") is not None:
-                    beams.append(int(beam.ReferencedBeamNumber))
-    return tuple(plans), tuple(beams)
+                if (number := _whole(beam.get("ReferencedBeamNumber"))) is not None:
+                    beams.append(number)
+    return tuple(plans), tuple(beams), tuple(groups)
+
+
+def _whole(value: object) -> int | None:
+    try:
+        number = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,10 +672,13 @@ def combine_doses(
     """The one dose to evaluate for ``plan`` from the doses that reference it, with notes.
 
     One PLAN dose is used as it is (several are ambiguous: none is chosen); else one FRACTION
-    dose (a whole fraction group) as it is; else BEAM doses are summed when their beam numbers
-    are exactly the plan's treatment beams on one grid; else one FRACTION_SESSION dose (or
-    BEAM_SESSION doses summed) is multiplied by the plan's fractions planned. Other summation
-    types are refused. EFFECTIVE and PHYSICAL doses are never summed together.
+    dose (a whole fraction group) as it is, or, for a plan of several fraction groups, one
+    FRACTION dose naming each group (ReferencedFractionGroupNumber) summed; else BEAM doses are
+    summed when their beam numbers are exactly the plan's treatment beams on one grid; else one
+    FRACTION_SESSION dose (or BEAM_SESSION doses summed) is multiplied by the plan's fractions
+    planned (a FRACTION_SESSION dose of a plan of several fraction groups is refused: it holds
+    one group). Other summation types are refused. EFFECTIVE and PHYSICAL doses are never summed
+    together.
     """
     notes: list[Note] = []
     if not doses:
@@ -710,6 +728,9 @@ def _combine_kind(
     kind: str, doses: list[DoseGrid], plan: Plan | None, notes: list[Note]
 ) -> DoseGrid | None:
     attr = tag_name("DoseSummationType")
+    groups = _groups_with_treatment_beams(plan)
+    if kind in ("FRACTION", "FRACTION_SESSION") and plan is not None and len(groups) > 1:
+        return _per_group(kind, doses, plan, groups, notes)
     if kind in ("PLAN", "FRACTION", "FRACTION_SESSION"):
         if len(doses) > 1:
             notes.append(
@@ -748,6 +769,20 @@ def _combine_kind(
     return grid
 
 
+def _groups_with_treatment_beams(plan: Plan | None) -> tuple[int, ...]:
+    """The numbers of the plan's fraction groups that deliver a treatment beam."""
+    if plan is None:
+        return ()
+    treatment = plan.treatment_beam_numbers
+    return tuple(
+        sorted(
+            g.number
+            for g in plan.fraction_groups
+            if any(b.beam_number in treatment for b in g.beams)
+        )
+    )
+
+
 def _sum_beams(
     kind: str, doses: list[DoseGrid], plan: Plan | None, notes: list[Note]
 ) -> DoseGrid | None:
@@ -780,24 +815,74 @@ def _sum_beams(
             )
         )
         return None
-    first = doses[0]
-    for other in doses[1:]:
+    ordered = sorted(doses, key=lambda d: d.referenced_beam_numbers[0])
+    return _summed(kind, ordered, f"beams {', '.join(map(str, sorted(numbers)))}", notes)
+
+
+def _per_group(
+    kind: str, doses: list[DoseGrid], plan: Plan, groups: tuple[int, ...], notes: list[Note]
+) -> DoseGrid | None:
+    """The dose of a plan of several fraction groups from doses of one group each: FRACTION
+    doses that name every group once are summed; anything else is refused (one group's dose is
+    not the plan's)."""
+    attr = tag_name("ReferencedFractionGroupNumber")
+    listed = ", ".join(map(str, groups))
+    if kind != "FRACTION":
+        notes.append(
+            Note(
+                Level.ERROR,
+                f"{kind} dose holds one session of one fraction group; plan '{plan.label}' has "
+                f"fraction groups {listed}: not used",
+                _paths(doses),
+                attr,
+            )
+        )
+        return None
+    named = [d.referenced_fraction_groups for d in doses]
+    if any(len(n) != 1 for n in named) or sorted(n[0] for n in named) != list(groups):
+        found = "; ".join(
+            f"{'/'.join(d.paths)} names {list(d.referenced_fraction_groups) or 'none'}"
+            for d in doses
+        )
+        notes.append(
+            Note(
+                Level.ERROR,
+                f"a FRACTION dose holds one fraction group; plan '{plan.label}' has fraction "
+                f"groups {listed} and the FRACTION doses do not name each once ({found}): "
+                "not used",
+                _paths(doses),
+                attr,
+            )
+        )
+        return None
+    ordered = sorted(doses, key=lambda d: d.referenced_fraction_groups[0])
+    return _summed(kind, ordered, f"fraction groups {listed}", notes)
+
+
+def _summed(kind: str, ordered: list[DoseGrid], what: str, notes: list[Note]) -> DoseGrid | None:
+    """The sum (Gy) of doses on one grid, ``what`` they are of said in its scaling note; None
+    (with an ERROR note) when their grids, types or units differ."""
+    first = ordered[0]
+    for other in ordered[1:]:
         problem = _grid_mismatch(first, other)
         if problem:
-            notes.append(Note(Level.ERROR, f"{kind} doses not summed: {problem}", paths))
+            notes.append(Note(Level.ERROR, f"{kind} doses not summed: {problem}", _paths(ordered)))
             return None
-    ordered = sorted(doses, key=lambda d: d.referenced_beam_numbers[0])
     total = np.sum([d.dose_gy for d in ordered], axis=0)
     return replace(
         first,
         dose_gy=total,
         paths=tuple(p for d in ordered for p in d.paths),
         sop_instance_uids=tuple(u for d in ordered for u in d.sop_instance_uids),
-        referenced_beam_numbers=tuple(sorted(numbers)),
+        referenced_beam_numbers=tuple(
+            sorted({b for d in ordered for b in d.referenced_beam_numbers})
+        ),
+        referenced_fraction_groups=tuple(
+            sorted({g for d in ordered for g in d.referenced_fraction_groups})
+        ),
         tps_dvhs=(),
         notes=tuple(n for d in ordered for n in d.notes),
-        scaling_note=f"sum of {len(doses)} {kind} doses (beams "
-        f"{', '.join(str(b) for b in sorted(numbers))})",
+        scaling_note=f"sum of {len(ordered)} {kind} doses ({what})",
     )
 
 

@@ -55,6 +55,7 @@ def write_dose(
     dose_type: str | None = None,
     units: str | None = None,
     referenced_beam_number: int | None = None,
+    referenced_fraction_group: int | None = None,
     bits: int = 32,
     compress: str | None = None,
     deflate: bool = False,
@@ -78,6 +79,8 @@ def write_dose(
     transfer syntax. ``dose_grid_scaling`` (Gy per stored unit) defaults to the largest that fits
     the dose into the stored range. TPS DVHs are written with ``dvh_type`` (CUMULATIVE or
     DIFFERENTIAL), ``dvh_volume_units`` (CM3, PERCENT or PER_U) and ``dvh_dose_scaling``.
+    ``referenced_fraction_group`` (default 1 with a beam number, else none) and
+    ``referenced_beam_number`` go into the plan reference's ReferencedFractionGroupSequence.
     """
     if bits not in (16, 32):
         raise ValueError(f"bits must be 16 or 32, not {bits}")
@@ -112,7 +115,9 @@ def write_dose(
     if grid.heterogeneity_correction:
         ds.TissueHeterogeneityCorrection = list(grid.heterogeneity_correction)
     if referenced_plan_uid:
-        ds.ReferencedRTPlanSequence = _plan_reference(referenced_plan_uid, referenced_beam_number)
+        ds.ReferencedRTPlanSequence = _plan_reference(
+            referenced_plan_uid, referenced_beam_number, referenced_fraction_group
+        )
     if tps_dvhs:
         _write_dvhs(ds, tps_dvhs, dvh_type, dvh_volume_units, dvh_dose_scaling)
     if compress is not None:
@@ -239,16 +244,19 @@ def _compress_rle(ds: Dataset, pixels: np.ndarray) -> None:
     ds.file_meta.TransferSyntaxUID = RLELossless
 
 
-def _plan_reference(plan_uid: str, beam_number: int | None) -> DicomSequence:
+def _plan_reference(
+    plan_uid: str, beam_number: int | None, group_number: int | None
+) -> DicomSequence:
     ref = Dataset()
     ref.ReferencedSOPClassUID = RT_PLAN
     ref.ReferencedSOPInstanceUID = plan_uid
-    if beam_number is not None:
-        beam = Dataset()
-        beam.ReferencedBeamNumber = int(beam_number)
+    if beam_number is not None or group_number is not None:
         group = Dataset()
-        group.ReferencedFractionGroupNumber = 1
-        group.ReferencedBeamSequence = DicomSequence([beam])
+        group.ReferencedFractionGroupNumber = int(group_number or 1)
+        if beam_number is not None:
+            beam = Dataset()
+            beam.ReferencedBeamNumber = int(beam_number)
+            group.ReferencedBeamSequence = DicomSequence([beam])
         ref.ReferencedFractionGroupSequence = DicomSequence([group])
     return DicomSequence([ref])
 
