@@ -101,6 +101,26 @@ def test_eqd2_sum_when_fraction_counts_differ(tmp_path, single):
     assert "EQD2" in cord.message and "alpha/beta 3" in cord.message
 
 
+def test_no_eqd2_sum_when_a_plans_fraction_groups_differ_in_count(tmp_path):
+    """Plan B gains a second fraction group of 5 fractions: its count is unknown, so the plans
+    cannot be summed in EQD2 and the finding says which plan and why."""
+    import copy
+
+    case = two_plan_case(tmp_path, fractions_b=5)
+    plan = pydicom.dcmread(case / "RP.B.dcm")
+    group = copy.deepcopy(plan.FractionGroupSequence[0])
+    group.FractionGroupNumber, group.NumberOfFractionsPlanned = 2, 3
+    plan.FractionGroupSequence.append(group)
+    plan.save_as(case / "RP.B.dcm")
+    (result,) = run_check([str(case)], CheckOptions())
+    (ne,) = [f for f in result.findings if f.group == "organ" and f.rule == "dose_sum"]
+    assert ne.status is Status.NOT_EVALUABLE
+    assert ne.message == (
+        "the fraction count of a plan of the course is unknown ('SPINEBOOST': the plan's "
+        "fraction groups state different numbers of fractions (3, 5)): no EQD2 sum possible"
+    )
+
+
 def test_alpha_beta_option_and_separate(tmp_path):
     case = two_plan_case(tmp_path, fractions_b=5)
     (result,) = run_check([str(case)], CheckOptions(alpha_beta=2.0))

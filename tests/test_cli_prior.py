@@ -248,3 +248,50 @@ def test_a_registration_turned_a_quarter_turn_shows_in_the_body_dice(tmp_path):
         and "matches the current one poorly" in (direction["message"])
     )
     assert result.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ("drop", "the plan states no number of fractions (FractionGroupSequence)"),
+        ("second_group", "the plan's fraction groups state different numbers of fractions (3, 5)"),
+    ],
+)
+def test_an_unknown_current_fraction_count_leaves_the_cumulative_eqd2_not_evaluable(
+    tmp_path, change, why
+):
+    """spine_prior whose current plan states no single fraction count: the current EQD2 was
+    computed as if the course were one fraction (cord 49.2 Gy instead of 20.8 Gy, a major
+    cumulative deviation); now the organs' EQD2 is not judged, the prior course's own figures
+    stay as they were."""
+    import copy
+
+    case = tmp_path / "spine_prior"
+    shutil.copytree(ROOT / "sample_data" / "spine_prior", case)
+    plan = pydicom.dcmread(case / "RP.SPINEPRIOR.dcm")
+    if change == "drop":
+        del plan.FractionGroupSequence[0].NumberOfFractionsPlanned
+    else:
+        group = copy.deepcopy(plan.FractionGroupSequence[0])
+        group.FractionGroupNumber, group.NumberOfFractionsPlanned = 2, 5
+        plan.FractionGroupSequence.append(group)
+    plan.save_as(case / "RP.SPINEPRIOR.dcm")
+
+    def prior(result):
+        return [f for f in json.loads(result.output)["findings"] if f["group"] == "prior"]
+
+    original = prior(run("sample_data/spine_prior", "--protocol", "boss", "--format", "json"))
+    result = run(str(case), "--protocol", "boss", "--format", "json")
+    assert result.exit_code == 4, result.output
+    findings = prior(result)
+    (ne,) = [f for f in findings if f["status"] == "not_evaluable"]
+    assert (ne["rule"], ne["roi"]) == ("cumulative_eqd2", None)
+    assert ne["message"] == (
+        f"plan 'SPINEPRIOR': {why}: the current course's EQD2 is unknown without its fraction "
+        "count, so no cumulative EQD2 is judged"
+    )
+    assert not [f for f in findings if f["rule"] in ("course_eqd2", "current_eqd2")]
+    kept = {(f["rule"], f["roi"], f["metric"]): f["value"] for f in findings}
+    for f in original:
+        if f["rule"] in ("target_prior_eqd2", "target_overlap", "min_interval"):
+            assert kept[(f["rule"], f["roi"], f["metric"])] == pytest.approx(f["value"])

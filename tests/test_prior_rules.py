@@ -303,7 +303,11 @@ def test_missing_prior_dose_or_fraction_count_is_not_evaluable(boss):
     prior.plan.fraction_groups = (FractionGroup(1, None),)
     findings, _ = evaluate_prior(inp, boss)
     assert [f.rule for f in findings if f.status is Status.NOT_EVALUABLE] == ["prior_fractions"]
-    assert "--prior-fractions" in findings[0].message
+    assert findings[0].message == (
+        f"prior course '{prior.label}': the fraction count is unknown (the plan states no "
+        "number of fractions (FractionGroupSequence)); give it with --prior-fractions N (EQD2 "
+        "needs it)"
+    )
     inp.prior_fractions = 5
     findings, _ = evaluate_prior(inp, boss)
     (cum,) = by_rule(findings, "cumulative_eqd2", "SpinalCord")

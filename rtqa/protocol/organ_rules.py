@@ -17,6 +17,7 @@ from rtqa.protocol.judging import eqd2_limit, judge_limit, outside_cc
 from rtqa.protocol.match_findings import optional_organs_finding, unmatched_organ_finding
 from rtqa.protocol.metrics import MetricNotEvaluable
 from rtqa.protocol.model import Organ, Protocol
+from rtqa.protocol.plan_rules import unknown_count_reason
 from rtqa.protocol.structure_dvhs import derived_dvh, dvh_or_finding, keep_dvh, volume_integrity
 
 #: alpha/beta (Gy) for an organ with none in the protocol nor on the command line.
@@ -90,13 +91,21 @@ def organ_findings(
     else:
         physical = ref
         ctx.dose = ref
-    if mixed and any(f is None for f in fractions):
+    # plans of unknown fraction count cannot join a sum judged per fractionation, physical
+    # (the count decides the limits) or EQD2 alike
+    if len(cases) > 1 and any(f is None for f in fractions):
         out.append(
             Finding(
                 group="organ",
                 rule="dose_sum",
                 status=Status.NOT_EVALUABLE,
-                message="a plan of the course states no fraction count: no EQD2 sum possible",
+                message="the fraction count of a plan of the course is unknown ("
+                + "; ".join(
+                    f"'{c.label}': {unknown_count_reason(c.plan)}"
+                    for c, f in zip(cases, fractions, strict=True)
+                    if f is None
+                )
+                + "): no EQD2 sum possible",
                 source="rtqa",
             )
         )

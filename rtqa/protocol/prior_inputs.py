@@ -29,7 +29,7 @@ class PriorInput:
 
     course: Course  # course.cases current, course.priors prior cases (+ --prior dirs)
     dose: DoseGrid  # the course's evaluated physical dose (Gy), current frame
-    fractions: int  # current course fraction count
+    fractions: int | None  # current course fraction count; None: unknown (see below)
     organs: dict[str, Roi]  # protocol organ name -> matched current Roi
     targets: dict[str, tuple[Roi, float | None]]  # target ROI name -> (Roi, Rx Gy)
     body: Roi | None
@@ -37,6 +37,7 @@ class PriorInput:
     assume_aligned: bool = False
     export_cumulative: str | None = None
     alpha_beta: float | None = None
+    fractions_unknown: str = ""  # why the current fraction count is unknown (no EQD2 then)
 
 
 @dataclass(eq=False)

@@ -58,6 +58,7 @@ from rtqa.prior import (
     registration_between,
 )
 from rtqa.protocol.model import Protocol, SourcedValue
+from rtqa.protocol.plan_rules import unknown_count_reason
 from rtqa.protocol.prior_alpha_beta import MODEL, export_alpha_beta
 from rtqa.protocol.prior_export import cumulative_grid, export_cumulative_grid
 from rtqa.protocol.prior_inputs import GROUP, MappedPrior, PriorInput, provenance
@@ -147,10 +148,18 @@ def evaluate_prior(
         out.extend(_direction_findings(p, inp))
         out.extend(_interval_findings(p, pr, inp.course))
         out.extend(_lq_notes([(f"prior course '{p.label}'", p.rx_gy, p.fractions)]))
+    out.extend(target_findings(inp, mapped, protocol))
+    if inp.fractions is None:
+        # the prior courses' own figures and the physical overlap stand; every EQD2 of the
+        # current course (organs, type, cumulative grid) needs its fraction count
+        out.extend(_current_fractions_unknown(inp))
+        overlap_cc, _, overlap_text = irradiated_overlap(inp, mapped, overlap_pct(pr))
+        out.extend(policy_findings(pr, overlap_cc, overlap_text, protocol.id))
+        out.append(classification(None, [], [], _UNKNOWN_CURRENT_EQD2))
+        return findings + _finish(out, assumed), None
     rx_now = max((rx for _, rx in inp.targets.values() if rx), default=None)
     out.extend(_lq_notes([("current course", rx_now, inp.fractions)]))
     ab_export, ab_export_source = export_alpha_beta(inp, protocol)
-    out.extend(target_findings(inp, mapped, protocol))
     organ_rows, concern, repeat, organ_values, organ_dvhs = organ_findings(inp, mapped, protocol)
     out.extend(organ_rows)
     overlap_cc, overlap_mask, overlap_text = irradiated_overlap(inp, mapped, overlap_pct(pr))
@@ -168,13 +177,45 @@ def evaluate_prior(
     )
     if inp.export_cumulative:
         out.append(export_cumulative_grid(inp, mapped, context))
-    if assumed:
-        for f in out:
-            if ASSUMED not in f.message:
-                f.message = f"{f.message}; {ASSUMED}" if f.message else ASSUMED
+    return findings + _finish(out, assumed), context
+
+
+def _finish(out: list[Finding], assumed: bool) -> list[Finding]:
+    """The mapped courses' findings in the prior group, each saying so when the frames were
+    assumed aligned."""
     for f in out:
+        if assumed and ASSUMED not in f.message:
+            f.message = f"{f.message}; {ASSUMED}" if f.message else ASSUMED
         f.group = GROUP
-    return findings + out, context
+    return out
+
+
+_UNKNOWN_CURRENT_EQD2 = "the current course's EQD2 is unknown without its fraction count"
+
+
+def _current_fractions_unknown(inp: PriorInput) -> list[Finding]:
+    """Not evaluable: the cumulative EQD2 of the organs (and its export) when the current
+    course's fraction count is unknown; it was taken as 1 (EQD2 of the whole course dose given in
+    one fraction: 49 Gy instead of 21 Gy on the sample's cord)."""
+    why = inp.fractions_unknown or "the current course's fraction count is unknown"
+    out = [
+        Finding(
+            GROUP,
+            "cumulative_eqd2",
+            Status.NOT_EVALUABLE,
+            f"{why}: {_UNKNOWN_CURRENT_EQD2}, so no cumulative EQD2 is judged",
+        )
+    ]
+    if inp.export_cumulative:
+        out.append(
+            Finding(
+                GROUP,
+                "export_cumulative",
+                Status.NOT_EVALUABLE,
+                f"cumulative EQD2 grid not written to {inp.export_cumulative}: {why}",
+            )
+        )
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,8 +241,9 @@ def _map_prior(
     if not fractions:
         return _not_evaluable(
             "prior_fractions",
-            f"prior course '{label}': the fraction count is unknown (the plan states none); "
-            "give it with --prior-fractions N (EQD2 needs it)",
+            f"prior course '{label}': the fraction count is unknown "
+            f"({unknown_count_reason(case.plan)}); give it with --prior-fractions N (EQD2 "
+            "needs it)",
             case,
         )
     prior_frame = case.dose.frame_of_reference_uid or case.frame_of_reference_uid
