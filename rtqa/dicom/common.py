@@ -124,14 +124,21 @@ def require(ds: Dataset, keyword: str, path: str, what: str = "") -> Any:
     return value
 
 
-def as_int(value: object, keyword: str, path: str, what: str = "") -> int:
-    """An IS/US value as an integer, or a :class:`DicomError` naming file, tag and value."""
+def whole_number(value: object) -> int | None:
+    """An IS/US value read leniently (padding, '3.0') as an integer; None when it is absent, empty
+    or not a whole number."""
     try:
         number = float(str(value).strip())
-        if number.is_integer():
-            return int(number)
     except (TypeError, ValueError):
-        pass
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def as_int(value: object, keyword: str, path: str, what: str = "") -> int:
+    """An IS/US value as an integer, or a :class:`DicomError` naming file, tag and value."""
+    number = whole_number(value)
+    if number is not None:
+        return number
     context = f" in {what}" if what else ""
     raise DicomError(f"{keyword} {value!r}{context} is not an integer", path, tag_name(keyword))
 

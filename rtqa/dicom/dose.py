@@ -53,6 +53,7 @@ from rtqa.dicom.common import (
     read_dataset,
     require,
     tag_name,
+    whole_number,
 )
 from rtqa.errors import DicomError
 from rtqa.model import DoseGrid, Level, Note, Plan, TpsDvh
@@ -573,20 +574,12 @@ def _references(ds: Dataset) -> tuple[tuple[str, ...], tuple[int, ...], tuple[in
         if uid:
             plans.append(uid)
         for group in ref.get("ReferencedFractionGroupSequence") or []:
-            if (number := _whole(group.get("ReferencedFractionGroupNumber"))) is not None:
+            if (number := whole_number(group.get("ReferencedFractionGroupNumber"))) is not None:
                 groups.append(number)
             for beam in group.get("ReferencedBeamSequence") or []:
-                if (number := _whole(beam.get("ReferencedBeamNumber"))) is not None:
+                if (number := whole_number(beam.get("ReferencedBeamNumber"))) is not None:
                     beams.append(number)
     return tuple(plans), tuple(beams), tuple(groups)
-
-
-def _whole(value: object) -> int | None:
-    try:
-        number = float(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number.is_integer() else None
 
 
 # --------------------------------------------------------------------------------------------

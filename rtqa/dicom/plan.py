@@ -28,6 +28,7 @@ from rtqa.dicom.common import (
     parse_datetime,
     read_dataset,
     tag_name,
+    whole_number,
 )
 from rtqa.errors import DicomError
 from rtqa.model import (
@@ -112,14 +113,7 @@ def plan_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None) -
 
 def _int(item: Dataset, keyword: str) -> int | None:
     """An IS attribute read leniently (padding, '3.0'); None when absent or not a number."""
-    value = item.get(keyword)
-    if value is None or str(value).strip() == "":
-        return None
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        return None
-    return int(number) if number.is_integer() else None
+    return whole_number(item.get(keyword))
 
 
 def _beams(ds: Dataset, ion: bool, path: str, notes: list[Note]) -> list[Beam]:

@@ -28,6 +28,7 @@ from rtqa.dicom.common import (
     parse_datetime,
     read_dataset,
     tag_name,
+    whole_number,
 )
 from rtqa.errors import DicomError
 from rtqa.model import DeliveredBeam, Level, Note, TreatmentRecord
@@ -91,7 +92,7 @@ def record_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None)
             )
         )
     fraction_numbers = sorted(
-        {n for s in sessions if (n := _int(s.get("CurrentFractionNumber"))) is not None}
+        {n for s in sessions if (n := whole_number(s.get("CurrentFractionNumber"))) is not None}
     )
     out_of_range = [n for n in fraction_numbers if not 1 <= n <= MAX_FRACTIONS]
     if out_of_range:
@@ -118,7 +119,7 @@ def record_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None)
     fraction_group = _fraction_group(ds, path, notes)
     beams = []
     for item in sessions:
-        number = _int(item.get("ReferencedBeamNumber"))
+        number = whole_number(item.get("ReferencedBeamNumber"))
         if number is None:
             notes.append(
                 Note(
@@ -171,7 +172,7 @@ def _fraction_group(ds: Dataset, path: str, notes: list[Note]) -> int | None:
     value = ds.get("ReferencedFractionGroupNumber")
     if value is None or str(value).strip() == "":
         return None
-    number = _int(value)
+    number = whole_number(value)
     if number is None:
         notes.append(
             Note(
@@ -183,14 +184,6 @@ def _fraction_group(ds: Dataset, path: str, notes: list[Note]) -> int | None:
             )
         )
     return number
-
-
-def _int(value: object) -> int | None:
-    try:
-        number = float(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number.is_integer() else None
 
 
 def _mu(value: float | None) -> str:
