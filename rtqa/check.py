@@ -271,30 +271,6 @@ def _conflicting_copies(course: Course, scan_notes: list[Note]) -> list[Finding]
     ]
 
 
-def _unknown_fractions(course: Course) -> str:
-    """Why the current course has no single fraction count ('' when it has one): a plan with
-    none, or plans with different counts (their summed dose has no one EQD2)."""
-    from rtqa.protocol.plan_rules import unknown_count_reason
-
-    plans = [c.plan for c in course.cases if c.structure_set is not None and c.dose is not None]
-    unknown = [p for p in plans if p is None or p.fractions_planned is None]
-    if not plans or unknown:
-        return (
-            "; ".join(
-                f"plan '{p.label}': {unknown_count_reason(p)}" if p else "a case without a plan"
-                for p in unknown
-            )
-            or "no plan of the current course"
-        )
-    counts = sorted({p.fractions_planned for p in plans if p is not None})
-    if len(counts) > 1:
-        return (
-            "the current course's plans have different fraction counts "
-            f"({', '.join(map(str, counts))})"
-        )
-    return ""
-
-
 def _prior(course: Course, protocol, options: CheckOptions, ev) -> list[Finding]:
     """Prior-radiation findings (group ``prior``) when a prior exists or the protocol asks."""
     has_prior = bool(course.priors)
@@ -319,7 +295,7 @@ def _prior(course: Course, protocol, options: CheckOptions, ev) -> list[Finding]
 
         ss = next((c.structure_set for c in course.cases if c.structure_set), None)
         body = body_outline(ss.rois) if ss is not None else None
-    unknown = _unknown_fractions(course) if has_prior else ""
+    unknown = ev.fractions_unknown if has_prior else ""
     inp = PriorInput(
         course=course,
         dose=ctx.dose,

@@ -156,7 +156,8 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
             integrity_checked,
         )
     findings += plan_rules.grid_coverage(pc, outside)
-    return Evaluation(findings, curves, notes, ctx, ref_fractions, sites)
+    unknown = plan_rules.course_fractions_unknown([w.case.plan for w in usable])
+    return Evaluation(findings, curves, notes, ctx, ref_fractions, sites, unknown)
 
 
 __all__ = ["evaluate_course"]

@@ -51,6 +51,7 @@ class Evaluation:
     context: EvaluationContext
     fractions: int | None = None
     sites: tuple[str, ...] = ()
+    fractions_unknown: str = ""  # why the course has no single fraction count ('' if it has)
 
 
 @dataclass

@@ -152,6 +152,28 @@ def unknown_count_reason(plan: Plan | None) -> str:
     return "the plan states no number of fractions (FractionGroupSequence)"
 
 
+def course_fractions_unknown(plans: list[Plan | None]) -> str:
+    """Why a course of ``plans`` (its evaluated cases' plans) has no single fraction count ('' when
+    it has one): a plan with none, or plans with different counts (their summed dose has no one
+    EQD2)."""
+    unknown = [p for p in plans if p is None or p.fractions_planned is None]
+    if not plans or unknown:
+        return (
+            "; ".join(
+                f"plan '{p.label}': {unknown_count_reason(p)}" if p else "a case without a plan"
+                for p in unknown
+            )
+            or "no plan of the current course"
+        )
+    counts = sorted({p.fractions_planned for p in plans if p is not None})
+    if len(counts) > 1:
+        return (
+            "the current course's plans have different fraction counts "
+            f"({', '.join(map(str, counts))})"
+        )
+    return ""
+
+
 def fraction_count(fr: Fractionation, plan: Plan, case_id: str | None) -> list[Finding]:
     """The plan's fraction count is one of the allowed counts."""
     fractions = plan.fractions_planned
