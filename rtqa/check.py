@@ -230,17 +230,24 @@ def check_course(
 
 
 def _summary(case: Case, ev, prior: bool) -> PlanSummary:
+    """What the report says of the plan. Its prescription (Gy): the plan's one total, else the
+    highest judged for its targets (a SIB plan's top level, never a guess between several totals
+    of one ROI), else None; a prior course's plan: its highest total, as the prior rules take
+    it."""
     plan = case.plan
     rx = None
-    if plan is not None and plan.prescriptions:
-        rx = max(p.total_gy for p in plan.prescriptions)
-    if rx is None and not prior:
+    totals = {round(p.total_gy, 6) for p in plan.prescriptions} if plan is not None else set()
+    if len(totals) == 1:
+        rx = plan.prescriptions[0].total_gy  # type: ignore[union-attr]
+    elif not prior:
         known = [
             v
             for name, v in ev.context.targets.items()
             if v is not None and ev.context.target_cases.get(name) == case.case_id
         ]
         rx = max(known) if known else None
+    elif totals:  # a prior course's plan: its highest, as the prior rules take it
+        rx = max(totals)
     return PlanSummary(
         case_id=case.case_id,
         label=case.label,

@@ -492,3 +492,74 @@ def test_the_dose_readers_notes_reach_the_report(tmp_path):
     assert dvh.exit_code == 0, dvh.output
     (warning,) = [w for w in json.loads(dvh.stdout)["warnings"] if "DVH item" in w]
     assert "RD.SPINE3FX.dcm: DVH item 1 (ROI 4) not used: " in warning
+
+
+def _with_second_dose_reference(tmp_path: Path, gy: float, ptv_name: str | None = None) -> Path:
+    """spine_3fx whose plan has a second TARGET dose reference of ``gy`` Gy to the PTV (ROI 2),
+    the PTV renamed to ``ptv_name`` when given."""
+    import copy
+
+    case = tmp_path / "spine_3fx"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    rp = pydicom.dcmread(case / "RP.SPINE3FX.dcm")
+    second = copy.deepcopy(rp.DoseReferenceSequence[0])
+    second.DoseReferenceNumber, second.TargetPrescriptionDose = 2, gy
+    rp.DoseReferenceSequence.append(second)
+    rp.save_as(case / "RP.SPINE3FX.dcm")
+    if ptv_name:
+        rs = pydicom.dcmread(case / "RS.SPINE3FX.dcm")
+        (ptv,) = [r for r in rs.StructureSetROISequence if int(r.ROINumber) == 2]
+        ptv.ROIName = ptv_name
+        rs.save_as(case / "RS.SPINE3FX.dcm")
+    return case
+
+
+def test_two_prescriptions_to_one_target_are_never_resolved_by_taking_the_highest(tmp_path):
+    """Dose references of 30 and 36 Gy to spine_3fx's PTV: the highest was judged (V100 of
+    36 Gy, a major coverage deviation, and '36 Gy / 3 fx' in the header). The name's suffix
+    (PTV_30Gy) now decides, said in the finding; a PTV without one leaves coverage not
+    evaluable until --rx names the prescription."""
+    case = _with_second_dose_reference(tmp_path, 36.0)
+    result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["plans"][0]["prescription_gy"] == 30.0
+    (rx,) = [f for f in doc["findings"] if f["rule"] == "prescription"]
+    assert rx["value"] == 30.0 and rx["source"] == "plan (ROI name)"
+    assert "several dose references point to ROI 2 (36 Gy, 30 Gy)" in rx["message"]
+
+    unnamed = _with_second_dose_reference(tmp_path / "unnamed", 36.0, ptv_name="PTV")
+    result = run(str(unnamed), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 4, result.output
+    doc = json.loads(result.stdout)
+    assert doc["plans"][0]["prescription_gy"] is None
+    not_evaluable = {
+        (f["rule"], f["roi"]) for f in doc["findings"] if f["status"] == "not_evaluable"
+    }
+    assert not_evaluable == {("prescription", "PTV"), ("V100%[%]", "PTV"), ("V90%[%]", "PTV")}
+    given = run(str(unnamed), "--protocol", "nrg_br002", "--rx", "PTV=30", "--format", "json")
+    assert given.exit_code == 0, given.output
+    (v100,) = [f for f in json.loads(given.stdout)["findings"] if f["rule"] == "V100%[%]"]
+    assert v100["value"] == pytest.approx(99.57, abs=0.01)
+
+
+def test_dvh_of_a_plan_with_several_prescriptions_uses_each_ptvs_own(tmp_path):
+    """rtqa dvh took the plan's first prescription for every structure. With 30 and 36 Gy to
+    the PTV the case has none: the PTV_30Gy uses its name's 30 Gy, the organs' V100% is not
+    given, and the warning says to give --rx."""
+    case = _with_second_dose_reference(tmp_path, 36.0)
+    args = ["dvh", str(case), "--format", "json", "--metric", "V100%[%]"]
+    out = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["prescription_gy"] is None
+    rois = {r["roi"]: r for r in doc["rois"]}
+    assert rois["PTV_30Gy"]["prescription_gy"] == 30.0
+    assert rois["PTV_30Gy"]["metrics"]["V100%[%]"] == pytest.approx(99.57, abs=0.01)
+    assert rois["SpinalCord"]["prescription_gy"] is None
+    assert rois["SpinalCord"]["metrics"]["V100%[%]"] is None
+    assert any(
+        w.startswith("the plan prescribes several doses (36, 30 Gy)") for w in doc["warnings"]
+    )
+    plain = CliRunner().invoke(cli, ["dvh", str(SAMPLES / "spine_3fx"), "--format", "json"])
+    assert json.loads(plain.stdout)["prescription_gy"] == 30.0

@@ -66,3 +66,27 @@ def test_parse_rx_args():
     for bad in ("PTV", "PTV=abc", "PTV=-3", "=30", "PTV=nan"):
         with pytest.raises(ValueError, match="--rx"):
             parse_rx_args([bad])
+
+
+def test_several_totals_for_one_roi_are_never_resolved_by_picking_one():
+    """A boost's part and the whole (or two levels) pointing to one ROI: the plan does not say
+    which to judge, so neither is taken (the highest was); the name suffix or --rx decides."""
+    both = [
+        Prescription(30.0, 3, "DoseReferenceSequence", roi_number=2),
+        Prescription(36.0, 3, "DoseReferenceSequence", roi_number=2),
+    ]
+    plan = _plan(both)
+    unknown = target_prescription(Roi(2, "PTV"), plan)
+    assert (unknown.total_gy, unknown.source) == (None, "ambiguous")
+    assert unknown.describe() == (
+        "the prescription of 'PTV' is ambiguous (several dose references point to ROI 2 "
+        "(36 Gy, 30 Gy); rtqa does not choose between them: give --rx PTV=GY)"
+    )
+    named = target_prescription(Roi(2, "PTV_30Gy"), plan)
+    assert (named.total_gy, named.source) == (30.0, "ROI name")
+    assert named.detail.startswith("several dose references point to ROI 2 (36 Gy, 30 Gy); ")
+    given = target_prescription(Roi(2, "PTV"), plan, {"PTV": 36.0})
+    assert (given.total_gy, given.source) == (36.0, "--rx")
+    # one total stated twice is no ambiguity
+    twice = _plan([both[0], Prescription(30.0, 3, "DoseReferenceSequence", roi_number=2)])
+    assert target_prescription(Roi(2, "PTV"), twice).total_gy == 30.0

@@ -2,7 +2,8 @@
 
 PATHs are files or folders holding at least a structure set and a dose (a plan is optional).
 Without ``--metric`` the default set :data:`DEFAULT_METRICS` is reported (doses in Gy).
-``--rx`` gives the prescription (Gy) for metrics relative to it; otherwise the plan's is used.
+``--rx`` gives the prescription (Gy) for metrics relative to it; otherwise the plan's is used
+when it states one total (with several, each PTV uses its own and the other structures none).
 Plan-quality metrics (CI, CI_Paddick, GI, R50%, D2cm[%], HI) are computed for PTVs, with the
 isodose volumes counted inside the EXTERNAL (body) ROI when there is one.
 ``--interpolate N`` (N > 0) interpolates the contour shapes between neighbouring planes in N
@@ -34,6 +35,7 @@ DEFAULT_METRICS = (
     "D0.03cc[Gy]",
 )
 TARGET_TYPES = ("PTV",)
+_LEVELS = tuple(f"{level.value}: " for level in Level)
 
 
 @click.command("dvh")
@@ -90,12 +92,31 @@ def dvh(paths, metrics, rx_gy, curves, compare_tps, interpolate_steps, fmt) -> N
 # --------------------------------------------------------------------------------------------
 
 
-def _case_rx(case: Case, rx_gy: float | None) -> float | None:
-    if rx_gy is not None:
-        return rx_gy
-    if case.plan is not None and case.plan.prescriptions:
-        return case.plan.prescriptions[0].total_gy
-    return None
+def _case_rx(case: Case, rx_gy: float | None) -> tuple[float | None, str]:
+    """The prescription (Gy) for metrics relative to it: ``--rx``, else the plan's when it states
+    one total. A plan stating several (SIB levels, a boost) has none for the case (never the
+    first or the highest), and says why; its PTVs then use their own (:func:`_target_rx`)."""
+    if rx_gy is not None or case.plan is None:
+        return rx_gy, ""
+    totals = sorted({round(p.total_gy, 6) for p in case.plan.prescriptions}, reverse=True)
+    if len(totals) == 1:
+        return case.plan.prescriptions[0].total_gy, ""
+    if not totals:
+        return None, ""
+    shown = ", ".join(f"{t:g}" for t in totals)
+    return None, (
+        f"the plan prescribes several doses ({shown} Gy): metrics relative to the prescription "
+        "use a PTV's own (its dose reference or its name's dose suffix); for the other "
+        "structures give --rx GY"
+    )
+
+
+def _target_rx(case: Case, roi: Roi) -> tuple[float | None, str]:
+    """A PTV's own prescription (Gy) and where it came from, or None and why."""
+    from rtqa.protocol.prescription import target_prescription
+
+    rx = target_prescription(roi, case.plan)
+    return rx.total_gy, rx.describe()
 
 
 def _case_report(
@@ -107,11 +128,13 @@ def _case_report(
 
     ss, dose = case.structure_set, case.dose
     assert ss is not None and dose is not None
-    rx = _case_rx(case, rx_cli)
+    rx, rx_why = _case_rx(case, rx_cli)
     spacing = plane_spacing_mm(ss.rois)
     warnings: list[str] = [
         str(n) for n in dict.fromkeys((*case.notes, *dose.notes)) if n.level is not Level.INFO
     ]
+    if rx_why:
+        warnings.append(rx_why)
     body_roi = body_outline(ss.rois)
     body_occ = None
     wants_quality = any(r.is_quality for r in requests)
@@ -137,7 +160,12 @@ def _case_report(
         entry["volume_in_dose_grid_cc"] = sd.volume_in_grid_cc
         quality = None
         is_target = roi.interpreted_type in TARGET_TYPES or roi.name.upper().startswith("PTV")
-        if wants_quality and is_target and rx:
+        roi_rx = rx
+        if rx_why and is_target:
+            roi_rx, how = _target_rx(case, roi)
+            entry["prescription_note"] = how
+        entry["prescription_gy"] = roi_rx
+        if wants_quality and is_target and roi_rx:
             if body_roi is not None and body_occ is None:
                 body_occ = _occupancy(body_roi, dose, spacing, steps)
             others = [
@@ -145,14 +173,14 @@ def _case_report(
                 for r in ss.rois
                 if r is not roi and r.planes and r.interpreted_type in TARGET_TYPES
             ]
-            quality = plan_quality(sd.occupancy, dose, rx, body=body_occ, other_targets=others)
+            quality = plan_quality(sd.occupancy, dose, roi_rx, body=body_occ, other_targets=others)
         values: dict[str, float | None] = {}
         for req in requests:
             try:
                 if req.is_quality and not is_target:
                     values[req.text] = None
                     continue
-                values[req.text] = evaluate(req, sd.dvh, rx_gy=rx, quality=quality)
+                values[req.text] = evaluate(req, sd.dvh, rx_gy=roi_rx, quality=quality)
             except (MetricUndefined, MetricNotEvaluable) as exc:
                 values[req.text] = None
                 warnings.append(f"ROI '{roi.name}': {req.text}: {exc}")
@@ -250,6 +278,8 @@ def _text(reports: list[dict]) -> str:
         for r in rep["rois"]:
             if "note" in r:
                 lines.append(f"note: ROI '{r['roi']}': {r['note']}")
+            if "prescription_note" in r:
+                lines.append(f"note: ROI '{r['roi']}': {r['prescription_note']}")
             if r.get("tps"):
                 t = r["tps"]
                 lines.append(
@@ -260,7 +290,8 @@ def _text(reports: list[dict]) -> str:
                         for k in t["rtqa"]
                     )
                 )
-        lines += [f"warning: {w}" for w in rep["warnings"]]
+        # a file's note already starts with its level ("warning: ", "error: ")
+        lines += [w if w.startswith(_LEVELS) else f"warning: {w}" for w in rep["warnings"]]
         lines.append("")
     return "\n".join(lines)
 

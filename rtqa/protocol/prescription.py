@@ -3,7 +3,10 @@
 Sources in order of precedence:
 
 1. the plan's dose references that point to the ROI (``ReferencedROINumber``; the reader turns
-   them into :class:`~rtqa.model.Prescription` items with ``roi_number``);
+   them into :class:`~rtqa.model.Prescription` items with ``roi_number``) when they state one
+   total; several totals (a boost's part and the whole, SIB levels on one ROI) are ambiguous,
+   never resolved by taking one of them: the name suffix or ``--rx`` decides, else the
+   prescription is unknown;
 2. a TG-263 dose suffix in the target's name: ``PTV_30Gy``, ``PTV_50.4Gy``, ``PTV_3000cGy`` or
    a bare number of at least 100 read as cGy (``PTV_3000`` = 30 Gy; smaller bare numbers such
    as ``PTV_1`` number lesions and are never read as a dose);
@@ -35,7 +38,7 @@ class TargetRx:
     roi_name: str
     total_gy: float | None
     fractions: int | None
-    source: str  # "dose reference", "ROI name", "--rx", "none"
+    source: str  # "dose reference", "ROI name", "--rx", "ambiguous", "none"
     detail: str = ""
 
     @property
@@ -43,6 +46,8 @@ class TargetRx:
         return self.total_gy is not None
 
     def describe(self) -> str:
+        if self.total_gy is None and self.source == "ambiguous":
+            return f"the prescription of '{self.roi_name}' is ambiguous ({self.detail})"
         if self.total_gy is None:
             return f"no prescription found for '{self.roi_name}' ({self.detail})"
         fx = f" in {self.fractions} fractions" if self.fractions else ""
@@ -100,6 +105,7 @@ def target_prescription(
     taken as its own.
     """
     fractions = plan.fractions_planned if plan is not None else None
+    ambiguous = ""
     if plan is not None:
         own = [p for p in plan.prescriptions if p.roi_number == roi.number]
         totals = sorted({round(p.total_gy, 6) for p in own})
@@ -113,24 +119,27 @@ def target_prescription(
                 f"{p.source} points to ROI {roi.number}",
             )
         if len(totals) > 1:
-            shown = ", ".join(f"{t:g} Gy" for t in totals)
-            return TargetRx(
-                roi.name,
-                max(totals),
-                fractions,
-                "dose reference",
-                f"several dose references point to ROI {roi.number} ({shown}): the highest used",
-            )
+            shown = ", ".join(f"{t:g} Gy" for t in sorted(totals, reverse=True))
+            ambiguous = f"several dose references point to ROI {roi.number} ({shown})"
     # an ROI sharing its name with another is shown as 'name #number'; its own name counts
     own_name = shared_name(roi.name)
+    why = f"{ambiguous}; " if ambiguous else ""
     named = dose_from_name(own_name)
     if named is not None:
         return TargetRx(
-            roi.name, named, fractions, "ROI name", f"TG-263 dose suffix in '{own_name}'"
+            roi.name, named, fractions, "ROI name", f"{why}TG-263 dose suffix in '{own_name}'"
         )
     for key in dict.fromkeys((roi.name, own_name)):
         if rx_args and key in rx_args:
-            return TargetRx(roi.name, rx_args[key], fractions, "--rx", f"--rx {key}=...")
+            return TargetRx(roi.name, rx_args[key], fractions, "--rx", f"{why}--rx {key}=...")
+    if ambiguous:  # never a guess between the plan's own totals (a boost's part is not the whole)
+        return TargetRx(
+            roi.name,
+            None,
+            fractions,
+            "ambiguous",
+            f"{ambiguous}; rtqa does not choose between them: give --rx {roi.name}=GY",
+        )
     if plan is not None and single_target:
         loose = [p for p in plan.prescriptions if p.roi_number is None]
         if len({round(p.total_gy, 6) for p in loose}) == 1:
