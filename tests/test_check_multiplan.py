@@ -185,3 +185,32 @@ def test_plans_in_two_frames_are_summed_through_the_registration(tmp_path, singl
     (summed,) = [f.message for f in result.findings if f.rule == "dose_sum"]
     assert summed.startswith("dose of 'SPINEBOOST' resampled onto the grid of 'SPINE3FX'")
     assert f"mapped into {frame} by spatial registration" in summed
+
+
+def test_plans_summed_through_a_contradicted_registration_ask_for_a_check(tmp_path, single):
+    """A second registration maps plan B's frame 4 mm away from the first: the sum still uses
+    the first (as before) but, as for a prior course, the dose_sum finding is a minor 'check the
+    registration' instead of information."""
+    from rtqa.dicom.write.base import Header
+    from rtqa.dicom.write.registration import write_registration
+    from rtqa.geometry.transform import translation_matrix
+    from rtqa.model import Registration
+
+    case = two_plan_case(tmp_path)
+    frame = move_plan_b_to_another_frame(case, (5.0, -7.5, 10.0))
+    (agreed,) = [
+        f for f in run_check([str(case)], CheckOptions())[0].findings if f.rule == "dose_sum"
+    ]
+    assert agreed.status is Status.INFO
+    rs = pydicom.dcmread(case / "RS.SPINE3FX.dcm")
+    first = str(rs.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID)
+    other = Registration("", generate_uid(), first, {frame: translation_matrix((-1.0, 7.5, -10.0))})
+    header = Header(str(rs.PatientID), str(rs.PatientName), str(rs.StudyInstanceUID), DAY)
+    write_registration(other, case / "RE.C.dcm", header, series_instance_uid=generate_uid())
+    (result,) = run_check([str(case)], CheckOptions())
+    (summed,) = [f for f in result.findings if f.rule == "dose_sum"]
+    assert summed.status is Status.MINOR
+    assert "differently" in summed.message
+    assert summed.message.endswith("; check the registration: the summed organ doses rest on it")
+    cord = organ(result, "SpinalCord", "D0.03cc[Gy]")
+    assert cord.value == pytest.approx(2 * organ(single, "SpinalCord", "D0.03cc[Gy]").value, 1e-9)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rtqa.model import Case, DoseGrid
+from rtqa.model import Case, DoseGrid, Level
 
 
 def _same_geometry(a: DoseGrid, b: DoseGrid) -> bool:
@@ -26,14 +26,17 @@ def _same_geometry(a: DoseGrid, b: DoseGrid) -> bool:
     )
 
 
-def plan_doses_on_first(cases: Sequence[Case]) -> tuple[list[np.ndarray], list[str], str | None]:
-    """Each case's dose on the first case's grid, what was done, and why summing failed
-    (``None`` when it worked). Dose outside another plan's own grid is taken as 0 Gy there
-    (the planning system computed none) and said so."""
+def plan_doses_on_first(
+    cases: Sequence[Case],
+) -> tuple[list[np.ndarray], list[tuple[str, bool]], str | None]:
+    """Each case's dose on the first case's grid, what was done (each with ``True`` where it
+    rests on a doubtful registration: not rigid, or contradicted by another), and why summing
+    failed (``None`` when it worked). Dose outside another plan's own grid is taken as 0 Gy
+    there (the planning system computed none) and said so."""
     ref = cases[0].dose
     assert ref is not None
     arrays = [np.asarray(ref.dose_gy, dtype=float)]
-    said: list[str] = []
+    said: list[tuple[str, bool]] = []
     for case in cases[1:]:
         d = case.dose
         assert d is not None
@@ -45,6 +48,7 @@ def plan_doses_on_first(cases: Sequence[Case]) -> tuple[list[np.ndarray], list[s
 
         matrix = None
         via = ""
+        doubtful = False
         if d.frame_of_reference_uid != ref.frame_of_reference_uid:
             registrations = list({id(r): r for c in cases for r in c.registrations}.values())
             # points of the first plan's frame into this plan's: resample_dose's direction
@@ -60,6 +64,7 @@ def plan_doses_on_first(cases: Sequence[Case]) -> tuple[list[np.ndarray], list[s
                     "judge each plan alone)",
                 )
             via = f" ({note.message})"
+            doubtful = note.level is Level.ERROR
         values, outside = resample_dose(d, ref, matrix)
         n_out = int(outside.sum())
         values = np.where(outside, 0.0, values)
@@ -67,7 +72,7 @@ def plan_doses_on_first(cases: Sequence[Case]) -> tuple[list[np.ndarray], list[s
         msg = f"dose of '{case.label}' resampled onto the grid of '{cases[0].label}'{via}"
         if n_out:
             msg += f" ({n_out} voxels beyond its own grid taken as 0 Gy)"
-        said.append(msg)
+        said.append((msg, doubtful))
     return arrays, said, None
 
 

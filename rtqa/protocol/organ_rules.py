@@ -64,13 +64,19 @@ def organ_findings(
     fractions = [w.case.plan.fractions_planned if w.case.plan else None for w in usable]
     if len(cases) > 1:
         arrays, said, failed = plan_doses_on_first(cases)
-        for s in said:
+        for s, doubtful in said:
+            # as for a prior course: a doubtful registration is for a person to check
             out.append(
                 Finding(
                     group="plan",
                     rule="dose_sum",
-                    status=Status.INFO,
-                    message=s,
+                    status=Status.MINOR if doubtful else Status.INFO,
+                    message=s
+                    + (
+                        "; check the registration: the summed organ doses rest on it"
+                        if doubtful
+                        else ""
+                    ),
                     source="rtqa: plan doses summed on the first plan's grid",
                 )
             )
