@@ -182,6 +182,7 @@ def test_plans_in_two_frames_are_summed_through_the_registration(tmp_path, singl
     # first grid's nodes, so the sum is the sample dose twice
     assert cord.value == pytest.approx(2 * organ(single, "SpinalCord", "D0.03cc[Gy]").value, 1e-9)
     assert "physical sum of 2 plans" in cord.message
+    assert "beyond" not in cord.message  # plan B's own cord, mapped back, is plan A's
     (summed,) = [f.message for f in result.findings if f.rule == "dose_sum"]
     assert summed.startswith("dose of 'SPINEBOOST' resampled onto the grid of 'SPINE3FX'")
     assert f"mapped into {frame} by spatial registration" in summed
@@ -214,3 +215,40 @@ def test_plans_summed_through_a_contradicted_registration_ask_for_a_check(tmp_pa
     assert summed.message.endswith("; check the registration: the summed organ doses rest on it")
     cord = organ(result, "SpinalCord", "D0.03cc[Gy]")
     assert cord.value == pytest.approx(2 * organ(single, "SpinalCord", "D0.03cc[Gy]").value, 1e-9)
+
+
+def test_an_organ_another_plan_contours_further_is_not_judged_on_the_first_contour_alone(
+    tmp_path,
+):
+    """Plan B brings its own structure set (same frame) whose cord runs 30 mm further up, as
+    when each lesion's CT is contoured around its own level. The summed dose was judged on plan
+    A's cord alone, though B's part of the cord was never looked at. Its deviations (doses to
+    absolute volumes, which only grow with the missing part) stand, with the reason; passes
+    become not evaluable (tests/test_evaluate.py). The esophagus, contoured alike in both, is
+    judged as before."""
+    case = two_plan_case(tmp_path)
+    rs = pydicom.dcmread(case / "RS.SPINE3FX.dcm")
+    rs.SOPInstanceUID = rs.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    cord_number = next(
+        int(r.ROINumber) for r in rs.StructureSetROISequence if r.ROIName == "SpinalCord"
+    )
+    (cord_item,) = [i for i in rs.ROIContourSequence if int(i.ReferencedROINumber) == cord_number]
+    for contour in cord_item.ContourSequence:
+        points = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)
+        points[:, 2] += 30.0
+        contour.ContourData = [f"{v:.6f}" for v in points.reshape(-1)]
+    rs.save_as(case / "RS.B.dcm")
+    plan = pydicom.dcmread(case / "RP.B.dcm")
+    plan.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID = rs.SOPInstanceUID
+    plan.save_as(case / "RP.B.dcm")
+    why = (
+        "plan 'SPINEBOOST' contours 'SpinalCord' up to 30 mm beyond 'SpinalCord' of the first "
+        "plan's structure set, on which the summed dose is judged"
+    )
+    (full,) = run_check([str(case)], CheckOptions())
+    cord = [f for f in full.findings if f.group == "organ" and f.roi == "SpinalCord"]
+    assert {f.status for f in cord} == {Status.MAJOR}
+    assert all(f.message.endswith(why) for f in cord)
+    esophagus = [f for f in full.findings if f.group == "organ" and f.roi == "Esophagus"]
+    assert {f.status for f in esophagus} == {Status.PASS}
+    assert all(why not in f.message for f in esophagus)

@@ -91,3 +91,24 @@ def test_eqd2_limit_conversion_closed_form():
     vlim, _ = eqd2_limit(limit("CV12.5Gy[cc]", limit=">= 1500"), 5, 3.0)
     assert vlim.metric.value == pytest.approx(12.5 * (2.5 + 3) / 5)
     assert vlim.bands.per_protocol.limit == 1500
+
+
+@pytest.mark.parametrize(
+    ("metric", "dose", "status", "ending"),
+    [
+        # a pass over part of the organ says nothing of the whole
+        ("D0.03cc[Gy]", 10.0, Status.NOT_EVALUABLE, "on the judged contour, but plan 'B' is"),
+        # a dose to 0.03 cc only grows with the rest: the deviation stands
+        ("D0.03cc[Gy]", 30.0, Status.MAJOR, "; plan 'B' is"),
+        # a mean or a share of the organ may fall with the rest
+        ("Mean[Gy]", 30.0, Status.NOT_EVALUABLE, "could lie on either side of the limit"),
+        ("D50%[Gy]", 30.0, Status.NOT_EVALUABLE, "could lie on either side of the limit"),
+    ],
+)
+def test_a_limit_judged_on_part_of_an_organ(metric, dose, status, ending):
+    from rtqa.protocol.organ_extent import unjudged_part
+
+    lim = limit(metric, limit="<= 21.9")
+    f = unjudged_part(judge(lim, uniform(dose)), lim, "plan 'B' is")
+    assert f.status is status and f.value == dose
+    assert f.message.endswith(ending)

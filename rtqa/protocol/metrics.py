@@ -158,6 +158,18 @@ _QUALITY_WORDS = {
 }
 
 
+def grows_with_volume(request: MetricRequest) -> bool:
+    """True when the metric can only grow as a missing part of the structure is added back
+    (every voxel adds volume at a dose >= 0): the maximum, the dose to an absolute volume (cc)
+    and the volume (cc) above a dose. Then a value above an upper limit over a part of the
+    structure is above it for the whole; means, medians and shares can move either way."""
+    if request.kind is MetricKind.MAX:
+        return True
+    if request.kind is MetricKind.DOSE_AT_VOLUME:
+        return request.query_unit == "cc"
+    return request.kind is MetricKind.VOLUME_AT_DOSE and request.unit == "cc"
+
+
 def parse_metric(text: object) -> MetricRequest:
     """Parse a TG-263 metric string; raise :class:`MetricSyntaxError` naming the string."""
     if not isinstance(text, str):

@@ -17,6 +17,7 @@ from rtqa.protocol.judging import eqd2_limit, judge_limit, outside_cc
 from rtqa.protocol.match_findings import optional_organs_finding, unmatched_organ_finding
 from rtqa.protocol.metrics import MetricNotEvaluable
 from rtqa.protocol.model import Organ, Protocol
+from rtqa.protocol.organ_extent import contoured_further, unjudged_part
 from rtqa.protocol.plan_rules import unknown_count_reason
 from rtqa.protocol.structure_dvhs import derived_dvh, dvh_or_finding, keep_dvh, volume_integrity
 
@@ -149,6 +150,8 @@ def organ_findings(
         roi = m.roi
         how = m.describe()
         ctx.organs[organ.name] = roi
+        # another plan's own contour of the organ reaching beyond this one: part unjudged
+        further = contoured_further(organ.name, usable) if len(usable) > 1 else ""
         if not limits:
             counts = sorted(n for n in organ.limits if n is not None)
             unknown = ref_fractions is None and bool(counts)
@@ -197,11 +200,10 @@ def organ_findings(
             if len(usable) > 1:
                 note = f"physical sum of {len(usable)} plans of {ref_fractions} fractions"
             for lim in limits:
-                out.append(
-                    judge_limit(
-                        lim, sd.dvh, group="organ", roi=name, match=how, case_id=None, note=note
-                    )
+                f = judge_limit(
+                    lim, sd.dvh, group="organ", roi=name, match=how, case_id=None, note=note
                 )
+                out.append(unjudged_part(f, lim, further) if further else f)
             continue
         ab, ab_from = _alpha_beta(organ, protocol, st)
         edvh = (
@@ -226,18 +228,17 @@ def organ_findings(
                     )
                 )
                 continue
-            out.append(
-                judge_limit(
-                    elim,
-                    edvh,
-                    group="organ",
-                    roi=name,
-                    match=how,
-                    case_id=None,
-                    note=f"plans of different fraction counts ({counts}): {words}; "
-                    f"alpha/beta from {ab_from}; limits of the {ref_fractions}-fraction table",
-                )
+            f = judge_limit(
+                elim,
+                edvh,
+                group="organ",
+                roi=name,
+                match=how,
+                case_id=None,
+                note=f"plans of different fraction counts ({counts}): {words}; "
+                f"alpha/beta from {ab_from}; limits of the {ref_fractions}-fraction table",
             )
+            out.append(unjudged_part(f, elim, further) if further else f)
     if missing_optional:
         out.append(optional_organs_finding(protocol, missing_optional))
     return out

@@ -12,10 +12,10 @@ import numpy as np
 from rtqa.dvh.core import Dvh, MetricUndefined
 from rtqa.model import Finding, Roi, Status
 from rtqa.protocol.metrics import (
-    MetricKind,
     MetricNotEvaluable,
     MetricRequest,
     evaluate,
+    grows_with_volume,
     parse_metric,
 )
 from rtqa.protocol.model import Limit, Protocol
@@ -256,7 +256,7 @@ def _organ_rows(name, roi, request, trio, sections, context, res, ab: float) -> 
                 message,
                 base,
                 unknown_cc=res.unknown_prior_cc,
-                grows=_grows_with_the_organ(request),
+                grows=grows_with_volume(request),
             )
         )
     for lim in limits["course_share"]:
@@ -281,26 +281,13 @@ def _organ_rows(name, roi, request, trio, sections, context, res, ab: float) -> 
     return rows
 
 
-def _grows_with_the_organ(request: MetricRequest) -> bool:
-    """True when the metric can only grow as the part of the organ without prior dose is added
-    back (every voxel adds volume at a cumulative dose >= 0): the maximum, the dose to an
-    absolute volume (cc) and the volume (cc) above a dose. Then a value above an upper limit
-    over the part with prior dose is above it for the whole organ; means, medians and shares
-    of the organ can move either way."""
-    if request.kind is MetricKind.MAX:
-        return True
-    if request.kind is MetricKind.DOSE_AT_VOLUME:
-        return request.query_unit == "cc"
-    return request.kind is MetricKind.VOLUME_AT_DOSE and request.unit == "cc"
-
-
 def _judge(
     rule, metric, value, unit, lim: Limit, message, base, unknown_cc=0.0, grows=False
 ) -> Finding:
     """A prior-group finding judging ``value`` against ``lim``. With ``unknown_cc`` of the organ
     outside the prior dose grid the value covers the rest only: a pass is not evaluable, and so
-    is a deviation unless ``grows`` (see :func:`_grows_with_the_organ`) and the limit is an
-    upper one."""
+    is a deviation unless ``grows`` (:func:`~rtqa.protocol.metrics.grows_with_volume`) and the
+    limit is an upper one."""
     prov = {"source": str(lim.source), "confidence": lim.confidence.value}
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return Finding(

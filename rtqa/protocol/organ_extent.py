@@ -1,0 +1,103 @@
+"""Whether another plan of a course contours an organ further than the structure set it is judged
+on: the course's summed dose there would go unjudged.
+
+A course of several plans judges its organs on the first plan's structure set. Where another plan
+brings its own structure set (another CT, often contoured only around its own lesion), its
+contour of the same organ, mapped into the first plan's frame, may reach beyond the judged one:
+the cord contoured around T8 in one plan and around L2 in the other. The comparison is of the
+contour points' bounding boxes, with :data:`TOLERANCE_MM` for two delineations of one organ.
+Coordinates mm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from rtqa.model import Finding, Roi, Status
+from rtqa.protocol.case_work import CaseWork
+from rtqa.protocol.metrics import grows_with_volume
+from rtqa.protocol.model import Limit
+
+#: How far (mm) another plan's contour of an organ may reach beyond the judged one on any side
+#: before the part beyond counts as unjudged (two delineations of one organ on two CTs).
+TOLERANCE_MM = 5.0
+
+
+def _bounds(roi: Roi, matrix: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest (x, y, z) in mm of the contour points of ``roi``, mapped by ``matrix``
+    (4x4, points of the ROI's frame into the judged frame; None: the same frame)."""
+    from rtqa.geometry.transform import map_points
+
+    points = np.concatenate(
+        [
+            np.column_stack([poly.exterior, np.full(len(poly.exterior), plane.z_mm)])
+            for plane in roi.planes
+            for poly in plane.polygons
+        ]
+    )
+    if matrix is not None:
+        points = map_points(points, matrix)
+    return points.min(axis=0), points.max(axis=0)
+
+
+def contoured_further(organ: str, usable: Sequence[CaseWork]) -> str:
+    """Why the organ ``organ`` (a protocol name) judged on the first plan's structure set may miss
+    part of the course's dose: each other plan whose own structure set contours it more than
+    :data:`TOLERANCE_MM` beyond the judged contour, with how far; '' when none does."""
+    from rtqa.prior import registration_between
+
+    first = usable[0]
+    assert first.match is not None and first.case.structure_set is not None
+    judged = first.match.organs[organ].roi
+    if judged is None or judged.is_empty:
+        return ""
+    lo, hi = _bounds(judged, None)
+    frame = first.case.structure_set.frame_of_reference_uid
+    registrations = list({id(r): r for w in usable for r in w.case.registrations}.values())
+    seen = {first.case.structure_set.sop_instance_uid}
+    parts = []
+    for w in usable[1:]:
+        ss = w.case.structure_set
+        if ss is None or w.match is None or ss.sop_instance_uid in seen:
+            continue
+        seen.add(ss.sop_instance_uid)
+        m = w.match.organs.get(organ)
+        other = m.roi if m is not None else None
+        if other is None or other.is_empty:
+            continue
+        matrix = None
+        if ss.frame_of_reference_uid != frame:
+            matrix, _ = registration_between(ss.frame_of_reference_uid, frame, registrations)
+            if matrix is None:  # the doses could not be summed either: said there
+                continue
+        olo, ohi = _bounds(other, matrix)
+        beyond = float(max(np.max(lo - olo), np.max(ohi - hi)))
+        if beyond > TOLERANCE_MM:
+            parts.append(
+                f"plan '{w.case.label}' contours '{other.name}' up to {beyond:.0f} mm beyond "
+                f"'{judged.name}' of the first plan's structure set, on which the summed dose is "
+                "judged"
+            )
+    return "; ".join(parts)
+
+
+def unjudged_part(finding: Finding, lim: Limit, why: str) -> Finding:
+    """``finding`` of an organ judged on a contour that misses part of it (``why``): a pass is
+    not evaluable, and so is a deviation unless the figure can only grow with the missing part
+    (:func:`~rtqa.protocol.metrics.grows_with_volume`) and the limit is an upper one."""
+    if finding.status is Status.PASS:
+        text = f"; within the limit on the judged contour, but {why}"
+    elif finding.status in (Status.MINOR, Status.MAJOR) and not (
+        grows_with_volume(lim.metric) and lim.bands.per_protocol.upper
+    ):
+        text = f"; beyond the limit on the judged contour, but {why}, and this figure for the "
+        text += "whole organ could lie on either side of the limit"
+    else:
+        return dataclasses.replace(finding, message=f"{finding.message}; {why}")
+    return dataclasses.replace(finding, status=Status.NOT_EVALUABLE, message=finding.message + text)
+
+
+__all__ = ["TOLERANCE_MM", "contoured_further", "unjudged_part"]
