@@ -230,15 +230,19 @@ def check_course(
 
 
 def _summary(case: Case, ev, prior: bool) -> PlanSummary:
-    """What the report says of the plan. Its prescription (Gy): the plan's one total, else the
+    """What the report says of the plan. Its prescription (Gy): the plan's one total (not one
+    fraction group's share, :func:`~rtqa.protocol.prescription.group_share`), else the
     highest judged for its targets (a SIB plan's top level, never a guess between several totals
     of one ROI), else None; a prior course's plan: its highest total, as the prior rules take
     it."""
+    from rtqa.protocol.prescription import group_share
+
     plan = case.plan
     rx = None
-    totals = {round(p.total_gy, 6) for p in plan.prescriptions} if plan is not None else set()
-    if len(totals) == 1:
-        rx = plan.prescriptions[0].total_gy  # type: ignore[union-attr]
+    given = plan.prescriptions if plan is not None else ()
+    totals = {round(p.total_gy, 6) for p in given}
+    if len(totals) == 1 and not any(group_share(p, plan) for p in given):  # type: ignore[arg-type]
+        rx = given[0].total_gy
     elif not prior:
         known = [
             v

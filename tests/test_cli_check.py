@@ -563,3 +563,42 @@ def test_dvh_of_a_plan_with_several_prescriptions_uses_each_ptvs_own(tmp_path):
     )
     plain = CliRunner().invoke(cli, ["dvh", str(SAMPLES / "spine_3fx"), "--format", "json"])
     assert json.loads(plain.stdout)["prescription_gy"] == 30.0
+
+
+def test_a_dose_reference_of_one_fraction_group_is_not_the_plans_prescription(tmp_path):
+    """spine_3fx (PTV renamed 'PTV') gains a second fraction group listing no dose reference:
+    the 30 Gy of dose reference 1, listed by group 1 only, is that group's share of a plan dose
+    summing both, so coverage is not judged against it (it was); check and dvh say why."""
+    import copy
+
+    case = tmp_path / "spine_3fx"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    rp = pydicom.dcmread(case / "RP.SPINE3FX.dcm")
+    group = copy.deepcopy(rp.FractionGroupSequence[0])
+    group.FractionGroupNumber = 2
+    del group.ReferencedDoseReferenceSequence
+    rp.FractionGroupSequence.append(group)
+    rp.save_as(case / "RP.SPINE3FX.dcm")
+    rs = pydicom.dcmread(case / "RS.SPINE3FX.dcm")
+    (ptv,) = [r for r in rs.StructureSetROISequence if int(r.ROINumber) == 2]
+    ptv.ROIName = "PTV"
+    rs.save_as(case / "RS.SPINE3FX.dcm")
+    share = (
+        "dose reference 1 (30 Gy) is listed by fraction group 1 only, of the plan's 2 groups "
+        "whose doses the plan dose sums: it prescribes a share"
+    )
+    result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == 4, result.output
+    doc = json.loads(result.stdout)
+    not_evaluable = {
+        (f["rule"], f["roi"]) for f in doc["findings"] if f["status"] == "not_evaluable"
+    }
+    assert not_evaluable == {("prescription", "PTV"), ("V100%[%]", "PTV"), ("V90%[%]", "PTV")}
+    (rx,) = [f for f in doc["findings"] if f["rule"] == "prescription"]
+    assert share in rx["message"] and doc["plans"][0]["prescription_gy"] is None
+    args = ["dvh", str(case), "--format", "json", "--metric", "V100%[%]"]
+    dvh = json.loads(CliRunner().invoke(cli, args, catch_exceptions=False).stdout)
+    assert dvh["prescription_gy"] is None
+    assert any(w.startswith(share) for w in dvh["warnings"])
+    (ptv_row,) = [r for r in dvh["rois"] if r["roi"] == "PTV"]
+    assert ptv_row["prescription_gy"] is None and ptv_row["metrics"]["V100%[%]"] is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from rtqa.model import FractionGroup, Plan, Prescription, Roi
@@ -80,7 +82,7 @@ def test_several_totals_for_one_roi_are_never_resolved_by_picking_one():
     assert (unknown.total_gy, unknown.source) == (None, "ambiguous")
     assert unknown.describe() == (
         "the prescription of 'PTV' is ambiguous (several dose references point to ROI 2 "
-        "(36 Gy, 30 Gy); rtqa does not choose between them: give --rx PTV=GY)"
+        "(36 Gy, 30 Gy); give --rx PTV=GY, the plan's total to it)"
     )
     named = target_prescription(Roi(2, "PTV_30Gy"), plan)
     assert (named.total_gy, named.source) == (30.0, "ROI name")
@@ -90,3 +92,35 @@ def test_several_totals_for_one_roi_are_never_resolved_by_picking_one():
     # one total stated twice is no ambiguity
     twice = _plan([both[0], Prescription(30.0, 3, "DoseReferenceSequence", roi_number=2)])
     assert target_prescription(Roi(2, "PTV"), twice).total_gy == 30.0
+
+
+def test_one_fraction_groups_share_is_not_the_plans_prescription():
+    """A sequential boost in one plan: group 1 (5 fx) lists dose reference 1 (30 Gy to the
+    PTV), group 2 (1 fx) lists dose reference 2 (8 Gy to the boost volume). The plan dose sums
+    both groups, so the boost's 8 Gy is a share: coverage against it would pass trivially."""
+    groups = (
+        FractionGroup(1, 5, referenced_dose_reference_numbers=(1,)),
+        FractionGroup(2, 1, referenced_dose_reference_numbers=(2,)),
+    )
+    plan = Plan(
+        path="RP.dcm",
+        sop_instance_uid="1.2.3",
+        label="P",
+        fraction_groups=groups,
+        prescriptions=(
+            Prescription(30.0, 5, "DoseReferenceSequence", 2, dose_reference_number=1),
+            Prescription(8.0, 1, "DoseReferenceSequence", 3, dose_reference_number=2),
+        ),
+    )
+    boost = target_prescription(Roi(3, "PTV_boost"), plan)
+    assert (boost.total_gy, boost.source) == (None, "ambiguous")
+    assert boost.describe() == (
+        "the prescription of 'PTV_boost' is ambiguous (dose reference 2 (8 Gy) is listed by "
+        "fraction group 2 only, of the plan's 2 groups whose doses the plan dose sums: it "
+        "prescribes a share; give --rx PTV_boost=GY, the plan's total to it)"
+    )
+    assert target_prescription(Roi(3, "PTV_boost"), plan, {"PTV_boost": 38.0}).total_gy == 38.0
+    # listed by every group (or by none: nothing known) it is the plan's
+    every = tuple(FractionGroup(g.number, g.fractions_planned, (), (1, 2)) for g in groups)
+    listed = dataclasses.replace(plan, fraction_groups=every)
+    assert target_prescription(Roi(3, "PTV_boost"), listed).total_gy == 8.0

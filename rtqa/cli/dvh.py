@@ -94,20 +94,25 @@ def dvh(paths, metrics, rx_gy, curves, compare_tps, interpolate_steps, fmt) -> N
 
 def _case_rx(case: Case, rx_gy: float | None) -> tuple[float | None, str]:
     """The prescription (Gy) for metrics relative to it: ``--rx``, else the plan's when it states
-    one total. A plan stating several (SIB levels, a boost) has none for the case (never the
-    first or the highest), and says why; its PTVs then use their own (:func:`_target_rx`)."""
+    one total for the whole plan dose. A plan stating several (SIB levels, a boost) or one
+    fraction group's share has none for the case (never the first or the highest), and says
+    why; its PTVs then use their own (:func:`_target_rx`)."""
+    from rtqa.protocol.prescription import group_share
+
     if rx_gy is not None or case.plan is None:
         return rx_gy, ""
-    totals = sorted({round(p.total_gy, 6) for p in case.plan.prescriptions}, reverse=True)
-    if len(totals) == 1:
-        return case.plan.prescriptions[0].total_gy, ""
+    plan = case.plan
+    totals = sorted({round(p.total_gy, 6) for p in plan.prescriptions}, reverse=True)
+    share = next((why for why in (group_share(p, plan) for p in plan.prescriptions) if why), "")
+    if len(totals) == 1 and not share:
+        return plan.prescriptions[0].total_gy, ""
     if not totals:
         return None, ""
     shown = ", ".join(f"{t:g}" for t in totals)
+    what = share if len(totals) == 1 else f"the plan prescribes several doses ({shown} Gy)"
     return None, (
-        f"the plan prescribes several doses ({shown} Gy): metrics relative to the prescription "
-        "use a PTV's own (its dose reference or its name's dose suffix); for the other "
-        "structures give --rx GY"
+        f"{what}; metrics relative to the prescription use a PTV's own (its dose reference or "
+        "its name's dose suffix); for the other structures give --rx GY"
     )
 
 

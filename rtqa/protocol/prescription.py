@@ -5,8 +5,9 @@ Sources in order of precedence:
 1. the plan's dose references that point to the ROI (``ReferencedROINumber``; the reader turns
    them into :class:`~rtqa.model.Prescription` items with ``roi_number``) when they state one
    total; several totals (a boost's part and the whole, SIB levels on one ROI) are ambiguous,
-   never resolved by taking one of them: the name suffix or ``--rx`` decides, else the
-   prescription is unknown;
+   never resolved by taking one of them, and so is a dose reference that only some of the
+   plan's fraction groups list (one group's share of a plan dose summing all): the name suffix
+   or ``--rx`` decides, else the prescription is unknown;
 2. a TG-263 dose suffix in the target's name: ``PTV_30Gy``, ``PTV_50.4Gy``, ``PTV_3000cGy`` or
    a bare number of at least 100 read as cGy (``PTV_3000`` = 30 Gy; smaller bare numbers such
    as ``PTV_1`` number lesions and are never read as a dose);
@@ -22,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rtqa.model import Plan, Roi
+from rtqa.model import Plan, Prescription, Roi
 from rtqa.protocol.matching import shared_name
 
 #: Bare numbers below this are lesion indices (``PTV_1``), not doses in cGy.
@@ -92,6 +93,27 @@ def parse_rx_args(items: Sequence[str]) -> dict[str, float]:
     return out
 
 
+def group_share(p: Prescription, plan: Plan) -> str:
+    """Why ``p`` is one fraction group's share of the plan dose ('' when it is not): its dose
+    reference is listed by some of the plan's fraction groups, not all (a sequential boost)."""
+    groups = plan.fraction_groups
+    if len(groups) < 2 or p.dose_reference_number is None:
+        return ""
+    n = p.dose_reference_number
+    listing = [
+        g.number
+        for g in groups
+        if n in g.referenced_dose_reference_numbers or n in dict(g.dose_reference_doses_gy)
+    ]
+    if not listing or len(listing) == len(groups):
+        return ""
+    which = ", ".join(map(str, listing))
+    return (
+        f"dose reference {n} ({p.total_gy:g} Gy) is listed by fraction group {which} only, of "
+        f"the plan's {len(groups)} groups whose doses the plan dose sums: it prescribes a share"
+    )
+
+
 def target_prescription(
     roi: Roi,
     plan: Plan | None,
@@ -109,7 +131,8 @@ def target_prescription(
     if plan is not None:
         own = [p for p in plan.prescriptions if p.roi_number == roi.number]
         totals = sorted({round(p.total_gy, 6) for p in own})
-        if len(totals) == 1:
+        partial = next((why for why in (group_share(p, plan) for p in own) if why), "")
+        if len(totals) == 1 and not partial:
             p = own[0]
             return TargetRx(
                 roi.name,
@@ -121,6 +144,8 @@ def target_prescription(
         if len(totals) > 1:
             shown = ", ".join(f"{t:g} Gy" for t in sorted(totals, reverse=True))
             ambiguous = f"several dose references point to ROI {roi.number} ({shown})"
+        elif partial:
+            ambiguous = partial
     # an ROI sharing its name with another is shown as 'name #number'; its own name counts
     own_name = shared_name(roi.name)
     why = f"{ambiguous}; " if ambiguous else ""
@@ -138,7 +163,7 @@ def target_prescription(
             None,
             fractions,
             "ambiguous",
-            f"{ambiguous}; rtqa does not choose between them: give --rx {roi.name}=GY",
+            f"{ambiguous}; give --rx {roi.name}=GY, the plan's total to it",
         )
     if plan is not None and single_target:
         loose = [p for p in plan.prescriptions if p.roi_number is None]
