@@ -3,7 +3,10 @@
 PATHs are files or folders holding at least a structure set and a dose (a plan is optional).
 Without ``--metric`` the default set :data:`DEFAULT_METRICS` is reported (doses in Gy).
 ``--rx`` gives the prescription (Gy) for metrics relative to it; otherwise the plan's is used
-when it states one total (with several, each PTV uses its own and the other structures none).
+when it states one total for the whole plan dose (with several, or one fraction group's share,
+each PTV uses its own and the other structures none). JSON gives the case's prescription at the
+top (``prescription_gy``) and the one each ROI's metrics used in its entry (``prescription_gy``,
+with ``prescription_note`` where a PTV's own was sought).
 Plan-quality metrics (CI, CI_Paddick, GI, R50%, D2cm[%], HI) are computed for PTVs, with the
 isodose volumes counted inside the EXTERNAL (body) ROI when there is one.
 ``--interpolate N`` (N > 0) interpolates the contour shapes between neighbouring planes in N
