@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rtqa.model import Case, DoseGrid, Level
+from rtqa.model import Case, DoseGrid, Level, Registration
 
 
 def _same_geometry(a: DoseGrid, b: DoseGrid) -> bool:
@@ -24,6 +24,11 @@ def _same_geometry(a: DoseGrid, b: DoseGrid) -> bool:
             for u, v in ((a.x_mm, b.x_mm), (a.y_mm, b.y_mm), (a.z_mm, b.z_mm))
         )
     )
+
+
+def course_registrations(cases: Sequence[Case]) -> list[Registration]:
+    """The spatial registrations of ``cases``, each once (several cases may share one)."""
+    return list({id(r): r for c in cases for r in c.registrations}.values())
 
 
 def plan_doses_on_first(
@@ -50,10 +55,9 @@ def plan_doses_on_first(
         via = ""
         doubtful = False
         if d.frame_of_reference_uid != ref.frame_of_reference_uid:
-            registrations = list({id(r): r for c in cases for r in c.registrations}.values())
             # points of the first plan's frame into this plan's: resample_dose's direction
             matrix, note = registration_between(
-                ref.frame_of_reference_uid, d.frame_of_reference_uid, registrations
+                ref.frame_of_reference_uid, d.frame_of_reference_uid, course_registrations(cases)
             )
             if matrix is None:
                 return (
@@ -118,4 +122,4 @@ def summed_grid(ref: DoseGrid, values: np.ndarray, note: str) -> DoseGrid:
     )
 
 
-__all__ = ["eqd2_dvh", "plan_doses_on_first", "summed_grid"]
+__all__ = ["course_registrations", "eqd2_dvh", "plan_doses_on_first", "summed_grid"]

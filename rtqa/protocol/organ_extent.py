@@ -18,6 +18,7 @@ import numpy as np
 
 from rtqa.model import Finding, Roi, Status
 from rtqa.protocol.case_work import CaseWork
+from rtqa.protocol.course_dose import course_registrations
 from rtqa.protocol.metrics import grows_with_volume
 from rtqa.protocol.model import Limit
 
@@ -56,7 +57,7 @@ def contoured_further(organ: str, usable: Sequence[CaseWork]) -> str:
         return ""
     lo, hi = _bounds(judged, None)
     frame = first.case.structure_set.frame_of_reference_uid
-    registrations = list({id(r): r for w in usable for r in w.case.registrations}.values())
+    registrations = course_registrations([w.case for w in usable])
     seen = {first.case.structure_set.sop_instance_uid}
     parts = []
     for w in usable[1:]:
