@@ -235,13 +235,13 @@ def _summary(case: Case, ev, prior: bool) -> PlanSummary:
     highest judged for its targets (a SIB plan's top level, never a guess between several totals
     of one ROI), else None; a prior course's plan: its highest total, as the prior rules take
     it."""
-    from rtqa.protocol.prescription import group_share
+    from rtqa.protocol.prescription import shares
 
     plan = case.plan
     rx = None
     given = plan.prescriptions if plan is not None else ()
     totals = {round(p.total_gy, 6) for p in given}
-    if len(totals) == 1 and not any(group_share(p, plan) for p in given):  # type: ignore[arg-type]
+    if plan is not None and len(totals) == 1 and not shares(given, plan):
         rx = given[0].total_gy
     elif not prior:
         known = [

@@ -100,13 +100,13 @@ def _case_rx(case: Case, rx_gy: float | None) -> tuple[float | None, str]:
     one total for the whole plan dose. A plan stating several (SIB levels, a boost) or one
     fraction group's share has none for the case (never the first or the highest), and says
     why; its PTVs then use their own (:func:`_target_rx`)."""
-    from rtqa.protocol.prescription import group_share
+    from rtqa.protocol.prescription import shares
 
     if rx_gy is not None or case.plan is None:
         return rx_gy, ""
     plan = case.plan
     totals = sorted({round(p.total_gy, 6) for p in plan.prescriptions}, reverse=True)
-    share = next((why for why in (group_share(p, plan) for p in plan.prescriptions) if why), "")
+    share = shares(plan.prescriptions, plan)
     if len(totals) == 1 and not share:
         return plan.prescriptions[0].total_gy, ""
     if not totals:

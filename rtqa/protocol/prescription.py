@@ -114,6 +114,11 @@ def group_share(p: Prescription, plan: Plan) -> str:
     )
 
 
+def shares(prescriptions: Sequence[Prescription], plan: Plan) -> str:
+    """The first :func:`group_share` reason among ``prescriptions`` ('' when none is one)."""
+    return next((why for why in (group_share(p, plan) for p in prescriptions) if why), "")
+
+
 def target_prescription(
     roi: Roi,
     plan: Plan | None,
@@ -131,7 +136,7 @@ def target_prescription(
     if plan is not None:
         own = [p for p in plan.prescriptions if p.roi_number == roi.number]
         totals = sorted({round(p.total_gy, 6) for p in own})
-        partial = next((why for why in (group_share(p, plan) for p in own) if why), "")
+        partial = shares(own, plan)
         if len(totals) == 1 and not partial:
             p = own[0]
             return TargetRx(
