@@ -419,3 +419,46 @@ def test_the_protocol_sets_the_isodose_bounding_the_irradiated_volumes(boss):
     found, _ = evaluate_prior(uniform_setup(current=27.0), at(100.0))
     (f,) = by_rule(found, "prior_policy")
     assert f.value == pytest.approx(whole_grid_cc)
+
+
+def test_a_course_of_several_prescription_levels_irradiates_the_union_of_their_volumes(boss):
+    """A second current target prescribed 15 Gy beside the 27 Gy PTV: the current irradiated
+    volume (50 %) reaches down to 7.5 Gy around it, so the uniform 9 Gy now overlaps the prior
+    irradiated volume everywhere (with the highest level, 13.5 Gy, it overlapped nowhere)."""
+    pr = boss.prior_radiation
+    review = replace(boss, prior_radiation=replace(pr, policy=replace(pr.policy, value="review")))
+    setup = uniform_setup(current=9.0)
+    (f,) = by_rule(evaluate_prior(setup, review)[0], "prior_policy")
+    assert f.value == 0.0 and f.status is Status.PASS
+    second = sphere_roi(3, "PTV_2", (-10, 0, 0), 6.0, FRAME_A)
+    two_levels = replace(setup, targets={**setup.targets, "PTV_2": (second, 15.0)})
+    (f,) = by_rule(evaluate_prior(two_levels, review)[0], "prior_policy")
+    assert f.value == pytest.approx(6.2**3) and f.status is Status.MINOR
+    assert (
+        "'BEFORE' 10 Gy (50 % of 20 Gy) with the current 7.5 Gy (50 % of 15 Gy, the lowest of "
+        "15, 27 Gy)" in f.message
+    )
+
+
+def test_prescription_levels_of_a_plan():
+    """Distinct totals ascending; a fraction group's share is no level (a sequential boost's
+    10 Gy of group 2 beside the 50 Gy of group 1); where every total is a share, the highest
+    stands alone."""
+    from rtqa.protocol.prior_rules import prescription_levels
+
+    def plan(*items, groups=None):
+        rx = tuple(
+            Prescription(gy, 5, "test", roi, dose_reference_number=n) for gy, roi, n in items
+        )
+        groups = groups or (FractionGroup(1, 5),)
+        return Plan("RP.dcm", "1.2.3", "P", fraction_groups=groups, prescriptions=rx)
+
+    assert prescription_levels(plan((40.0, 1, 1), (30.0, 2, 2), (40.0, 3, 3))) == (30.0, 40.0)
+    phases = (
+        FractionGroup(1, 25, referenced_dose_reference_numbers=(1,)),
+        FractionGroup(2, 5, referenced_dose_reference_numbers=(2,)),
+    )
+    assert prescription_levels(plan((50.0, 1, 1), (10.0, 2, 2), groups=phases)) == (50.0,)
+    both = (FractionGroup(1, 25, (), (1, 2)), FractionGroup(2, 5, (), (2,)))
+    assert prescription_levels(plan((50.0, 1, 1), (60.0, 2, 2), groups=both)) == (60.0,)
+    assert prescription_levels(None) == ()

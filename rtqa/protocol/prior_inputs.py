@@ -46,7 +46,9 @@ class MappedPrior:
 
     ``matrix``: prior frame -> current frame (4x4, mm; ``None`` = identity, same frame or
     assumed aligned); ``dose_gy``/``outside``: the prior physical dose on the current dose grid
-    (NaN where ``outside``); ``rx_gy``: its prescription (Gy) where known.
+    (NaN where ``outside``); ``rx_gy``: its prescription (Gy) where known, the highest of
+    several; ``rx_levels_gy``: its distinct prescription levels (Gy), ascending (see
+    :func:`rtqa.protocol.prior_rules.prescription_levels`).
     """
 
     case: Case
@@ -60,6 +62,7 @@ class MappedPrior:
     rx_gy: float | None
     interval_days: float | None
     mapping_note: Note
+    rx_levels_gy: tuple[float, ...] = ()
 
 
 def provenance(sv: SourcedValue | None) -> dict:

@@ -3,7 +3,10 @@ policy makes of it, and the ESTRO-EORTC re-irradiation type.
 
 The irradiated volume of a course is where its dose reaches a % of its own prescription
 (``prior_radiation.overlap_isodose_pct``; 50 % when the protocol sets none, an rtqa
-convention: the consensus fixes no isodose). Volumes in cc on the current dose grid.
+convention: the consensus fixes no isodose). A course of several prescription levels (SIB
+targets, lesions prescribed differently) irradiates the union of each level's volume: where its
+dose reaches that % of its lowest level (the highest would leave out the volume around the
+lower-dose targets). Volumes in cc on the current dose grid.
 """
 
 from __future__ import annotations
@@ -37,17 +40,19 @@ def irradiated_overlap(inp: PriorInput, priors: list[MappedPrior], pct: float):
     """(overlap cc, mask on the current grid, description) of the irradiated volumes: where the
     prior dose reaches ``pct`` % of the prior prescription and the current dose ``pct`` % of
     the current one."""
-    rx_now = max((rx for _, rx in inp.targets.values() if rx), default=None)
+    levels_now = sorted({rx for _, rx in inp.targets.values() if rx})
+    rx_now = levels_now[0] if levels_now else None
     mask = np.zeros(inp.dose.dose_gy.shape, dtype=bool)
     if not rx_now:
         return None, mask, "current prescription unknown: irradiated overlap not measured"
     total = 0.0
     parts = []
     for p in priors:
-        if not p.rx_gy:
+        rx_prior = p.rx_levels_gy[0] if p.rx_levels_gy else p.rx_gy
+        if not rx_prior:
             parts.append(f"'{p.label}': prior prescription unknown")
             continue
-        level_prior, level_now = pct / 100.0 * p.rx_gy, pct / 100.0 * rx_now
+        level_prior, level_now = pct / 100.0 * rx_prior, pct / 100.0 * rx_now
         # a plateau stored at exactly the level reads a hair below it (ISODOSE_RTOL)
         at_prior, at_now = (level * (1.0 - ISODOSE_RTOL) for level in (level_prior, level_now))
         cc, unknown = irradiated_overlap_cc(p.dose_gy, at_prior, inp.dose.dose_gy, at_now, inp.dose)
@@ -55,8 +60,9 @@ def irradiated_overlap(inp: PriorInput, priors: list[MappedPrior], pct: float):
             mask |= (p.dose_gy >= at_prior) & (inp.dose.dose_gy >= at_now)
         total += cc
         text = (
-            f"'{p.label}' {level_prior:g} Gy ({pct:g} % of {p.rx_gy:g} Gy) with the current "
-            f"{level_now:g} Gy ({pct:g} % of {rx_now:g} Gy): {cc:.3g} cc"
+            f"'{p.label}' {level_prior:g} Gy ({pct:g} % of {_level(rx_prior, p.rx_levels_gy)}) "
+            f"with the current {level_now:g} Gy ({pct:g} % of {_level(rx_now, levels_now)}): "
+            f"{cc:.3g} cc"
         )
         if unknown > UNKNOWN_TOLERANCE_CC:
             text += f" ({unknown:.3g} cc of the current irradiated volume has no prior dose)"
@@ -64,6 +70,13 @@ def irradiated_overlap(inp: PriorInput, priors: list[MappedPrior], pct: float):
     if len(parts) and all("unknown" in t and "Gy" not in t for t in parts):
         return None, mask, "; ".join(parts)
     return total, mask, "irradiated volumes (isodoses) overlap: " + "; ".join(parts)
+
+
+def _level(rx: float, levels) -> str:
+    """``'30 Gy'``, or ``'30 Gy, the lowest of 30, 40 Gy'`` for a course of several levels."""
+    if len(levels) < 2:
+        return f"{rx:g} Gy"
+    return f"{rx:g} Gy, the lowest of {', '.join(f'{v:g}' for v in levels)} Gy"
 
 
 def policy_findings(
