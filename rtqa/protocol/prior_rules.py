@@ -320,11 +320,9 @@ def prescription_levels(plan: Plan | None) -> tuple[float, ...]:
 
 
 def _rx(case: Case) -> float | None:
-    """The prior course's prescription (Gy): the highest total the plan prescribes."""
-    if case.plan is None:
-        return None
-    totals = [p.total_gy for p in case.plan.prescriptions if p.total_gy and p.total_gy > 0]
-    return max(totals) if totals else None
+    """The prior course's prescription (Gy): the highest of its levels."""
+    levels = prescription_levels(case.plan)
+    return levels[-1] if levels else None
 
 
 def _mapping_finding(p: MappedPrior) -> Finding:
