@@ -233,9 +233,10 @@ def _summary(case: Case, ev, prior: bool) -> PlanSummary:
     """What the report says of the plan. Its prescription (Gy): the plan's one total (not one
     fraction group's share, :func:`~rtqa.protocol.prescription.group_share`), else the
     highest judged for its targets (a SIB plan's top level, never a guess between several totals
-    of one ROI), else None; a prior course's plan: its highest total, as the prior rules take
-    it."""
+    of one ROI), else None; a prior course's plan: its highest level, as the prior rules take
+    it (:func:`~rtqa.protocol.prior_rules.prescription_levels`)."""
     from rtqa.protocol.prescription import shares
+    from rtqa.protocol.prior_rules import prescription_levels
 
     plan = case.plan
     rx = None
@@ -250,8 +251,8 @@ def _summary(case: Case, ev, prior: bool) -> PlanSummary:
             if v is not None and ev.context.target_cases.get(name) == case.case_id
         ]
         rx = max(known) if known else None
-    elif totals:  # a prior course's plan: its highest, as the prior rules take it
-        rx = max(totals)
+    elif totals:  # a prior course's plan: its highest level, as the prior rules take it
+        rx = prescription_levels(plan)[-1]
     return PlanSummary(
         case_id=case.case_id,
         label=case.label,
