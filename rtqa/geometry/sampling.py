@@ -525,9 +525,11 @@ def _sample(occ: Occupancy, grid: DoseGrid, chunk: int, nodes):
                 spreads[pos] = s_p
                 partial_here = pos - at
         clip_intervals(whole.ranges(ks, ke), mask, doses[out], spreads[out], partial_here)
+        # a dose field that is nowhere negative: no sample's interval reaches below 0 Gy (per
+        # block: block-sized temporaries)
+        d, s = doses[out], spreads[out]
+        np.minimum(s, 2.0 * d, out=s, where=d >= 0)
         at += m
-    # a dose field that is nowhere negative: no sample's interval reaches below 0 Gy
-    np.minimum(spreads, 2.0 * doses, out=spreads, where=doses >= 0)
     return doses, vols, spreads
 
 
