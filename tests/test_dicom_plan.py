@@ -241,3 +241,21 @@ def test_unapproved_plan_and_other_objects_refused(tmp_path):
     with pytest.raises(DicomError, match=r"not an RT Plan \(SOP Class UID 1\.2\.3\)") as info:
         read_plan(path)
     assert info.value.path == path
+
+
+def test_fraction_groups_of_one_count_are_taken_together_and_said(tmp_path):
+    """Two fraction groups of 3 fractions: the plan's count is 3 (groups delivered together),
+    which the plan cannot confirm; the reader says so, and what sequential phases would mean."""
+    beams = (ReferencedBeam(1, 1200.0, 5.0),)
+    groups = (FractionGroup(1, 3, beams, (1,)), FractionGroup(2, 3, beams, (1,)))
+    plan = read_plan(write(tmp_path, make_plan(fraction_groups=groups)))
+    assert plan.fractions_planned == 3
+    (note,) = [n for n in plan.notes if "fraction groups plan" in n.message]
+    assert note.level is Level.WARNING
+    assert note.message == (
+        "2 fraction groups plan 3 fractions each: taken as delivered together, a plan of 3 "
+        "fractions; if they are sequential phases (6 sessions), its fractionation and "
+        "per-fraction limits are not those judged"
+    )
+    single = read_plan(write(tmp_path, make_plan(), name="RP.one.dcm"))
+    assert not [n for n in single.notes if "fraction groups plan" in n.message]

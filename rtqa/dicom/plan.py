@@ -277,8 +277,23 @@ def _check_beam_links(
 
 def _check_fraction_counts(groups: list[FractionGroup], path: str, notes: list[Note]) -> None:
     """A WARNING when fraction groups plan different numbers of fractions: the plan's fraction
-    count is then unknown (see :attr:`rtqa.model.Plan.fractions_planned`)."""
+    count is then unknown (see :attr:`rtqa.model.Plan.fractions_planned`); and when several
+    plan the same number: it is taken as the plan's, their fractions as delivered together,
+    which the plan cannot confirm (sequential phases would double the sessions)."""
     counted = [(g.number, g.fractions_planned) for g in groups if g.fractions_planned]
+    if len(counted) > 1 and len({n for _, n in counted}) == 1:
+        n = counted[0][1]
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{len(counted)} fraction groups plan {n} fractions each: taken as delivered "
+                f"together, a plan of {n} fractions; if they are sequential phases "
+                f"({len(counted) * n} sessions), its fractionation and per-fraction limits are "
+                "not those judged",
+                path,
+                tag_name("NumberOfFractionsPlanned"),
+            )
+        )
     if len({n for _, n in counted}) > 1:
         listed = ", ".join(f"group {g}: {n}" for g, n in counted)
         notes.append(
