@@ -602,3 +602,28 @@ def test_a_dose_reference_of_one_fraction_group_is_not_the_plans_prescription(tm
     assert any(w.startswith(share) for w in dvh["warnings"])
     (ptv_row,) = [r for r in dvh["rois"] if r["roi"] == "PTV"]
     assert ptv_row["prescription_gy"] is None and ptv_row["metrics"]["V100%[%]"] is None
+
+
+@pytest.mark.parametrize(
+    ("roi", "status", "exit_code", "said"),
+    [
+        # a TARGET dose reference on the cord: a plan inconsistency, not a pass
+        (4, "not_evaluable", 4, "to ROI 4 'SpinalCord' (ORGAN), not a target the protocol judges"),
+        # the GTV prescribed beside the judged PTV: said, the PTV judged as before
+        (3, "info", 0, "to ROI 3 'GTV' (GTV), not a target the protocol judges"),
+        # an ROI the structure set does not hold
+        (9, "not_evaluable", 4, "to ROI 9, which its structure set does not hold"),
+    ],
+)
+def test_a_prescribed_roi_that_is_not_judged_is_said(tmp_path, roi, status, exit_code, said):
+    """A dose reference pointing to an ROI the protocol does not judge as a target was
+    ignored without a word (a boost typed ORGAN would have gone unjudged and passed)."""
+    case = _with_second_dose_reference(tmp_path, 24.0)
+    rp = pydicom.dcmread(case / "RP.SPINE3FX.dcm")
+    rp.DoseReferenceSequence[1].ReferencedROINumber = roi
+    rp.save_as(case / "RP.SPINE3FX.dcm")
+    result = run(str(case), "--protocol", "nrg_br002", "--format", "json")
+    assert result.exit_code == exit_code, result.output
+    (f,) = [f for f in json.loads(result.stdout)["findings"] if f["rule"] == "prescribed_roi"]
+    assert f["status"] == status
+    assert f"the plan prescribes 24 Gy {said}: its coverage is not judged" in f["message"]

@@ -103,4 +103,18 @@ def _qualified(m: RoiMatch, case_id: str) -> RoiMatch:
     return replace(m, roi=replace(m.roi, name=f"{m.roi.name} [{case_id}]"))
 
 
-__all__ = ["CaseWork", "match_cases"]
+def judged_roi_numbers(usable: list[CaseWork], w: CaseWork) -> set[int]:
+    """Numbers of the ROIs of ``w``'s structure set judged as targets, by ``w`` or by another
+    plan sharing that structure set (a target belongs to one plan, :func:`match_cases`)."""
+    ss = w.case.structure_set
+    uid = ss.sop_instance_uid if ss is not None else None
+    return {
+        m.roi.number
+        for o in usable
+        if o.case.structure_set is not None and o.case.structure_set.sop_instance_uid == uid
+        for _, m in o.targets
+        if m.roi is not None
+    }
+
+
+__all__ = ["CaseWork", "judged_roi_numbers", "match_cases"]

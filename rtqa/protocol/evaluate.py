@@ -20,7 +20,7 @@ import numpy as np
 
 from rtqa.model import Course, Finding, Note, Status, body_outline
 from rtqa.protocol import plan_rules
-from rtqa.protocol.case_work import CaseWork, match_cases
+from rtqa.protocol.case_work import CaseWork, judged_roi_numbers, match_cases
 from rtqa.protocol.delivery import delivery_findings
 from rtqa.protocol.dose_trust import dose_level_finding
 from rtqa.protocol.evaluation import Evaluation, EvaluationContext, settings_from
@@ -93,6 +93,13 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
         if plan is not None:
             findings += plan_rules.fraction_count(fr, plan, cid)
             findings += plan_rules.prescription(protocol, plan, list(w.rxs.values()), w.site, cid)
+            findings += plan_rules.unjudged_prescriptions(
+                plan,
+                w.case.structure_set.rois,  # type: ignore[union-attr]
+                list(w.rxs),
+                judged_roi_numbers(usable, w),
+                cid,
+            )
             findings += plan_rules.excluded_sites(protocol, w.texts, w.site, cid)
         findings += plan_rules.grid_resolution(pc, dose, cid)
         findings += plan_rules.dose_summation(dose, cid)

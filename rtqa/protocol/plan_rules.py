@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from rtqa.model import DoseGrid, Finding, Plan, Status
-from rtqa.protocol.model import Fractionation, PlanChecks, Protocol, SourcedValue
+from rtqa.model import DoseGrid, Finding, Plan, Roi, Status
+from rtqa.protocol.model import TARGET_TYPES, Fractionation, PlanChecks, Protocol, SourcedValue
 from rtqa.protocol.prescription import TargetRx
 from rtqa.protocol.schedule import Schedule
 
@@ -486,6 +486,57 @@ def target_count(
                 unit="targets",
                 limits={"limit": f"{op} {limit}"},
                 margin=float(n - limit if op == ">=" else limit - n),
+            )
+        )
+    return out
+
+
+def unjudged_prescriptions(
+    plan: Plan,
+    rois: Sequence[Roi],
+    judged: Sequence[str],
+    judged_numbers: set[int],
+    case_id: str | None = None,
+) -> list[Finding]:
+    """Each ROI the plan prescribes to (a dose reference pointing to it) that is not judged as
+    a target: its coverage would otherwise go unsaid. Not evaluable where the ROI is missing or
+    is no target at all (a boost typed ORGAN, a dose reference on the wrong ROI); information
+    where it is a target the protocol does not judge (a GTV prescribed, its PTV judged)."""
+    by_number = {r.number: r for r in rois}
+    out = []
+    numbers = sorted({p.roi_number for p in plan.prescriptions if p.roi_number is not None})
+    for number in numbers:
+        if number in judged_numbers:
+            continue
+        totals = sorted({p.total_gy for p in plan.prescriptions if p.roi_number == number})
+        gy = ", ".join(f"{t:g}" for t in totals)
+        roi = by_number.get(number)
+        if roi is None:
+            status = Status.NOT_EVALUABLE
+            what = f"ROI {number}, which its structure set does not hold"
+        else:
+            kind = roi.interpreted_type or "no type"
+            what = f"ROI {number} '{roi.name}' ({kind}), not a target the protocol judges"
+            status = (
+                Status.INFO
+                if roi.interpreted_type in TARGET_TYPES and judged
+                else Status.NOT_EVALUABLE
+            )
+        text = f"the plan prescribes {gy} Gy to {what}: its coverage is not judged"
+        if status is Status.NOT_EVALUABLE:
+            text += " (map it to a target of the protocol with --map, or correct the dose "
+            text += "reference)"
+        else:
+            text += f" (judged: {', '.join(repr(t) for t in judged)})"
+        out.append(
+            _finding(
+                "prescribed_roi",
+                status,
+                text,
+                None,
+                case_id,
+                roi=roi.name if roi is not None else None,
+                source="plan",
             )
         )
     return out
