@@ -234,9 +234,8 @@ def _summary(case: Case, ev, prior: bool) -> PlanSummary:
     fraction group's share, :func:`~rtqa.protocol.prescription.group_share`), else the
     highest judged for its targets (a SIB plan's top level, never a guess between several totals
     of one ROI), else None; a prior course's plan: its highest level, as the prior rules take
-    it (:func:`~rtqa.protocol.prior_rules.prescription_levels`)."""
-    from rtqa.protocol.prescription import shares
-    from rtqa.protocol.prior_rules import prescription_levels
+    it (:func:`~rtqa.protocol.prescription.prescription_levels`)."""
+    from rtqa.protocol.prescription import prescription_levels, shares
 
     plan = case.plan
     rx = None

@@ -7,7 +7,12 @@ import dataclasses
 import pytest
 
 from rtqa.model import FractionGroup, Plan, Prescription, Roi
-from rtqa.protocol.prescription import dose_from_name, parse_rx_args, target_prescription
+from rtqa.protocol.prescription import (
+    dose_from_name,
+    parse_rx_args,
+    prescription_levels,
+    target_prescription,
+)
 
 
 @pytest.mark.parametrize(
@@ -124,3 +129,26 @@ def test_one_fraction_groups_share_is_not_the_plans_prescription():
     every = tuple(FractionGroup(g.number, g.fractions_planned, (), (1, 2)) for g in groups)
     listed = dataclasses.replace(plan, fraction_groups=every)
     assert target_prescription(Roi(3, "PTV_boost"), listed).total_gy == 8.0
+
+
+def test_prescription_levels_of_a_plan():
+    """Distinct totals ascending; a fraction group's share is no level (a sequential boost's
+    10 Gy of group 2 beside the 50 Gy of group 1); where every total is a share, the highest
+    stands alone."""
+
+    def plan(*items, groups=None):
+        rx = tuple(
+            Prescription(gy, 5, "test", roi, dose_reference_number=n) for gy, roi, n in items
+        )
+        groups = groups or (FractionGroup(1, 5),)
+        return Plan("RP.dcm", "1.2.3", "P", fraction_groups=groups, prescriptions=rx)
+
+    assert prescription_levels(plan((40.0, 1, 1), (30.0, 2, 2), (40.0, 3, 3))) == (30.0, 40.0)
+    phases = (
+        FractionGroup(1, 25, referenced_dose_reference_numbers=(1,)),
+        FractionGroup(2, 5, referenced_dose_reference_numbers=(2,)),
+    )
+    assert prescription_levels(plan((50.0, 1, 1), (10.0, 2, 2), groups=phases)) == (50.0,)
+    both = (FractionGroup(1, 25, (), (1, 2)), FractionGroup(2, 5, (), (2,)))
+    assert prescription_levels(plan((50.0, 1, 1), (60.0, 2, 2), groups=both)) == (60.0,)
+    assert prescription_levels(None) == ()

@@ -438,27 +438,3 @@ def test_a_course_of_several_prescription_levels_irradiates_the_union_of_their_v
         "'BEFORE' 10 Gy (50 % of 20 Gy) with the current 7.5 Gy (50 % of 15 Gy, the lowest of "
         "15, 27 Gy)" in f.message
     )
-
-
-def test_prescription_levels_of_a_plan():
-    """Distinct totals ascending; a fraction group's share is no level (a sequential boost's
-    10 Gy of group 2 beside the 50 Gy of group 1); where every total is a share, the highest
-    stands alone."""
-    from rtqa.protocol.prior_rules import prescription_levels
-
-    def plan(*items, groups=None):
-        rx = tuple(
-            Prescription(gy, 5, "test", roi, dose_reference_number=n) for gy, roi, n in items
-        )
-        groups = groups or (FractionGroup(1, 5),)
-        return Plan("RP.dcm", "1.2.3", "P", fraction_groups=groups, prescriptions=rx)
-
-    assert prescription_levels(plan((40.0, 1, 1), (30.0, 2, 2), (40.0, 3, 3))) == (30.0, 40.0)
-    phases = (
-        FractionGroup(1, 25, referenced_dose_reference_numbers=(1,)),
-        FractionGroup(2, 5, referenced_dose_reference_numbers=(2,)),
-    )
-    assert prescription_levels(plan((50.0, 1, 1), (10.0, 2, 2), groups=phases)) == (50.0,)
-    both = (FractionGroup(1, 25, (), (1, 2)), FractionGroup(2, 5, (), (2,)))
-    assert prescription_levels(plan((50.0, 1, 1), (60.0, 2, 2), groups=both)) == (60.0,)
-    assert prescription_levels(None) == ()

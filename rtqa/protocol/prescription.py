@@ -119,6 +119,20 @@ def shares(prescriptions: Sequence[Prescription], plan: Plan) -> str:
     return next((why for why in (group_share(p, plan) for p in prescriptions) if why), "")
 
 
+def prescription_levels(plan: Plan | None) -> tuple[float, ...]:
+    """A plan's distinct prescription totals (Gy), ascending: the levels whose isodoses bound
+    its irradiated volumes. A fraction group's share of the plan dose
+    (:func:`~rtqa.protocol.prescription.group_share`) is no level of it; where every total is
+    a share, the plan's highest stands alone (a sequential course's first phase)."""
+    if plan is None:
+        return ()
+    given = [p for p in plan.prescriptions if p.total_gy and p.total_gy > 0]
+    whole = [p for p in given if not group_share(p, plan)]
+    if not whole:
+        return (max(p.total_gy for p in given),) if given else ()
+    return tuple(sorted({p.total_gy for p in whole}))
+
+
 def target_prescription(
     roi: Roi,
     plan: Plan | None,

@@ -48,7 +48,7 @@ class MappedPrior:
     assumed aligned); ``dose_gy``/``outside``: the prior physical dose on the current dose grid
     (NaN where ``outside``); ``rx_gy``: its prescription (Gy) where known, the highest of
     several; ``rx_levels_gy``: its distinct prescription levels (Gy), ascending (see
-    :func:`rtqa.protocol.prior_rules.prescription_levels`).
+    :func:`rtqa.protocol.prescription.prescription_levels`).
     """
 
     case: Case

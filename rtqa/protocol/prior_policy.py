@@ -48,7 +48,7 @@ def irradiated_overlap(inp: PriorInput, priors: list[MappedPrior], pct: float):
     total = 0.0
     parts = []
     for p in priors:
-        rx_prior = p.rx_levels_gy[0] if p.rx_levels_gy else p.rx_gy
+        rx_prior = p.rx_levels_gy[0] if p.rx_levels_gy else None
         if not rx_prior:
             parts.append(f"'{p.label}': prior prescription unknown")
             continue

@@ -51,18 +51,7 @@ import numpy as np
 
 from rtqa.courses import delivery
 from rtqa.geometry.transform import invert, map_points
-from rtqa.model import (
-    Case,
-    Course,
-    DoseGrid,
-    Finding,
-    Level,
-    Note,
-    Plan,
-    Roi,
-    Status,
-    body_outline,
-)
+from rtqa.model import Case, Course, DoseGrid, Finding, Level, Note, Roi, Status, body_outline
 from rtqa.prior import (
     check_registration_direction,
     map_prior_dose,
@@ -70,6 +59,7 @@ from rtqa.prior import (
 )
 from rtqa.protocol.model import Protocol, SourcedValue
 from rtqa.protocol.plan_rules import unknown_count_reason
+from rtqa.protocol.prescription import prescription_levels
 from rtqa.protocol.prior_alpha_beta import MODEL, export_alpha_beta
 from rtqa.protocol.prior_export import cumulative_grid, export_cumulative_grid
 from rtqa.protocol.prior_inputs import GROUP, MappedPrior, PriorInput, provenance
@@ -301,22 +291,6 @@ def _map_prior(
 def _course_start(course: Course) -> datetime | None:
     starts = [d.first for d in (delivery(c) for c in course.cases) if d.first is not None]
     return min(starts) if starts else None
-
-
-def prescription_levels(plan: Plan | None) -> tuple[float, ...]:
-    """A plan's distinct prescription totals (Gy), ascending: the levels whose isodoses bound
-    its irradiated volumes. A fraction group's share of the plan dose
-    (:func:`~rtqa.protocol.prescription.group_share`) is no level of it; where every total is
-    one, the plan's highest stands alone (a sequential course's first phase)."""
-    from rtqa.protocol.prescription import group_share
-
-    if plan is None:
-        return ()
-    given = [p for p in plan.prescriptions if p.total_gy and p.total_gy > 0]
-    whole = [p for p in given if not group_share(p, plan)]
-    if not whole:
-        return (max(p.total_gy for p in given),) if given else ()
-    return tuple(sorted({p.total_gy for p in whole}))
 
 
 def _rx(case: Case) -> float | None:
