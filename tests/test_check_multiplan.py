@@ -252,3 +252,45 @@ def test_an_organ_another_plan_contours_further_is_not_judged_on_the_first_conto
     esophagus = [f for f in full.findings if f.group == "organ" and f.roi == "Esophagus"]
     assert {f.status for f in esophagus} == {Status.PASS}
     assert all(why not in f.message for f in esophagus)
+
+
+def _drop_cord(path: Path) -> None:
+    rs = pydicom.dcmread(path)
+    number = next(int(r.ROINumber) for r in rs.StructureSetROISequence if r.ROIName == "SpinalCord")
+    rs.StructureSetROISequence = [
+        i for i in rs.StructureSetROISequence if int(i.ROINumber) != number
+    ]
+    for seq in ("RTROIObservationsSequence", "ROIContourSequence"):
+        setattr(rs, seq, [i for i in getattr(rs, seq) if int(i.ReferencedROINumber) != number])
+    rs.save_as(path)
+
+
+def test_an_organ_only_another_plans_structure_set_holds_is_judged_on_it(tmp_path, single):
+    """Plan A's structure set lacks the cord, plan B's own holds it. In the same frame the cord
+    (missing from the course's judgement before) is judged on B's contour, said in the match, on
+    the summed dose (here twice the sample's); in another frame it is not evaluable, named."""
+    (tmp_path / "same").mkdir()
+    (tmp_path / "moved").mkdir()
+    case = two_plan_case(tmp_path / "same")
+    original = pydicom.dcmread(case / "RS.SPINE3FX.dcm")
+    original.SOPInstanceUID = original.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    original.save_as(case / "RS.B.dcm")
+    plan = pydicom.dcmread(case / "RP.B.dcm")
+    plan.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID = original.SOPInstanceUID
+    plan.save_as(case / "RP.B.dcm")
+    _drop_cord(case / "RS.SPINE3FX.dcm")
+    (result,) = run_check([str(case)], CheckOptions())
+    cord = organ(result, "SpinalCord", "D0.03cc[Gy]")
+    assert cord.value == pytest.approx(2 * organ(single, "SpinalCord", "D0.03cc[Gy]").value, 1e-9)
+    assert cord.match.endswith("(in plan 'SPINEBOOST''s structure set; the first plan's has none)")
+
+    moved = two_plan_case(tmp_path / "moved")
+    move_plan_b_to_another_frame(moved, (5.0, -7.5, 10.0))
+    _drop_cord(moved / "RS.SPINE3FX.dcm")
+    (result,) = run_check([str(moved)], CheckOptions())
+    (f,) = [f for f in result.findings if f.group == "organ" and f.roi == "SpinalCord"]
+    assert f.status is Status.NOT_EVALUABLE and f.rule == "match"
+    assert f.message == (
+        "'SpinalCord' is contoured only in plan 'SPINEBOOST''s structure set ('SpinalCord'), in "
+        "another frame of reference than the course dose: not judged"
+    )

@@ -19,6 +19,7 @@ import numpy as np
 from rtqa.model import Finding, Roi, Status
 from rtqa.protocol.case_work import CaseWork
 from rtqa.protocol.course_dose import course_registrations
+from rtqa.protocol.matching import MatchKind, RoiMatch
 from rtqa.protocol.metrics import grows_with_volume
 from rtqa.protocol.model import Limit
 
@@ -85,6 +86,58 @@ def contoured_further(organ: str, usable: Sequence[CaseWork]) -> str:
     return "; ".join(parts)
 
 
+def contoured_elsewhere(
+    organ: str, usable: Sequence[CaseWork]
+) -> tuple[RoiMatch | None, str, bool]:
+    """Where the first plan's structure set holds no contour of ``organ``: the match of the first
+    other plan whose own structure set does, that plan's label, and whether its structure set
+    shares the first one's frame of reference (``(None, '', False)`` when none does)."""
+    first = usable[0]
+    assert first.case.structure_set is not None
+    seen = {first.case.structure_set.sop_instance_uid}
+    for w in usable[1:]:
+        ss = w.case.structure_set
+        if ss is None or w.match is None or ss.sop_instance_uid in seen:
+            continue
+        seen.add(ss.sop_instance_uid)
+        m = w.match.organs.get(organ)
+        if m is not None and m.roi is not None and not m.roi.is_empty:
+            same = ss.frame_of_reference_uid == first.case.structure_set.frame_of_reference_uid
+            return m, w.case.label, same
+    return None, "", False
+
+
+def match_elsewhere(
+    organ: str, m: RoiMatch, usable: Sequence[CaseWork], src: str | None, conf: str | None
+) -> tuple[RoiMatch, str, Finding | None]:
+    """The match to judge ``organ`` with on the course dose, what to add to its description, and
+    a finding that refuses it. The first plan's match ``m`` unless its structure set holds no
+    contour of the organ and another plan's does (:func:`contoured_elsewhere`): in the same
+    frame of reference that contour is judged, said; in another, the organ is not evaluable
+    (its contour is not carried across frames)."""
+    unmatched = m.roi is None or m.roi.is_empty
+    if len(usable) < 2 or not unmatched or m.kind is MatchKind.AMBIGUOUS:
+        return m, "", None
+    other, label, same_frame = contoured_elsewhere(organ, usable)
+    if other is None:
+        return m, "", None
+    assert other.roi is not None
+    if same_frame:
+        return other, f" (in plan '{label}''s structure set; the first plan's has none)", None
+    refused = Finding(
+        group="organ",
+        rule="match",
+        status=Status.NOT_EVALUABLE,
+        message=f"'{organ}' is contoured only in plan '{label}''s structure set "
+        f"('{other.roi.name}'), in another frame of reference than the course dose: not judged",
+        roi=other.roi.name,
+        match=other.describe(),
+        source=src,
+        confidence=conf,
+    )
+    return m, "", refused
+
+
 def unjudged_part(finding: Finding, lim: Limit, why: str) -> Finding:
     """``finding`` of an organ judged on a contour that misses part of it (``why``): a pass is
     not evaluable, and so is a deviation unless the figure can only grow with the missing part
@@ -101,4 +154,10 @@ def unjudged_part(finding: Finding, lim: Limit, why: str) -> Finding:
     return dataclasses.replace(finding, status=Status.NOT_EVALUABLE, message=finding.message + text)
 
 
-__all__ = ["TOLERANCE_MM", "contoured_further", "unjudged_part"]
+__all__ = [
+    "TOLERANCE_MM",
+    "contoured_elsewhere",
+    "contoured_further",
+    "match_elsewhere",
+    "unjudged_part",
+]

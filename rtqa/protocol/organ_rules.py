@@ -17,7 +17,7 @@ from rtqa.protocol.judging import eqd2_limit, judge_limit, outside_cc
 from rtqa.protocol.match_findings import optional_organs_finding, unmatched_organ_finding
 from rtqa.protocol.metrics import MetricNotEvaluable
 from rtqa.protocol.model import Organ, Protocol
-from rtqa.protocol.organ_extent import contoured_further, unjudged_part
+from rtqa.protocol.organ_extent import contoured_further, match_elsewhere, unjudged_part
 from rtqa.protocol.plan_rules import unknown_count_reason
 from rtqa.protocol.structure_dvhs import derived_dvh, dvh_or_finding, keep_dvh, volume_integrity
 
@@ -129,6 +129,11 @@ def organ_findings(
         limits = organ.limits_for(ref_fractions)
         src = next((str(lim.source) for lims in organ.limits.values() for lim in lims), None)
         conf = next((lim.confidence.value for lims in organ.limits.values() for lim in lims), None)
+        # an organ the first plan's structure set lacks, contoured in another plan's
+        m, elsewhere, refused = match_elsewhere(organ.name, m, usable, src, conf)
+        if refused is not None:
+            out.append(refused)
+            continue
         if m.roi is None or m.roi.is_empty:
             f = unmatched_organ_finding(
                 organ,
@@ -148,7 +153,7 @@ def organ_findings(
                 out.append(f)
             continue
         roi = m.roi
-        how = m.describe()
+        how = m.describe() + elsewhere
         ctx.organs[organ.name] = roi
         # another plan's own contour of the organ reaching beyond this one: part unjudged
         further = contoured_further(organ.name, usable) if len(usable) > 1 else ""
