@@ -12,11 +12,11 @@ Coordinates mm.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from rtqa.model import Finding, Roi, Status
+from rtqa.model import Finding, Roi, Status, StructureSet
 from rtqa.protocol.case_work import CaseWork
 from rtqa.protocol.course_dose import course_registrations
 from rtqa.protocol.matching import MatchKind, RoiMatch
@@ -45,6 +45,24 @@ def _bounds(roi: Roi, matrix: np.ndarray | None) -> tuple[np.ndarray, np.ndarray
     return points.min(axis=0), points.max(axis=0)
 
 
+def _other_contours(
+    organ: str, usable: Sequence[CaseWork]
+) -> Iterator[tuple[CaseWork, StructureSet, RoiMatch]]:
+    """Each later plan with a structure set of its own (not the first's, not one seen before)
+    whose match of ``organ`` has a contour: the plan, its structure set, the match."""
+    first = usable[0].case.structure_set
+    assert first is not None
+    seen = {first.sop_instance_uid}
+    for w in usable[1:]:
+        ss = w.case.structure_set
+        if ss is None or w.match is None or ss.sop_instance_uid in seen:
+            continue
+        seen.add(ss.sop_instance_uid)
+        m = w.match.organs.get(organ)
+        if m is not None and m.roi is not None and not m.roi.is_empty:
+            yield w, ss, m
+
+
 def contoured_further(organ: str, usable: Sequence[CaseWork]) -> str:
     """Why the organ ``organ`` (a protocol name) judged on the first plan's structure set may miss
     part of the course's dose: each other plan whose own structure set contours it more than
@@ -59,17 +77,10 @@ def contoured_further(organ: str, usable: Sequence[CaseWork]) -> str:
     lo, hi = _bounds(judged, None)
     frame = first.case.structure_set.frame_of_reference_uid
     registrations = course_registrations([w.case for w in usable])
-    seen = {first.case.structure_set.sop_instance_uid}
     parts = []
-    for w in usable[1:]:
-        ss = w.case.structure_set
-        if ss is None or w.match is None or ss.sop_instance_uid in seen:
-            continue
-        seen.add(ss.sop_instance_uid)
-        m = w.match.organs.get(organ)
-        other = m.roi if m is not None else None
-        if other is None or other.is_empty:
-            continue
+    for w, ss, m in _other_contours(organ, usable):
+        other = m.roi
+        assert other is not None
         matrix = None
         if ss.frame_of_reference_uid != frame:
             matrix, _ = registration_between(ss.frame_of_reference_uid, frame, registrations)
@@ -92,19 +103,13 @@ def contoured_elsewhere(
     """Where the first plan's structure set holds no contour of ``organ``: the match of the first
     other plan whose own structure set does, that plan's label, and whether its structure set
     shares the first one's frame of reference (``(None, '', False)`` when none does)."""
-    first = usable[0]
-    assert first.case.structure_set is not None
-    seen = {first.case.structure_set.sop_instance_uid}
-    for w in usable[1:]:
-        ss = w.case.structure_set
-        if ss is None or w.match is None or ss.sop_instance_uid in seen:
-            continue
-        seen.add(ss.sop_instance_uid)
-        m = w.match.organs.get(organ)
-        if m is not None and m.roi is not None and not m.roi.is_empty:
-            same = ss.frame_of_reference_uid == first.case.structure_set.frame_of_reference_uid
-            return m, w.case.label, same
-    return None, "", False
+    first = usable[0].case.structure_set
+    assert first is not None
+    found = next(_other_contours(organ, usable), None)
+    if found is None:
+        return None, "", False
+    w, ss, m = found
+    return m, w.case.label, ss.frame_of_reference_uid == first.frame_of_reference_uid
 
 
 def match_elsewhere(
