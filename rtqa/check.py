@@ -230,28 +230,25 @@ def check_course(
 
 
 def _summary(case: Case, ev, prior: bool) -> PlanSummary:
-    """What the report says of the plan. Its prescription (Gy): the plan's one total (not one
-    fraction group's share, :func:`~rtqa.protocol.prescription.group_share`), else the
+    """What the report says of the plan. Its prescription (Gy): the plan's one total
+    (:func:`~rtqa.protocol.prescription.plan_prescription`), else the
     highest judged for its targets (a SIB plan's top level, never a guess between several totals
     of one ROI), else None; a prior course's plan: its highest level, as the prior rules take
     it (:func:`~rtqa.protocol.prescription.prescription_levels`)."""
-    from rtqa.protocol.prescription import prescription_levels, shares
+    from rtqa.protocol.prescription import plan_prescription, prescription_levels
 
     plan = case.plan
-    rx = None
-    given = plan.prescriptions if plan is not None else ()
-    totals = {round(p.total_gy, 6) for p in given}
-    if plan is not None and len(totals) == 1 and not shares(given, plan):
-        rx = given[0].total_gy
-    elif not prior:
+    rx = plan_prescription(plan)[0] if plan is not None else None
+    if rx is None and not prior:
         known = [
             v
             for name, v in ev.context.targets.items()
             if v is not None and ev.context.target_cases.get(name) == case.case_id
         ]
         rx = max(known) if known else None
-    elif totals:  # a prior course's plan: its highest level, as the prior rules take it
-        rx = prescription_levels(plan)[-1]
+    elif rx is None:  # a prior course's plan: its highest level, as the prior rules take it
+        levels = prescription_levels(plan)
+        rx = levels[-1] if levels else None
     return PlanSummary(
         case_id=case.case_id,
         label=case.label,

@@ -96,6 +96,12 @@ class FractionGroup:
     # (dose reference number, TargetPrescriptionDose in Gy)
     dose_reference_doses_gy: tuple[tuple[int, float], ...] = ()
 
+    def lists_dose_reference(self, number: int) -> bool:
+        """Whether the group lists dose reference ``number`` (with or without its own dose)."""
+        return number in self.referenced_dose_reference_numbers or number in dict(
+            self.dose_reference_doses_gy
+        )
+
 
 @dataclass(frozen=True)
 class Beam:

@@ -100,21 +100,15 @@ def _case_rx(case: Case, rx_gy: float | None) -> tuple[float | None, str]:
     one total for the whole plan dose. A plan stating several (SIB levels, a boost) or one
     fraction group's share has none for the case (never the first or the highest), and says
     why; its PTVs then use their own (:func:`_target_rx`)."""
-    from rtqa.protocol.prescription import shares
+    from rtqa.protocol.prescription import plan_prescription
 
     if rx_gy is not None or case.plan is None:
         return rx_gy, ""
-    plan = case.plan
-    totals = sorted({round(p.total_gy, 6) for p in plan.prescriptions}, reverse=True)
-    share = shares(plan.prescriptions, plan)
-    if len(totals) == 1 and not share:
-        return plan.prescriptions[0].total_gy, ""
-    if not totals:
-        return None, ""
-    shown = ", ".join(f"{t:g}" for t in totals)
-    what = share if len(totals) == 1 else f"the plan prescribes several doses ({shown} Gy)"
+    rx, why = plan_prescription(case.plan)
+    if not why:
+        return rx, ""
     return None, (
-        f"{what}; metrics relative to the prescription use a PTV's own (its dose reference or "
+        f"{why}; metrics relative to the prescription use a PTV's own (its dose reference or "
         "its name's dose suffix); for the other structures give --rx GY"
     )
 

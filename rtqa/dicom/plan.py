@@ -310,12 +310,7 @@ def _check_fraction_counts(groups: list[FractionGroup], path: str, notes: list[N
 
 def _fractions_for(number: int, groups: list[FractionGroup]) -> int | None:
     """Fractions of the group delivering dose reference ``number`` (or of the only group)."""
-    delivering = [
-        g
-        for g in groups
-        if number in g.referenced_dose_reference_numbers
-        or number in dict(g.dose_reference_doses_gy)
-    ]
+    delivering = [g for g in groups if g.lists_dose_reference(number)]
     if len(delivering) == 1:
         return delivering[0].fractions_planned
     if len(groups) == 1:

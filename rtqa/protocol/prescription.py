@@ -100,11 +100,7 @@ def group_share(p: Prescription, plan: Plan) -> str:
     if len(groups) < 2 or p.dose_reference_number is None:
         return ""
     n = p.dose_reference_number
-    listing = [
-        g.number
-        for g in groups
-        if n in g.referenced_dose_reference_numbers or n in dict(g.dose_reference_doses_gy)
-    ]
+    listing = [g.number for g in groups if g.lists_dose_reference(n)]
     if not listing or len(listing) == len(groups):
         return ""
     which = ", ".join(map(str, listing))
@@ -117,6 +113,20 @@ def group_share(p: Prescription, plan: Plan) -> str:
 def shares(prescriptions: Sequence[Prescription], plan: Plan) -> str:
     """The first :func:`group_share` reason among ``prescriptions`` ('' when none is one)."""
     return next((why for why in (group_share(p, plan) for p in prescriptions) if why), "")
+
+
+def plan_prescription(plan: Plan) -> tuple[float | None, str]:
+    """The prescription (Gy) of the plan's whole dose: its one total; ``None`` and why where it
+    states several (SIB levels, a boost) or its one total is a fraction group's share
+    (:func:`group_share`); ``(None, '')`` where it states none. Never the first or the highest."""
+    given = plan.prescriptions
+    totals = sorted({round(p.total_gy, 6) for p in given}, reverse=True)
+    if not totals:
+        return None, ""
+    if len(totals) > 1:
+        return None, f"the plan prescribes several doses ({', '.join(f'{t:g}' for t in totals)} Gy)"
+    share = shares(given, plan)
+    return (None, share) if share else (given[0].total_gy, "")
 
 
 def prescription_levels(plan: Plan | None) -> tuple[float, ...]:
