@@ -470,6 +470,14 @@ class Case:
         return ""
 
     @property
+    def patient_ids(self) -> dict[str, str]:
+        """The PatientID each part of the case names (plan, structure set, dose, records), by
+        part; parts naming none left out."""
+        parts = [("plan", self.plan), ("structure set", self.structure_set), ("dose", self.dose)]
+        parts += [(f"record {r.path}", r) for r in self.records]
+        return {name: p.patient_id for name, p in parts if p is not None and p.patient_id}
+
+    @property
     def label(self) -> str:
         return self.plan.label if self.plan else self.case_id
 

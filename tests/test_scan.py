@@ -171,7 +171,10 @@ def test_registration_links_frames_and_is_attached(tmp_path):
     (case,) = scan(str(tmp_path)).cases
     assert messages(case.notes, Level.ERROR) == []
     assert [r.path for r in case.registrations] == [str(reg_path)]
-    assert any("linked by registration" in m for m in messages(case.notes, Level.WARNING))
+    # the dose is moved into the structure set's frame by the registration (here the identity)
+    moved = "the dose grid was moved by (0.000, 0.000, 0.000) mm into the structure set's frame"
+    assert any(moved in m for m in messages(case.notes, Level.WARNING))
+    assert case.dose.frame_of_reference_uid == built.frame
 
 
 def test_prior_course_registration_attached_to_both_cases(tmp_path):

@@ -62,6 +62,7 @@ _LEVELS = tuple(f"{level.value}: " for level in Level)
 )
 def dvh(paths, metrics, rx_gy, curves, compare_tps, interpolate_steps, fmt) -> None:
     """DVH metrics of every structure in PATH... (structure set and dose; plan optional)."""
+    from rtqa.dicom.dose_frame import why_not_aligned
     from rtqa.dicom.scan import scan
     from rtqa.protocol.metrics import MetricSyntaxError, parse_metric
 
@@ -81,6 +82,11 @@ def dvh(paths, metrics, rx_gy, curves, compare_tps, interpolate_steps, fmt) -> N
             "no structure set with a dose was found" + (f" ({why})" if why else ""),
             path=", ".join(paths),
         )
+    for c in cases:  # a dose that cannot be laid on the contours gives no DVH at all
+        assert c.structure_set is not None and c.dose is not None
+        why = why_not_aligned(c.dose, c.structure_set.frame_of_reference_uid, c.registrations)
+        if why:
+            raise InputError(why, path=f"{c.structure_set.path}, {', '.join(c.dose.paths)}")
     reports = [
         _case_report(c, requests, rx_gy, curves, compare_tps, interpolate_steps) for c in cases
     ]

@@ -49,11 +49,7 @@ def check_frames(case: Case, registrations: list[Registration], notes: list[Note
 
 def check_patient(case: Case, notes: list[Note]) -> None:
     """An ERROR when the parts of the case name different patients."""
-    ids = {
-        part.patient_id
-        for part in (case.plan, case.structure_set, case.dose, *case.records)
-        if part is not None and part.patient_id
-    }
+    ids = set(case.patient_ids.values())
     if len(ids) > 1:
         notes.append(
             Note(Level.ERROR, f"parts of this case name different patients: {sorted(ids)}")

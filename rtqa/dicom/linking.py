@@ -17,7 +17,11 @@ Linking uses UIDs only, never file names or file times:
   of reference is then skipped. A referenced CT in another frame of reference than the structure
   set is an ERROR naming both frames; the structure set's frame is kept (it links the structures
   to the dose) and the CT is not used with the structures.
-* Spatial registrations -> every case whose frame of reference they register.
+* Spatial registrations -> every case whose frame of reference they register. A dose in another
+  frame than its structure set is moved into the structure set's frame where a registration
+  links the two by a translation (exact), with a warning
+  (:mod:`rtqa.dicom.dose_frame`); otherwise it stays in its own frame and the check withholds
+  every judgement drawn from it.
 
 The WARNING and ERROR notes of the structure set's ROIs join the case's notes, and a dose whose
 maximum is far from the plan's prescription (one fraction's dose under a course label, a wrong
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from rtqa.dicom.case_checks import check_frames, check_missing, check_patient, report_unused
 from rtqa.dicom.case_dose import DoseHeader, dose_against_prescription, load_dose
 from rtqa.dicom.case_images import build_series, case_images
+from rtqa.dicom.dose_frame import dose_in_frame
 from rtqa.dicom.found import Found
 from rtqa.model import Case, ImageSeries, Level, Note, Plan, StructureSet, TreatmentRecord
 
@@ -186,6 +191,12 @@ class _Draft:
         case.registrations = tuple(
             r for r in found.registrations if case.frame_of_reference_uid in r.frames
         )
+        if case.dose is not None and case.structure_set is not None:
+            case.dose, moved = dose_in_frame(
+                case.dose, case.structure_set.frame_of_reference_uid, found.registrations
+            )
+            if moved is not None:
+                notes.append(moved)
         check_frames(case, found.registrations, notes)
         check_patient(case, notes)
         check_missing(case, self.doses, notes)

@@ -16,6 +16,10 @@ judge nothing. Conventions:
   a verdict, either way. Target and plan-quality findings are judged on their own plan's dose:
   another plan's untrusted dose leaves them standing (organs and prior radiation, judged on the
   course dose, are withheld whichever plan's dose is untrusted).
+* A dose in another frame of reference than its structures that could not be moved into it
+  (``dose_frame``) is withheld as a misplaced dose; parts of a case naming different patients
+  (``patient_identity``) withhold the plan's own rules too (fractions, schedule, delivery), as
+  the records may be another patient's (:mod:`rtqa.protocol.case_integrity`).
 * A prior course's dose judged by the same rules (``prior_dose_level``,
   ``prior_dose_placement``) withholds the judgements of group ``prior`` alone.
 """
@@ -39,9 +43,14 @@ DOSE_GROUPS = ("target", "organ", "quality", "prior")
 TRUST_RULES = {
     "dose_level": DOSE_GROUPS,
     "dose_placement": DOSE_GROUPS,
+    "dose_frame": DOSE_GROUPS,
+    "patient_identity": (*DOSE_GROUPS, "plan"),
     "prior_dose_level": ("prior",),
     "prior_dose_placement": ("prior",),
 }
+#: Trust rules about one plan's own dose (its targets and plan quality withheld, not those of
+#: the course's other plans).
+PLAN_DOSE_RULES = ("dose_level", "dose_placement", "dose_frame", "patient_identity")
 #: Groups judged on each plan's own dose (the others on the course dose).
 PLAN_GROUPS = ("target", "quality")
 #: Rules of those groups not drawn from the dose (the interval since the prior course).
@@ -92,15 +101,16 @@ def withhold_untrusted(findings: Sequence[Finding]) -> list[Finding]:
     if not untrusted:
         return list(findings)
     groups = {g for f in untrusted for g in TRUST_RULES[f.rule]}
-    misplaced = any(f.rule == "dose_placement" for f in untrusted)
+    misplaced = any(f.rule in ("dose_placement", "dose_frame") for f in untrusted)
+    foreign = any(f.rule == "patient_identity" for f in untrusted)  # no dates to trust either
     # a plan's own dose: its targets and plan quality; the course dose (organs, prior): all
-    plans = {f.case_id for f in untrusted if f.rule in ("dose_level", "dose_placement")}
+    plans = {f.case_id for f in untrusted if f.rule in PLAN_DOSE_RULES}
     why = "; ".join(f"{f.rule}" + (f" of {f.case_id}" if f.case_id else "") for f in untrusted)
     head = f"not judged: the dose is not trusted ({why} not evaluable)"
     out = []
     for f in findings:
         from_dose = f.group in groups or (f.rule == "grid_coverage" and misplaced)
-        kept = f.rule in TRUST_RULES or f.rule in NOT_FROM_DOSE
+        kept = f.rule in TRUST_RULES or (f.rule in NOT_FROM_DOSE and not foreign)
         if f.group in PLAN_GROUPS and f.case_id is not None and None not in plans:
             kept = kept or f.case_id not in plans
         if from_dose and f.status in _JUDGED and not kept:

@@ -20,6 +20,7 @@ import numpy as np
 
 from rtqa.model import Course, Finding, Note, Status, body_outline
 from rtqa.protocol import plan_rules
+from rtqa.protocol.case_integrity import integrity_findings
 from rtqa.protocol.case_work import CaseWork, judged_roi_numbers, match_cases
 from rtqa.protocol.delivery import delivery_findings
 from rtqa.protocol.dose_trust import dose_level_finding
@@ -105,6 +106,7 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
         findings += plan_rules.dose_summation(dose, cid)
         findings += plan_rules.heterogeneity(pc, dose, cid)
         findings += plan_rules.approval(plan, cid)
+        findings += integrity_findings(w.case)
         ctx.doses[cid] = dose
 
     # ---- schedule rules over the whole course

@@ -1,0 +1,61 @@
+"""Do the parts of a case belong together? Integrity findings that withhold the verdicts.
+
+* ``dose_frame``: the plan's dose and its structure set lie in different frames of reference and
+  no registration moves the dose exactly into the structures' frame
+  (:mod:`rtqa.dicom.dose_frame`): the DVH numbers would be those of a dose shifted against the
+  contours by an unknown amount.
+* ``patient_identity``: the plan, structure set, dose and treatment records do not all name one
+  PatientID: the dose or the records may be another patient's.
+
+Both are ``not_evaluable`` when they apply (and absent otherwise); as trust rules
+(:mod:`rtqa.protocol.dose_trust`) they make every judgement drawn from the dose, and for
+``patient_identity`` also the plan's own rules (fractions, schedule, delivery),
+``not_evaluable``: a misplaced or foreign input must not read as a verdict, either way.
+"""
+
+from __future__ import annotations
+
+from rtqa.dicom.dose_frame import why_not_aligned
+from rtqa.model import Case, Finding, Status
+
+SOURCE = "DICOM-RT input"
+
+
+def frame_finding(case: Case) -> Finding | None:
+    """``dose_frame`` of ``case``: not evaluable when its dose cannot be laid on its contours."""
+    if case.dose is None or case.structure_set is None:
+        return None
+    frame = case.structure_set.frame_of_reference_uid
+    why = why_not_aligned(case.dose, frame, case.registrations)
+    if why is None:
+        return None
+    return Finding(
+        group="integrity",
+        rule="dose_frame",
+        status=Status.NOT_EVALUABLE,
+        message=why,
+        source=SOURCE,
+        case_id=case.case_id,
+    )
+
+
+def patient_finding(case: Case) -> Finding | None:
+    """``patient_identity`` of ``case``: not evaluable when its parts name different patients."""
+    ids = case.patient_ids
+    if len(set(ids.values())) < 2:
+        return None
+    named = "; ".join(f"{part} '{pid}'" for part, pid in ids.items())
+    return Finding(
+        group="integrity",
+        rule="patient_identity",
+        status=Status.NOT_EVALUABLE,
+        message=f"the parts of this case name different patients ({named}): the dose or the "
+        "treatment records may be another patient's",
+        source=SOURCE,
+        case_id=case.case_id,
+    )
+
+
+def integrity_findings(case: Case) -> list[Finding]:
+    """The integrity findings of this module that apply to ``case``."""
+    return [f for f in (frame_finding(case), patient_finding(case)) if f is not None]
