@@ -15,6 +15,10 @@ given). With several targets every isodose point is attributed to the nearest ta
 to points covering each target's contour surface, :func:`rtqa.geometry.distance.distance_to`:
 within a fraction of a millimetre next to a surface) and counts only for it; a point equally
 near several targets is shared equally, so the targets' shares add up to the whole isodose.
+D2cm of one of several targets is taken over the points attributed to it the same way (another
+lesion's high dose 2 cm away is not this target's spill). Targets that share volume (a boost PTV
+inside its lower-dose PTV) do not compete: each counts the whole isodose around it
+(:func:`overlapping`).
 
 Isodose volumes are those of the trilinear, edge-clamped dose field over the voxels of the grid
 (a voxel reaches halfway to its neighbours). Voxels whose 3x3x3 neighbourhood lies wholly at or
@@ -54,6 +58,8 @@ ISODOSE_LINEAR_TOL = 1e-3
 CROSSED_CHUNK = 20_000
 #: Sub-cells per axis when a voxel straddles the 2 cm surface.
 SUBCELLS = 4
+#: Voxels taken at a time, hottest first, by the D2cm of one of several targets.
+MAX_CHUNK = 4_000
 #: Distance (mm) of the D2cm rule.
 D2CM_MM = 20.0
 #: Points whose distances to two targets differ by at most this (mm) are equally near both.
@@ -78,16 +84,22 @@ def plan_quality(
     if tv <= 0:
         raise MetricUndefined(f"target '{target.name}' has no volume inside the dose grid")
     field = _Field(dose)
-    targets = [target, *other_targets]
+    rivals = [o for o in other_targets if not overlapping(target, o)]
+    targets = [target, *rivals]
     piv = field.isodose_volume_cc(rx_gy, body, targets)
     piv50 = field.isodose_volume_cc(0.5 * rx_gy, body, targets)
     tv_piv = tdvh.volume_at_dose_cc(rx_gy)
+    d2cm = (
+        field.max_beyond_among(target, rivals, D2CM_MM, body)
+        if rivals
+        else field.max_beyond(target, D2CM_MM, body)
+    )
     return {
         "CI": piv / tv,
         "CI_Paddick": (tv_piv**2 / (tv * piv)) if piv > 0 else 0.0,
         "GI": piv50 / piv if piv > 0 else math.inf,
         "R50%": piv50 / tv,
-        "D2cm[%]": 100.0 * field.max_beyond(target, D2CM_MM, body) / rx_gy,
+        "D2cm[%]": 100.0 * d2cm / rx_gy,
         "HI": tdvh.max_gy / rx_gy,
         "TV[cc]": tv,
         "PIV[cc]": piv,
@@ -341,6 +353,55 @@ class _Field:
                     best = max(best, float(dose_pts[rest[chunk]][ok].max()))
         return best if best > -math.inf else math.nan
 
+    def max_beyond_among(
+        self, target: Occupancy, rivals, distance_mm: float, body: Occupancy | None
+    ) -> float:
+        """Maximum dose (Gy) at points at least ``distance_mm`` from ``target`` that are no
+        nearer to any of ``rivals`` (the other targets) than to it, inside the body: the D2cm
+        of one of several lesions, over the points attributed to it as the isodose volumes are.
+
+        Voxels are taken hottest first (by the highest node around them); a voxel whose every
+        point is nearer ``target`` than ``distance_mm`` or nearer a rival than ``target`` (by
+        more than its reach) is passed over whole, the others are split into ``SUBCELLS``^3
+        points (and their centre), each judged on its own."""
+        reach = self._reach_mm()
+        idx = np.nonzero(self._body_mask(body))
+        order = np.argsort(-self.hi[idx], kind="stable")
+        best = -math.inf
+        for s in range(0, order.size, MAX_CHUNK):
+            sel = order[s : s + MAX_CHUNK]
+            if self.hi[idx][sel[0]] <= best:
+                break
+            vox = tuple(a[sel] for a in idx)
+            c = self.centres(vox)
+            d_t = _distance(target, c)[0]
+            d_r = np.min([distance_to(r, c) for r in rivals], axis=0)
+            # distances change by at most the separation of two points (1 mm more for the
+            # sampling of the rivals' contours)
+            maybe = (d_t + reach >= distance_mm) & (d_r + reach + 1.0 >= d_t - reach)
+            maybe &= self.hi[vox] > best
+            if not maybe.any():
+                continue
+            vox = tuple(a[maybe] for a in vox)
+            n_sub = SUBCELLS**3
+            dose_pts = np.concatenate([self._subcell_dose(vox, SUBCELLS), self.d[vox]])
+            pts = np.concatenate(
+                [self._subcells(vox, SUBCELLS, np.arange(vox[0].size * n_sub)), c[maybe]]
+            )
+            hot = np.nonzero(dose_pts > best)[0]
+            pts, dose_pts = pts[hot], dose_pts[hot]
+            if body is not None:
+                inside = occupancy_at(body, pts) >= 0.5
+                pts, dose_pts = pts[inside], dose_pts[inside]
+            d_p = _distance(target, pts)[0]
+            ok = d_p >= distance_mm
+            if ok.any():
+                near_rival = np.min([distance_to(r, pts[ok]) for r in rivals], axis=0)
+                ok[np.flatnonzero(ok)[near_rival < d_p[ok] - TIE_MM]] = False
+            if ok.any():
+                best = max(best, float(dose_pts[ok].max()))
+        return best if best > -math.inf else math.nan
+
     def _reach_mm(self) -> float:
         """The farthest a point of a voxel lies from its node (mm); the node need not be
         mid-voxel in z."""
@@ -363,6 +424,19 @@ class _Field:
         mask = np.zeros(g.dose_gy.shape, dtype=bool)
         mask[np.ix_(ok_k, ok_j, ok_i)] = inside
         return mask
+
+
+def overlapping(a: Occupancy, b: Occupancy) -> bool:
+    """Whether targets ``a`` and ``b`` share volume: a cell of ``a`` occupied at least half
+    whose centre lies in a cell of ``b`` occupied at least half (a boost PTV inside its lower-dose
+    PTV, two PTVs of one lesion). Such targets do not compete for isodose points: each counts
+    the whole isodose around it (with its other rivals), as nearest-target attribution would
+    give the spill of the inner one to the outer."""
+    k, j, i = np.nonzero(a.values >= 0.5)
+    if k.size == 0:
+        return False
+    x, y, z = a.centres()
+    return bool(np.any(occupancy_at(b, np.column_stack([x[i], y[j], z[k]])) >= 0.5))
 
 
 def _nearest_is_first(targets, pts: np.ndarray) -> np.ndarray:
