@@ -132,7 +132,78 @@ def run_check(paths: list[str], options: CheckOptions) -> list[CheckResult]:
     """Judge every course found under ``paths``."""
     protocol, default = load_protocol_for(options)
     courses, scanned = _courses(paths, options, protocol)
+    _check_rx_rois(courses, options)
     return [check_course(c, protocol, options, default, scanned.notes) for c in courses]
+
+
+def _check_rx_rois(courses: list[Course], options: CheckOptions) -> None:
+    """UsageError for an ``--rx ROI=GY`` whose ROI no structure set of the plans holds (exact
+    name, or ``'name #number'`` for an ROI sharing its name), naming the target ROIs there are.
+    Not raised when a plan's structure set could not be read: the ROI may be in it (the
+    course's notes then say the ``--rx`` was not used)."""
+    if not options.rx:
+        return
+    from rtqa.protocol.matching import shared_name
+    from rtqa.protocol.model import TARGET_TYPES
+
+    cases = [case for course in courses for case in course.cases]
+    if any(case.structure_set is None for case in cases):
+        return
+    rois = [roi for case in cases for roi in case.structure_set.rois]  # type: ignore[union-attr]
+    names = {roi.name for roi in rois}
+    missing = [key for key in options.rx if key not in names and shared_name(key) not in names]
+    if not missing:
+        return
+    targets = [r.name for r in rois if r.interpreted_type.upper() in TARGET_TYPES]
+    targets = list(dict.fromkeys(targets))
+    kinds = "/".join(TARGET_TYPES)
+    if targets:
+        present = f"target ROIs ({kinds}) present: " + ", ".join(f"'{n}'" for n in targets)
+    else:
+        shown = [f"'{n}'" for n in dict.fromkeys(r.name for r in rois)]
+        if len(shown) > 20:
+            shown = [*shown[:20], f"... ({len(shown)} in all)"]
+        present = f"no ROI is typed {kinds}; ROIs present: " + (", ".join(shown) or "none")
+    given = "; ".join(f"--rx {key}={options.rx[key]:g}" for key in missing)
+    s = "s" if len(missing) > 1 else ""
+    raise UsageError(f"{given}: no structure set has ROI{s} of that name; {present}")
+
+
+def _rx_notes(options: CheckOptions, findings: list[Finding], several: bool = False) -> list[Note]:
+    """Warnings for each ``--rx ROI=GY`` the evaluation did not use: the ROI is not judged as
+    a target, or the plan's dose reference or the ROI name gives it another prescription
+    (those take precedence over ``--rx``). Read from the rule ``prescription`` findings, one per
+    judged target, whose source says where its Rx came from; ``several``: the course has several
+    plans (each note then names its case)."""
+    from rtqa.protocol.matching import shared_name
+
+    rx_findings = [f for f in findings if f.rule == "prescription" and f.roi]
+    out = []
+    for key, gy in options.rx.items():
+        given = f"--rx {key}={gy:g} Gy not used"
+        mine = [f for f in rx_findings if key in (f.roi, shared_name(f.roi or ""))]
+        if not mine:
+            judged = ", ".join(dict.fromkeys(f"'{f.roi}'" for f in rx_findings)) or "none"
+            out.append(
+                Note(
+                    Level.WARNING,
+                    f"{given}: ROI '{key}' is not judged as a target of the protocol (targets "
+                    f"judged: {judged})",
+                )
+            )
+            continue
+        for f in mine:
+            if f.value is None or f.source == "plan (--rx)" or abs(f.value - gy) <= 1e-6:
+                continue
+            where = f" for '{f.roi}'" if f.roi != key else ""
+            if f.source == "plan (ROI name)":
+                why = f"the ROI name gives {f.value:g} Gy{where}, which takes precedence"
+            else:
+                origin = (f.source or "plan").removeprefix("plan (").removesuffix(")")
+                why = f"the plan prescribes {f.value:g} Gy{where} ({origin})"
+            case = f" (case {f.case_id})" if several and f.case_id else ""
+            out.append(Note(Level.WARNING, f"{given}: {why}{case}"))
+    return out
 
 
 def exit_code(findings: list[Finding], fail_on: str = "minor") -> int:
@@ -194,6 +265,7 @@ def check_course(
         if case.dose is not None:
             notes.extend(case.dose.notes)
     notes.extend(ev.notes)
+    notes.extend(_rx_notes(options, ev.findings, len(course.cases) > 1))
     notes = list(dict.fromkeys(notes))
     verdict = worst_status(findings)
     code = exit_code(findings, options.fail_on)

@@ -32,6 +32,13 @@ missing planned or delivered MU make those comparisons not evaluable. When every
 ``delivered_mu`` pass summarises it. A plan without treatment records gets no finding here (not
 yet delivered, or records not supplied).
 
+Fractions beyond the plan (rule ``fractions_delivered``): a record whose CurrentFractionNumber
+exceeds the fraction count of the fraction group delivered (else the plan's count; else the
+largest its groups state) is a major deviation naming those fractions, their dates, files and
+treatment MU; records without a fraction number taking the course past the planned count are
+major when more fractions than planned were delivered in full, else not evaluable. One fraction
+number recorded twice stays one fraction (its MU summed, ``delivered_mu``).
+
 :func:`fraction_deliveries` gives ``rtqa info`` the same judgement per fraction: incomplete
 exactly when ``fraction_delivery`` reports the fraction not fully delivered; unknown when an
 early-terminated beam's MU cannot be compared, when the fraction's beams fit no single fraction
@@ -178,6 +185,8 @@ class DeliveryComparison:
     undetermined: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
     paths: dict[tuple[int, int], tuple[str, ...]] = field(default_factory=dict)
     conflicts: dict[tuple[int, int], str] = field(default_factory=dict)
+    #: fraction key -> the one fraction group delivered (named, or the only one fitting)
+    groups: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
 def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryComparison:
@@ -240,6 +249,7 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
     missing: dict[tuple[int, int], tuple[int, ...]] = {}
     undetermined: dict[tuple[int, int], tuple[int, ...]] = {}
     conflicts: dict[tuple[int, int], str] = {}
+    delivered_group: dict[tuple[int, int], int] = {}
     for key in sorted(sessions):
         by_beam = sessions[key]
         fraction = key[1] if key[0] == 0 else None
@@ -253,6 +263,7 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
         else:
             groups = [(number, g) for number, g in group_beams if delivered <= g]
         if len(groups) == 1:
+            delivered_group[key] = groups[0][0]
             if groups[0][1] - delivered:
                 missing[key] = tuple(sorted(groups[0][1] - delivered))
         elif delivered and not conflict and all(g != delivered for _, g in groups):
@@ -280,6 +291,7 @@ def compare(plan: Plan, records: Sequence[TreatmentRecord]) -> DeliveryCompariso
         undetermined=undetermined,
         paths={key: tuple(p) for key, p in paths.items()},
         conflicts=conflicts,
+        groups=delivered_group,
     )
 
 
@@ -401,6 +413,7 @@ def delivery_findings(
     for key in sorted(mismatched):
         out.append(_mismatch(mismatched[key], case_id))
     out += _fractions(cmp, names, case_id)
+    out += _beyond_plan(plan, records, cmp, names, case_id)
     judged = [bf for bf in cmp.beams if bf.comparable]
     within = [bf for bf in judged if bf.within]
     if within and not mismatched:
@@ -617,6 +630,133 @@ def _fractions(
             )
         )
     return out
+
+
+def _planned_count(plan: Plan, group: int | None) -> int | None:
+    """Fractions planned for a fraction delivered as fraction group ``group`` (``None``:
+    unknown): that group's count, else the plan's one count, else the largest count its groups
+    state (a fraction number beyond every group's count is beyond the plan whichever was due)."""
+    if group is not None:
+        for g in plan.fraction_groups:
+            if g.number == group and g.fractions_planned:
+                return g.fractions_planned
+    if plan.fractions_planned:
+        return plan.fractions_planned
+    return max(plan.fraction_counts) if plan.fraction_counts else None
+
+
+def _beyond_plan(
+    plan: Plan,
+    records: Sequence[TreatmentRecord],
+    cmp: DeliveryComparison,
+    names: dict[int, str],
+    case_id: str | None,
+) -> list[Finding]:
+    """Rule ``fractions_delivered``: more fractions in the records than the plan plans.
+
+    A fraction number above the planned count of the fraction group delivered (else of the
+    plan) is a major deviation, named with its dates, files and treatment MU. Records without a
+    fraction number (each its own fraction) that take the course beyond the planned count are a
+    major deviation when more fractions than planned were delivered in full (every beam due,
+    see :func:`fraction_deliveries`), else not evaluable. The same fraction number recorded
+    twice is one fraction (its MU summed, rule ``delivered_mu``) and not counted here.
+    """
+    count = _planned_count(plan, None)
+    if count is None:
+        return []
+    by_key: dict[tuple[int, int], list[TreatmentRecord]] = defaultdict(list)
+    for index, record in enumerate(records):
+        n = record.fraction_number
+        by_key[(0, n) if n is not None else (1, index)].append(record)
+    numbered = sorted(k[1] for k in by_key if k[0] == 0)
+    unnumbered = [k for k in sorted(by_key) if k[0] == 1]
+    # fractions 1 to the highest recorded number were delivered, each unnumbered record is one
+    delivered = max([len(numbered), *numbered]) + len(unnumbered)
+    allowed = {(0, n): _planned_count(plan, cmp.groups.get((0, n))) or count for n in numbered}
+    beyond = [key for key, most in allowed.items() if key[1] > most]
+    loose = ", ".join(_name(by_key[k][0].path) for k in unnumbered)
+    common = {
+        "metric": "fractions delivered",
+        "value": float(delivered),
+        "unit": "fractions",
+        "limits": {"limit": f"<= {count} fractions"},
+        "margin": float(count - delivered),
+        "source": RECORD_SOURCE,
+    }
+    if beyond:
+        parts = [_beyond_text(plan, k, by_key[k], cmp, allowed[k]) for k in beyond]
+        if len(plan.fraction_counts) > 1:  # groups planned with different counts
+            worst = max(beyond, key=lambda k: k[1] - allowed[k])
+            most = allowed[worst]
+            common["value"], common["margin"] = float(worst[1]), float(most - worst[1])
+            common["limits"] = {"limit": f"<= {most} fractions"}
+            head = f"fractions delivered beyond plan '{plan.label}': "
+        else:
+            head = f"{delivered} fractions delivered, plan '{plan.label}' plans {count}: beyond "
+            head += "the plan "
+        text = head + "; ".join(parts)
+        if unnumbered:
+            loose_count = _count(len(unnumbered), "record")
+            text += f"; also {loose_count} without a fraction number ({loose})"
+        return [_finding("fractions_delivered", Status.MAJOR, text, case_id, **common)]
+    if not unnumbered or delivered <= count:
+        return []
+    verdicts = {key: _verdict(parts) for key, parts in _fraction_parts(cmp, names).items()}
+    full = sum(1 for key in by_key if verdicts.get(key, (None, None))[0] is True)
+    where = (
+        f"{_count(len(numbered), 'numbered fraction')} and "
+        f"{_count(len(unnumbered), 'record')} without a fraction number ({loose})"
+    )
+    if full > count:
+        text = (
+            f"{full} fractions delivered in full, plan '{plan.label}' plans {count}: records "
+            f"hold {where}"
+        )
+        common["value"], common["margin"] = float(full), float(count - full)
+        return [_finding("fractions_delivered", Status.MAJOR, text, case_id, **common)]
+    text = (
+        f"records hold {where}, plan '{plan.label}' plans {count} fractions: whether more "
+        f"fractions than planned were delivered is unknown ({full} delivered in full)"
+    )
+    common["value"], common["margin"] = None, None
+    return [_finding("fractions_delivered", Status.NOT_EVALUABLE, text, case_id, **common)]
+
+
+def _beyond_text(
+    plan: Plan,
+    key: tuple[int, int],
+    records: list[TreatmentRecord],
+    cmp: DeliveryComparison,
+    allowed: int,
+) -> str:
+    """One fraction beyond the plan (``allowed``: the fractions planned for it): its fraction
+    group where the plan's groups differ in count, dates, files and treatment MU delivered."""
+    days = sorted({r.delivered_at.date() for r in records if r.delivered_at is not None})
+    when = ", ".join(f"{d:%Y-%m-%d}" for d in days) or "no treatment date"
+    files = ", ".join(_name(r.path) for r in records)
+    group = cmp.groups.get(key)
+    of = ""
+    if len(plan.fraction_counts) > 1:
+        of = f" of fraction group {group}" if group is not None else " (fraction group unknown)"
+        of += f" ({allowed} planned)"
+    text = f"fraction {key[1]}{of} on {when} ({files})"
+    items = [bf for bf in cmp.beams if bf.key == key]
+    if not items:
+        return text + ", no treatment beam of the plan in its records"
+    mu = [bf.delivered_mu for bf in items]
+    if any(v is None for v in mu):
+        return text + ", delivered MU not all recorded"
+    text += f", {sum(v for v in mu if v is not None):g} MU of treatment beams delivered"
+    planned = [
+        r.meterset
+        for g in plan.fraction_groups
+        if g.number == group
+        for r in g.beams
+        if r.meterset is not None and r.beam_number in {b.beam_number for b in items}
+    ]
+    if group is not None and planned and len(planned) == len(items):
+        text += f" ({sum(planned):g} MU planned per fraction)"
+    return text
 
 
 def _finding(rule: str, status: Status, message: str, case_id: str | None, **kw) -> Finding:
