@@ -20,7 +20,10 @@ Conventions
   (``total_volume_cc = known + unknown``); volume-at-dose and dose-at-volume metrics are read on
   the known part, counting from the hot end (so they hold if the unknown part is no hotter than
   the value read — which the caller must report, see ``StructureDvh.notes``). A metric whose
-  volume exceeds the known part raises :class:`MetricUndefined`.
+  volume exceeds the known part raises :class:`MetricUndefined`, and so do the metrics that the
+  unknown part could lower under that very assumption: Min and the cold-end doses DC (the
+  coldest volume may lie outside the grid). The median is D50% of the whole structure; the mean
+  and CV are those of the known part (an upper and a lower bound under the assumption).
 
 How the curve is evaluated
 --------------------------
@@ -230,9 +233,19 @@ class Dvh:
 
     @property
     def min_gy(self) -> float:
-        """Minimum dose (Gy) over the known part: the lowest end of the sample spreads."""
+        """Minimum dose (Gy): the lowest end of the sample spreads. MetricUndefined when part of
+        the structure lies outside the dose grid (its dose, perhaps lower, is unknown)."""
         self._require_samples()
+        self._require_known("Min")
         return self._extent[0]
+
+    def _require_known(self, what: str) -> None:
+        """MetricUndefined for a cold-end metric ``what`` of a structure partly outside the grid."""
+        if self.unknown_volume_cc > VOLUME_ATOL_CC:
+            raise MetricUndefined(
+                f"{what} reaches into the {self.unknown_volume_cc:.4g} cc of the structure "
+                "outside the dose grid (dose unknown, perhaps lower)"
+            )
 
     @property
     def max_gy(self) -> float:
@@ -249,8 +262,9 @@ class Dvh:
 
     @property
     def median_gy(self) -> float:
-        """Dose (Gy) at half the known volume (D50% of the known part)."""
-        return self.dose_at_volume_cc(0.5 * self.known_volume_cc)
+        """Median dose (Gy): D50% of the whole structure (MetricUndefined where that half
+        reaches outside the dose grid)."""
+        return self.dose_at_volume_pct(50.0)
 
     # ---------------------------------------------------------------- dose at volume
 
@@ -293,9 +307,11 @@ class Dvh:
         return self.dose_at_volume_cc(pct / 100.0 * self.total_volume_cc)
 
     def cold_dose_at_volume_cc(self, v_cc: float) -> float:
-        """DC{v}cc (Gy): the highest dose received by the coldest ``v_cc`` cc of the known part."""
+        """DC{v}cc (Gy): the highest dose received by the coldest ``v_cc`` cc. MetricUndefined
+        when part of the structure lies outside the dose grid (the coldest cc may lie there)."""
         v_cc = float(v_cc)
         self._require_samples()
+        self._require_known(f"DC{v_cc:g}cc")
         if not np.isfinite(v_cc) or v_cc < 0:
             raise ValueError(f"volume must be >= 0 cc, got {v_cc}")
         known = self.known_volume_cc
