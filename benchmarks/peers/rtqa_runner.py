@@ -19,8 +19,8 @@ from rtqa.dvh import structure_dvh
 
 
 def _or_nan(fn, *args) -> float:
-    """A metric's value, NaN where it is undefined (e.g. D99% of a body reaching outside the
-    dose grid, D0.03cc of a structure under 0.03 cc): the DVH itself was computed."""
+    """A metric's value, NaN where it is undefined (e.g. D99% or Min of a body reaching outside
+    the dose grid, D0.03cc of a structure under 0.03 cc): the DVH itself was computed."""
     try:
         return float(fn(*args))
     except ValueError:
@@ -32,7 +32,7 @@ def metrics(sd) -> dict[str, float]:
     out = {
         "volume_cc": float(d.total_volume_cc),
         "mean_gy": float(d.mean_gy),
-        "min_gy": float(d.min_gy),
+        "min_gy": _or_nan(lambda: d.min_gy),  # undefined where part lies outside the grid
         "max_gy": float(d.max_gy),
     }
     for pct in (99, 95, 5, 1):
