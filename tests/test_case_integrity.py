@@ -20,6 +20,10 @@ from click.testing import CliRunner
 from pydicom.uid import generate_uid
 
 from rtqa.cli import cli
+from rtqa.model import Beam, Case, DoseGrid, Plan
+from rtqa.protocol.case_integrity import dose_type_finding
+from rtqa.protocol.course_dose import plan_doses_on_first
+from rtqa.protocol.dose_trust import TRUST_RULES
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 SHIFT_MM = 20.0
@@ -161,3 +165,53 @@ def test_parts_naming_different_patients_withhold_the_verdict(tmp_path):
     judged = [f for f in data["findings"] if f["group"] in ("target", "organ", "plan")]
     assert not [f for f in judged if f["status"] in ("pass", "minor", "major")]
     assert code == 4 and data["verdict"] == "not_evaluable"
+
+
+# --------------------------------------------------------------- dose type (RBE-weighted)
+
+
+def _grid(dose_type: str) -> DoseGrid:
+    ax = np.arange(-5.0, 5.1, 2.5)
+    return DoseGrid(np.full((5, 5, 5), 10.0), ax, ax, ax, "1.2.3", dose_type=dose_type)
+
+
+def _plan(radiation: str) -> Plan:
+    return Plan(
+        path="RP.dcm",
+        sop_instance_uid="1.2.3.4",
+        label="P",
+        beams=(Beam(1, "B1", "TREATMENT", radiation), Beam(2, "SETUP", "SETUP", "PHOTON")),
+    )
+
+
+@pytest.mark.parametrize(
+    ("radiation", "dose_type", "status"),
+    [
+        ("PROTON", "PHYSICAL", "not_evaluable"),  # limits in Gy(RBE), no RBE applied
+        ("ION", "PHYSICAL", "not_evaluable"),
+        ("PROTON", "EFFECTIVE", "info"),  # Gy(RBE): said, judged as given
+        ("PHOTON", "EFFECTIVE", "info"),
+        ("PHOTON", "PHYSICAL", None),  # nothing to say
+    ],
+)
+def test_dose_type_of_particle_plans(radiation, dose_type, status):
+    case = Case("C", plan=_plan(radiation), dose=_grid(dose_type))
+    found = dose_type_finding(case)
+    assert (found.status.value if found else None) == status
+    if status == "not_evaluable":
+        assert f"PHYSICAL dose of a plan with {radiation} beams" in found.message
+        assert "dose_type" in TRUST_RULES
+
+
+def test_physical_and_rbe_weighted_plan_doses_are_never_summed():
+    cases = [
+        Case("A", plan=_plan("PHOTON"), dose=_grid("PHYSICAL")),
+        Case("B", plan=_plan("PROTON"), dose=_grid("EFFECTIVE")),
+    ]
+    arrays, said, failed = plan_doses_on_first(cases)
+    assert failed is not None and "never summed" in failed
+    assert "EFFECTIVE dose" in failed and len(arrays) == 1 and said == []
+    same = [cases[0], Case("C", plan=_plan("PHOTON"), dose=_grid("PHYSICAL"))]
+    arrays, _, failed = plan_doses_on_first(same)
+    assert failed is None and len(arrays) == 2
+    assert float(arrays[1].sum()) == pytest.approx(10.0 * 125)

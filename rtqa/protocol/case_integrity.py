@@ -6,8 +6,11 @@
   contours by an unknown amount.
 * ``patient_identity``: the plan, structure set, dose and treatment records do not all name one
   PatientID: the dose or the records may be another patient's.
+* ``dose_type``: a PHYSICAL dose of a plan with proton or ion beams (its limits are
+  RBE-weighted); information only for an RBE-weighted (EFFECTIVE) dose, whose numbers are
+  Gy(RBE).
 
-Both are ``not_evaluable`` when they apply (and absent otherwise); as trust rules
+Where they apply they are ``not_evaluable`` (absent otherwise); as trust rules
 (:mod:`rtqa.protocol.dose_trust`) they make every judgement drawn from the dose, and for
 ``patient_identity`` also the plan's own rules (fractions, schedule, delivery),
 ``not_evaluable``: a misplaced or foreign input must not read as a verdict, either way.
@@ -56,6 +59,44 @@ def patient_finding(case: Case) -> Finding | None:
     )
 
 
+def dose_type_finding(case: Case) -> Finding | None:
+    """``dose_type`` of ``case``: information for an RBE-weighted dose (DoseType EFFECTIVE: its
+    doses are Gy(RBE)); not evaluable for a PHYSICAL dose of a plan with proton or ion beams
+    (limits for such plans are RBE-weighted, and rtqa applies no RBE)."""
+    dose = case.dose
+    if dose is None:
+        return None
+    base = dict(group="integrity", rule="dose_type", source=SOURCE, case_id=case.case_id)
+    if dose.dose_type == "EFFECTIVE":
+        return Finding(
+            status=Status.INFO,
+            message="the dose is RBE-weighted (DoseType EFFECTIVE): its doses are Gy(RBE), "
+            "judged against the protocol's limits as given",
+            **base,
+        )
+    kinds = sorted(
+        {
+            b.radiation_type.upper()
+            for b in (case.plan.beams if case.plan is not None else ())
+            if b.delivery_type.upper() == "TREATMENT" and b.radiation_type.upper() in PARTICLE_TYPES
+        }
+    )
+    if not kinds:
+        return None
+    return Finding(
+        status=Status.NOT_EVALUABLE,
+        message=f"a {dose.dose_type} dose of a plan with {'/'.join(kinds)} beams: limits for "
+        "such plans are RBE-weighted (Gy(RBE)) and rtqa applies no RBE; export the RBE-weighted "
+        "dose (DoseType EFFECTIVE)",
+        **base,
+    )
+
+
+#: Treatment beam radiation types (RadiationType) whose dose limits are RBE-weighted.
+PARTICLE_TYPES = ("PROTON", "ION", "NEUTRON")
+
+
 def integrity_findings(case: Case) -> list[Finding]:
     """The integrity findings of this module that apply to ``case``."""
-    return [f for f in (frame_finding(case), patient_finding(case)) if f is not None]
+    found = (frame_finding(case), patient_finding(case), dose_type_finding(case))
+    return [f for f in found if f is not None]

@@ -45,6 +45,14 @@ def plan_doses_on_first(
     for case in cases[1:]:
         d = case.dose
         assert d is not None
+        if d.dose_type != ref.dose_type:  # an RBE-weighted dose and a physical one
+            return (
+                arrays,
+                said,
+                f"plan '{case.label}' has a {d.dose_type} dose, plan '{cases[0].label}' a "
+                f"{ref.dose_type} one (DoseType): an RBE-weighted and a physical dose are never "
+                "summed (use --separate to judge each plan alone)",
+            )
         if _same_geometry(ref, d):
             arrays.append(np.asarray(d.dose_gy, dtype=float))
             continue

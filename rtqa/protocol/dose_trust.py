@@ -44,13 +44,14 @@ TRUST_RULES = {
     "dose_level": DOSE_GROUPS,
     "dose_placement": DOSE_GROUPS,
     "dose_frame": DOSE_GROUPS,
+    "dose_type": DOSE_GROUPS,
     "patient_identity": (*DOSE_GROUPS, "plan"),
     "prior_dose_level": ("prior",),
     "prior_dose_placement": ("prior",),
 }
 #: Trust rules about one plan's own dose (its targets and plan quality withheld, not those of
 #: the course's other plans).
-PLAN_DOSE_RULES = ("dose_level", "dose_placement", "dose_frame", "patient_identity")
+PLAN_DOSE_RULES = ("dose_level", "dose_placement", "dose_frame", "dose_type", "patient_identity")
 #: Groups judged on each plan's own dose (the others on the course dose).
 PLAN_GROUPS = ("target", "quality")
 #: Rules of those groups not drawn from the dose (the interval since the prior course).
