@@ -1,8 +1,11 @@
 """Organ rules: the protocol's organ limits judged on the course dose.
 
-The course dose is the physical sum of the plans when their fraction counts agree, else the sum
-of voxel-wise EQD2 at the organ's alpha/beta with each limit converted to EQD2 at the course's
-reference fraction count (both said in the finding). Doses Gy, volumes cc.
+The course dose is the physical sum of the plans when their fraction counts agree, judged against
+the organ's table for that count. Plans of different counts are summed as voxel-wise EQD2 at the
+organ's alpha/beta and judged against the tables of every count present, each limit converted to
+EQD2 at its own count, the strictest per metric (:mod:`rtqa.protocol.fraction_tables`; said in
+the finding, whatever the order of the plans). An organ with limits in the protocol but no table
+for a count of the course is ``not_evaluable``. Doses Gy, volumes cc.
 """
 
 from __future__ import annotations
@@ -13,9 +16,15 @@ from rtqa.model import Finding, Note, Status
 from rtqa.protocol.case_work import CaseWork
 from rtqa.protocol.course_dose import eqd2_dvh, plan_doses_on_first, summed_grid
 from rtqa.protocol.evaluation import EvaluationContext, Settings
-from rtqa.protocol.judging import eqd2_limit, judge_limit, outside_cc
+from rtqa.protocol.fraction_tables import (
+    course_limits,
+    eqd2_candidates,
+    judge_strictest,
+    missing_counts,
+    missing_table_finding,
+)
+from rtqa.protocol.judging import judge_limit, outside_cc
 from rtqa.protocol.match_findings import optional_organs_finding, unmatched_organ_finding
-from rtqa.protocol.metrics import MetricNotEvaluable
 from rtqa.protocol.model import Organ, Protocol
 from rtqa.protocol.organ_extent import contoured_further, match_elsewhere, unjudged_part
 from rtqa.protocol.plan_rules import unknown_count_reason
@@ -36,6 +45,10 @@ def _alpha_beta(organ: Organ, protocol: Protocol, st: Settings) -> tuple[float, 
     if st.alpha_beta is not None:
         return float(st.alpha_beta), "--alpha-beta"
     return DEFAULT_ALPHA_BETA_GY, "default for late-reacting tissue; set with --alpha-beta"
+
+
+def _all_limits(organ: Organ) -> tuple:
+    return tuple(lim for lims in organ.limits.values() for lim in lims)
 
 
 def organ_findings(
@@ -118,6 +131,10 @@ def organ_findings(
         )
         return out
 
+    # the course's fraction counts (sorted: the verdict must not depend on the plans' order);
+    # ``mixed`` as the caller derives it, from the same plans
+    course_counts = sorted({f for f in fractions if f})
+    mixed = len(course_counts) > 1
     ss_rois = {r.name: r for r in first.case.structure_set.rois}  # type: ignore[union-attr]
     missing_optional: list[str] = []
     matched_names = {m.roi_name for m in first.match.organs.values() if m.roi is not None}
@@ -126,7 +143,9 @@ def organ_findings(
         required = organ.is_required(sites)
         if not organ.limits and not required:
             continue  # named for matching only (e.g. the body outline)
-        limits = organ.limits_for(ref_fractions)
+        # counts of the course the organ's tables do not list: its per-count limits unjudged
+        missing = missing_counts(organ, course_counts)
+        limits = course_limits(organ, course_counts) if mixed else organ.limits_for(ref_fractions)
         src = next((str(lim.source) for lims in organ.limits.values() for lim in lims), None)
         conf = next((lim.confidence.value for lims in organ.limits.values() for lim in lims), None)
         # an organ the first plan's structure set lacks, contoured in another plan's
@@ -139,7 +158,8 @@ def organ_findings(
                 organ,
                 m,
                 required=required,
-                limits=limits,
+                # an unusable contour of an organ with limits is not judged, table or no table
+                limits=limits or (_all_limits(organ) if missing else ()),
                 sites=sites,
                 ss_rois=ss_rois,
                 matched_names=matched_names,
@@ -157,6 +177,21 @@ def organ_findings(
         ctx.organs[organ.name] = roi
         # another plan's own contour of the organ reaching beyond this one: part unjudged
         further = contoured_further(organ.name, usable) if len(usable) > 1 else ""
+        if missing:
+            out.append(
+                missing_table_finding(
+                    organ,
+                    course_counts,
+                    missing,
+                    any_count_judged=bool(limits),
+                    roi=roi.name,
+                    match=how,
+                    source=src,
+                    confidence=conf,
+                )
+            )
+            if not limits:
+                continue
         if not limits:
             counts = sorted(n for n in organ.limits if n is not None)
             unknown = ref_fractions is None and bool(counts)
@@ -215,35 +250,31 @@ def organ_findings(
             eqd2_dvh(sd.occupancy, ref, arrays, fractions, ab) if sd.occupancy is not None else None
         )
         counts = ", ".join(f"'{c.label}' {n} fx" for c, n in zip(cases, fractions, strict=True))
-        for lim in limits:
-            try:
-                elim, words = eqd2_limit(lim, int(ref_fractions or 1), ab)
-            except MetricNotEvaluable as exc:
-                out.append(
-                    Finding(
-                        group="organ",
-                        rule=lim.metric.canonical,
-                        status=Status.NOT_EVALUABLE,
-                        message=str(exc),
-                        roi=name,
-                        match=how,
-                        metric=lim.metric.canonical,
-                        source=str(lim.source),
-                        confidence=lim.confidence.value,
-                    )
+        groups, refused = eqd2_candidates(organ, course_counts, ab, tables=not missing)
+        for lim, why in refused:
+            out.append(
+                Finding(
+                    group="organ",
+                    rule=lim.metric.canonical,
+                    status=Status.NOT_EVALUABLE,
+                    message=why,
+                    roi=name,
+                    match=how,
+                    metric=lim.metric.canonical,
+                    source=str(lim.source),
+                    confidence=lim.confidence.value,
                 )
-                continue
-            f = judge_limit(
-                elim,
+            )
+        for group in groups:
+            f, chosen = judge_strictest(
+                group,
                 edvh,
-                group="organ",
                 roi=name,
                 match=how,
-                case_id=None,
-                note=f"plans of different fraction counts ({counts}): {words}; "
-                f"alpha/beta from {ab_from}; limits of the {ref_fractions}-fraction table",
+                note=f"plans of different fraction counts ({counts})",
+                tail=f"alpha/beta from {ab_from}",
             )
-            out.append(unjudged_part(f, elim, further) if further else f)
+            out.append(unjudged_part(f, chosen.limit, further) if further else f)
     if missing_optional:
         out.append(optional_organs_finding(protocol, missing_optional))
     return out
