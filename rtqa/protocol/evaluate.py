@@ -80,7 +80,6 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
     counts = [w.case.plan.fractions_planned for w in usable if w.case.plan is not None]
     known_counts = [c for c in counts if c]
     ref_fractions = known_counts[0] if known_counts else None
-    mixed = len(set(known_counts)) > 1
     sites = tuple(dict.fromkeys(s for w in usable if w.site for s in w.site.sites))
 
     # ---- plan rules per plan
@@ -160,7 +159,6 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
             outside,
             st,
             ref_fractions,
-            mixed,
             sites,
             integrity_checked,
         )

@@ -60,7 +60,6 @@ def organ_findings(
     outside: list,
     st: Settings,
     ref_fractions: int | None,
-    mixed: bool,
     sites: tuple[str, ...],
     integrity_checked: set[str],
 ) -> list[Finding]:
@@ -131,8 +130,7 @@ def organ_findings(
         )
         return out
 
-    # the course's fraction counts (sorted: the verdict must not depend on the plans' order);
-    # ``mixed`` as the caller derives it, from the same plans
+    # the course's fraction counts (sorted: the verdict must not depend on the plans' order)
     course_counts = sorted({f for f in fractions if f})
     mixed = len(course_counts) > 1
     ss_rois = {r.name: r for r in first.case.structure_set.rois}  # type: ignore[union-attr]
