@@ -149,6 +149,15 @@ def test_target_count(n, ok):
     assert [f.status for f in found] == [Status.PASS, Status.PASS if ok else Status.MAJOR]
 
 
+def test_no_target_found_cannot_be_counted():
+    # a plan whose PTV is typed ORGAN: no target recognised is an input problem, not a plan
+    # that treats no target (was a major deviation "0 targets >= 1", and "0 <= 4" a pass)
+    fr = Fractionation(min_targets=sv(1), max_targets=sv(4))
+    found = plan_rules.target_count(fr, [])
+    assert [f.status for f in found] == [Status.NOT_EVALUABLE, Status.NOT_EVALUABLE]
+    assert found[0].message == "no target found: the targets treated cannot be counted"
+
+
 def _grid(dz_steps) -> DoseGrid:
     z = np.concatenate([[0.0], np.cumsum(dz_steps)])
     return DoseGrid(np.zeros((z.size, 3, 3)), np.arange(3) * 2.0, np.arange(3) * 2.0, z, "F")

@@ -462,7 +462,9 @@ def min_interval(fr: Fractionation, sched: Schedule, case_id: str | None = None)
 def target_count(
     fr: Fractionation, names: Sequence[str], case_id: str | None = None
 ) -> list[Finding]:
-    """Number of targets treated in the course within min/max."""
+    """Number of targets treated in the course within min/max; not evaluable when no target was
+    found (a plan treats something: its targets were not recognised, so they cannot be
+    counted)."""
     out = []
     n = len(names)
     listed = ", ".join(f"'{t}'" for t in names) or "none"
@@ -474,11 +476,16 @@ def target_count(
             continue
         limit = int(sv.value)  # type: ignore[arg-type]
         ok = n >= limit if op == ">=" else n <= limit
+        status = Status.PASS if ok else sv.severity
+        message = f"{n} target(s): {listed}"
+        if n == 0:
+            status = Status.NOT_EVALUABLE
+            message = "no target found: the targets treated cannot be counted"
         out.append(
             _finding(
                 rule,
-                Status.PASS if ok else sv.severity,
-                f"{n} target(s): {listed}",
+                status,
+                message,
                 sv,
                 case_id,
                 metric="targets",
