@@ -274,12 +274,16 @@ def test_tps_dvh_in_percent_converted_with_the_roi_volume(tmp_path):
     assert dvh.total_volume_cc == 16.0
 
 
-def test_tps_dvh_in_percent_without_roi_volume_left_out_with_a_note(tmp_path):
+def test_tps_dvh_in_percent_without_roi_volume_kept_relative(tmp_path):
+    # a PER_U DVH of an ROI whose volume the dose file does not give: kept as fractions of the
+    # ROI (no absolute volume can be read from it), converted once the volume is known
+    from rtqa.dicom.dose import RelativeTpsDvh, tps_dvh_in_cc
+
     grid = read_dose(str(write(tmp_path, tps_dvhs=[DVH], dvh_volume_units="PER_U")))
-    assert grid.tps_dvhs == ()
-    (note,) = grid.notes
-    assert note.level is Level.WARNING
-    assert note.message == (
-        "DVH item 1 (ROI 4) not used: DVHVolumeUnits PER_U and the ROI volume is not known"
-    )
-    assert note.attribute == "DVHSequence (3004,0050)"
+    (dvh,) = grid.tps_dvhs
+    assert isinstance(dvh, RelativeTpsDvh) and dvh.total_volume_cc is None
+    assert np.all(np.isnan(dvh.volume_cc))
+    assert grid.notes == ()
+    in_cc = tps_dvh_in_cc(dvh, 16.0)
+    assert in_cc.total_volume_cc == 16.0
+    np.testing.assert_allclose(in_cc.volume_cc, 16.0 * dvh.volume_fraction)

@@ -130,6 +130,7 @@ def _target_rx(case: Case, roi: Roi) -> tuple[float | None, str]:
 def _case_report(
     case: Case, requests, rx_cli, curves: bool, compare_tps: bool, steps: int = 0
 ) -> dict:
+    from rtqa.dicom.case_dose import tps_dvhs_in_cc
     from rtqa.dicom.structures import plane_spacing_mm
     from rtqa.dvh import MetricUndefined, plan_quality, structure_dvh
     from rtqa.protocol.metrics import MetricNotEvaluable, evaluate
@@ -146,7 +147,8 @@ def _case_report(
     body_roi = body_outline(ss.rois)
     body_occ = None
     wants_quality = any(r.is_quality for r in requests)
-    tps = {t.roi_number: t for t in dose.tps_dvhs}
+    stored = tps_dvhs_in_cc(dose, ss.rois) if compare_tps else {}
+    tps = {} if dose.scaling_note else stored  # DVHs of the file, not of a scaled dose
     rois = []
     for roi in ss.rois:
         entry: dict = {"roi": roi.name, "number": roi.number, "type": roi.interpreted_type}
@@ -202,9 +204,13 @@ def _case_report(
             }
         if compare_tps:
             entry["tps"] = _compare(sd, tps.get(roi.number))
+            if entry["tps"]:
+                warnings += [
+                    f"ROI '{roi.name}': TPS comparison: {n}" for n in entry["tps"]["notes"]
+                ]
         rois.append(entry)
-    if compare_tps and not tps:
-        warnings.append("the RT Dose carries no DVHs (DVHSequence) to compare with")
+    if compare_tps:
+        warnings += _tps_coverage(dose, ss, stored)
     if body_roi is None and wants_quality:
         warnings.append(
             "no body outline (one ROI of type EXTERNAL, or named Body, External or Outline): "
@@ -220,6 +226,37 @@ def _case_report(
     }
 
 
+def _tps_coverage(dose, ss, tps: dict) -> list[str]:
+    """Why nothing, or not every planning-system DVH (``tps``, as read), was compared."""
+    from rtqa.dicom.common import tag_name
+
+    numbers = {roi.number for roi in ss.rois}
+    unmatched = sorted(set(tps) - numbers)
+    out = [
+        f"the RT Dose's DVH of ROI number {n} is not compared: the structure set has no such ROI"
+        for n in unmatched
+    ]
+    if tps and dose.scaling_note:  # a session dose scaled: its DVHs are of one session
+        return [
+            *out,
+            "the planning system's DVHs describe the RT Dose as stored, not the dose "
+            f"evaluated ({dose.scaling_note}): not compared",
+        ]
+    if tps:
+        return out
+    if len(dose.paths) > 1:
+        return [
+            *out,
+            f"the dose evaluated is the sum of {len(dose.paths)} RT Dose files "
+            f"({dose.scaling_note}): a DVH stored in one of them is of that file, not of the "
+            "sum: nothing to compare with",
+        ]
+    where = tag_name("DVHSequence")
+    if any(n.attribute == where for n in dose.notes):  # items read but none usable
+        return [*out, "no DVH in the RT Dose (DVHSequence) is usable: nothing to compare with"]
+    return [*out, "the RT Dose carries no DVHs (DVHSequence) to compare with"]
+
+
 def _occupancy(roi: Roi, dose, spacing: float | None, steps: int):
     """Occupancy of ``roi`` on ``dose`` from the same contour model as the DVHs."""
     from rtqa.geometry import interpolated_stack, occupancy
@@ -228,26 +265,80 @@ def _occupancy(roi: Roi, dose, spacing: float | None, steps: int):
 
 
 def _compare(sd, tps) -> dict | None:
-    """Volume, mean and D95% from rtqa and from the planning system's DVH, with differences."""
+    """Volume, mean and D95% from rtqa and from the planning system's DVH, with differences.
+
+    A value that cannot be had is None, and ``notes`` says why: rtqa's D95% when 95 % of the
+    structure reaches outside the dose grid; the TPS volume of a DVH in PERCENT or PER_U without
+    the structure set's ROIVolume (its mean and D95% need no absolute volume); the TPS D95% when
+    its DVH covers less than 95 % of the ROI. The difference of the means is None when part of
+    the structure lies outside rtqa's dose grid (rtqa's mean is then that of the part inside).
+    """
+    from rtqa.dicom.dose import RelativeTpsDvh
+    from rtqa.dvh import MetricUndefined
+
     if tps is None or tps.dose_gy.size == 0:
         return None
-    vol = np.asarray(tps.volume_cc, float)
+    notes: list[str] = []
     dose = np.asarray(tps.dose_gy, float)
-    total = tps.total_volume_cc if tps.total_volume_cc else float(vol.max())
+    if isinstance(tps, RelativeTpsDvh):  # fractions of the ROI: the whole ROI is 1
+        curve, total, volume = np.asarray(tps.volume_fraction, float), 1.0, None
+        notes.append(
+            f"the planning system's DVH is in DVHVolumeUnits {tps.volume_units} and the "
+            "structure set gives no ROIVolume (3006,002C) for this ROI: its volume is not "
+            "known (mean and D95% are compared)"
+        )
+    else:
+        curve = np.asarray(tps.volume_cc, float)
+        total = tps.total_volume_cc if tps.total_volume_cc else float(curve.max())
+        volume = total
     if tps.mean_gy is not None:
         mean = tps.mean_gy
     else:  # mean of a cumulative DVH: integral of V(d) over d, divided by the volume
-        mean = float(np.sum(0.5 * (vol[1:] + vol[:-1]) * np.diff(dose)) / total) if total else None
-    order = np.argsort(vol)
-    d95 = float(np.interp(0.95 * total, vol[order], dose[order])) if total else None
+        mean = float(np.sum(0.5 * (curve[1:] + curve[:-1]) * np.diff(dose)) / total)
+    d95 = _tps_dose_at(curve, dose, 0.95 * total)
+    if d95 is None:
+        notes.append(
+            f"D95%: the planning system's DVH covers {100 * curve.max() / total:.4g} % of the "
+            "ROI at most (less than 95 %)"
+        )
+    try:
+        our_d95 = sd.dvh.dose_at_volume_pct(95)
+    except MetricUndefined as exc:
+        our_d95 = None
+        notes.append(f"rtqa D95%: {exc}")
     ours = {
         "volume_cc": sd.dvh.total_volume_cc,
         "mean_gy": sd.dvh.mean_gy,
-        "D95%_gy": sd.dvh.dose_at_volume_pct(95),
+        "D95%_gy": our_d95,
     }
-    theirs = {"volume_cc": total, "mean_gy": mean, "D95%_gy": d95}
-    diff = {k: (ours[k] - theirs[k]) if theirs[k] is not None else None for k in ours}
-    return {"rtqa": ours, "tps": theirs, "difference": diff}
+    theirs = {"volume_cc": volume, "mean_gy": mean, "D95%_gy": d95}
+    diff = {
+        k: (ours[k] - theirs[k]) if ours[k] is not None and theirs[k] is not None else None
+        for k in ours
+    }
+    if sd.dvh.unknown_volume_cc > 0:
+        diff["mean_gy"] = None
+        notes.append(
+            f"mean: rtqa's is that of the {sd.dvh.known_volume_cc:.4g} cc inside the dose grid "
+            f"({sd.dvh.unknown_volume_cc:.4g} cc outside), not of the whole structure: "
+            "no difference given"
+        )
+    return {"rtqa": ours, "tps": theirs, "difference": diff, "notes": notes}
+
+
+def _tps_dose_at(curve: np.ndarray, dose: np.ndarray, volume: float) -> float | None:
+    """The highest dose (Gy) that ``volume`` of a cumulative DVH receives (``curve[n]``, the
+    volume receiving at least ``dose[n]``), linear between the points; None when the curve
+    never reaches ``volume``."""
+    tol = 1e-9 * max(abs(volume), 1.0)
+    reached = np.flatnonzero(curve >= volume - tol)
+    if reached.size == 0:
+        return None
+    i = int(reached[-1])
+    if i + 1 >= curve.size or curve[i] <= curve[i + 1]:
+        return float(dose[i])
+    step = (curve[i] - volume) / (curve[i] - curve[i + 1])
+    return float(dose[i] + max(step, 0.0) * (dose[i + 1] - dose[i]))
 
 
 # --------------------------------------------------------------------------------------------

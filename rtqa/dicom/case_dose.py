@@ -1,8 +1,10 @@
 """The dose of a case: the RT Dose header that linking needs, the doses of a case read and
-combined, and the dose maximum checked against the plan's prescription."""
+combined, the planning system's DVHs in cc, and the dose maximum checked against the plan's
+prescription."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -10,7 +12,7 @@ from pydicom.dataset import Dataset
 from rtqa.dicom.common import optional_str, tag_name
 from rtqa.dose_level import is_one_fraction, is_plausible, level_text
 from rtqa.errors import InputError
-from rtqa.model import DoseGrid, Level, Note, Plan
+from rtqa.model import DoseGrid, Level, Note, Plan, Roi, TpsDvh
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,17 @@ def load_dose(headers: list[DoseHeader], plan: Plan | None, notes: list[Note]) -
         return None
     notes.extend(combine_notes)
     return grid
+
+
+def tps_dvhs_in_cc(dose: DoseGrid, rois: Iterable[Roi]) -> dict[int, TpsDvh]:
+    """The planning system's DVHs of ``dose`` by ROI number, those stored in PERCENT or PER_U
+    converted to cc with the ROI's ROIVolume (3006,002C), the planning system's own volume (not
+    rtqa's contour volume, which would make a volume comparison circular). Without a ROIVolume
+    such a DVH stays relative (:class:`~rtqa.dicom.dose.RelativeTpsDvh`)."""
+    from rtqa.dicom.dose import tps_dvh_in_cc
+
+    volumes = {roi.number: roi.tps_volume_cc for roi in rois}
+    return {t.roi_number: tps_dvh_in_cc(t, volumes.get(t.roi_number)) for t in dose.tps_dvhs}
 
 
 def dose_against_prescription(dose: DoseGrid, plan: Plan) -> list[Note]:

@@ -27,12 +27,13 @@ BEAM doses summed, session doses scaled by the fractions planned) and says what 
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from pydicom.dataelem import RawDataElement
@@ -587,20 +588,60 @@ def _references(ds: Dataset) -> tuple[tuple[str, ...], tuple[int, ...], tuple[in
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(eq=False)
+class RelativeTpsDvh(TpsDvh):
+    """A TPS DVH stored in DVHVolumeUnits PERCENT or PER_U whose ROI volume (cc) was not known
+    when it was read. ``volume_fraction[n]`` is the fraction of the ROI (1 = the whole ROI)
+    receiving at least ``dose_gy[n]``; ``volume_cc`` is NaN and ``total_volume_cc`` None, so no
+    absolute volume can be taken from it by mistake. Doses at a % volume and the mean need no
+    absolute volume; :func:`tps_dvh_in_cc` converts it once the ROI's volume is known."""
+
+    volume_fraction: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    volume_units: str = "PERCENT"
+
+
+def tps_dvh_in_cc(dvh: TpsDvh, roi_volume_cc: float | None) -> TpsDvh:
+    """``dvh`` in cc: a :class:`RelativeTpsDvh` scaled by ``roi_volume_cc`` (the whole ROI, cc)
+    when that is a positive number; anything else is returned as it is."""
+    if not isinstance(dvh, RelativeTpsDvh) or not _usable_volume(roi_volume_cc):
+        return dvh
+    assert roi_volume_cc is not None
+    return TpsDvh(
+        roi_number=dvh.roi_number,
+        dose_gy=dvh.dose_gy,
+        volume_cc=dvh.volume_fraction * float(roi_volume_cc),
+        total_volume_cc=float(roi_volume_cc),
+        mean_gy=dvh.mean_gy,
+        min_gy=dvh.min_gy,
+        max_gy=dvh.max_gy,
+    )
+
+
+def _usable_volume(volume_cc: float | None) -> bool:
+    return volume_cc is not None and math.isfinite(volume_cc) and volume_cc > 0
+
+
 def _read_dvhs(
     ds: Dataset, path: str, roi_volumes_cc: Mapping[int, float]
 ) -> tuple[list[TpsDvh], list[Note]]:
     """DVHSequence items as cumulative DVHs in Gy and cc.
 
     ``dose_gy[n]`` is the lower edge of DICOM bin n (the sum of the widths of the bins before
-    it) and ``volume_cc[n]`` the volume receiving at least that dose.
+    it) and ``volume_cc[n]`` the volume receiving at least that dose. An item in PERCENT or
+    PER_U is converted with its ROI's volume from ``roi_volumes_cc``, else kept as a
+    :class:`RelativeTpsDvh`. Each item not used gets a WARNING saying why, and when any is not
+    used one more says how many of how many.
     """
     dvhs: list[TpsDvh] = []
     notes: list[Note] = []
     where = tag_name("DVHSequence")
-    for n, item in enumerate(ds.get("DVHSequence") or [], start=1):
+    items = list(ds.get("DVHSequence") or [])
+    for n, item in enumerate(items, start=1):
         refs = item.get("DVHReferencedROISequence") or []
-        roi = int(refs[0].ReferencedROINumber) if refs else None
+        try:
+            roi = int(refs[0].ReferencedROINumber) if refs else None
+        except (AttributeError, TypeError, ValueError):
+            roi = None
         label = f"DVH item {n} (ROI {roi})"
         try:
             dvh = _dvh_item(item, roi, roi_volumes_cc)
@@ -608,6 +649,17 @@ def _read_dvhs(
             notes.append(Note(Level.WARNING, f"{label} not used: {exc}", path, where))
             continue
         dvhs.append(dvh)
+    dropped = len(items) - len(dvhs)
+    if dropped:
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{dropped} of the {len(items)} DVHs in the RT Dose not usable "
+                "(each one's reason is given in its own note)",
+                path,
+                where,
+            )
+        )
     return dvhs, notes
 
 
@@ -621,6 +673,8 @@ def _dvh_item(item: Dataset, roi: int | None, roi_volumes_cc: Mapping[int, float
     data = np.asarray([float(v) for v in _as_list(item.get("DVHData"))], dtype=float)
     if data.size < 2 or data.size % 2:
         raise ValueError(f"DVHData holds {data.size} values (pairs expected)")
+    if not np.all(np.isfinite(data)) or data.min() < 0:
+        raise ValueError("DVHData holds a negative or non-finite value")
     scale = float(item.get("DVHDoseScaling") or 1.0)
     widths = data[0::2] * scale
     volumes = data[1::2]
@@ -634,24 +688,32 @@ def _dvh_item(item: Dataset, roi: int | None, roi_volumes_cc: Mapping[int, float
     else:
         raise ValueError(f"DVHType {kind!r} (CUMULATIVE or DIFFERENTIAL expected)")
     unit = str(item.get("DVHVolumeUnits", "")).upper()
+    stats = {
+        "mean_gy": optional_float(item, "DVHMeanDose"),
+        "min_gy": optional_float(item, "DVHMinimumDose"),
+        "max_gy": optional_float(item, "DVHMaximumDose"),
+    }
     if unit in ("PERCENT", "PER_U"):
-        whole = roi_volumes_cc.get(roi)
-        if not whole:
-            raise ValueError(f"DVHVolumeUnits {unit} and the ROI volume is not known")
-        fraction = volumes / (100.0 if unit == "PERCENT" else 1.0)
-        volumes = fraction * whole
-        total = float(whole)
-    elif unit != "CM3":
+        whole_unit = 100.0 if unit == "PERCENT" else 1.0
+        fraction = volumes / whole_unit
+        if fraction.max() > 1.0 + 1e-3:  # rounding of the written values allowed
+            raise ValueError(
+                f"DVHVolumeUnits {unit} but the volumes reach {volumes.max():g} "
+                f"(more than the whole ROI, {whole_unit:g})"
+            )
+        relative = RelativeTpsDvh(
+            roi_number=roi,
+            dose_gy=lower,
+            volume_cc=np.full(fraction.shape, np.nan),
+            total_volume_cc=None,
+            volume_fraction=fraction,
+            volume_units=unit,
+            **stats,
+        )
+        return tps_dvh_in_cc(relative, roi_volumes_cc.get(roi))
+    if unit != "CM3":
         raise ValueError(f"DVHVolumeUnits {unit!r} (CM3, PERCENT or PER_U expected)")
-    return TpsDvh(
-        roi_number=roi,
-        dose_gy=lower,
-        volume_cc=volumes,
-        total_volume_cc=total,
-        mean_gy=optional_float(item, "DVHMeanDose"),
-        min_gy=optional_float(item, "DVHMinimumDose"),
-        max_gy=optional_float(item, "DVHMaximumDose"),
-    )
+    return TpsDvh(roi_number=roi, dose_gy=lower, volume_cc=volumes, total_volume_cc=total, **stats)
 
 
 # --------------------------------------------------------------------------------------------
