@@ -21,7 +21,7 @@ from pydicom.uid import generate_uid
 
 from rtqa.cli import cli
 from rtqa.model import Beam, Case, DoseGrid, Plan
-from rtqa.protocol.case_integrity import dose_type_finding
+from rtqa.protocol.case_integrity import dose_type_finding, prior_dose_type_findings
 from rtqa.protocol.course_dose import plan_doses_on_first
 from rtqa.protocol.dose_trust import TRUST_RULES
 
@@ -215,3 +215,14 @@ def test_physical_and_rbe_weighted_plan_doses_are_never_summed():
     arrays, _, failed = plan_doses_on_first(same)
     assert failed is None and len(arrays) == 2
     assert float(arrays[1].sum()) == pytest.approx(10.0 * 125)
+
+
+def test_prior_course_of_another_dose_type_is_withheld():
+    priors = [
+        Case("PRIOR_A", plan=_plan("PHOTON"), dose=_grid("PHYSICAL")),
+        Case("PRIOR_B", plan=_plan("PHOTON"), dose=_grid("EFFECTIVE")),
+    ]
+    (found,) = prior_dose_type_findings(priors, _grid("PHYSICAL"))
+    assert found.case_id == "PRIOR_B" and found.status.value == "not_evaluable"
+    assert found.group == "prior" and TRUST_RULES[found.rule] == ("prior",)
+    assert "EFFECTIVE dose, the current course a PHYSICAL one" in found.message

@@ -8,7 +8,8 @@
   PatientID: the dose or the records may be another patient's.
 * ``dose_type``: a PHYSICAL dose of a plan with proton or ion beams (its limits are
   RBE-weighted); information only for an RBE-weighted (EFFECTIVE) dose, whose numbers are
-  Gy(RBE).
+  Gy(RBE); ``prior_dose_type`` when a prior course's dose is of another DoseType than the
+  current one (never summed: the prior figures are withheld).
 
 Where they apply they are ``not_evaluable`` (absent otherwise); as trust rules
 (:mod:`rtqa.protocol.dose_trust`) they make every judgement drawn from the dose, and for
@@ -18,8 +19,10 @@ Where they apply they are ``not_evaluable`` (absent otherwise); as trust rules
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rtqa.dicom.dose_frame import why_not_aligned
-from rtqa.model import Case, Finding, Status
+from rtqa.model import Case, DoseGrid, Finding, Status
 
 SOURCE = "DICOM-RT input"
 
@@ -90,6 +93,29 @@ def dose_type_finding(case: Case) -> Finding | None:
         "dose (DoseType EFFECTIVE)",
         **base,
     )
+
+
+def prior_dose_type_findings(priors: Sequence[Case], current: DoseGrid) -> list[Finding]:
+    """``prior_dose_type`` (group ``prior``): not evaluable for each prior course whose dose is
+    not of the current dose's DoseType (an RBE-weighted and a physical dose are never summed:
+    every prior and cumulative figure is withheld)."""
+    out = []
+    for case in priors:
+        if case.dose is None or case.dose.dose_type == current.dose_type:
+            continue
+        out.append(
+            Finding(
+                group="prior",
+                rule="prior_dose_type",
+                status=Status.NOT_EVALUABLE,
+                message=f"prior course '{case.label}' has a {case.dose.dose_type} dose, the "
+                f"current course a {current.dose_type} one (DoseType): an RBE-weighted and a "
+                "physical dose are never summed",
+                source=SOURCE,
+                case_id=case.case_id,
+            )
+        )
+    return out
 
 
 #: Treatment beam radiation types (RadiationType) whose dose limits are RBE-weighted.

@@ -48,6 +48,7 @@ TRUST_RULES = {
     "patient_identity": (*DOSE_GROUPS, "plan"),
     "prior_dose_level": ("prior",),
     "prior_dose_placement": ("prior",),
+    "prior_dose_type": ("prior",),
 }
 #: Trust rules about one plan's own dose (its targets and plan quality withheld, not those of
 #: the course's other plans).
