@@ -7,8 +7,15 @@ an explicit mapping (``--map SpinalCord=cord_PRV``, ``--map SpinalCord=#7`` for 
 or a mapping file), the exact TG-263 name,
 an alias, a regular-expression pattern. When several ROIs tie at the best level the match is
 ambiguous and nothing is judged; when none matches the result lists what was looked for and
-the near misses. PRVs and other derived or planning-aid structures (``SpinalCord_PRV05``,
-``cord+3mm``, ``zPTV_opt``, ``Lung~``) never match a base organ unless mapped explicitly.
+the near misses. A name the TG-263 grammar marks as derived (a PRV ``SpinalCord_PRV05``, a
+partial structure ``SpinalCord~``, a planning aid ``zPTV_opt`` or ``_Cord``, a margin or crop
+``cord+3mm``/``PTV-03``, a qualifier ``Lungs^Ex``, an ``!`` evaluation copy) matches at no tier,
+even when its normalised name is the organ's: only an explicit mapping, or an alias in the
+constraint file spelling that exact name (compared ignoring case only: alias ``PTV!`` takes
+``PTV!`` and not ``PTV``), takes it. A hyphen between two words (``Spinal-Cord``) is spelling,
+not a crop. Targets gathered by type leave out planning aids, and an evaluation or cropped copy
+of another target (``PTV_Eval``, ``PTV!``, ``PTV-3mm``, ``PTV_7000-05`` beside ``PTV_7000``) is
+named on that target's match instead of counting as a target of its own.
 """
 
 from __future__ import annotations
@@ -84,10 +91,14 @@ def derived_reason(name: str) -> str | None:
         ("~", "a partial structure (~)"),
         ("^", "a qualified structure (^)"),
         ("+", "a derived structure (+)"),
-        ("!", "an evaluation structure (!)"),
     ):
         if ch in stripped:
             return what
+    if "!" in stripped:
+        words = tokens(stripped)
+        if words and words[0].upper() in TARGET_TYPES:
+            return "an evaluation (segmented) target (TG-263 PTV!)"
+        return "marked '!' (TG-263 uses '!' only for an evaluation PTV, PTV!)"
     if re.search(r"\S-\s*\S", stripped):
         return "a derived or cropped structure (-)"
     for w in tokens(stripped):
@@ -95,6 +106,19 @@ def derived_reason(name: str) -> str | None:
         if lw in _DERIVED_TOKENS:
             return _DERIVED_TOKENS[lw]
     return None
+
+
+def _name_derived(name: str) -> str | None:
+    """:func:`derived_reason` for the exact and alias tiers, where a hyphen or plus between two
+    words (``Spinal-Cord``, ``Lung-L``) is only a separator: TG-263 crops are ``-`` and a number
+    (``PTV-03``), and a Boolean with another structure (``Lungs-GTV``) never has the organ's
+    normalised name."""
+    return derived_reason(re.sub(r"(?<=[A-Za-z])\s*[-+]\s*(?=[A-Za-z])", "_", name))
+
+
+def _raw(name: str) -> str:
+    """A name as written, compared ignoring case and surrounding spaces only."""
+    return name.strip().casefold()
 
 
 def _base_without_derived(name: str) -> NameKey:
@@ -200,14 +224,19 @@ def match_structure(
         considered += ("interpreted type EXTERNAL",)
     hits: list[tuple[int, Roi, str]] = []
     rejected: list[Rejected] = []
-    wanted_keys = {k for _, _, k in wanted}
+    # a derived name (in the file or in the structure set) is compared as written, never
+    # normalised: alias 'PTV!' takes 'PTV!' only, and 'SpinalCord~' is not 'SpinalCord'
+    wanted_derived = [_name_derived(text) is not None for _, text, _ in wanted]
+    wanted_keys = {k for (_, _, k), d in zip(wanted, wanted_derived, strict=True) if not d}
     wanted_bases = {k.base for k in wanted_keys}
     for roi in rois:
         rtype = roi.interpreted_type.upper()
         key = name_key(roi.name)
+        derived = _name_derived(roi.name)
         found = None
-        for kind, text, wkey in wanted:
-            if key == wkey:
+        for (kind, text, wkey), wderived in zip(wanted, wanted_derived, strict=True):
+            same = _raw(roi.name) == _raw(text) if derived or wderived else key == wkey
+            if same:
                 how = kind.value if kind is MatchKind.EXACT else f"alias '{text}'"
                 found = (_TIER[kind], how)
                 break
@@ -231,7 +260,11 @@ def match_structure(
         if found is None and spec.type == "EXTERNAL" and rtype == "EXTERNAL":
             found = (_TIER[MatchKind.TYPE], "interpreted type EXTERNAL")
         if found is None:
-            if key.base in wanted_bases:
+            if derived and (
+                key.base in wanted_bases or _base_without_derived(roi.name).base in wanted_bases
+            ):
+                rejected.append(Rejected(roi.name, f"is {derived}; map it explicitly to use it"))
+            elif key.base in wanted_bases:
                 rejected.append(Rejected(roi.name, "laterality differs"))
             else:
                 why = derived_reason(roi.name)
@@ -271,12 +304,52 @@ def match_structure(
     return RoiMatch(spec_name, roi, kind, how, others, considered, tuple(rejected))
 
 
-def match_type(spec_name: str, target_type: str, rois: Sequence[Roi]) -> tuple[RoiMatch, ...]:
+#: TG-263 evaluation or cropped copies of a target: ``PTV!``, ``PTV_7000-05``, ``PTV-3mm``, and
+#: the common ``PTV_Eval`` / ``PTV_DVH``.
+_VARIANT_SUFFIX = re.compile(
+    r"(?:[\s_]*(?:eval(?:uation)?|dvh)|\s*!|\s*-\s*\d+(?:\.\d+)?\s*(?:mm)?)\s*$", re.IGNORECASE
+)
+
+
+def variant_base(name: str) -> str | None:
+    """The name of the target an evaluation or cropped copy is made from (``PTV_7000-05`` ->
+    ``PTV_7000``, ``PTV!`` and ``PTV_Eval`` -> ``PTV``); ``None`` for other names."""
+    base = name.strip()
+    for _ in range(3):
+        m = _VARIANT_SUFFIX.search(base)
+        if m is None or m.start() == 0:
+            break
+        base = base[: m.start()].rstrip(" _-")
+    return base if base and base != name.strip() else None
+
+
+def _variant_parent(roi: Roi, found: Sequence[Roi], target_type: str) -> Roi | None:
+    """The target among ``found`` that ``roi`` is an evaluation or cropped copy of: the one its
+    base name names (``PTV_7000`` for ``PTV_7000-05``), or, for a bare ``PTV-3mm`` / ``PTV_Eval``,
+    the only other target. ``None`` when there is no such target or more than one could be."""
+    base = variant_base(roi.name)
+    if base is None:
+        return None
+    plain = [r for r in found if r.number != roi.number and variant_base(r.name) is None]
+    named = [r for r in plain if name_key(r.name) == name_key(base)]
+    if len(named) == 1:
+        return named[0]
+    if not named and name_key(base) == NameKey(target_type.lower(), None) and len(plain) == 1:
+        return plain[0]
+    return None
+
+
+def match_type(
+    spec_name: str, target_type: str, rois: Sequence[Roi], *, copies: bool = True
+) -> tuple[RoiMatch, ...]:
     """Every ROI of a target type: by RTROIInterpretedType, or, for an ROI with no type, by a
     name beginning with the type (``PTV_30Gy``). Helper structures (``zPTV_opt``) are left out.
     A target sharing its name with another ROI is called ``'name #number'`` (each is judged on
-    its own, never one in place of the other)."""
-    out = []
+    its own, never one in place of the other). Unless ``copies``, an evaluation or cropped copy
+    of another target found (``PTV_Eval`` or ``PTV-3mm`` beside the only PTV, ``PTV_7000-05``
+    beside ``PTV_7000``) is not a target of its own: it is named in that target's ``how`` and
+    ``rejected``; a copy with no identifiable original stays a target."""
+    found: list[tuple[Roi, str]] = []
     for roi in rois:
         rtype = roi.interpreted_type.upper()
         words = tokens(roi.name)
@@ -290,7 +363,36 @@ def match_type(spec_name: str, target_type: str, rois: Sequence[Roi]) -> tuple[R
         why = derived_reason(roi.name) or ""
         if why.startswith(("a planning-aid", "an optimisation", "a ring", "an avoidance")):
             continue
-        out.append(RoiMatch(spec_name, _numbered_if_shared(roi, rois), MatchKind.TYPE, how))
+        found.append((roi, how))
+    copies_of: dict[int, list[str]] = {}  # target ROI number -> names of its copies
+    if not copies:
+        candidates = [r for r, _ in found]
+        skipped: set[int] = set()
+        for roi in candidates:
+            parent = _variant_parent(roi, candidates, target_type)
+            if parent is not None:
+                copies_of.setdefault(parent.number, []).append(roi.name)
+                skipped.add(roi.number)
+        found = [(r, h) for r, h in found if r.number not in skipped]
+    out = []
+    for roi, how in found:
+        names = copies_of.get(roi.number, [])
+        if names:
+            listed = ", ".join(f"'{n}'" for n in names)
+            how += f"; its evaluation/cropped copy {listed} is not counted as a separate target"
+        rejected = tuple(
+            Rejected(
+                n,
+                f"an evaluation or cropped copy of target '{roi.name}', not a separate "
+                f"target; map it (--map {spec_name}=NAME) to judge it instead",
+            )
+            for n in names
+        )
+        out.append(
+            RoiMatch(
+                spec_name, _numbered_if_shared(roi, rois), MatchKind.TYPE, how, rejected=rejected
+            )
+        )
     return tuple(out)
 
 
@@ -415,7 +517,7 @@ def match_protocol(
             m = match_structure(rule.id, rule.roi, rois, allow_targets=True)
             targets[rule.id] = (m,)
         else:
-            targets[rule.id] = match_type(rule.id, rule.roi.type or "PTV", rois)
+            targets[rule.id] = match_type(rule.id, rule.roi.type or "PTV", rois, copies=False)
     # by number: an ROI chosen by number may carry its number in its name
     matched = [*organs.values(), *(m for ms in targets.values() for m in ms)]
     matched += [x for m in organs.values() for x in m.minus]
