@@ -189,8 +189,8 @@ def test_recovery_applies_only_when_the_protocol_names_it(boss):
 def test_interval_shorter_than_the_protocol_minimum(boss):
     findings, _ = evaluate_prior(uniform_setup(day=60), boss)
     (interval,) = by_rule(findings, "min_interval")
-    # prior records on days 0, 1; current starts on day 60: 59 days = 1.94 months < 5
-    assert interval.value == pytest.approx(59 / (365.25 / 12), rel=1e-9)
+    # prior records on days 0, 1; current starts on day 60: 59 days, 2 calendar months < 5
+    assert interval.value == 2.0
     assert interval.status is Status.MAJOR
 
 
@@ -207,10 +207,11 @@ def test_an_undated_first_record_of_the_current_course_leaves_the_interval_unkno
     assert interval.message.endswith(
         "; 1 treatment record(s) carry no treatment date: the current course's start is not certain"
     )
-    # both records dated: a pass (day 0-1 prior, day 400 current: 399 days = 13.1 months)
+    # both records dated: a pass (day 0-1 prior, day 400 current: 399 days, 13 calendar
+    # months and 3 days of a 29-day month)
     (interval,) = by_rule(evaluate_prior(uniform_setup(), boss)[0], "min_interval")
     assert interval.status is Status.PASS
-    assert interval.value == pytest.approx(399 / (365.25 / 12), rel=1e-9)
+    assert interval.value == pytest.approx(13 + 3 / 29, rel=1e-12)
 
 
 def test_a_prior_course_ending_after_the_current_one_began_is_not_evaluable(boss):

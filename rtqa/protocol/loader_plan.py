@@ -79,6 +79,12 @@ def _quality_rule(key: Any, node: Node, inherited: Prov) -> QualityRule:
             looser = acc >= per if pp_op in ("<", "<=") else acc <= per
             if not looser:
                 raise el.fail(f"acceptable {acc:g} is stricter than per_protocol {per:g}")
+            if acc == per:  # as read_bands: the acceptable limit must lie strictly beyond
+                raise el.fail(
+                    f"acceptable {acc:g} equals per_protocol {per:g}: no minor band; "
+                    f"acceptable's limit must lie {'above' if pp_op in ('<', '<=') else 'below'} "
+                    f"{per:g}"
+                )
         rows.append(QualityRow(ptv, per, acc, source, conf, el.line, note))
     if len(rows) < 2:
         raise node.child("table").fail("a plan-quality table needs at least two rows")

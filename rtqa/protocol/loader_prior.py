@@ -49,7 +49,9 @@ def parse_prior_radiation(node: Node, organs: dict[str, Organ]) -> PriorRadiatio
             sn = node.child(section)
             sn.mapping(tuple(sn.value) if isinstance(sn.value, dict) else ())
             for organ, sub in sn.items():
-                limits[section][organ_key(sub, organ)] = read_limit_table(sub, prov, None)
+                limits[section][organ_key(sub, organ)] = read_limit_table(
+                    sub, prov, None, share=section == "course_share"
+                )
     return PriorRadiation(
         policy=read_sourced(
             node.child("policy"), prov, lambda n: n.string(PRIOR_POLICIES), numeric=False

@@ -39,13 +39,20 @@ Conventions
   protocol sets another with ``prior_radiation.overlap_isodose_pct``; the level used is stated
   in the finding): :mod:`rtqa.protocol.prior_policy`. The input and the mapped prior courses
   are the dataclasses of :mod:`rtqa.protocol.prior_inputs`.
+* The interval since a prior course (``min_interval_months``) is counted in calendar months, as
+  a clinician counts them: it is at least N months when the prior course's last treatment date
+  plus N calendar months (clamped to the last day of a shorter month: 30 Sep + 5 months =
+  29 Feb in a leap year) is on or before the current course's first treatment date. Times of
+  day are ignored. The value reported is the whole calendar months plus the elapsed share of
+  the next one (:func:`calendar_months`).
 """
 
 from __future__ import annotations
 
+import calendar
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 
@@ -75,7 +82,8 @@ from rtqa.protocol.prior_targets import target_findings
 from rtqa.protocol.schedule import schedule
 from rtqa.radiobiology import high_dose_per_fraction_note
 
-#: Days per month when an interval is compared with a limit in months (365.25 / 12).
+#: Days per average month (365.25 / 12): only for an interval that cannot be counted in calendar
+#: months (a "prior" course that ended after the current one began).
 DAYS_PER_MONTH = 365.25 / 12.0
 ASSUMED = "assumed aligned (--assume-aligned)"
 
@@ -402,6 +410,34 @@ def _direction_findings(p: MappedPrior, inp: PriorInput) -> list[Finding]:
     ]
 
 
+def add_months(day: date, months: int) -> date:
+    """``day`` plus whole calendar ``months``, clamped to the last day of the month reached
+    (31 Jan + 1 month = 28 or 29 Feb; 30 Sep + 5 months = 28 or 29 Feb)."""
+    year, month0 = divmod(day.month - 1 + months, 12)
+    year += day.year
+    return date(year, month0 + 1, min(day.day, calendar.monthrange(year, month0 + 1)[1]))
+
+
+def calendar_months(end: date, start: date) -> tuple[int, int, int]:
+    """The interval from ``end`` to ``start`` (``start >= end``) in calendar months, exactly:
+    ``(n, days, span)``: ``n`` whole months (the most with ``add_months(end, n) <= start``), then
+    ``days`` more days of the next month, which has ``span`` days (from ``add_months(end, n)``
+    to ``add_months(end, n + 1)``). As a number: ``n + days / span``, which is >= N exactly when
+    ``add_months(end, N) <= start`` for a whole N."""
+    if start < end:
+        raise ValueError(f"{start} is before {end}")
+    n = (start.year - end.year) * 12 + start.month - end.month
+    if add_months(end, n) > start:  # same month as start, a later day of it
+        n -= 1
+    anchor = add_months(end, n)
+    return n, (start - anchor).days, (add_months(end, n + 1) - anchor).days
+
+
+def _months_text(n: int, days: int, span: int) -> str:
+    """Months with one decimal, truncated (4.97 months is '4.9', never '5.0')."""
+    return f"{n}.{10 * days // span}"
+
+
 def _interval_findings(p: MappedPrior, pr, current: Course) -> list[Finding]:
     limit: SourcedValue | None = pr.min_interval_months if pr is not None else None
     if p.interval_days is None:
@@ -434,9 +470,15 @@ def _interval_findings(p: MappedPrior, pr, current: Course) -> list[Finding]:
                 **provenance(limit),
             )
         ]
+    end, start = delivery(p.case).last, _course_start(current)
+    if end is None or start is None:  # interval_days is set only when both dates are known
+        raise ValueError("a prior course's interval needs both dates")
+    n, days, span = calendar_months(end.date(), start.date())
+    months = n + days / span
     text = (
-        f"prior course '{p.label}' ended {p.interval_days:.0f} days ({months:.1f} months) before "
-        "the current course began"
+        f"prior course '{p.label}' ended on {end:%Y-%m-%d}, {(start.date() - end.date()).days} "
+        f"days ({_months_text(n, days, span)} calendar months) before the current course began "
+        f"on {start:%Y-%m-%d}"
     )
     if limit is None:
         return [
@@ -453,6 +495,11 @@ def _interval_findings(p: MappedPrior, pr, current: Course) -> list[Finding]:
         ]
     least = float(limit.value)  # type: ignore[arg-type]
     ok = months >= least
+    due = (
+        f"; {least:g} months after {end:%Y-%m-%d} is {add_months(end.date(), int(least)):%Y-%m-%d}"
+        if least.is_integer()
+        else ""
+    )
     status = Status.PASS if ok else limit.severity
     unknown = schedule([r for c in current.cases for r in c.records]).unknown_dates
     if ok and unknown:  # the current course may have begun earlier than its dated records
@@ -463,7 +510,7 @@ def _interval_findings(p: MappedPrior, pr, current: Course) -> list[Finding]:
             GROUP,
             "min_interval",
             status,
-            text + ("" if ok else f", less than the {least:g} months required"),
+            text + ("" if ok else f", less than the {least:g} months required{due}"),
             metric="interval",
             value=months,
             unit="months",
