@@ -1,6 +1,8 @@
 """``rtqa batch``: check every course under a folder, resumably; one failure never stops the rest.
 
-Flow: plan the courses (:func:`rtqa.check.plan_courses`, the same grouping as ``rtqa check``) ->
+Flow: plan the courses (:func:`scan_plan`: one scan of the root, the same grouping and course
+ids as ``rtqa check`` on it; each course carries the UIDs of its cases, by which its worker, which
+scans only the course's files, finds it again) ->
 key each course by the SHA-256 of its input files, the protocol file and the rtqa version ->
 skip keys that are done (unless ``force``) -> run the rest on an executor (local processes or
 Dask, :mod:`rtqa.batch_exec`) writing each result atomically as it arrives -> rebuild
@@ -28,6 +30,13 @@ The parent writes the report before the JSON, so a JSON result without its repor
 from such a run. When pseudonymising, reports hold the tables and DVH curves but no dose
 slices, timeline or prior panels (those are drawn from DICOM objects that are not scrubbed).
 
+A folder under the root whose files gave no course is never dropped silently: if a file there
+looks like DICOM (``.dcm`` or the DICM preamble) and could not be read, the folder is an
+``error`` row (exit 3) naming the files and why; otherwise (no DICOM files, or only DICOM that
+belongs to no course, e.g. an unlinked image series) ``summary.json`` has a note on it
+(``notes``). An input file gone between planning and checking makes its course an error row that
+is retried by the next run; so does a course its worker cannot find again (an internal error).
+
 Exit code: 1 if a course deviates, else 3 if a course could not be read or run, else 4 if a
 course is not fully evaluable, else 0 (2 usage, 130 interrupted).
 """
@@ -36,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -60,9 +70,13 @@ from rtqa.batch_store import (
 from rtqa.batch_task import CourseTask, Outcome
 from rtqa.errors import (
     EXIT_DEVIATION,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
     EXIT_NOT_EVALUABLE,
     EXIT_OK,
+    EXIT_TERMINATED,
     EXIT_UNREADABLE,
+    Terminated,
     UsageError,
 )
 
@@ -133,11 +147,13 @@ class BatchReport:
 
 
 def _tree_state(root: Path, exclude: Path) -> list[tuple[str, int, int]]:
-    """(path, size, mtime_ns) of every file under ``root`` except under ``exclude``."""
+    """(path, size, mtime_ns) of every file under ``root`` except under ``exclude`` (compared by
+    path components: ``--out rc/c`` leaves ``rc/cases`` in)."""
     state = []
-    exclude_s = str(exclude.resolve())
+    excluded = exclude.resolve()
     for folder, dirs, files in os.walk(root):
-        if str(Path(folder).resolve()).startswith(exclude_s):
+        here = Path(folder).resolve()
+        if here == excluded or excluded in here.parents:
             dirs[:] = []
             continue
         dirs.sort()
@@ -152,6 +168,8 @@ def _tree_state(root: Path, exclude: Path) -> list[tuple[str, int, int]]:
 
 
 def _digest_cached(path: str, cache: dict[str, list], fresh: dict[str, list]) -> str:
+    """SHA-256 of one file, reused from ``cache`` when its size and mtime are unchanged;
+    OSError when the file is gone or unreadable."""
     st = os.stat(path)
     hit = cache.get(path)
     if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
@@ -162,18 +180,46 @@ def _digest_cached(path: str, cache: dict[str, list], fresh: dict[str, list]) ->
     return digest
 
 
-def plan(
-    options: BatchOptions, protocol_file: Path, *, cache: bool = True
-) -> list[tuple[str, list[str]]]:
+@dataclass
+class PlannedCourse:
+    """One course as planned (or a folder that gave none: ``problem`` says why)."""
+
+    course_id: str
+    files: list[str]
+    cases: list[list[str]] = field(default_factory=list)  # [case uid, case id] judged
+    priors: list[list[str]] = field(default_factory=list)  # [case uid, case id] prior
+    problem: str | None = None
+
+    def __iter__(self):  # unpacks as (course_id, files), as plans were before
+        return iter((self.course_id, self.files))
+
+
+@dataclass
+class BatchPlan:
+    """What planning found under the root: the courses (and unreadable folders, as error
+    courses), and notes on folders that hold files but no course and no DICOM problem."""
+
+    courses: list[PlannedCourse]
+    notes: list[str] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.courses)
+
+    def __len__(self) -> int:
+        return len(self.courses)
+
+
+CACHE_SCHEMA = 2
+_PROBLEMS_SHOWN = 5
+
+
+def plan(options: BatchOptions, protocol_file: Path, *, cache: bool = True) -> BatchPlan:
     """The courses under the root and their files; reuses the cached plan when no file under
     the root changed (size and modification time) and the options are the same. ``cache``
     False (pseudonymised runs: the cache holds input paths) neither reads nor writes it."""
-    from rtqa.check import CheckOptions, plan_courses
-
     out = Path(options.out)
     cache_path = out / PLAN_CACHE
     state = _tree_state(Path(options.root), out)
-    check_opts = {**options.check_options, "protocol": str(protocol_file)}
     fingerprint = key_from_digests(
         [f"{p}\x00{s}\x00{m}" for p, s, m in state],
         file_digest(protocol_file),
@@ -181,38 +227,164 @@ def plan(
         _options_text(options),
     )
     old = _read_json(cache_path) if cache else {}
-    if not options.force and old.get("fingerprint") == fingerprint:
-        return [(c, list(f)) for c, f in old["courses"]]
-    courses = with_unclaimed(plan_courses([options.root], CheckOptions(**check_opts)), state)
+    if (
+        not options.force
+        and old.get("schema") == CACHE_SCHEMA
+        and old.get("fingerprint") == fingerprint
+    ):
+        with contextlib.suppress(KeyError, TypeError):
+            return BatchPlan(
+                [PlannedCourse(**c) for c in old["courses"]], [str(n) for n in old["notes"]]
+            )
+    found = scan_plan(options, protocol_file, state)
     if not cache:
-        return courses
+        return found
     cache_doc = {
+        "schema": CACHE_SCHEMA,
         "fingerprint": fingerprint,
-        "courses": courses,
+        "courses": [dataclasses.asdict(c) for c in found.courses],
+        "notes": found.notes,
         "digests": old.get("digests", {}),
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cache_path, json.dumps(cache_doc))
-    return courses
+    return found
 
 
-def with_unclaimed(
-    courses: list[tuple[str, list[str]]], state: list[tuple[str, int, int]]
-) -> list[tuple[str, list[str]]]:
+def scan_plan(
+    options: BatchOptions, protocol_file: Path, state: list[tuple[str, int, int]]
+) -> BatchPlan:
+    """Scan the root once and group it as ``rtqa check`` does (:func:`rtqa.check._courses`):
+    each course with its files and the UIDs of its cases (so a worker, which scans only the
+    course's files, finds the same course), plus every folder that gave no course."""
+    from rtqa.batch_task import course_identity
+    from rtqa.check import CheckOptions, _course_files, _courses, load_protocol_for
+    from rtqa.dicom.scan import scan
+    from rtqa.errors import InputError
+
+    check_opts = CheckOptions(**{**options.check_options, "protocol": str(protocol_file)})
+    protocol, _ = load_protocol_for(check_opts)
+    nothing: InputError | None = None
+    try:
+        courses, scanned = _courses([options.root], check_opts, protocol)
+    except InputError as exc:  # no course under the root: its unreadable folders are reported
+        courses, scanned, nothing = [], scan([options.root]), exc
+    planned = []
+    for course in courses:
+        cases, priors = course_identity(course)
+        planned.append(
+            PlannedCourse(
+                course.course_id,
+                _course_files(course),
+                [list(c) for c in cases],
+                [list(c) for c in priors],
+            )
+        )
+    planned = with_unclaimed(planned, state)
+    errors, notes = courseless_folders(planned, state, scanned.notes, options.root)
+    if nothing is not None and not errors:
+        raise nothing  # nothing at all to check (no DICOM files): exit 3, as rtqa check
+    return BatchPlan(planned + errors, notes)
+
+
+def with_unclaimed(courses: list, state: list[tuple[str, int, int]]) -> list:
     """Add to each course the files of its folders that no course claimed (a truncated dose, a
     file that is not DICOM ...): the check then reports why they were unusable, and the course's
-    key changes when they are repaired."""
+    key changes when they are repaired. Takes and gives (course id, files) pairs or
+    :class:`PlannedCourse` items."""
     claimed = {os.path.abspath(f) for _, files in courses for f in files}
     unclaimed: dict[str, list[str]] = {}
     for path, _, _ in state:
         if os.path.abspath(path) not in claimed:
             unclaimed.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
     result = []
-    for course_id, files in courses:
+    for course in courses:
+        course_id, files = course
         folders = dict.fromkeys(os.path.dirname(os.path.abspath(f)) for f in files)
         extra = [p for d in folders for p in unclaimed.get(d, [])]
-        result.append((course_id, [*files, *extra]))
+        if isinstance(course, PlannedCourse):
+            result.append(dataclasses.replace(course, files=[*files, *extra]))
+        else:
+            result.append((course_id, [*files, *extra]))
     return result
+
+
+def looks_like_dicom(path: str) -> bool:
+    """A ``.dcm`` name or the DICOM preamble ('DICM' at byte 128)."""
+    if path.lower().endswith(".dcm"):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM"
+
+
+def courseless_folders(
+    courses: list[PlannedCourse],
+    state: list[tuple[str, int, int]],
+    scan_notes: list,
+    root: str,
+) -> tuple[list[PlannedCourse], list[str]]:
+    """The folders under the root with files of no course: (error courses, notes).
+
+    A folder with a file that looks like DICOM (see :func:`looks_like_dicom`) and could not be
+    read becomes an error course (exit 3, naming the files and why), so that it cannot vanish
+    from the batch; any other such folder (no DICOM files, or DICOM files that were read but
+    belong to no course: an unlinked image series ...) gets a note in the summary."""
+    from rtqa.model import Level
+
+    claimed = {os.path.abspath(f) for c in courses for f in c.files}
+    course_dirs = {os.path.dirname(f) for f in claimed}
+    orphans: dict[str, list[str]] = {}
+    for path, _, _ in state:
+        full = os.path.abspath(path)
+        if full not in claimed and os.path.dirname(full) not in course_dirs:
+            orphans.setdefault(os.path.dirname(full), []).append(path)
+    errors: dict[str, str] = {}  # abspath -> why unreadable
+    not_dicom: set[str] = set()
+    for note in scan_notes:
+        if not note.path:
+            continue
+        full = os.path.abspath(note.path)
+        if note.level is Level.ERROR:
+            errors.setdefault(full, note.message)
+        elif note.message.startswith("not a DICOM file"):
+            not_dicom.add(full)
+    root_abs = os.path.abspath(root)
+    bad, notes = [], []
+    for folder, files in orphans.items():
+        rel = os.path.relpath(folder, root_abs)
+        name = Path(root_abs).name if rel == "." else Path(rel).as_posix()
+        problems = []
+        for path in files:
+            full = os.path.abspath(path)
+            if full in errors:
+                problems.append(f"{os.path.basename(path)}: {errors[full]}")
+            elif full in not_dicom and looks_like_dicom(path):
+                problems.append(f"{os.path.basename(path)}: not a readable DICOM file")
+        if problems:
+            shown = "; ".join(problems[:_PROBLEMS_SHOWN])
+            if len(problems) > _PROBLEMS_SHOWN:
+                shown += f"; and {len(problems) - _PROBLEMS_SHOWN} more"
+            why = (
+                f"input unreadable: folder {name} gave no course "
+                f"({len(problems)} of {len(files)} files unreadable): {shown}"
+            )
+            bad.append(PlannedCourse(name, list(files), problem=why))
+        else:
+            dicom = [p for p in files if os.path.abspath(p) not in not_dicom]
+            what = (
+                f"{len(dicom)} DICOM file{'s' if len(dicom) != 1 else ''} of no course"
+                if dicom
+                else "no DICOM files"
+            )
+            notes.append(
+                f"folder {name}: {len(files)} file{'s' if len(files) != 1 else ''}, "
+                f"{what}: nothing to check"
+            )
+    return bad, notes
 
 
 def _options_text(options: BatchOptions) -> str:
@@ -235,7 +407,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def make_tasks(
-    courses: list[tuple[str, list[str]]],
+    courses: BatchPlan | list[PlannedCourse] | list[tuple[str, list[str]]],
     options: BatchOptions,
     protocol_file: Path,
     pseudonym_key: bytes | None,
@@ -257,8 +429,19 @@ def make_tasks(
         extra += "\x00pseudonymised:" + psn.fingerprint
     tasks = []
     stems: set[str] = set()
-    for course_id, files in courses:
-        digests = [_digest_cached(p, old, fresh) for p in files]
+    for course in courses:
+        course_id, files = course
+        planned = course if isinstance(course, PlannedCourse) else PlannedCourse(course_id, files)
+        problem, retry = planned.problem, False
+        digests = []
+        for path in files:
+            try:
+                digests.append(_digest_cached(path, old, fresh))
+            except OSError as exc:  # gone (or unreadable) since planning: an error row
+                digests.append(f"missing:{os.path.abspath(path)}")
+                if not retry:
+                    why = exc.strerror or type(exc).__name__
+                    problem, retry = f"input file gone since planning: {path} ({why})", True
         key = key_from_digests(digests, protocol_digest, __version__, extra)
         if psn is not None:
             from rtqa.pseudonym import course_pseudonym
@@ -279,6 +462,10 @@ def make_tasks(
                 root=os.path.abspath(options.root),
                 pseudonym_key=pseudonym_key,
                 html=options.html,
+                cases=tuple((uid, case_id) for uid, case_id in planned.cases),
+                priors=tuple((uid, case_id) for uid, case_id in planned.priors),
+                problem=problem,
+                problem_retry=retry,
             )
         )
     if cache_doc:
@@ -388,6 +575,7 @@ def run_batch(
     store = ResultStore(options.out)
     store.prepare()
     courses = plan(options, protocol_file, cache=pseudonym_key is None)
+    notes = _public_notes(courses.notes, pseudonym_key)
     tasks = make_tasks(courses, options, protocol_file, pseudonym_key)
     stored = store.stored()
     todo = [
@@ -408,7 +596,10 @@ def run_batch(
         + (f" ({retried} failed before: retried)" if retried else "")
         + (f" ({no_report} done without an HTML report: checked again)" if no_report else "")
     )
+    for note in notes:
+        progress.message(f"note: {note}")
     computed = 0
+    interrupted = None
     try:
         if todo:
             factory = executor_factory or make_executor
@@ -421,23 +612,49 @@ def run_batch(
             try:
                 progress.message(f"running on {executor.describe()}")
                 for outcome in executor.run(todo):
+                    path = report_path(store.path_for(outcome.stem, outcome.key))
                     if outcome.html is not None:  # first: a JSON result implies its report
-                        path = report_path(store.path_for(outcome.stem, outcome.key))
                         atomic_write_text(path, outcome.html)
+                    else:  # no page of an earlier run may stand for this result
+                        path.unlink(missing_ok=True)
                     store.write(outcome.stem, outcome.key, outcome.text, failed=outcome.retry)
                     _append_run_log(store.out_dir, outcome)
                     computed += 1
                     progress.update(outcome.stem, outcome.status, outcome.runtime_s, outcome.error)
             finally:
                 executor.close()
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as Terminated: summary, then up
+        interrupted = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        raise
     finally:
         progress.close()
-        report = write_summary(options, tasks, skipped, computed, protocol_file, pseudonym_key)
+        report = write_summary(
+            options,
+            tasks,
+            skipped,
+            computed,
+            protocol_file,
+            pseudonym_key,
+            notes=notes,
+            interrupted=interrupted,
+        )
     progress.message(
         f"{report.planned} courses: {skipped} skipped, {computed} checked; "
         f"summary in {report.summary_csv}"
     )
     return report
+
+
+def _public_notes(notes: list[str], pseudonym_key: bytes | None) -> list[str]:
+    """Planning notes as they may be shown: folder names (which may name patients) are left
+    out when pseudonymising."""
+    if pseudonym_key is None or not notes:
+        return list(notes)
+    n = len(notes)
+    return [
+        f"{n} folder{'s' if n != 1 else ''} with files but nothing to check (not named: "
+        "pseudonymised run)"
+    ]
 
 
 def report_path(result_path: Path) -> Path:
@@ -531,12 +748,22 @@ def batch_exit_code(rows: list[dict[str, Any]]) -> int:
     return EXIT_OK
 
 
+#: Summary columns written as numbers (never neutralised as text).
+NUMERIC_SUMMARY = frozenset(
+    {"fractions", "prescription_gy", "exit_code", "runtime_s"}
+    | {"major", "minor", "not_evaluable", "pass", "info"}
+)
+
+
 def _csv_text(rows: list[dict[str, Any]]) -> str:
+    """summary.csv: text cells neutralised against spreadsheet formulas
+    (:func:`rtqa.report.csv_out.safe_cells`), numbers as they are."""
+    from rtqa.report.csv_out import safe_cells
+
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in SUMMARY_COLUMNS})
+    writer.writerows(safe_cells(row, SUMMARY_COLUMNS, NUMERIC_SUMMARY) for row in rows)
     return buf.getvalue()
 
 
@@ -568,11 +795,25 @@ def write_summary(
     computed: int,
     protocol_file: Path,
     pseudonym_key: bytes | None,
+    notes: list[str] | None = None,
+    interrupted: str | None = None,
 ) -> BatchReport:
-    """Rebuild summary.csv / summary.json (and the extra formats) from the result files."""
+    """Rebuild summary.csv / summary.json (and the extra formats) from the result files.
+    ``notes``: what planning said of folders that hold files but nothing to check;
+    ``interrupted``: ``"SIGINT"`` or ``"SIGTERM"`` when the run was stopped.
+
+    ``results_exit_code`` is the verdict of the results present; ``exit_code`` the command's
+    status: 130 (SIGINT) or 143 (SIGTERM) when interrupted, 5 when courses have no result
+    although nothing stopped the run, else the results' code. ``complete`` is false whenever a
+    planned course has no result, so an unfinished summary never reads as exit 0."""
     out = Path(options.out)
     rows, docs = collect_rows(out, tasks)
-    code = batch_exit_code(rows)
+    results_code = batch_exit_code(rows)
+    pending = len(tasks) - len(rows)
+    if interrupted is not None:
+        code = EXIT_TERMINATED if interrupted == "SIGTERM" else EXIT_INTERRUPTED
+    else:
+        code = EXIT_INTERNAL if pending else results_code
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -585,17 +826,22 @@ def write_summary(
         "pseudonymised": pseudonym_key is not None,
         "courses": len(tasks),
         "with_result": len(rows),
-        "pending": len(tasks) - len(rows),
+        "pending": pending,
+        "complete": interrupted is None and pending == 0,
+        "interrupted": interrupted,
+        "results_exit_code": results_code,
         "skipped": skipped,
         "computed": computed,
         "counts": dict(sorted(counts.items())),
         "exit_code": code,
+        "notes": list(notes or []),
         "rows": rows,
     }
     csv_path, json_path = out / "summary.csv", out / "summary.json"
     atomic_write_text(csv_path, _csv_text(rows))
     atomic_write_text(json_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    index = write_index(out, rows)
+    why = f"interrupted by {interrupted}" if interrupted else "no result stored"
+    index = write_index(out, rows, pending=pending, why=why if pending else None)
     if options.format_extra:
         from rtqa.report import render
 
@@ -633,11 +879,15 @@ def index_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_index(out: Path, rows: list[dict[str, Any]]) -> Path:
-    """``OUT/index.html``: the summary rows, each linking to its course's report (relative)."""
+def write_index(
+    out: Path, rows: list[dict[str, Any]], *, pending: int = 0, why: str | None = None
+) -> Path:
+    """``OUT/index.html``: the summary rows, each linking to its course's report (relative);
+    ``pending`` courses without a result are shown in a banner (``why``)."""
     from rtqa.report.html_index import render_index
 
-    return render_index([index_row(r) for r in rows], out, "rtqa batch summary")
+    rows_in = [index_row(r) for r in rows]
+    return render_index(rows_in, out, "rtqa batch summary", pending=pending, why=why)
 
 
 def renderable_from_dict(doc: dict[str, Any]):
@@ -693,11 +943,15 @@ def _parse_time(text: str | None) -> datetime:
 __all__ = [
     "SUMMARY_COLUMNS",
     "BatchOptions",
+    "BatchPlan",
     "BatchReport",
+    "PlannedCourse",
     "batch_exit_code",
     "collect_rows",
+    "courseless_folders",
     "index_row",
     "is_done",
+    "looks_like_dicom",
     "make_tasks",
     "plan",
     "renderable_from_dict",

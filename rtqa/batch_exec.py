@@ -20,6 +20,7 @@ time limit yields an ``error`` outcome and the others go on.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import pickle
@@ -39,7 +40,7 @@ from rtqa.batch_task import (
     compute_course,
     error_outcome,
 )
-from rtqa.errors import EXIT_INTERNAL, UsageError
+from rtqa.errors import EXIT_INTERNAL, EXIT_UNREADABLE, UsageError
 
 _POLL_S = 0.5
 
@@ -63,6 +64,28 @@ def _describe_exit(code: int | None) -> str:
         hint = " (killed: out of memory?)" if -code == signal.SIGKILL else ""
         return f"the worker process died from {name}{hint}"
     return f"the worker process exited with status {code} before returning a result"
+
+
+def as_reported(outcome: Outcome) -> Outcome:
+    """The outcome as the batch reports it: a course checked although its input could not be
+    read (exit code 3, verdict e.g. ``not_evaluable``) is an ``error``, as in the summary, with
+    the reasons (its error notes, else its worst finding) as the error text. Both executors
+    yield outcomes through it, so the progress line and ``runs.jsonl`` say ``error`` where
+    summary.csv does."""
+    if outcome.status == "error" or outcome.exit_code != EXIT_UNREADABLE:
+        return outcome
+    outcome.status = "error"
+    if not outcome.error:
+        from rtqa.batch import worst_finding
+
+        try:
+            doc = json.loads(outcome.text)
+            reasons = [n["message"] for n in doc.get("notes", []) if n.get("level") == "error"]
+            why = "; ".join(dict.fromkeys(reasons)) or worst_finding(doc)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            why = ""
+        outcome.error = why or "the input could not be read"
+    return outcome
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,7 +184,7 @@ class LocalExecutor:
                 running.remove(item)
                 item.conn.close()
                 if item.outcome is not None:
-                    yield item.outcome
+                    yield as_reported(item.outcome)
                 else:
                     yield error_outcome(
                         item.task,
@@ -286,7 +309,7 @@ class DaskExecutor:
             for future in as_completed(by_future):
                 task = by_future[future]
                 try:
-                    yield future.result()
+                    outcome = as_reported(future.result())
                 except Exception as exc:  # e.g. KilledWorker after repeated worker loss
                     yield error_outcome(
                         task,
@@ -294,6 +317,8 @@ class DaskExecutor:
                         EXIT_INTERNAL,
                         retry=True,
                     )
+                else:
+                    yield outcome
                 future.release()
         finally:
             for future in by_future:

@@ -1,4 +1,9 @@
-"""Progress of a batch on standard error: a bar on a terminal, log lines otherwise, or nothing."""
+"""Progress of a batch on standard error: a bar on a terminal, log lines otherwise, or nothing.
+
+Progress is written defensively: a closed, broken or missing stream (``2>&-``, ``2>&1 | head``,
+a vanished terminal) silences it for the rest of the run and never stops the batch or changes
+its exit code; the counts go on.
+"""
 
 from __future__ import annotations
 
@@ -28,23 +33,36 @@ class Progress:
     WIDTH = 28
 
     def __init__(self, total: int, *, stream: TextIO | None = None, mode: str | None = None):
-        self.stream = stream or sys.stderr
-        if mode is None:
-            mode = "bar" if getattr(self.stream, "isatty", lambda: False)() else "log"
+        self.stream = stream if stream is not None else sys.stderr  # None: stderr closed
+        if self.stream is None:
+            mode = "quiet"
+        elif mode is None:
+            try:
+                mode = "bar" if self.stream.isatty() else "log"
+            except (AttributeError, OSError, ValueError):  # no isatty, or a closed stream
+                mode = "log"
         self.mode = mode
         self.total = total
         self.done = 0
         self.failed = 0
         self.start = time.monotonic()
 
+    def _write(self, text: str) -> None:
+        """Write and flush ``text``; on a closed or broken stream go quiet for good."""
+        if self.mode == "quiet":
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # BrokenPipeError, EIO, "I/O operation on closed file"
+            self.mode = "quiet"
+
     def message(self, text: str) -> None:
         """A line of its own (kept above the bar)."""
         if self.mode == "quiet":
             return
-        if self.mode == "bar":
-            self.stream.write("\r\033[K")
-        self.stream.write(f"rtqa batch: {text}\n")
-        self.stream.flush()
+        clear = "\r\033[K" if self.mode == "bar" else ""
+        self._write(f"{clear}rtqa batch: {text}\n")
         if self.mode == "bar" and self.done:
             self._draw()
 
@@ -61,11 +79,10 @@ class Progress:
             self.failed += 1
         if self.mode == "log":
             why = f": {error}" if error else ""
-            self.stream.write(
+            self._write(
                 f"rtqa batch: [{self.done}/{self.total}] {course}: {status} "
                 f"({runtime_s:.1f} s){why}\n"
             )
-            self.stream.flush()
         elif self.mode == "bar":
             self._draw()
 
@@ -75,12 +92,10 @@ class Progress:
         bar = "#" * filled + "-" * (self.WIDTH - filled)
         eta = self.eta_s()
         eta_text = _duration(eta) if eta is not None else "?"
-        self.stream.write(
+        self._write(
             f"\r\033[K[{bar}] {self.done}/{self.total} done, {self.failed} failed, ETA {eta_text}"
         )
-        self.stream.flush()
 
     def close(self) -> None:
         if self.mode == "bar" and self.total:
-            self.stream.write("\n")
-            self.stream.flush()
+            self._write("\n")

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rtqa import __version__
-from rtqa.errors import EXIT_INTERNAL, EXIT_UNREADABLE, RtqaError
+from rtqa.errors import EXIT_INTERNAL, EXIT_UNREADABLE, InputError, RtqaError
 
 if TYPE_CHECKING:
-    from rtqa.model import CheckResult
+    from rtqa.model import Case, CheckResult, Course
 
 #: Test-only fault injection: ``crash:<course id>`` makes that course's worker call
 #: ``os._exit(70)``; ``hang:<course id>`` makes it sleep for an hour. Never set in production.
@@ -45,6 +45,50 @@ class CourseTask:
     root: str | None = None
     pseudonym_key: bytes | None = None  # secret; set only with --pseudonymize
     html: bool = False  # also render the HTML report (rtqa.report.html)
+    # How the planner (which scanned the whole root) identified the course: (case uid, case id)
+    # of each judged case and of each prior (see :func:`case_uid`). The worker scans only the
+    # course's files, where case ids may differ (a label shared with another course of the
+    # root gets a UID suffix there only); it picks its course by these UIDs and gives the cases
+    # their planned ids. Empty: picked by ``course_id`` (tasks made by hand).
+    cases: tuple[tuple[str, str], ...] = ()
+    priors: tuple[tuple[str, str], ...] = ()
+    # Set: no course can be checked, and this says why (a folder whose DICOM files could not
+    # be read, an input file that vanished after planning). The task becomes an error row
+    # (exit 3) without a check; ``problem_retry``: stored as failed, retried by the next run.
+    problem: str | None = None
+    problem_retry: bool = False
+
+
+class PlanMismatch(Exception):
+    """The worker's scan of a course's files did not give the course the planner found. An
+    internal fault (never a property of the input): stored as failed, retried next run."""
+
+
+class InputVanished(InputError):
+    """An input file of the course is gone (or unreadable) since planning: retried next run."""
+
+
+def case_uid(case: Case) -> str:
+    """What identifies a case whatever else is scanned with it: its plan's SOP Instance UID,
+    else its structure set's, else its dose's, else its files."""
+    if case.plan is not None and case.plan.sop_instance_uid:
+        return case.plan.sop_instance_uid
+    if case.structure_set is not None and case.structure_set.sop_instance_uid:
+        return case.structure_set.sop_instance_uid
+    if case.dose is not None and case.dose.sop_instance_uids:
+        return "dose:" + "|".join(sorted(case.dose.sop_instance_uids))
+    return "files:" + "|".join(sorted(os.path.abspath(p) for p in case.input_paths))
+
+
+def course_identity(
+    course: Course,
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """(judged cases, priors) of a course as (case uid, case id) pairs: :attr:`CourseTask.cases`
+    and :attr:`CourseTask.priors`."""
+    return (
+        tuple((case_uid(c), c.case_id) for c in course.cases),
+        tuple((case_uid(c), c.case_id) for c in course.priors),
+    )
 
 
 @dataclass
@@ -132,6 +176,12 @@ def compute_course(task: CourseTask) -> Outcome:
     _test_hook(task.course_id)
     try:
         outcome = _check(task)
+    except InputVanished as exc:
+        message = _scrub_message(task, str(exc))
+        outcome = error_outcome(task, message, EXIT_UNREADABLE, retry=True)
+    except PlanMismatch as exc:
+        message = _scrub_message(task, f"internal error: {exc}")
+        outcome = error_outcome(task, message, EXIT_INTERNAL, retry=True)
     except RtqaError as exc:
         message = _scrub_message(task, str(exc))
         outcome = error_outcome(task, message, exc.exit_code or EXIT_UNREADABLE)
@@ -162,21 +212,41 @@ def _scrub_message(task: CourseTask, message: str) -> str:
     return _scrubber(task).text(message) or ""
 
 
+def _select(courses: list[Course], task: CourseTask) -> Course:
+    """The course the planner planned, among those the course's files gave; its cases (and
+    priors) renamed to the planned case ids. :class:`PlanMismatch` when it is not there once."""
+    if task.cases:
+        want = {uid for uid, _ in task.cases}
+        chosen = [c for c in courses if {case_uid(x) for x in c.cases} == want]
+    else:
+        chosen = [c for c in courses if c.course_id == task.course_id]
+    if len(chosen) != 1:
+        found = ", ".join(c.course_id for c in courses) or "none"
+        raise PlanMismatch(
+            f"the course's files gave other courses ({found}) than planned ({task.course_id})"
+        )
+    course = chosen[0]
+    names = dict(task.cases) | dict(task.priors)
+    for case in (*course.cases, *course.priors):
+        case.case_id = names.get(case_uid(case), case.case_id)
+    return course
+
+
 def _check(task: CourseTask) -> Outcome:
     from rtqa.check import CheckOptions, run_check
     from rtqa.report import render
 
+    if task.problem is not None:
+        raise (InputVanished if task.problem_retry else InputError)(task.problem)
+    gone = [p for p in task.files if not os.path.isfile(p)]
+    if gone:
+        more = f" and {len(gone) - 1} more" if len(gone) > 1 else ""
+        raise InputVanished(f"input file gone since planning: {gone[0]}{more}")
     options = CheckOptions(**task.check_options)
     if task.html:
         options.keep_context = True  # the figures are drawn from it; never serialised
-    results = run_check(list(task.files), options)
-    chosen = [r for r in results if r.course_id == task.course_id]
-    if len(chosen) != 1:
-        found = ", ".join(r.course_id for r in results) or "none"
-        raise RtqaError(
-            f"the course's files gave other courses ({found}) than planned ({task.course_id})"
-        )
-    result = chosen[0]
+    # only the planned course (picked by its cases' UIDs) is judged
+    (result,) = run_check(list(task.files), options, select=lambda found: [_select(found, task)])
     if task.pseudonym_key is not None:
         from rtqa.pseudonym import pseudonymize_result
 

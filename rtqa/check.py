@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -128,11 +129,18 @@ def plan_courses(paths: list[str], options: CheckOptions) -> list[tuple[str, lis
     return [(c.course_id, _course_files(c)) for c in courses]
 
 
-def run_check(paths: list[str], options: CheckOptions) -> list[CheckResult]:
-    """Judge every course found under ``paths``."""
+def run_check(
+    paths: list[str],
+    options: CheckOptions,
+    select: Callable[[list[Course]], list[Course]] | None = None,
+) -> list[CheckResult]:
+    """Judge every course found under ``paths`` (those ``select`` picks from them, when given:
+    a batch task judges only its planned course)."""
     protocol, default = load_protocol_for(options)
     courses, scanned = _courses(paths, options, protocol)
     _check_rx_rois(courses, options)
+    if select is not None:
+        courses = select(courses)
     return [check_course(c, protocol, options, default, scanned.notes) for c in courses]
 
 

@@ -14,6 +14,13 @@ EXIT_UNREADABLE = 3
 EXIT_NOT_EVALUABLE = 4
 EXIT_INTERNAL = 5
 EXIT_INTERRUPTED = 130
+#: Exit status after SIGTERM (scancel, timeout, systemd): 128 + 15, as a shell reports it.
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by ``rtqa batch``'s handler so that a batch stops as
+    on Ctrl-C (workers stopped, the summary of what is done written) and exits 143."""
 
 
 class RtqaError(Exception):

@@ -149,12 +149,22 @@ def test_crashing_worker_and_timeout_become_error_rows_and_are_retried(cases, tm
     assert rows[_label(bad)]["status"] == "error" and "truncated" in rows[_label(bad)]["error"]
     assert took < 30
     assert len(list((out / "results").glob("*.failed.json"))) == 2
-    # the next run retries only the two that failed to run
-    report = run_batch(_options(small, out, workers=2, timeout=60.0))
+    pages = sorted((out / "results").glob("*.html"))
+    failure_pages = [p for p in pages if "exited with status 70" in p.read_text("utf-8")]
+    assert len(failure_pages) == 1
+    # the next run retries only the two that failed to run; without HTML, the failure pages of
+    # the earlier run are removed (they must never stand for the new results)
+    report = run_batch(_options(small, out, workers=2, timeout=60.0, html=False))
     assert report.skipped == 1 and report.computed == 2
     rows = {r["course_id"]: r for r in report.rows}
     assert rows[crash]["status"] != "error" and rows[hang]["status"] != "error"
     assert not list((out / "results").glob("*.failed.json"))
+    assert not failure_pages[0].exists()
+    # a run with HTML draws the two missing reports: the results' own, not the failures'
+    report = run_batch(_options(small, out, workers=2, timeout=60.0))
+    assert report.computed == 2
+    drawn = [p.read_text("utf-8") for p in (out / "results").glob("*.html")]
+    assert len(drawn) == 3 and not [t for t in drawn if "exited with status 70" in t]
 
 
 def test_dask_local_cluster_gives_the_same_summary(cases, local_run, tmp_path):

@@ -9,13 +9,20 @@ condition (or the lone ``limit``), ``acceptable`` the acceptable one, ``other_li
 other band as ``band: condition`` pairs joined by ``; ``. A course that could not be checked
 (:class:`~rtqa.report.common.CourseError`) is one row with status ``error`` and the message.
 Lines end with ``\\n``.
+
+Spreadsheet formula injection (OWASP "CSV Injection"): a text cell that begins with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return (a patient id ``=HYPERLINK(...)``, an ROI name, a
+message) is written with a leading ``'`` so that a spreadsheet shows it as text and never
+evaluates it. Only text columns are touched: the numeric columns (``value``, ``margin``) hold
+numbers written by rtqa, and a negative number such as ``-1.25`` stays a number.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from rtqa.model import CheckResult, Finding
 from rtqa.report.common import (
@@ -52,6 +59,36 @@ COLUMNS: tuple[str, ...] = (
     "confidence",
     "message",
 )
+
+
+#: Columns that hold numbers written by rtqa (never neutralised, see :func:`neutralise`).
+NUMERIC_COLUMNS = frozenset({"value", "margin"})
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP CSV Injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """``text`` safe for a spreadsheet text cell: prefixed with ``'`` when it begins with a
+    formula trigger (``=``, ``+``, ``-``, ``@``, tab, CR); otherwise unchanged. Idempotent."""
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def safe_cells(
+    row: Mapping[str, Any], columns: Sequence[str], numeric: Collection[str] = NUMERIC_COLUMNS
+) -> dict[str, str]:
+    """``row`` as CSV cells for ``columns``: None is empty, numbers and the ``numeric`` columns
+    as they are, every other text cell through :func:`neutralise`."""
+    cells: dict[str, str] = {}
+    for key in columns:
+        value = row.get(key)
+        if value is None:
+            cells[key] = ""
+        elif key in numeric or isinstance(value, bool | int | float):
+            cells[key] = str(value)
+        else:
+            cells[key] = neutralise(str(value))
+    return cells
 
 
 def _number(value: float | None) -> str:
@@ -115,5 +152,5 @@ def render_csv(result: Renderable | Sequence[Renderable]) -> str:
         buffer, fieldnames=COLUMNS, lineterminator="\n", quoting=csv.QUOTE_MINIMAL
     )
     writer.writeheader()
-    writer.writerows(rows(result))
+    writer.writerows(safe_cells(row, COLUMNS) for row in rows(result))
     return buffer.getvalue()

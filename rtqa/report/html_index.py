@@ -22,6 +22,10 @@ runtime [s]      ``runtime_s``, ``runtime``
 error            ``error``
 (link)           ``report``: the report file, relative to ``out_dir`` (or absolute inside it)
 ===============  =====================================================================
+
+An incomplete batch (``pending`` courses without a result, e.g. after an interruption) says so
+in a banner above the table and in the summary line, so that the rows shown are never read as
+the whole batch.
 """
 
 from __future__ import annotations
@@ -127,7 +131,28 @@ def _cell(title: str, value: Any, kind: str, row: Mapping[str, Any], link: str |
     }
 
 
-def render_index_html(rows: Sequence[Mapping[str, Any]], out_dir: Path, title: str = "") -> str:
+def incomplete_text(pending: int, total: int | None = None, why: str | None = None) -> str:
+    """``"Incomplete: 38 of 40 courses pending (interrupted by SIGINT) ..."`` ("" if none)."""
+    if pending <= 0:
+        return ""
+    of = f" of {total}" if total is not None else ""
+    noun = "course" if (total if total is not None else pending) == 1 else "courses"
+    cause = f" ({why})" if why else ""
+    return (
+        f"Incomplete: {pending}{of} {noun} pending, not checked{cause}. "
+        "The table shows only the courses with a result; run the same command again to "
+        "check the rest."
+    )
+
+
+def render_index_html(
+    rows: Sequence[Mapping[str, Any]],
+    out_dir: Path,
+    title: str = "",
+    *,
+    pending: int = 0,
+    why: str | None = None,
+) -> str:
     """The index page as a string (see :func:`render_index`)."""
     table = []
     tally: dict[str, int] = {}
@@ -147,13 +172,18 @@ def render_index_html(rows: Sequence[Mapping[str, Any]], out_dir: Path, title: s
     summary = f"{len(rows)} case(s): " + ", ".join(
         f"{v['count']} {v['label'].lower()}" for v in verdicts
     )
+    if not rows:
+        summary = "no cases"
+    if pending > 0:
+        summary += f"; {pending} pending (no result yet)"
     columns = [{"title": t, "type": kind} for t, _, kind in COLUMNS]
     return (
         environment()
         .get_template("index.html")
         .render(
             title=title or "rtqa batch summary",
-            summary=summary if rows else "no cases",
+            summary=summary,
+            incomplete=incomplete_text(pending, len(rows) + pending, why),
             columns=columns,
             rows=table,
             verdicts=verdicts,
@@ -164,16 +194,24 @@ def render_index_html(rows: Sequence[Mapping[str, Any]], out_dir: Path, title: s
     )
 
 
-def render_index(rows: list[dict], out_dir: str | os.PathLike[str], title: str = "") -> Path:
+def render_index(
+    rows: list[dict],
+    out_dir: str | os.PathLike[str],
+    title: str = "",
+    *,
+    pending: int = 0,
+    why: str | None = None,
+) -> Path:
     """Write ``out_dir/index.html`` (the batch summary, one row per course) and return its path.
 
     ``rows``: the batch summary rows (keys in the module docstring); each row's ``report`` is
-    the file name of that case's HTML report, linked relative to the index.
+    the file name of that case's HTML report, linked relative to the index. ``pending``: courses
+    of the batch without a result (shown in a banner; ``why``, e.g. "interrupted by SIGTERM").
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / INDEX_NAME
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_index_html(rows, out, title), encoding="utf-8")
+    tmp.write_text(render_index_html(rows, out, title, pending=pending, why=why), encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -6,8 +6,11 @@ metric (or rule). ``minor`` and ``major`` are ``<failure type="minor|major">`` w
 gives value, limits, margin and source; ``not_evaluable`` is ``<skipped message="reason">``;
 ``pass`` and ``info`` are plain test cases. The course's patient, protocol (with
 ``default_protocol``), verdict, exit code and notes are ``<property>`` elements. A course that
-could not be checked is a suite with one ``<error>``. Characters XML 1.0 cannot hold are
-replaced by U+FFFD.
+could not be checked is a suite with one ``<error>``; so is a course checked although its input
+could not be read (exit code 3, an ``error`` row of the batch summary): its suite starts with an
+``<error>`` test case (``course`` / ``check``, the reasons as message) before the findings, so
+that JUnit's ``errors`` count equals the number of error courses. Characters XML 1.0 cannot
+hold are replaced by U+FFFD.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from rtqa.model import CheckResult, Finding, Status
+from rtqa.errors import EXIT_UNREADABLE
+from rtqa.model import CheckResult, Finding, Level, Status
 from rtqa.report.common import (
     CourseError,
     Renderable,
@@ -93,20 +97,40 @@ def _properties(suite: ET.Element, result: CheckResult) -> None:
         _element(props, "property", name=name, value=value)
 
 
+def unreadable_reason(result: CheckResult) -> str | None:
+    """Why a course whose input could not be read (exit code 3) is an error; None otherwise.
+    The error notes, else the most severe finding that is not a pass."""
+    if result.exit_code != EXIT_UNREADABLE:
+        return None
+    reasons = [n.message for n in result.notes if n.level == Level.ERROR]
+    if reasons:
+        return "; ".join(dict.fromkeys(reasons))
+    for finding in ordered_findings(result.findings):
+        status = status_of(finding)
+        if status not in (Status.PASS, Status.INFO):
+            return f"{status.value}: {case_name(finding)}: {finding.message}".rstrip(": ")
+    return "the input could not be read"
+
+
 def _suite(root: ET.Element, result: CheckResult) -> ET.Element:
     findings = ordered_findings(result.findings)
     counts = status_counts(findings)
+    reason = unreadable_reason(result)
     suite = _element(
         root,
         "testsuite",
         name=result.course_id,
-        tests=len(findings),
+        tests=len(findings) + (reason is not None),
         failures=counts["minor"] + counts["major"],
-        errors=0,
+        errors=int(reason is not None),
         skipped=counts["not_evaluable"],
         timestamp=iso_datetime(result.created),
     )
     _properties(suite, result)
+    if reason is not None:
+        case = _element(suite, "testcase", classname="course", name="check")
+        error = _element(case, "error", message=reason, type="unreadable")
+        error.text = _clean(reason)
     several_cases = len({f.case_id for f in findings if f.case_id}) > 1
     for finding in findings:
         case = _element(
