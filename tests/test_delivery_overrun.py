@@ -33,7 +33,7 @@ from rtqa.model import (
     Status,
     TreatmentRecord,
 )
-from rtqa.protocol.delivery import delivery_findings
+from rtqa.protocol.delivery import delivery_findings, fraction_deliveries
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 HEADER = Header("RTQA-OVR", "Phantom^Overrun", make_uid("ovr-study"), datetime(2024, 3, 1, 9, 0))
@@ -190,9 +190,8 @@ def test_records_without_a_fraction_number_past_the_count(tmp_path):
     )
 
 
-def test_check_of_spine_3fx_with_a_fourth_fraction_record_exits_1(tmp_path):
-    """End to end, the reviewer's case: spine_3fx (3 x 10 Gy, 9 beams of 400 MU) with its
-    fraction 3 record copied as fraction 4 on 2024-03-11. It passed (exit 0)."""
+def spine_with_fourth_fraction(tmp_path: Path) -> Path:
+    """spine_3fx (3 x 10 Gy) with its fraction 3 record copied as fraction 4 on 2024-03-11."""
     case = tmp_path / "spine"
     shutil.copytree(SAMPLES / "spine_3fx", case)
     ds = pydicom.dcmread(case / "RT.SPINE3FX.fx3.dcm")
@@ -204,6 +203,13 @@ def test_check_of_spine_3fx_with_a_fourth_fraction_record_exits_1(tmp_path):
         for cp in item.ControlPointDeliverySequence:
             cp.TreatmentControlPointDate = "20240311"
     ds.save_as(case / "RT.extra.fx4.dcm")
+    return case
+
+
+def test_check_of_spine_3fx_with_a_fourth_fraction_record_exits_1(tmp_path):
+    """End to end, the reviewer's case: spine_3fx (3 x 10 Gy, 9 beams of 400 MU) with its
+    fraction 3 record copied as fraction 4 on 2024-03-11. It passed (exit 0)."""
+    case = spine_with_fourth_fraction(tmp_path)
     result = CliRunner().invoke(cli, ["check", str(case), "--format", "json"])
     assert result.exit_code == 1, result.output
     doc = json.loads(result.stdout)
@@ -215,3 +221,37 @@ def test_check_of_spine_3fx_with_a_fourth_fraction_record_exits_1(tmp_path):
         "2024-03-11 (RT.extra.fx4.dcm), 3600 MU of treatment beams delivered (3600 MU planned "
         "per fraction)"
     )
+
+
+def test_fraction_deliveries_and_info_name_the_fraction_beyond_the_plan(tmp_path):
+    """``rtqa info`` listed a fourth fraction of a three-fraction plan like any other; each
+    fraction now carries the count planned for its group, the fourth is said to be beyond it,
+    and the completion window's text counts it."""
+    plan = plan_file(
+        tmp_path,
+        (
+            FractionGroup(1, 3, (ReferencedBeam(1, ARC1), ReferencedBeam(2, ARC2))),
+            FractionGroup(2, 2, (ReferencedBeam(4, BOOST),)),
+        ),
+    )
+    boost = [DeliveredBeam(4, BOOST, BOOST, "NORMAL")]
+    g1 = record_file(tmp_path, "RT.g1fx3.dcm", 3, full(), group=1)
+    g2 = record_file(tmp_path, "RT.g2fx3.dcm", 3, boost, group=2)
+    by_group = {f.planned: (f.fraction, f.beyond_plan) for f in fraction_deliveries(plan, [g1])} | {
+        f.planned: (f.fraction, f.beyond_plan) for f in fraction_deliveries(plan, [g2])
+    }
+    assert by_group == {3: (3, False), 2: (3, True)}
+
+    case = spine_with_fourth_fraction(tmp_path)
+    info = CliRunner().invoke(cli, ["info", str(case), "--format", "json"])
+    (listed,) = json.loads(info.stdout)["cases"]
+    assert [
+        (f["fraction"], f["planned"], f["beyond_plan"]) for f in listed["fractions_delivered"]
+    ] == [(1, 3, False), (2, 3, False), (3, 3, False), (4, 3, True)]
+    text = CliRunner().invoke(cli, ["info", str(case)]).stdout
+    assert "fraction 4: 2024-03-11, BEYOND the 3 planned" in text
+    check = CliRunner().invoke(cli, ["check", str(case), "--format", "json"])
+    (window,) = [
+        f for f in json.loads(check.stdout)["findings"] if f["rule"] == "completion_window"
+    ]
+    assert window["message"].startswith("4 fraction(s) delivered (1 beyond the plan) from ")

@@ -71,7 +71,8 @@ def info(ctx: click.Context, plan_dirs: tuple[str, ...], fmt: str, window_days: 
        "records": [{"path", "fraction", "fraction_group": int|null, "delivered_at": iso|null,
           "beams": int, "interrupted": bool}],
        "fractions_delivered": [{"fraction": int|null, "dates": [iso], "sessions",
-          "complete": bool|null, "reason": str|null}],
+          "complete": bool|null, "reason": str|null, "planned": int|null,
+          "beyond_plan": bool}],
        "registrations": [{"path", "frame_of_reference_uid", "frames": [str],
           "types": {frame: type}}],
        "images": null | {"series_instance_uid", "modality", "frame_of_reference_uid",
@@ -81,7 +82,9 @@ def info(ctx: click.Context, plan_dirs: tuple[str, ...], fmt: str, window_days: 
             "attribute": str|null}
     A fraction is complete as ``rtqa check`` judges it (its plan's treatment beams delivered,
     none left short by an early termination); "complete" is null when that cannot be told (no
-    plan, MU unknown), with the reason; fraction null is a record without a fraction number.
+    plan, MU unknown), with the reason; fraction null is a record without a fraction number;
+    "planned" is the fractions planned for the fraction group delivered, and "beyond_plan" a
+    fraction number above it (a major deviation in ``rtqa check``).
     Doses in Gy (course total after the scaling note), lengths in mm.
     """
     result = scan(list(plan_dirs))
@@ -181,6 +184,8 @@ def _case(case: Case) -> dict[str, Any]:
                 "sessions": f.sessions,
                 "complete": f.complete,
                 "reason": f.reason,
+                "planned": f.planned,
+                "beyond_plan": f.beyond_plan,
             }
             for f in fraction_deliveries(case.plan, case.records)
         ],
@@ -431,9 +436,10 @@ def _case_lines(case: dict[str, Any]) -> list[str]:
                 if f["fraction"] is None
                 else f"fraction {f['fraction']}"
             )
+            beyond = f", BEYOND the {f['planned']} planned" if f["beyond_plan"] else ""
             lines.append(
                 f"    {where}: {', '.join(f['dates']) or 'no date'}{sessions}"
-                f"{status[f['complete']]}{reason}"
+                f"{status[f['complete']]}{beyond}{reason}"
             )
     for reg in case["registrations"]:
         lines.append(

@@ -332,7 +332,10 @@ class FractionDelivery:
     (``None``: a record without one, its own fraction); ``dates`` the treatment dates of its
     sessions; ``sessions`` its records; ``complete`` is ``False`` exactly when ``rtqa check``
     reports it not fully delivered (rule ``fraction_delivery``, minor), ``None`` when that cannot
-    be told, else ``True``; ``reason`` says why it is not ``True`` (``None`` when it is).
+    be told, else ``True``; ``reason`` says why it is not ``True`` (``None`` when it is);
+    ``planned`` the fractions planned for the fraction group delivered (else the plan's count;
+    ``None`` without a plan): a ``fraction`` above it is beyond the plan (rule
+    ``fractions_delivered``, major).
     """
 
     plan_uid: str | None
@@ -341,6 +344,12 @@ class FractionDelivery:
     sessions: int
     complete: bool | None
     reason: str | None
+    planned: int | None = None
+
+    @property
+    def beyond_plan(self) -> bool:
+        """Whether the fraction number exceeds the fractions planned."""
+        return None not in (self.fraction, self.planned) and self.fraction > self.planned
 
 
 def fraction_deliveries(
@@ -361,10 +370,12 @@ def fraction_deliveries(
         key = (0, n) if n is not None else (1, index)
         grouped[(record.referenced_plan_uid or "", key)].append(record)
     verdicts: dict[tuple[int, int], tuple[bool | None, str | None]] = {}
+    planned: dict[tuple[int, int], int | None] = {}
     if plan is not None:
         cmp = compare(plan, records)
         names = {b.number: b.name for b in plan.beams}
         verdicts = {key: _verdict(parts) for key, parts in _fraction_parts(cmp, names).items()}
+        planned = {key: _planned_count(plan, cmp.groups.get(key)) for key in verdicts}
     out = []
     for (uid, key), group in sorted(grouped.items()):
         complete, reason = verdicts[key] if plan is not None else (None, NO_PLAN)
@@ -376,6 +387,7 @@ def fraction_deliveries(
                 sessions=len(group),
                 complete=complete,
                 reason=reason,
+                planned=planned.get(key),
             )
         )
     return out

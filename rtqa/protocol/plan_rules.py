@@ -378,9 +378,11 @@ def completion_window(
             f"possible completion {end:%Y-%m-%d} (one fraction a day) gives {span} days"
         )
     else:
+        extra = sum(max(delivered.get(uid, 0) - n, 0) for uid, n in planned.items())
+        beyond = f" ({extra} beyond the plan)" if extra > 0 else ""
         how = (
-            f"{sched.delivered} fraction(s) delivered from {sched.first_date:%Y-%m-%d} to "
-            f"{last:%Y-%m-%d}: {span} days"
+            f"{sched.delivered} fraction(s) delivered{beyond} from {sched.first_date:%Y-%m-%d} "
+            f"to {last:%Y-%m-%d}: {span} days"
         )
     ok = span <= window
     unknown = sched.unknown_dates
