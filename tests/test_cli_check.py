@@ -627,3 +627,20 @@ def test_a_prescribed_roi_that_is_not_judged_is_said(tmp_path, roi, status, exit
     (f,) = [f for f in json.loads(result.stdout)["findings"] if f["rule"] == "prescribed_roi"]
     assert f["status"] == status
     assert f"the plan prescribes 24 Gy {said}: its coverage is not judged" in f["message"]
+
+
+def test_no_target_found_suggests_the_protocols_own_target_id():
+    """The breast protocol's target rule is PTV_Eval: the hint said '--map PTV=NAME', a mapping
+    that rule does not take. Following the hint now judges the target."""
+    lost = json.loads(
+        run(str(SAMPLES / "spine_3fx"), "--protocol", "breast_chestwall", "--format", "json").stdout
+    )
+    (f,) = [f for f in lost["findings"] if f["rule"] == "targets"]
+    assert f["status"] == "not_evaluable"
+    assert f["message"].endswith("map one with --map PTV_Eval=NAME")
+    mapped = run(
+        str(SAMPLES / "spine_3fx"),
+        *("--protocol", "breast_chestwall", "--map", "PTV_Eval=PTV_30Gy", "--format", "json"),
+    )
+    targets = [f for f in json.loads(mapped.stdout)["findings"] if f["group"] == "target"]
+    assert [(f["roi"], f["metric"]) for f in targets] == [("PTV_30Gy", "V95%[%]")]

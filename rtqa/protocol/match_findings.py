@@ -108,7 +108,7 @@ def no_target_finding(protocol: Protocol) -> Finding:
         rule="targets",
         status=Status.NOT_EVALUABLE,
         message=f"no target found (looked for {looked} by interpreted type or name); "
-        "map one with --map PTV=NAME",
+        f"map one with --map {protocol.targets[0].id if protocol.targets else 'PTV'}=NAME",
         source=protocol.id,
     )
 
