@@ -21,15 +21,18 @@ time limit yields an ``error`` outcome and the others go on.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
@@ -220,6 +223,16 @@ DASK_MISSING = (
 )
 
 
+def dask_setup(worker: object) -> None:
+    """Dask preload hook of the LocalCluster's worker processes: ignore SIGINT.
+
+    Ctrl-C reaches every process of the terminal's process group. The batch process handles it
+    (summary, then the cluster stopped); workers that raised KeyboardInterrupt themselves would
+    print tracebacks as they die. Courses still end on Ctrl-C (:func:`_subprocess_main`)."""
+    with suppress(ValueError):  # not the worker process's main thread: leave it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_in_subprocess(task: CourseTask, timeout: float | None = None) -> Outcome:
     """Check one course in a child interpreter (``python -m rtqa.batch_exec``): a crash or the
     time limit ends only the child. Runs on Dask workers; needs nothing but rtqa installed."""
@@ -282,6 +295,8 @@ class DaskExecutor:
                 processes=True,
                 dashboard_address=None,
                 host="127.0.0.1",
+                silence_logs=logging.ERROR,
+                preload=[__name__],  # dask_setup, in every worker process
             )
             address = self._cluster.scheduler_address
         try:
@@ -349,8 +364,23 @@ def make_executor(
     return LocalExecutor(workers, timeout)
 
 
+def _exit_with_parent(poll_s: float = 1.0) -> None:
+    """End this process when its parent (the Dask worker) is gone: a worker stopped or killed
+    mid-course leaves no course running on."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(EXIT_INTERNAL)
+
+    threading.Thread(target=watch, daemon=True, name="rtqa-parent-watch").start()
+
+
 def _subprocess_main() -> int:
     """``python -m rtqa.batch_exec``: read a pickled task on stdin, write the outcome on stdout."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends a course (the worker ignores it)
+    _exit_with_parent()
     task = pickle.loads(sys.stdin.buffer.read())
     outcome = compute_course(task)
     sys.stdout.buffer.write(pickle.dumps(outcome))

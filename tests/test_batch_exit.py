@@ -151,3 +151,75 @@ def test_a_signal_mid_run_writes_an_incomplete_summary(root, tmp_path, sig, code
     assert f"Incomplete: 1 of 2 courses pending, not checked (interrupted by {name})" in page
     assert "1 case(s): 1 major deviation; 1 pending (no result yet)" in page
     assert (out / "summary.csv").read_text().count("\n") == 2  # header and BONE1FX
+
+
+def _processes_with(token: str) -> dict[int, int]:
+    """pid -> parent pid of the processes whose environment holds ``token`` (Linux /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if token.encode() not in (entry / "environ").read_bytes():
+                continue
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
+
+
+def _course_children(token: str) -> dict[int, int]:
+    """The course interpreters (``python -m rtqa.batch_exec``) among them."""
+    out = {}
+    for pid, ppid in _processes_with(token).items():
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"rtqa.batch_exec" in cmd:
+            out[pid] = ppid
+    return out
+
+
+def _wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_local_cluster_ctrl_c_and_a_killed_worker_leave_no_traceback_and_no_course(root, tmp_path):
+    """Ctrl-C at a terminal signals the whole process group: the Dask workers printed
+    KeyboardInterrupt tracebacks as they died, and a course whose worker was killed ran on as
+    an orphan. Now: a killed worker's course ends with it, Ctrl-C gives the one summary line and
+    exit 130, and no course process is left."""
+    out = tmp_path / "out"
+    token = f"rtqa-test-{os.getpid()}-{time.monotonic_ns()}"
+    proc = _rtqa(
+        *("batch", str(root), "--out", str(out), "--local-cluster", "--workers", "1"),
+        "--no-html",
+        env={"RTQA_BATCH_TEST_HOOK": f"hang:SPINE3FX,{token}:none"},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        assert _wait_for(lambda: list((out / "results").glob("BONE1FX--*.json")), 180)
+        assert _wait_for(lambda: _course_children(token), 60)  # SPINE3FX hangs
+        ((course, worker),) = _course_children(token).items()
+        os.kill(worker, signal.SIGKILL)
+        assert _wait_for(lambda: course not in _processes_with(token), 10)
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "rtqa: interrupted (SIGINT): 1 course(s) with a result, 1 pending" in err
+    assert _wait_for(lambda: not _course_children(token), 10)
