@@ -23,7 +23,7 @@ from rtqa.synthetic.reference import sampled_dvh
 from rtqa.synthetic.shapes import slab_volume_cc
 
 ROOT = Path(__file__).resolve().parents[1] / "sample_data"
-METRICS = ["Mean[Gy]", "D95%[Gy]", "D5%[Gy]", "D0.03cc[Gy]", "D2cc[Gy]"]
+METRICS = ["Mean[Gy]", "D95%[Gy]", "D5%[Gy]", "D0.03cc[Gy]", "D2cc[Gy]", "Min[Gy]", "D100%[Gy]"]
 
 
 def _file_dose(path: Path):
@@ -80,6 +80,12 @@ def test_dvh_json_matches_closed_form_geometry(case):
         for metric, want in checks:
             tol = max(0.01 * abs(want), 0.05)
             assert abs(metrics[metric] - want) <= tol, (spec.name, metric, metrics[metric], want)
+        # wholly inside the grid: the minimum is known (the rounding of the in-grid volume once
+        # refused the oesophagus's Min and D100% as reaching outside the grid)
+        lowest = float(ref.doses_gy[-1])
+        assert abs(metrics["Min[Gy]"] - lowest) <= max(0.01 * lowest, 0.05), spec.name
+        assert metrics["D100%[Gy]"] == pytest.approx(metrics["Min[Gy]"], abs=1e-4), spec.name
+    assert not [w for w in doc["warnings"] if "outside the dose grid" in w and "Body" not in w]
 
 
 @pytest.mark.parametrize("case", ["bone_1fx", "lung_5fx"])
