@@ -74,6 +74,16 @@ def as_list(result: Renderable | Sequence[Renderable]) -> list[Renderable]:
     return list(result)
 
 
+def courses_tally(items: Sequence[Renderable]) -> str:
+    """``"2 courses: 1 major deviation, 1 pass"``: the verdicts of several courses (``error``
+    for a course that could not be checked), in the order first met."""
+    tally: dict[str, int] = {}
+    for r in items:
+        key = "error" if isinstance(r, CourseError) else VERDICT_LABELS[Status(r.verdict)].lower()
+        tally[key] = tally.get(key, 0) + 1
+    return f"{len(items)} courses: " + ", ".join(f"{n} {k}" for k, n in tally.items())
+
+
 def status_of(finding: Finding) -> Status:
     """The finding's status as a :class:`Status` (a plain string is accepted and checked)."""
     return Status(finding.status)
@@ -135,17 +145,41 @@ def per_protocol_condition(limits: dict[str, str]) -> str:
     return "; ".join(limits[b] for b in ("per_protocol", "limit") if limits.get(b))
 
 
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_NUM = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_SIGNED_NUMBER = re.compile(rf"[-+]?{_NUM}")
+# "250 ± 2.5 MU": the bounds 247.5 and 252.5 are what a value is judged against
+_PLUS_MINUS = re.compile(rf"([-+]?{_NUM})\s*±\s*({_NUM})")
+
+
+def _numbers(text: str) -> list[float]:
+    """The numbers written in ``text``: a sign right after a digit is a range's dash (``90-300``
+    is 90 and 300, not 90 and -300); a number glued to a word (the 2 of ``EQD2``) is no number."""
+    out: list[float] = []
+    for m in _SIGNED_NUMBER.finditer(text):
+        token, start = m.group(), m.start()
+        before = text[start - 1] if start > 0 else ""
+        if token[0] in "-+":
+            if before.isdigit():
+                token = token[1:]
+        elif before.isalpha() or before == "_":
+            continue
+        x = finite(token)
+        if x is not None:
+            out.append(x)
+    return out
 
 
 def thresholds(limits: dict[str, str]) -> list[float]:
-    """Numbers in the limit conditions (``"<= 21.9"`` -> 21.9), for consistent rounding."""
+    """Numbers in the limit conditions, for consistent rounding: ``"<= 21.9"`` -> 21.9,
+    ``"90-300 %"`` -> 90, 300, ``"250 ± 2.5 MU"`` -> 250, 2.5 and the bounds 247.5, 252.5."""
     found: list[float] = []
     for condition in limits.values():
-        for token in _NUMBER.findall(condition or ""):
-            x = finite(token)
-            if x is not None:
-                found.append(x)
+        text = condition or ""
+        found.extend(_numbers(text))
+        for m in _PLUS_MINUS.finditer(text):
+            centre, half = finite(m.group(1)), finite(m.group(2))
+            if centre is not None and half is not None:
+                found.extend((centre - half, centre + half))
     return found
 
 
@@ -172,7 +206,10 @@ def format_number(
     """A number rounded for reading, never crossing or touching a reference value by rounding.
 
     Starts at about four significant digits and adds decimals (up to ``max_decimals``) until
-    the printed number lies on the same side of every reference in ``refs`` as ``value``.
+    the printed number lies on the same side of every reference in ``refs`` as ``value``; a
+    value closer to a reference than ``max_decimals`` decimals tell (``15.0000001`` against
+    ``15``, a margin of ``-1e-07``) is written with as many significant digits as it takes
+    (``15.0000001``, ``-1e-07``), never as the reference itself or as zero.
     Returns ``""`` for a missing or non-finite value.
     """
     x = finite(value)
@@ -181,13 +218,24 @@ def format_number(
     if x == 0:
         return "0"
     sign = "+" if signed else ""
+
+    def keeps_sides(text: str) -> bool:
+        shown = float(text)
+        return all(_side(shown, r) == _side(x, r) for r in refs)
+
     decimals = _base_decimals(x)
     while True:
         text = f"{x:{sign}.{decimals}f}"
-        shown = float(text)
-        if decimals >= max_decimals or all(_side(shown, r) == _side(x, r) for r in refs):
+        if keeps_sides(text):
             return text
+        if decimals >= max_decimals:
+            break
         decimals += 1
+    for digits in range(7, 18):
+        text = f"{x:{sign}.{digits}g}"
+        if keeps_sides(text):
+            return text
+    return f"{x:{sign}.17g}"
 
 
 COUNT_UNITS = frozenset({"fractions", "targets", "lesions", "sites"})
@@ -206,11 +254,30 @@ def format_quantity(value: float | None, unit: str | None, refs: Sequence[float]
 
 
 def format_margin(margin: float | None, unit: str | None) -> str:
-    """Signed margin with unit; a non-zero margin never prints as zero."""
+    """Signed margin with unit; a non-zero margin never prints as zero. A whole count margin
+    prints without decimals (``"+3 targets"``)."""
+    x = finite(margin)
+    if x is not None and unit in COUNT_UNITS and x == round(x):
+        return f"{round(x):+d} {unit}" if x else f"0 {unit}"
     text = format_number(margin, (0.0,), signed=True)
     if not text:
         return ""
     return f"{text} {unit}" if unit else text
+
+
+def is_eqd2_value(finding: Finding) -> bool:
+    """Whether the finding's dose value is an EQD2 its metric name does not say: an organ of a
+    course of plans with different fraction counts, judged against limits converted to EQD2
+    (conditions written ``"<= 26.91 (EQD2 of <= 19.5)"``)."""
+    if finding.unit not in ("Gy", "cGy") or "EQD2" in (finding.metric or ""):
+        return False
+    return any("EQD2" in (condition or "") for condition in finding.limits.values())
+
+
+def display_unit(finding: Finding) -> str | None:
+    """The unit a report prints after the finding's value and margin: its unit, with ``EQD2``
+    added where the value is an EQD2 the metric does not name (``"Gy EQD2"``)."""
+    return f"{finding.unit} EQD2" if is_eqd2_value(finding) else finding.unit
 
 
 def structure_label(finding: Finding) -> str:

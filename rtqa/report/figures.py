@@ -61,6 +61,25 @@ def data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+#: Longest structure name a figure legend prints whole; a longer one is cut with an ellipsis
+#: (the tables carry the full name) so that the legend never squeezes the plot.
+LEGEND_CHARS = 32
+
+
+def plain(text: str) -> str:
+    """``text`` (a name read from DICOM) drawn as written: matplotlib reads ``$...$`` as math,
+    and a name such as ``Eso$x^$`` would stop the whole report with a parse error."""
+    return text.replace("$", r"\$")
+
+
+def legend_label(name: str) -> str:
+    """``name`` for a figure legend, drawn as written (:func:`plain`): cut to
+    :data:`LEGEND_CHARS` characters with ``…``; a leading underscore (which makes matplotlib
+    leave the entry out of the legend) is kept by a leading space."""
+    text = name if len(name) <= LEGEND_CHARS else name[: LEGEND_CHARS - 1] + "…"
+    return plain(" " + text if text.startswith("_") else text)
+
+
 def structure_colors(items: Sequence[tuple[str, str]]) -> dict[str, str]:
     """Colour per structure name from (name, role) pairs: targets first, then by name."""
     ordered = sorted(set(items), key=lambda nr: (ROLE_ORDER.get(nr[1], 2), nr[0]))
@@ -85,7 +104,7 @@ def dvh_figure(curves: Sequence[Curve], colors: dict[str, str]) -> str:
     for c in curves:
         color = colors.get(c.roi, "#333333")
         style = "-" if c.role == "target" else ("--" if c.role == "body" else "-")
-        ax.plot(c.dose_gy, c.volume_pct, style, color=color, lw=1.6, label=c.roi)
+        ax.plot(c.dose_gy, c.volume_pct, style, color=color, lw=1.6, label=legend_label(c.roi))
         for m in c.markers:
             mcolor = STATUS_COLORS.get(m.status.value, "#000000")
             ax.plot([m.dose_gy], [m.volume_pct], "o", ms=7, mfc=mcolor, mec="white", zorder=5)
@@ -121,14 +140,16 @@ def dvh_figure(curves: Sequence[Curve], colors: dict[str, str]) -> str:
     handles, labels = ax.get_legend_handles_labels()
     from matplotlib.lines import Line2D
 
-    for status in (Status.MAJOR, Status.MINOR, Status.PASS):
-        if any(m.status is status for c in curves for m in c.markers):
+    # every status a marker is drawn in has its legend entry (a not-evaluable metric is never a
+    # colour without a word)
+    for status in (Status.MAJOR, Status.MINOR, Status.NOT_EVALUABLE, Status.PASS, Status.INFO):
+        if any(Status(m.status) is status for c in curves for m in c.markers):
             handles.append(
                 Line2D(
                     [], [], ls="", marker="o", mfc=STATUS_COLORS[status.value], mec="white", ms=7
                 )
             )
-            labels.append(f"metric: {status.value}")
+            labels.append(f"metric: {status.value.replace('_', ' ')}")
     if any(
         m.limit_dose_gy is not None or m.limit_volume_pct is not None
         for c in curves
@@ -267,8 +288,10 @@ def prior_figure(prior: PriorView, colors: dict[str, str]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def timeline_figure(tl: Timeline) -> str:
-    """Fractions on a day axis from the first fraction, the allowed window shaded."""
+def timeline_figure(tl: Timeline, status: str | None = None) -> str:
+    """Fractions on a day axis from the first fraction, the allowed window shaded; the markers
+    coloured and labelled by ``status``, the completion window finding's status (without one:
+    red when the span exceeds the window)."""
     fig = _figure(9.0, 1.9)
     ax = fig.add_subplot()
     t0 = tl.starts[0]
@@ -285,12 +308,21 @@ def timeline_figure(tl: Timeline) -> str:
             lw=0,
             label=f"allowed: within {tl.window_days:g} days",
         )
-    within = tl.within
-    color = STATUS_COLORS["major"] if within is False else "#1b5e20"
+    if status is None and tl.within is False:
+        status = Status.MAJOR.value
+    color = STATUS_COLORS[status] if status not in (None, Status.PASS.value) else "#1b5e20"
+    marker_label = f"fraction (completion window: {status.replace('_', ' ')})" if status else None
     labels = sorted(set(tl.labels))
     for n, label in enumerate(labels):
         sel = np.array([lb == label for lb in tl.labels])
-        ax.plot(days[sel], np.full(sel.sum(), n), "D", color=color, ms=8, label=None)
+        ax.plot(
+            days[sel],
+            np.full(sel.sum(), n),
+            "D",
+            color=color,
+            ms=8,
+            label=marker_label if n == 0 else None,
+        )
         for k, d in enumerate(days[sel]):
             ax.annotate(
                 f"fx{k + 1}",
@@ -300,12 +332,12 @@ def timeline_figure(tl: Timeline) -> str:
                 ha="center",
                 fontsize=7,
             )
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_yticks(range(len(labels)), [legend_label(lb) for lb in labels], fontsize=8)
     ax.set_ylim(-0.8, len(labels) - 0.2 + 0.6)
     ax.set_xlim(-1.0, end)
     ax.set_xlabel(f"days from the first fraction ({t0:%Y-%m-%d %H:%M})", fontsize=8)
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(True, axis="x", color="#dddddd", lw=0.6)
-    if tl.window_days is not None:
+    if tl.window_days is not None or status:
         ax.legend(loc="upper right", fontsize=8, frameon=False)
     return data_uri(fig)

@@ -1,10 +1,12 @@
 """Self-contained HTML report of ``rtqa check``: one file, inline CSS, figures as PNG data URIs.
 
-Read in the order a reviewer reads: the header (plans, patient, protocol, verdict, version,
-date, SHA-256 of every input), the deviations, every finding (deviations first within each
-group, :func:`rtqa.report.common.ordered_findings`), then the DVHs with each judged metric
-marked, dose slices through each target, the fractionation timeline and, for a course with
-prior radiation, prior / current / cumulative EQD2. The page loads nothing from a network and
+Read in the order a reviewer reads: the header (plans, patient, protocol, verdict, exit code,
+version, date, SHA-256 of every input; several courses are tallied first), the deviations,
+every finding (deviations first within each group,
+:func:`rtqa.report.common.ordered_findings`), then the DVHs with each judged metric marked,
+dose slices through each target, the fractionation timeline (coloured by the completion
+window's finding) and, for a course with prior radiation, prior / current / cumulative EQD2
+(or a note that they are not drawn). The page loads nothing from a network and
 runs no script (its Content-Security-Policy forbids both). Every name read from DICOM is
 escaped (Jinja2 autoescaping).
 """
@@ -25,6 +27,9 @@ from rtqa.report.common import (
     CourseError,
     Renderable,
     as_list,
+    courses_tally,
+    display_unit,
+    finite,
     format_margin,
     format_quantity,
     group_order,
@@ -41,6 +46,30 @@ from rtqa.report.common import (
 )
 
 TEMPLATE = "report.html"
+
+#: What each exit code of a course says (README, exit codes).
+EXIT_MEANINGS: dict[int, str] = {
+    0: "everything per protocol",
+    1: "a deviation at or above --fail-on",
+    3: "input could not be read",
+    4: "not fully evaluable, nothing deviated",
+}
+
+#: The completion window's verdict in the fractionation caption, by its finding's status.
+WINDOW_WORDS: dict[Status, str] = {
+    Status.PASS: "met",
+    Status.INFO: "information only",
+    Status.NOT_EVALUABLE: "not evaluable",
+    Status.MINOR: "exceeded: minor deviation",
+    Status.MAJOR: "exceeded: major deviation",
+}
+
+
+def window_status(findings: Sequence[Finding]) -> Status | None:
+    """The worst status of the course's ``completion_window`` findings (None without one): what
+    the fractionation figure shows, never a verdict of its own."""
+    statuses = [status_of(f) for f in findings if f.rule == "completion_window"]
+    return max(statuses, key=lambda s: s.rank) if statuses else None
 
 
 @cache
@@ -73,9 +102,9 @@ def _finding_row(f: Finding) -> dict[str, Any]:
         "deviation": status in DEVIATIONS,
         "structure": structure_label(f),
         "metric": metric,
-        "value": format_quantity(f.value, f.unit, refs),
+        "value": format_quantity(f.value, display_unit(f), refs),
         "limits": limits_label(f.limits),
-        "margin": format_margin(f.margin, f.unit),
+        "margin": format_margin(f.margin, display_unit(f)),
         "source": source_label(f),
         "message": f.message,
     }
@@ -89,9 +118,10 @@ def _counts_label(findings: Sequence[Finding]) -> str:
 
 def _plan_text(p) -> str:
     parts = [p.label]
-    if p.prescription_gy is not None:
+    rx = finite(p.prescription_gy)
+    if rx is not None:
         fx = f"/{p.fractions} fx" if p.fractions else ""
-        parts.append(f"{p.prescription_gy:g} Gy{fx}")
+        parts.append(f"{rx:g} Gy{fx}")
     elif p.fractions:
         parts.append(f"{p.fractions} fx")
     if p.approval_status:
@@ -113,6 +143,13 @@ def _figures(result: CheckResult) -> dict[str, Any]:
         "prior": None,
         "view_notes": list(view.notes),
     }
+    if view.prior is None and getattr(result.context, "prior", None) is not None:
+        # a prior course was mapped and judged, but its EQD2 panels are not drawn: say so, never
+        # leave a section out silently
+        out["view_notes"].append(
+            "prior radiation: the prior, current and cumulative EQD2 panels are not drawn for "
+            "this course; the prior-radiation findings above give the numbers"
+        )
     roles = [(c.roi, c.role) for c in view.curves]
     roles += [(o.roi, o.role) for p in view.planes for o in p.outlines]
     colors = figures.structure_colors(roles)
@@ -145,19 +182,25 @@ def _figures(result: CheckResult) -> dict[str, Any]:
         )
     if view.timeline is not None and view.timeline.starts:
         tl = view.timeline
+        status = window_status(result.findings)
         when = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in tl.starts)
+        if status is not None:
+            verdict = WINDOW_WORDS[status]
+        elif tl.within is not None:
+            verdict = "met" if tl.within else "exceeded"
+        else:
+            verdict = ""
         window = (
-            f"; allowed: within {tl.window_days:g} days ("
-            + ("met" if tl.within else "exceeded")
-            + ")"
-            if tl.window_days is not None and tl.within is not None
+            f"; allowed: within {tl.window_days:g} days ({verdict})"
+            if tl.window_days is not None and verdict
             else ""
         )
         undated = f"; {tl.undated_records} record(s) without a date" if tl.undated_records else ""
+        dated = "dated fraction(s)" if tl.undated_records else "fraction(s)"
         out["timeline"] = {
-            "src": figures.timeline_figure(tl),
+            "src": figures.timeline_figure(tl, status.value if status is not None else None),
             "caption": (
-                f"{len(tl.starts)} fraction(s) delivered: {when}; span {tl.span_days} day(s)"
+                f"{len(tl.starts)} {dated} delivered: {when}; span {tl.span_days} day(s)"
                 f"{window}{undated}."
             ),
         }
@@ -195,6 +238,8 @@ def _result_context(result: CheckResult) -> dict[str, Any]:
         "default_protocol": result.default_protocol,
         "verdict": verdict.value,
         "verdict_label": VERDICT_LABELS[verdict],
+        "exit_code": result.exit_code,
+        "exit_meaning": EXIT_MEANINGS.get(result.exit_code, ""),
         "counts_label": _counts_label(result.findings),
         "rtqa_version": result.rtqa_version,
         "created": iso_datetime(result.created),
@@ -228,7 +273,15 @@ def render_html(result: Renderable | Sequence[Renderable]) -> str:
     ]
     if len(items) == 1 and not reports[0]["error"]:
         title = f"rtqa {reports[0]['verdict_label']}: {reports[0]['plans_label']}"
+    elif len(items) == 1:
+        title = f"rtqa ERROR: {reports[0]['course_id']}"
     else:
-        title = f"rtqa check: {len(items)} course(s)"
+        title = f"rtqa check: {len(items)} courses"
     template = environment().get_template(TEMPLATE)
-    return template.render(reports=reports, title=title, css=stylesheet(), version=__version__)
+    return template.render(
+        reports=reports,
+        title=title,
+        summary=courses_tally(items) if len(items) > 1 else "",
+        css=stylesheet(),
+        version=__version__,
+    )

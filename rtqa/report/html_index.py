@@ -57,6 +57,9 @@ COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("error", ("error",), "text"),
 )
 
+#: Columns of free text, which may break inside a word; ids, names and numbers never do.
+FREE_TEXT = frozenset({"worst finding", "error"})
+
 #: Verdict order for sorting (most severe last) and labels.
 VERDICT_ORDER = ("pass", "info", "not_evaluable", "minor", "major", "error")
 _VERDICT_LABELS = {s.value: label for s, label in VERDICT_LABELS.items()} | {"error": "ERROR"}
@@ -104,6 +107,7 @@ def _cell(title: str, value: Any, kind: str, row: Mapping[str, Any], link: str |
             "sort": rank,
             "badge": v,
             "num": False,
+            "free": False,
             "link": None,
         }
     if title == "counts":
@@ -127,6 +131,7 @@ def _cell(title: str, value: Any, kind: str, row: Mapping[str, Any], link: str |
         "sort": sort,
         "badge": None,
         "num": kind == "number",
+        "free": title in FREE_TEXT,
         "link": link if title == "case" and link else None,
     }
 

@@ -2,7 +2,8 @@
 
 One ``<testsuite>`` per course (named by the course id) inside ``<testsuites>``; one
 ``<testcase>`` per finding, ``classname`` the finding group and ``name`` the structure and the
-metric (or rule). ``minor`` and ``major`` are ``<failure type="minor|major">`` whose message
+metric (or rule), unique within the group (a repeated name gets its rule, then a number).
+``minor`` and ``major`` are ``<failure type="minor|major">`` whose message
 gives value, limits, margin and source; ``not_evaluable`` is ``<skipped message="reason">``;
 ``pass`` and ``info`` are plain test cases. The course's patient, protocol (with
 ``default_protocol``), verdict, exit code and notes are ``<property>`` elements. A course that
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Sequence
 
 from rtqa.errors import EXIT_UNREADABLE
@@ -25,6 +27,7 @@ from rtqa.report.common import (
     CourseError,
     Renderable,
     as_list,
+    display_unit,
     format_margin,
     format_quantity,
     iso_datetime,
@@ -57,15 +60,33 @@ def case_name(finding: Finding, with_case: bool = False) -> str:
     return name
 
 
+def unique_names(findings: Sequence[Finding], names: Sequence[str]) -> list[str]:
+    """``names`` made unique within each group (a dashboard keys test cases by class and name,
+    and keeps one of two alike): a repeated name gets its rule (``"targets (min_targets)"``,
+    ``"targets (max_targets)"``), then, if still repeated, a number (``#2``)."""
+    count = Counter((f.group, n) for f, n in zip(findings, names, strict=True))
+    out = [
+        f"{n} ({f.rule})" if count[(f.group, n)] > 1 and f.rule and f.rule not in n else n
+        for f, n in zip(findings, names, strict=True)
+    ]
+    count = Counter((f.group, n) for f, n in zip(findings, out, strict=True))
+    seen: Counter[tuple[str, str]] = Counter()
+    for i, (f, n) in enumerate(zip(findings, out, strict=True)):
+        if count[(f.group, n)] > 1:
+            seen[(f.group, n)] += 1
+            out[i] = f"{n} #{seen[(f.group, n)]}"
+    return out
+
+
 def failure_message(finding: Finding) -> str:
     """Value, limits, margin and source of a finding, in one line."""
     parts = []
-    value = format_quantity(finding.value, finding.unit, thresholds(finding.limits))
+    value = format_quantity(finding.value, display_unit(finding), thresholds(finding.limits))
     if value:
         parts.append(f"value {value}")
     for band, condition in ordered_limits(finding.limits):
         parts.append(f"{band.replace('_', ' ')} {condition}")
-    margin = format_margin(finding.margin, finding.unit)
+    margin = format_margin(finding.margin, display_unit(finding))
     if margin:
         parts.append(f"margin {margin}")
     source = source_label(finding)
@@ -132,13 +153,9 @@ def _suite(root: ET.Element, result: CheckResult) -> ET.Element:
         error = _element(case, "error", message=reason, type="unreadable")
         error.text = _clean(reason)
     several_cases = len({f.case_id for f in findings if f.case_id}) > 1
-    for finding in findings:
-        case = _element(
-            suite,
-            "testcase",
-            classname=finding.group,
-            name=case_name(finding, several_cases),
-        )
+    names = unique_names(findings, [case_name(f, several_cases) for f in findings])
+    for finding, name in zip(findings, names, strict=True):
+        case = _element(suite, "testcase", classname=finding.group, name=name)
         status = status_of(finding)
         if status in (Status.MINOR, Status.MAJOR):
             message = failure_message(finding)

@@ -22,6 +22,8 @@ from rtqa.report.common import (
     CourseError,
     Renderable,
     as_list,
+    courses_tally,
+    display_unit,
     finite,
     format_margin,
     format_quantity,
@@ -130,7 +132,7 @@ def _row(finding: Finding) -> _Row:
         "status": STATUS_LABELS[status],
         "structure": structure_label(finding),
         "metric": finding.metric or finding.rule,
-        "value": format_quantity(finding.value, finding.unit, refs),
+        "value": format_quantity(finding.value, display_unit(finding), refs),
         "limits": limits_label(finding.limits),
         "margin": format_margin(finding.margin, None),
     }
@@ -333,10 +335,6 @@ def render_text(result: Renderable | Sequence[Renderable], *, color: bool = Fals
     ]
     if len(items) <= 1:
         return "".join(blocks)
-    tally: dict[str, int] = {}
-    for r in items:
-        key = "error" if isinstance(r, CourseError) else VERDICT_LABELS[Status(r.verdict)].lower()
-        tally[key] = tally.get(key, 0) + 1
-    summary = f"{len(items)} courses: " + ", ".join(f"{n} {k}" for k, n in tally.items())
+    summary = courses_tally(items)
     rule = "-" * WIDTH + "\n"
     return rule.join(blocks) + rule + "\n".join(_wrap(summary, "")) + "\n"
