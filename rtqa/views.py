@@ -594,23 +594,19 @@ def timeline(context: object) -> Timeline | None:
 
 
 def _prior_arrays(prior: object) -> dict[str, np.ndarray | None]:
-    """The EQD2 grids of a prior context: prior, current and cumulative (Gy), overlap mask."""
-
-    def first(*names):
-        for name in names:
-            value = getattr(prior, name, None)
-            if isinstance(value, np.ndarray):
-                return value
-            if isinstance(value, list | tuple) and value and isinstance(value[0], np.ndarray):
-                return np.nansum(np.stack(value), axis=0) if len(value) > 1 else value[0]
-        return None
-
-    return {
-        "prior": first("prior_eqd2_gy", "prior_eqd2", "prior_eqd2s"),
-        "current": first("current_eqd2_gy", "current_eqd2"),
-        "cumulative": first("cumulative_eqd2_gy", "cumulative_eqd2"),
-        "overlap": first("overlap_mask", "overlap"),
+    """The EQD2 grids of a prior context (:class:`rtqa.protocol.prior_rules.PriorContext`):
+    prior, current and cumulative (Gy, NaN where a prior dose is unknown), overlap mask."""
+    names = {
+        "prior": "prior_eqd2_gy",
+        "current": "current_eqd2_gy",
+        "cumulative": "cumulative_eqd2_gy",
+        "overlap": "overlap_mask",
     }
+    out: dict[str, np.ndarray | None] = {}
+    for key, name in names.items():
+        value = getattr(prior, name, None)
+        out[key] = value if isinstance(value, np.ndarray) and value.size else None
+    return out
 
 
 def prior_view(result: CheckResult, target_planes: list[Plane]) -> PriorView | None:

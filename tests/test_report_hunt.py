@@ -31,7 +31,7 @@ from rtqa.report.common import (
 )
 from rtqa.report.html import stylesheet
 from rtqa.report.junit import failure_message
-from rtqa.views import Curve, Marker, Timeline
+from rtqa.views import Curve, Marker, Timeline, report_view
 
 # ---- limits read for rounding ---------------------------------------------------------------
 
@@ -433,12 +433,33 @@ def test_junit_test_cases_of_sample_cases_are_unique(case, protocol):
     assert len(keys) == len(set(keys)) == len(result.findings)
 
 
-def test_prior_eqd2_panels_are_drawn_or_said_to_be_missing():
-    # the prior course is mapped and judged (cumulative EQD2 findings), so the report must
-    # either draw its EQD2 panels or say that it does not
+def test_prior_eqd2_panels_show_each_course_and_their_lq_sum():
+    # the prior course is mapped and judged (cumulative EQD2 findings): the report draws its
+    # panels, each the linear-quadratic EQD2 of its own course at the context's alpha/beta
     result = checked("spine_prior_exceeds", "boss")
     assert any(f.rule == "cumulative_eqd2" for f in result.findings)
+    ctx = result.context
+    ab = ctx.prior.alpha_beta_gy
+    assert ab == 2.0
+    view = report_view(result)
+    assert view.prior is not None and view.prior.alpha_beta_gy == ab
+    prior_plane, current_plane, cumulative_plane = view.prior.planes[0]
+    assert [p.quantity for p in view.prior.planes[0]] == [
+        "prior EQD2",
+        "current EQD2",
+        "cumulative EQD2",
+    ]
+    k = int(np.flatnonzero(ctx.dose.z_mm == current_plane.position_mm)[0])
+    now = ctx.dose.dose_gy[k]  # 3 fractions
+    (mapped,) = ctx.prior.priors
+    before = mapped.dose_gy[k]  # 3 fractions
+    now_eqd2 = now * (now / 3 + ab) / (2 + ab)
+    before_eqd2 = before * (before / 3 + ab) / (2 + ab)
+    np.testing.assert_allclose(current_plane.values, now_eqd2, rtol=1e-12)
+    np.testing.assert_allclose(prior_plane.values, before_eqd2, rtol=1e-12)
+    np.testing.assert_allclose(cumulative_plane.values, now_eqd2 + before_eqd2, rtol=1e-12)
+    # the prior course was 24 Gy in 3 fractions: 24 (8 + 2) / (2 + 2) = 60 Gy EQD2 in its field
+    assert np.nanmax(prior_plane.values) == pytest.approx(60.0, abs=1e-6)
     html = render(result, "html")
-    drawn = "<h2>Prior radiation: cumulative EQD2</h2>" in html
-    said = "the prior, current and cumulative EQD2 panels are not drawn" in html
-    assert drawn or said
+    assert "<h2>Prior radiation: cumulative EQD2</h2>" in html
+    assert "panels are not drawn" not in html

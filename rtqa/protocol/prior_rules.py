@@ -68,7 +68,12 @@ from rtqa.protocol.model import Protocol, SourcedValue
 from rtqa.protocol.plan_rules import unknown_count_reason
 from rtqa.protocol.prescription import prescription_levels
 from rtqa.protocol.prior_alpha_beta import MODEL, export_alpha_beta
-from rtqa.protocol.prior_export import cumulative_grid, export_cumulative_grid
+from rtqa.protocol.prior_export import (
+    cumulative_grid,
+    current_eqd2,
+    export_cumulative_grid,
+    prior_eqd2,
+)
 from rtqa.protocol.prior_inputs import GROUP, MappedPrior, PriorInput, provenance
 from rtqa.protocol.prior_organs import OrganEqd2, organ_findings
 from rtqa.protocol.prior_policy import (
@@ -93,8 +98,9 @@ class PriorContext:
     """What the prior evaluation worked on, for renderers that draw it.
 
     ``cumulative``: the cumulative EQD2 grid (Gy, DoseType EFFECTIVE) at ``alpha_beta_gy`` on the
-    current dose grid (NaN where a prior dose is unknown); ``overlap_mask``: current voxels in
-    both irradiated volumes (see the module docstring); ``export_path``: where it was written.
+    current dose grid (NaN where a prior dose is unknown); ``current_eqd2_gy``: the current
+    course's part of it (Gy, same grid); ``overlap_mask``: current voxels in both irradiated
+    volumes (see the module docstring); ``export_path``: where it was written.
     """
 
     priors: list[MappedPrior]
@@ -102,10 +108,21 @@ class PriorContext:
     alpha_beta_source: str
     cumulative: DoseGrid
     overlap_mask: np.ndarray
+    current_eqd2_gy: np.ndarray
     model: str = MODEL
     export_path: str | None = None
     organ_eqd2: dict[str, dict[str, float]] = field(default_factory=dict)
     organ_dvhs: dict[str, OrganEqd2] = field(default_factory=dict)
+
+    @property
+    def prior_eqd2_gy(self) -> np.ndarray:
+        """The prior courses' EQD2 summed (Gy, current dose grid, NaN where unknown)."""
+        return prior_eqd2(self.priors, self.alpha_beta_gy)
+
+    @property
+    def cumulative_eqd2_gy(self) -> np.ndarray:
+        """The cumulative EQD2 values (Gy): ``cumulative.dose_gy``."""
+        return self.cumulative.dose_gy
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,13 +191,15 @@ def evaluate_prior(
     overlap_cc, overlap_mask, overlap_text = irradiated_overlap(inp, mapped, overlap_pct(pr))
     out.extend(policy_findings(pr, overlap_cc, overlap_text, protocol.id))
     out.append(classification(overlap_cc, concern, repeat, overlap_text))
-    cumulative = cumulative_grid(inp, mapped, ab_export, ab_export_source)
+    current = current_eqd2(inp, ab_export)
+    cumulative = cumulative_grid(inp, mapped, ab_export, ab_export_source, current)
     context = PriorContext(
         priors=mapped,
         alpha_beta_gy=ab_export,
         alpha_beta_source=ab_export_source,
         cumulative=cumulative,
         overlap_mask=overlap_mask,
+        current_eqd2_gy=current,
         organ_eqd2=organ_values,
         organ_dvhs=organ_dvhs,
     )
