@@ -681,24 +681,45 @@ def is_done(item: StoredResult | None, *, html: bool = True) -> bool:
 _STATUS_RANK = {"pass": 0, "info": 1, "not_evaluable": 2, "minor": 3, "major": 4}
 
 
+def _excess(f: dict[str, Any]) -> float:
+    """How far a finding lies beyond its limit, relative to it (margin < 0 beyond it; 0 when
+    either is unknown): the most exceeded of equally severe findings is the worst."""
+    from rtqa.report.common import finite, per_protocol_condition, thresholds
+
+    margin = finite(f.get("margin"))
+    refs = thresholds({"c": per_protocol_condition(f.get("limits") or {})})
+    if margin is None or len(refs) != 1 or refs[0] == 0:
+        return 0.0
+    return -margin / abs(refs[0])
+
+
 def worst_finding(doc: dict[str, Any]) -> str:
-    """The most severe non-info finding of a result as one line ("" when all pass)."""
-    worst = None
-    for f in doc.get("findings", []):
-        rank = _STATUS_RANK.get(f.get("status"), 0)
-        if f.get("status") in ("pass", "info"):
-            continue
-        if worst is None or rank > _STATUS_RANK[worst["status"]]:
-            worst = f
-    if worst is None:
+    """The most severe non-info finding of a result as one line ("" when all pass): of equally
+    severe ones, the most exceeded relative to its limit, the count of the others added. The
+    value is rounded never to cross or touch its limit (:func:`rtqa.report.common.format_number`)
+    and an EQD2 judged against converted limits says so."""
+    from rtqa.report.common import format_quantity, thresholds, unit_shown
+
+    flagged = [
+        f
+        for f in doc.get("findings", [])
+        if f.get("status") in _STATUS_RANK and f.get("status") not in ("pass", "info")
+    ]
+    if not flagged:
         return ""
+    worst = max(flagged, key=lambda f: (_STATUS_RANK[f["status"]], _excess(f)))
+    status = worst["status"]
+    others = sum(f["status"] == status for f in flagged) - 1
+    more = f" (+{others} more {status})" if others else ""
     what = " ".join(x for x in (worst.get("roi"), worst.get("metric")) if x) or worst["rule"]
+    limits = worst.get("limits") or {}
     if worst.get("value") is not None:
-        limit = worst.get("limits", {}).get("per_protocol") or worst.get("limits", {}).get("limit")
-        unit = f" {worst['unit']}" if worst.get("unit") else ""
+        limit = limits.get("per_protocol") or limits.get("limit")
+        unit = unit_shown(worst.get("unit"), worst.get("metric"), limits)
+        shown = format_quantity(worst["value"], unit, thresholds(limits))
         against = f" (limit {limit})" if limit else ""
-        return f"{worst['status']}: {what} = {worst['value']:g}{unit}{against}"
-    return f"{worst['status']}: {what}: {worst.get('message', '')}".rstrip(": ")
+        return f"{status}: {what} = {shown}{against}{more}"
+    return f"{status}: {what}: {worst.get('message', '')}".rstrip(": ") + more
 
 
 def _join(values: list[Any]) -> str:

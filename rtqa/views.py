@@ -316,8 +316,16 @@ def marker_for(
     return Marker(finding.roi or "", req.canonical, status, d, v, limit_dose_gy=lim)
 
 
+def judged_in_eqd2(finding: Finding) -> bool:
+    """Whether ``finding`` was judged in EQD2 against limits converted from physical ones (an
+    organ of a course of plans with different fraction counts, conditions written
+    ``"<= 26.91 (EQD2 of <= 19.5)"``): its dose, or its volume's dose threshold, is an EQD2."""
+    return any("EQD2" in (condition or "") for condition in finding.limits.values())
+
+
 def dvh_curves(result: CheckResult, bin_gy: float = 0.05) -> list[Curve]:
-    """A cumulative DVH per judged structure, with a marker per finding on it.
+    """A cumulative DVH per judged structure (physical dose), with a marker per finding on
+    it; a finding judged in EQD2 (:func:`judged_in_eqd2`) has no marker.
 
     Curves come from ``result.curves`` where present (dose Gy, volume %), else from the
     context's ``StructureDvh``; structures with neither are left out.
@@ -351,6 +359,8 @@ def dvh_curves(result: CheckResult, bin_gy: float = 0.05) -> list[Curve]:
         structure_rx = rx.get(name) or rx_default
         markers = []
         for f in findings_by_roi.get(name, []):
+            if judged_in_eqd2(f):
+                continue  # an EQD2 has no place on a physical-dose curve
             m = marker_for(f, total, structure_rx, (dose, vol))
             if m is not None:
                 markers.append(m)
@@ -672,6 +682,12 @@ def report_view(result: CheckResult) -> ReportView:
     carries no context)."""
     view = ReportView()
     view.curves = dvh_curves(result)
+    in_eqd2 = [f for f in result.findings if f.roi and f.group != "prior" and judged_in_eqd2(f)]
+    if in_eqd2:
+        view.notes.append(
+            f"{len(in_eqd2)} metric(s) judged in EQD2 (plans with different fraction counts) "
+            "are not marked on the DVHs, which show physical dose"
+        )
     if result.context is None:
         if not view.curves:
             view.notes.append("no evaluation context kept: figures are not drawn")

@@ -191,3 +191,32 @@ def test_a_closed_stderr_means_quiet_progress(monkeypatch):
     p = Progress(2)
     p.update("a", "pass", 1.0)
     assert (p.mode, p.done) == ("quiet", 1)
+
+
+def test_worst_finding_names_the_most_exceeded_and_never_rounds_onto_its_limit():
+    from rtqa.batch import worst_finding
+
+    def organ(roi, value, limit, margin, status="major"):
+        return {"group": "organ", "rule": "organ", "status": status, "roi": roi,
+                "metric": "D0.035cc[Gy]", "value": value, "unit": "Gy",
+                "limits": {"per_protocol": limit}, "margin": margin}  # fmt: skip
+
+    doc = {
+        "findings": [
+            organ("Esophagus", 25.5, "<= 25.2", -0.3),  # 1.2 % beyond
+            organ("SpinalCord", 21.9000004, "<= 21.9", -4e-7),  # just beyond: never '21.9'
+            organ("Duodenum", 20.0, "<= 16.5", -3.5),  # 21 % beyond: the worst
+            organ("Stomach", 10.0, "<= 16.5", 6.5, status="pass"),
+        ]
+    }
+    assert worst_finding(doc) == (
+        "major: Duodenum D0.035cc[Gy] = 20.00 Gy (limit <= 16.5) (+2 more major)"
+    )
+    doc["findings"] = doc["findings"][1:2]
+    assert worst_finding(doc) == "major: SpinalCord D0.035cc[Gy] = 21.9000004 Gy (limit <= 21.9)"
+    # an organ of a course of mixed fraction counts is judged in EQD2 against converted limits
+    mixed = organ("SpinalCord", 30.1, "<= 26.91 (EQD2 of <= 19.5)", -3.19)
+    assert worst_finding({"findings": [mixed]}).endswith(
+        "= 30.10 Gy EQD2 (limit <= 26.91 (EQD2 of <= 19.5))"
+    )
+    assert worst_finding({"findings": doc["findings"][:0]}) == ""

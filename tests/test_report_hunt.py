@@ -220,6 +220,12 @@ def test_mixed_fraction_course_labels_its_organ_values_eqd2(tmp_path):
         )
         shown = format_number(f["value"], thresholds(f["limits"]))
         assert f"{shown} Gy EQD2" in row
+    # the DVHs show physical dose: an EQD2 is never marked on them, and the report says so
+    view = report_view(result)
+    judged = {f["roi"] for f in organs}
+    marked = {m.roi for c in view.curves for m in c.markers}
+    assert judged and not judged & marked
+    assert f"{len(organs)} metric(s) judged in EQD2" in " ".join(view.notes)
 
 
 # ---- the HTML report ------------------------------------------------------------------------

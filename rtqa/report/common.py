@@ -238,7 +238,8 @@ def format_number(
     return f"{x:{sign}.17g}"
 
 
-COUNT_UNITS = frozenset({"fractions", "targets", "lesions", "sites"})
+#: Units of whole counts: a whole value prints without decimals ("3 fractions", "24 days").
+COUNT_UNITS = frozenset({"fractions", "targets", "lesions", "sites", "days"})
 
 
 def format_quantity(value: float | None, unit: str | None, refs: Sequence[float] = ()) -> str:
@@ -269,15 +270,24 @@ def is_eqd2_value(finding: Finding) -> bool:
     """Whether the finding's dose value is an EQD2 its metric name does not say: an organ of a
     course of plans with different fraction counts, judged against limits converted to EQD2
     (conditions written ``"<= 26.91 (EQD2 of <= 19.5)"``)."""
-    if finding.unit not in ("Gy", "cGy") or "EQD2" in (finding.metric or ""):
+    return _is_eqd2(finding.unit, finding.metric, finding.limits)
+
+
+def _is_eqd2(unit: str | None, metric: str | None, limits: dict[str, str]) -> bool:
+    if unit not in ("Gy", "cGy") or "EQD2" in (metric or ""):
         return False
-    return any("EQD2" in (condition or "") for condition in finding.limits.values())
+    return any("EQD2" in (condition or "") for condition in limits.values())
+
+
+def unit_shown(unit: str | None, metric: str | None, limits: dict[str, str]) -> str | None:
+    """The unit a report prints after a value and margin: ``unit``, with ``EQD2`` added where
+    the value is an EQD2 the metric does not name (``"Gy EQD2"``, see :func:`is_eqd2_value`)."""
+    return f"{unit} EQD2" if _is_eqd2(unit, metric, limits) else unit
 
 
 def display_unit(finding: Finding) -> str | None:
-    """The unit a report prints after the finding's value and margin: its unit, with ``EQD2``
-    added where the value is an EQD2 the metric does not name (``"Gy EQD2"``)."""
-    return f"{finding.unit} EQD2" if is_eqd2_value(finding) else finding.unit
+    """:func:`unit_shown` of a finding."""
+    return unit_shown(finding.unit, finding.metric, finding.limits)
 
 
 def structure_label(finding: Finding) -> str:
