@@ -108,3 +108,22 @@ def test_archer_profile():
     p = load_protocol("archer")
     assert p.fractionation.max_targets.value == 5
     assert [s.value for s in p.fractionation.excluded_sites] == ["cns"]
+
+
+@pytest.mark.parametrize("protocol", ["nrg_br002", "tg101"])
+@pytest.mark.parametrize(
+    ("spill_pct", "status"), [(14.9, "pass"), (15.0, "minor"), (20.0, "minor"), (20.1, "major")]
+)
+def test_high_dose_spillage_bands(protocol, spill_pct, status):
+    from rtqa.protocol.judging import judge_limit
+    from rtqa.protocol.model import Limit
+
+    (rule,) = [
+        r for r in load_protocol(protocol).plan_quality.rules if r.metric.canonical == "Spill105[%]"
+    ]
+    bands, conf = rule.bands_at(30.0)
+    lim = Limit(rule.metric, bands, rule.source, conf, rule.line)
+    f = judge_limit(lim, None, group="quality", roi="PTV", match="", case_id=None,
+                    quality={"Spill105[%]": spill_pct})  # fmt: skip
+    assert (f.status.value, f.value, f.unit) == (status, spill_pct, "%")
+    assert f.limits == {"per_protocol": "< 15", "acceptable": "<= 20"}

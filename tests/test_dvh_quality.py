@@ -120,3 +120,34 @@ def test_two_targets_share_the_isodose_volume(centres):
         ridge = math.pi * (radius**2 - half_gap**2) * h / 2 / 1000 if cap > 0 else 0.0
         for q in shares:
             assert want * (1 - 0.75 * h * h / (radius * (radius - h))) - ridge < q[key] <= want
+
+
+def test_high_dose_spillage_in_a_linear_field_is_the_half_space_outside_the_target():
+    # D = 1.05 Rx + (4 mm - x) * 1 Gy/mm: at or above 105 % of Rx exactly where x <= 4 mm (the
+    # grid's trilinear field is this field), cutting the sphere; a box body on voxel edges
+    ax = np.arange(-42.0, 42.0 + 1e-9, 1.5)
+    _, _, X = np.meshgrid(ax, ax, ax, indexing="ij")
+    dose = DoseGrid(1.05 * RX + (4.0 - X), ax, ax, ax, None)
+    target = occupancy(sphere(R, 0.5, "PTV", 1), dose)
+    square = np.array([[-30.75, -30.75], [30.75, -30.75], [30.75, 30.75], [-30.75, 30.75]])
+    body_planes = tuple(
+        ContourPlane(float(z), (PlanarPolygon(square),), 1) for z in np.arange(-30, 30.1, 1.5)
+    )
+    body = occupancy(Roi(2, "Body", planes=body_planes), dose)
+    q = plan_quality(target, dose, RX, body=body)
+    body_cc = (4.0 + 30.75) * 61.5 * 61.5 / 1000  # 131.433 cc of body at x <= 4 mm
+    cap = math.pi * (R - 4.0) ** 2 * (3 * R - (R - 4.0)) / 3  # sphere beyond x = 4 mm, mm^3
+    in_target_cc = (4 / 3 * math.pi * R**3 - cap) / 1000  # 3.284 cc
+    assert q["Spill105[cc]"] == pytest.approx(body_cc - in_target_cc, abs=0.005)
+    assert q["Spill105[%]"] == pytest.approx(100 * q["Spill105[cc]"] / q["TV[cc]"], rel=1e-12)
+
+
+@pytest.mark.parametrize(("rx", "r105"), [(30.0, 10.226), (28.0, 11.321)])
+def test_high_dose_spillage_around_a_sphere(setup, rx, r105):
+    # 105 % of Rx lies on the sphere r105 = LAM ln(2 RX / 1.05 rx): spill = r105^3 / R^3 - 1;
+    # the 1.5 mm grid's trilinear field reads the isodose volume 0.6-0.7 % low (as for CI)
+    dose, target, body = setup
+    assert LAM * math.log(2 * RX / (1.05 * rx)) == pytest.approx(r105, abs=1e-3)
+    q = plan_quality(target, dose, rx, body=body)
+    exact_pct = 100 * (4 / 3 * math.pi * (r105**3 - R**3) / 1000) / q["TV[cc]"]
+    assert q["Spill105[%]"] == pytest.approx(exact_pct, abs=1.0)

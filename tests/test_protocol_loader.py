@@ -68,7 +68,7 @@ def test_unknown_metric(tmp_path):
     assert str(exc) == (
         f"{path}:13 (key 'organs/0/limits/3/D0.03ccm[Gy]'): unknown metric 'D0.03ccm[Gy]': "
         "expected D<v>(cc|%)[Gy|cGy|%], V<d>(Gy|cGy|%)[cc|%], DC.., CV.., "
-        "Mean|Max|Min|Median[Gy|cGy|%] or one of CI, CI_Paddick, GI, R50%, D2cm[%], HI"
+        "Mean|Max|Min|Median[Gy|cGy|%] or one of CI, CI_Paddick, GI, R50%, D2cm[%], HI, Spill105[%]"
     )
     assert (exc.line, exc.key) == (13, "organs/0/limits/3/D0.03ccm[Gy]")
 

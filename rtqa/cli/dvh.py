@@ -7,8 +7,8 @@ when it states one total for the whole plan dose (with several, or one fraction 
 each PTV uses its own and the other structures none). JSON gives the case's prescription at the
 top (``prescription_gy``) and the one each ROI's metrics used in its entry (``prescription_gy``,
 with ``prescription_note`` where a PTV's own was sought).
-Plan-quality metrics (CI, CI_Paddick, GI, R50%, D2cm[%], HI) are computed for PTVs, with the
-isodose volumes counted inside the EXTERNAL (body) ROI when there is one.
+Plan-quality metrics (CI, CI_Paddick, GI, R50%, D2cm[%], HI, Spill105[%]) are computed for PTVs,
+with the isodose volumes counted inside the EXTERNAL (body) ROI when there is one.
 ``--interpolate N`` (N > 0) interpolates the contour shapes between neighbouring planes in N
 sub-slabs per step (:mod:`rtqa.geometry.interpolation`) instead of the slab model.
 """

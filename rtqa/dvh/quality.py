@@ -9,6 +9,8 @@ Definitions (volumes in cc; PTV = the target's volume inside the dose grid):
 * ``D2cm[%]``   the maximum dose (in % of Rx) at any point 2 cm or more from the target, inside
   the body; ``nan`` when no such point lies inside the dose grid and body.
 * ``HI``        ``Dmax / Rx`` with ``Dmax`` the maximum dose inside the target (RTOG).
+* ``Spill105[%]`` RTOG high-dose spillage: the volume outside the target (inside the body)
+  receiving >= 105 % of Rx, in % of the target volume ``TV``.
 
 Isodose volumes are counted inside the body outline (the whole dose grid when no body is
 given). With several targets every isodose point is attributed to the nearest target (distance
@@ -64,6 +66,8 @@ MAX_CHUNK = 4_000
 D2CM_MM = 20.0
 #: Points whose distances to two targets differ by at most this (mm) are equally near both.
 TIE_MM = 1e-6
+#: Dose level of the high-dose spillage, as a fraction of Rx (RTOG: 105 %).
+SPILL_LEVEL = 1.05
 
 
 def plan_quality(
@@ -75,8 +79,8 @@ def plan_quality(
     other_targets: list[Occupancy] | tuple[Occupancy, ...] = (),
 ) -> dict[str, float]:
     """The indices above for ``target`` on ``dose`` with prescription ``rx_gy`` (Gy): keys
-    ``CI``, ``CI_Paddick``, ``GI``, ``R50%``, ``D2cm[%]``, ``HI`` plus the volumes used
-    (``TV[cc]``, ``PIV[cc]``, ``PIV50[cc]``, ``TV_PIV[cc]``)."""
+    ``CI``, ``CI_Paddick``, ``GI``, ``R50%``, ``D2cm[%]``, ``HI``, ``Spill105[%]`` plus the
+    volumes used (``TV[cc]``, ``PIV[cc]``, ``PIV50[cc]``, ``TV_PIV[cc]``, ``Spill105[cc]``)."""
     if not rx_gy or not math.isfinite(rx_gy) or rx_gy <= 0:
         raise MetricUndefined("plan-quality indices need a prescription Rx > 0 Gy")
     tdvh = occupancy_dvh(target, dose, target.name).dvh
@@ -88,6 +92,7 @@ def plan_quality(
     targets = [target, *rivals]
     piv = field.isodose_volume_cc(rx_gy, body, targets)
     piv50 = field.isodose_volume_cc(0.5 * rx_gy, body, targets)
+    spill = field.isodose_volume_cc(SPILL_LEVEL * rx_gy, body, targets, outside=target)
     tv_piv = tdvh.volume_at_dose_cc(rx_gy)
     d2cm = (
         field.max_beyond_among(target, rivals, D2CM_MM, body)
@@ -101,10 +106,12 @@ def plan_quality(
         "R50%": piv50 / tv,
         "D2cm[%]": 100.0 * d2cm / rx_gy,
         "HI": tdvh.max_gy / rx_gy,
+        "Spill105[%]": 100.0 * spill / tv,
         "TV[cc]": tv,
         "PIV[cc]": piv,
         "PIV50[cc]": piv50,
         "TV_PIV[cc]": tv_piv,
+        "Spill105[cc]": spill,
     }
 
 
@@ -183,8 +190,11 @@ class _Field:
         ii = np.clip(i[:, None] + step, 0, nx - 1)
         return self.d[kk[:, :, None, None], jj[:, None, :, None], ii[:, None, None, :]]
 
-    def isodose_volume_cc(self, level: float, body: Occupancy | None, targets) -> float:
-        """Volume (cc) at or above ``level`` (Gy), weighted by the body occupancy, counted only
+    def isodose_volume_cc(
+        self, level: float, body: Occupancy | None, targets, outside: Occupancy | None = None
+    ) -> float:
+        """Volume (cc) at or above ``level`` (Gy), weighted by the body occupancy (and, with
+        ``outside``, by the share of each point's cell outside that structure), counted only
         where ``targets[0]`` is the nearest of ``targets``."""
         inner = np.nonzero(self.lo >= level)
         crossed = np.nonzero((self.hi >= level) & (self.lo < level))
@@ -193,7 +203,7 @@ class _Field:
         parts = []
         for s in range(0, crossed[0].size, CROSSED_CHUNK):  # bounded memory
             pts_e, w_e, owner = self._crossed(
-                tuple(a[s : s + CROSSED_CHUNK] for a in crossed), level
+                tuple(a[s : s + CROSSED_CHUNK] for a in crossed), level, outside
             )
             keep = w_e > 0
             parts.append((pts_e[keep], w_e[keep], owner[keep] + s))
@@ -205,6 +215,8 @@ class _Field:
         if body is not None:
             w_in = w_in * occupancy_at(body, pts_in)
             w_e = w_e * occupancy_at(body, pts_e)
+        if outside is not None:  # the boxes of crossed voxels are weighted in _crossed
+            w_in = w_in * (1.0 - voxel_share(outside, inner))
         if len(targets) > 1:
             w_in = w_in * _nearest_is_first(targets, pts_in)
             # a crossed voxel goes whole to the target nearest its centre where that target is
@@ -221,9 +233,11 @@ class _Field:
             w_e = w_e * share
         return float((w_in.sum() + w_e.sum()) / 1000.0)
 
-    def _crossed(self, idx: tuple[np.ndarray, ...], level: float):
+    def _crossed(self, idx: tuple[np.ndarray, ...], level: float, outside: Occupancy | None = None):
         """Box centres ``(m, 3)`` (mm), their volumes at or above ``level`` (mm^3) and their
-        voxels (indices into ``idx``), covering the voxels ``idx`` (see the module docstring)."""
+        voxels (indices into ``idx``), covering the voxels ``idx`` (see the module docstring).
+        With ``outside``, each volume counts only its share outside that structure
+        (:func:`share_above`)."""
         g = self.grid
         k, j, i = idx
         n = k.size
@@ -257,7 +271,10 @@ class _Field:
             full = flat.min(axis=1) >= level
             cross = ~full & (flat.max(axis=1) >= level)
             pts.append(lower[full] + 0.5 * size[full])
-            vols.append(size[full].prod(axis=1))
+            vol = size[full].prod(axis=1)
+            if outside is not None:
+                vol = vol * (1.0 - share_above(outside, lower[full], size[full]))
+            vols.append(vol)
             owners.append(owner[full])
             corners, lower, size, owner = corners[cross], lower[cross], size[cross], owner[cross]
             centre, slope, dev = _linear_part(corners)
@@ -266,7 +283,11 @@ class _Field:
                 leaf = 2.0 * dev <= ISODOSE_LINEAR_TOL * np.abs(slope).max(axis=1)
             frac = box_fraction_at_or_above(centre[leaf] - level, slope[leaf])
             pts.append(lower[leaf] + 0.5 * size[leaf])
-            vols.append(size[leaf].prod(axis=1) * frac)
+            vol = size[leaf].prod(axis=1) * frac
+            if outside is not None:
+                linear = (centre[leaf] - level, slope[leaf])
+                vol = vol * (1.0 - share_above(outside, lower[leaf], size[leaf], linear))
+            vols.append(vol)
             owners.append(owner[leaf])
             corners, lower, size, owner = corners[~leaf], lower[~leaf], size[~leaf], owner[~leaf]
             if corners.shape[0] == 0:
@@ -593,6 +614,60 @@ def _mean_excess(t: np.ndarray, c2: np.ndarray, c3: np.ndarray) -> np.ndarray:
     out[upper] -= u * (u / b3) * (u / b2) / 6.0
     tt, b2, b3 = t[low], c2[low], c3[low]
     out[low] = tt * (tt / b2) * (tt / b3) / 6.0
+    return out
+
+
+#: Sample points per box side where the share of a box inside a structure is estimated.
+SHARE_POINTS = 4
+
+
+def share_above(
+    occ: Occupancy,
+    lower: np.ndarray,
+    size: np.ndarray,
+    linear: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Share (0..1) of each box (lower corner and sides ``(m, 3)``, mm, x y z) that ``occ``
+    occupies, from :data:`SHARE_POINTS`^3 regular points; with ``linear = (s, change)`` (the
+    field's linear part minus the level at the centre and its change across the box, as for
+    :func:`box_fraction_at_or_above`) only over the points where that part is at or above the
+    level (all points where none is)."""
+    m = lower.shape[0]
+    if m == 0:
+        return np.zeros(0)
+    t = (np.arange(SHARE_POINTS) + 0.5) / SHARE_POINTS  # in box sides from the lower corner
+    grid = np.stack(np.meshgrid(t, t, t, indexing="ij"), axis=-1).reshape(-1, 3)  # (p, 3)
+    pts = lower[:, None, :] + grid[None] * size[:, None, :]
+    occ_pts = occupancy_at(occ, pts.reshape(-1, 3)).reshape(m, -1)
+    if linear is None:
+        return occ_pts.mean(axis=1)
+    s, change = linear
+    above = (s[:, None] + change @ (grid - 0.5).T) >= 0.0  # (m, p)
+    n_above = above.sum(axis=1)
+    inside = np.where(above, occ_pts, 0.0).sum(axis=1)
+    return np.where(n_above > 0, inside / np.maximum(n_above, 1), occ_pts.mean(axis=1))
+
+
+def voxel_share(occ: Occupancy, idx: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Share (0..1) of each dose voxel ``idx = (k, j, i)`` that ``occ`` occupies: the mean of
+    its lattice cells (``occ`` on a lattice of the same dose grid, each voxel split
+    ``factors`` times; 0 outside the occupancy's array)."""
+    fz, fy, fx = occ.lattice.factors
+    k, j, i = idx
+    out = np.zeros(k.size)
+    nz, ny, nx = occ.values.shape
+    a, b, c = k * fz - occ.offset[0], j * fy - occ.offset[1], i * fx - occ.offset[2]
+    near = (a > -fz) & (a < nz) & (b > -fy) & (b < ny) & (c > -fx) & (c < nx)
+    if not near.any():
+        return out
+    padded = np.pad(occ.values, ((fz, fz), (fy, fy), (fx, fx)))
+    a, b, c = a[near] + fz, b[near] + fy, c[near] + fx
+    total = np.zeros(a.size)
+    for dk in range(fz):
+        for dj in range(fy):
+            for di in range(fx):
+                total += padded[a + dk, b + dj, c + di]
+    out[near] = total / (fz * fy * fx)
     return out
 
 

@@ -30,7 +30,7 @@ def _quality_rule(key: Any, node: Node, inherited: Prov) -> QualityRule:
     if not metric.is_quality:
         raise node.fail(
             f"{metric.canonical} is a DVH metric; plan_quality takes CI, CI_Paddick, GI, R50%, "
-            f"D2cm[%] or HI (put DVH metrics under targets)"
+            f"D2cm[%], HI or Spill105[%] (put DVH metrics under targets)"
         )
     if not isinstance(node.value, dict):
         raise node.fail(f"expected a mapping, found {kind(node.value)}")

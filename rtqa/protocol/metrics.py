@@ -14,8 +14,10 @@ form            meaning                                              example
 statistics      ``Mean``, ``Max``, ``Min``, ``Median`` (also          ``Mean[Gy]``, ``Max[%]``
                 ``Dmean``, ``Dmax``, ``Dmin``, ``Dmedian``)
 plan quality    ``CI`` (RTOG PIV/TV), ``CI_Paddick``, ``GI``          ``R50%``, ``D2cm[%]``
-                (PIV50/PIV), ``R50%`` (PIV50/TV), ``D2cm[%]`` (% Rx),
-                ``HI``: read from the dict ``plan_quality`` returns
+                (PIV50/PIV), ``R50%`` (PIV50/TV), ``D2cm[%]`` (% Rx), ``Spill105[%]``
+                ``HI``, ``Spill105[%]`` (% of TV outside the
+                target at >= 105 % Rx): read from the dict
+                ``plan_quality`` returns
 ==============  ===================================================  ===========================
 
 Percent of a structure is of its *total* volume (known plus outside the dose grid, the
@@ -41,6 +43,7 @@ QUALITY_METRICS: dict[str, str] = {
     "R50%": "",
     "D2cm[%]": "%",
     "HI": "",
+    "Spill105[%]": "%",
 }
 _STAT_ALIASES = {
     "Max": "Max",
@@ -155,6 +158,8 @@ _QUALITY_WORDS = {
     "R50%": "half-prescription isodose volume / target volume",
     "D2cm[%]": "maximum dose 2 cm or more from the target (% of the prescription)",
     "HI": "homogeneity index",
+    "Spill105[%]": "high-dose spillage: volume outside the target receiving >= 105 % of the "
+    "prescription (% of the target volume)",
 }
 
 
