@@ -91,14 +91,14 @@ def test_eqd2_sum_when_fraction_counts_differ(tmp_path, single):
     (result,) = run_check([str(two_plan_case(tmp_path, fractions_b=5))], CheckOptions())
     d = organ(single, "SpinalCord", "D0.03cc[Gy]").value
     cord = organ(result, "SpinalCord", "D0.03cc[Gy]")
-    ab = 3.0  # no alpha/beta in NRG-BR002 organs: the stated default
+    ab = 2.0  # NRG-BR002's SpinalCord alpha/beta (Sahgal 2012)
     want = float(eqd2(d, 3, ab) + eqd2(d, 5, ab))
     assert cord.value == pytest.approx(want, rel=2e-3)
     assert cord.limits["limit"].startswith("<= ")
     assert float(cord.limits["limit"].split()[1]) == pytest.approx(
         float(eqd2(21.9, 3, ab)), rel=1e-5
     )
-    assert "EQD2" in cord.message and "alpha/beta 3" in cord.message
+    assert "EQD2" in cord.message and "alpha/beta 2 Gy" in cord.message
 
 
 def test_no_eqd2_sum_when_a_plans_fraction_groups_differ_in_count(tmp_path):
@@ -123,8 +123,12 @@ def test_no_eqd2_sum_when_a_plans_fraction_groups_differ_in_count(tmp_path):
 
 def test_alpha_beta_option_and_separate(tmp_path):
     case = two_plan_case(tmp_path, fractions_b=5)
-    (result,) = run_check([str(case)], CheckOptions(alpha_beta=2.0))
-    assert "alpha/beta 2" in organ(result, "SpinalCord", "D0.03cc[Gy]").message
+    (result,) = run_check([str(case)], CheckOptions(alpha_beta=2.5))
+    # --alpha-beta serves organs the protocol gives none (the oesophagus), not the cord (2 Gy)
+    assert "(alpha/beta 2.5 Gy)" in organ(result, "Esophagus", "D0.03cc[Gy]").message
+    assert "(alpha/beta 2 Gy)" in organ(result, "SpinalCord", "D0.03cc[Gy]").message
+    (default,) = run_check([str(case)], CheckOptions())
+    assert "(alpha/beta 3 Gy)" in organ(default, "Esophagus", "D0.03cc[Gy]").message
     separate = run_check([str(case)], CheckOptions(separate=True))
     assert len(separate) == 2
     assert {r.course_id for r in separate} == {p.case_id for p in result.plans}

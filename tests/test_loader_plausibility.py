@@ -102,14 +102,14 @@ def refused(tmp_path, metric, spec):
 def test_reviewer_files_exit_2_naming_file_line_key(tmp_path, line, message):
     text = TG101.read_text()
     original = '        D0.35cc[Gy]: "<= 10"\n'
-    assert text.splitlines(keepends=True)[43] == original  # line 44
+    assert text.splitlines(keepends=True)[48] == original  # line 49
     path = tmp_path / "tg101.yaml"
     path.write_text(text.replace(original, f"        {line}\n", 1))
     result = CliRunner().invoke(cli, ["protocols", "validate", str(path)])
     assert result.exit_code == 2
     metric = line.split(":")[0]
     assert result.stderr == (
-        f"rtqa: error: {path}:44 (key 'organs/1/limits/1/{metric}'): {message}\n"
+        f"rtqa: error: {path}:49 (key 'organs/1/limits/1/{metric}'): {message}\n"
     )
     assert result.stdout == ""
 
