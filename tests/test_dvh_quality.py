@@ -54,7 +54,8 @@ def test_sphere_in_radial_dose(setup):
     assert q["GI"] == pytest.approx(8.0, rel=0.01)
     assert q["R50%"] == pytest.approx(piv50 / tv, rel=0.01)
     # the nearest points 2 cm from the target lie at r = R + 20
-    assert q["D2cm[%]"] == pytest.approx(200 * math.exp(-(R + 20) / LAM), rel=0.01)
+    # within 0.2 %: the trilinear field over the convex exp reads +0.08 % on the 20 mm sphere
+    assert q["D2cm[%]"] == pytest.approx(200 * math.exp(-(R + 20) / LAM), rel=0.002)
     assert q["HI"] == pytest.approx(2 * math.exp(-0.0), rel=0.05)  # max at the centre
 
 

@@ -46,7 +46,7 @@ import shapely
 from rtqa.dvh.core import MetricUndefined
 from rtqa.dvh.structure import occupancy_dvh
 from rtqa.geometry.distance import distance_to
-from rtqa.geometry.sampling import Occupancy, voxel_edges
+from rtqa.geometry.sampling import Occupancy, dose_at_points, voxel_edges
 from rtqa.model import DoseGrid
 
 #: Levels of boxes in the isodose integration: the octants of a crossed voxel are level 1, their
@@ -60,6 +60,17 @@ ISODOSE_LINEAR_TOL = 1e-3
 CROSSED_CHUNK = 20_000
 #: Sub-cells per axis when a voxel straddles the 2 cm surface.
 SUBCELLS = 4
+#: Points projected onto the 2 cm surface at a time, and at most in all, highest bound first
+#: (see ``_Field.surface_best``; where more could beat the best, e.g. a dose symmetric about
+#: the target, the first already reach the surface maximum).
+SURFACE_CHUNK = 4_000
+SURFACE_POINTS = 12_000
+#: Surface points from which the dose is climbed along the surface, the steps at most, the
+#: step (mm) under which a climb stops, and the step (mm) of the central differences.
+CLIMB_STARTS = 8
+CLIMB_STEPS = 60
+CLIMB_TOL_MM = 1e-3
+CLIMB_DIFF_MM = 1e-3
 #: Voxels taken at a time, hottest first, by the D2cm of one of several targets.
 MAX_CHUNK = 4_000
 #: Distance (mm) of the D2cm rule.
@@ -304,7 +315,8 @@ class _Field:
 
         The points are the voxel centres and, in voxels that reach beyond ``distance_mm`` and
         may hold more than the best so far (their neighbourhood maximum is higher), a regular
-        ``SUBCELLS``^3 split of the voxel. Distances are exact for the slab model; a sub-cell
+        ``SUBCELLS``^3 split of the voxel; then the points near the surface are projected onto
+        it (:meth:`surface_best`). Distances are exact for the slab model; a sub-cell
         whose distance is settled by its voxel centre's (a distance changes by at most the
         separation of two points) is not measured again.
         """
@@ -337,42 +349,55 @@ class _Field:
         # voxels whose interior may be hotter than the best so far: sub-cells
         split = (self.hi[idx] > best) & (dc + half_diag >= distance_mm)
         far_hot = np.nonzero((~near_box) & body_ok & (self.hi > best))
-        n_sub = SUBCELLS**3
+        near = tuple(a[split] for a in idx)
         anchors = (dc[split], centres[split], _distance(target, centres[split], True)[1])
-        for sel, anchor in ((tuple(a[split] for a in idx), anchors), (far_hot, None)):
-            if sel[0].size == 0:
-                continue
-            dose_pts = self._subcell_dose(sel, SUBCELLS)
-            hot = np.nonzero(dose_pts > best)[0]
-            pts = self._subcells(sel, SUBCELLS, hot)
-            sure = np.ones(hot.size, dtype=bool)
-            if anchor is not None:
-                # bounds from the voxel centre c: d(c) - |p - c| <= d(p) <= |p - q| (q: the
-                # target point nearest c), else d(c) + |p - c|
-                d_c, c, q = (None if a is None else a[hot // n_sub] for a in anchor)
-                r = np.linalg.norm(pts - c, axis=1)
-                upper = d_c + r if q is None else np.linalg.norm(pts - q, axis=1)
-                keep = upper >= distance_mm
-                hot, pts = hot[keep], pts[keep]
-                sure = (d_c - r)[keep] >= distance_mm
-            if body is not None:
-                inside = occupancy_at(body, pts) >= 0.5
-                hot, pts, sure = hot[inside], pts[inside], sure[inside]
-            if sure.any():
-                best = max(best, float(dose_pts[hot[sure]].max()))
-            # the rest, hottest first, until none can beat the best
-            order = np.argsort(-dose_pts[hot[~sure]], kind="stable")
-            rest, pts = hot[~sure][order], pts[~sure][order]
-            for s in range(0, rest.size, 2_000):
-                chunk = slice(s, s + 2_000)
-                if dose_pts[rest[s]] <= best:
-                    break
-                ok = (dose_pts[rest[chunk]] > best) & (
-                    _distance(target, pts[chunk])[0] >= distance_mm
-                )
-                if ok.any():
-                    best = max(best, float(dose_pts[rest[chunk]][ok].max()))
+        best = self._best_of_subcells(target, near, anchors, SUBCELLS, best, distance_mm, body)
+        best = self._best_of_subcells(target, far_hot, None, SUBCELLS, best, distance_mm, body)
+        # the maximum of a dose falling away from the target lies on the distance surface,
+        # between the points above: the points near it are projected onto it
+        again = np.flatnonzero(self.hi[near] > best)
+        if again.size:
+            sel = tuple(a[again] for a in near)
+            best = self.surface_best(target, (), sel, best, distance_mm, body)
         return best if best > -math.inf else math.nan
+
+    def _best_of_subcells(self, target, sel, anchor, f, best, distance_mm, body) -> float:
+        """The larger of ``best`` and the highest dose at the points of a regular ``f``^3 split of
+        voxels ``sel`` that lie ``distance_mm`` or more from ``target`` (inside the body).
+        ``anchor``: per voxel its centre's distance, the centre and the target point nearest
+        it (or None: every point is far enough)."""
+        if sel[0].size == 0:
+            return best
+        n_sub = f**3
+        dose_pts = self._subcell_dose(sel, f)
+        hot = np.nonzero(dose_pts > best)[0]
+        pts = self._subcells(sel, f, hot)
+        sure = np.ones(hot.size, dtype=bool)
+        if anchor is not None:
+            # bounds from the voxel centre c: d(c) - |p - c| <= d(p) <= |p - q| (q: the
+            # target point nearest c), else d(c) + |p - c|
+            d_c, c, q = (None if a is None else a[hot // n_sub] for a in anchor)
+            r = np.linalg.norm(pts - c, axis=1)
+            upper = d_c + r if q is None else np.linalg.norm(pts - q, axis=1)
+            keep = upper >= distance_mm
+            hot, pts = hot[keep], pts[keep]
+            sure = (d_c - r)[keep] >= distance_mm
+        if body is not None:
+            inside = occupancy_at(body, pts) >= 0.5
+            hot, pts, sure = hot[inside], pts[inside], sure[inside]
+        if sure.any():
+            best = max(best, float(dose_pts[hot[sure]].max()))
+        # the rest, hottest first, until none can beat the best
+        order = np.argsort(-dose_pts[hot[~sure]], kind="stable")
+        rest, pts = hot[~sure][order], pts[~sure][order]
+        for s in range(0, rest.size, 2_000):
+            chunk = slice(s, s + 2_000)
+            if dose_pts[rest[s]] <= best:
+                break
+            ok = (dose_pts[rest[chunk]] > best) & (_distance(target, pts[chunk])[0] >= distance_mm)
+            if ok.any():
+                best = max(best, float(dose_pts[rest[chunk]][ok].max()))
+        return best
 
     def max_beyond_among(
         self, target: Occupancy, rivals, distance_mm: float, body: Occupancy | None
@@ -389,6 +414,7 @@ class _Field:
         idx = np.nonzero(self._body_mask(body))
         order = np.argsort(-self.hi[idx], kind="stable")
         best = -math.inf
+        split: list[tuple[np.ndarray, ...]] = []
         for s in range(0, order.size, MAX_CHUNK):
             sel = order[s : s + MAX_CHUNK]
             if self.hi[idx][sel[0]] <= best:
@@ -404,24 +430,178 @@ class _Field:
             if not maybe.any():
                 continue
             vox = tuple(a[maybe] for a in vox)
-            n_sub = SUBCELLS**3
-            dose_pts = np.concatenate([self._subcell_dose(vox, SUBCELLS), self.d[vox]])
-            pts = np.concatenate(
-                [self._subcells(vox, SUBCELLS, np.arange(vox[0].size * n_sub)), c[maybe]]
-            )
-            hot = np.nonzero(dose_pts > best)[0]
-            pts, dose_pts = pts[hot], dose_pts[hot]
-            if body is not None:
-                inside = occupancy_at(body, pts) >= 0.5
-                pts, dose_pts = pts[inside], dose_pts[inside]
-            d_p = _distance(target, pts)[0]
-            ok = d_p >= distance_mm
-            if ok.any():
-                near_rival = np.min([distance_to(r, pts[ok]) for r in rivals], axis=0)
-                ok[np.flatnonzero(ok)[near_rival < d_p[ok] - TIE_MM]] = False
-            if ok.any():
-                best = max(best, float(dose_pts[ok].max()))
+            split.append(vox)
+            best = self._best_among(target, rivals, vox, SUBCELLS, best, distance_mm, body)
+        # the maximum lies on the distance surface, between the points above: the points near
+        # it are projected onto it
+        if split:
+            vox = tuple(np.concatenate(a) for a in zip(*split, strict=True))
+            again = np.flatnonzero(self.hi[vox] > best)
+            if again.size:
+                sel = tuple(a[again] for a in vox)
+                best = self.surface_best(target, rivals, sel, best, distance_mm, body)
         return best if best > -math.inf else math.nan
+
+    def _best_among(self, target, rivals, vox, f, best, distance_mm, body) -> float:
+        """The larger of ``best`` and the highest dose at the centres and the ``f``^3 split
+        points of voxels ``vox`` that lie ``distance_mm`` or more from ``target`` and no nearer
+        to any of ``rivals`` (inside the body)."""
+        n_sub = f**3
+        dose_pts = np.concatenate([self._subcell_dose(vox, f), self.d[vox]])
+        pts = np.concatenate(
+            [self._subcells(vox, f, np.arange(vox[0].size * n_sub)), self.centres(vox)]
+        )
+        hot = np.nonzero(dose_pts > best)[0]
+        pts, dose_pts = pts[hot], dose_pts[hot]
+        if body is not None:
+            inside = occupancy_at(body, pts) >= 0.5
+            pts, dose_pts = pts[inside], dose_pts[inside]
+        d_p = _distance(target, pts)[0]
+        ok = d_p >= distance_mm
+        if ok.any():
+            near_rival = np.min([distance_to(r, pts[ok]) for r in rivals], axis=0)
+            ok[np.flatnonzero(ok)[near_rival < d_p[ok] - TIE_MM]] = False
+        if ok.any():
+            best = max(best, float(dose_pts[ok].max()))
+        return best
+
+    def surface_best(self, target, rivals, vox, best, distance_mm, body) -> float:
+        """The larger of ``best`` and the highest dose found on the surface ``distance_mm``
+        from ``target`` near voxels ``vox``, where the maximum of a dose falling away from the
+        target lies.
+
+        The ``SUBCELLS``^3 split points of the voxels within half a sub-cell diagonal of the
+        surface are projected onto it: a point ``p`` at distance ``d`` from its nearest target
+        point ``q`` moves along the ray from ``q`` to ``q + (p - q) distance_mm / d`` (from
+        outside, onto the segment from ``q``, whose points all have ``q`` as nearest target
+        point; from inside, beyond ``p``, kept only where its distance is measured at
+        ``distance_mm`` or more). Points are taken by an upper bound of their projection's dose
+        (their dose plus the largest dose gradient around their voxel times the distance moved),
+        highest first, until none can beat the best or :data:`SURFACE_POINTS` were taken. From
+        the :data:`CLIMB_STARTS` hottest projections the dose is then climbed along the surface
+        (:meth:`_climb`). Every point counted lies on or beyond the surface, inside the body and
+        no nearer a rival than ``target``: the result never exceeds the true maximum."""
+        f = SUBCELLS
+        n_sub = f**3
+        g = self.grid
+        k = vox[0]
+        # the largest gradient (Gy/mm) over the 3x3x3 nodes around each voxel (a trilinear
+        # field's gradient is a mean of node differences)
+        nodes = self._nodes(vox)
+        below = g.z_mm[k] - g.z_mm[np.maximum(k - 1, 0)]
+        above = g.z_mm[np.minimum(k + 1, g.z_mm.size - 1)] - g.z_mm[k]
+        step_z = np.where(below > 0, below, above)
+        step_z = np.where((above > 0) & (above < step_z), above, step_z)
+        step_z = np.where(step_z > 0, step_z, 1.0)
+        grad = np.sqrt(
+            (np.abs(np.diff(nodes, axis=3)).max(axis=(1, 2, 3)) / (self.dx or 1.0)) ** 2
+            + (np.abs(np.diff(nodes, axis=2)).max(axis=(1, 2, 3)) / (self.dy or 1.0)) ** 2
+            + (np.abs(np.diff(nodes, axis=1)).max(axis=(1, 2, 3)) / step_z) ** 2
+        )
+        # half a sub-cell diagonal (mm) per voxel
+        reach = 0.5 * np.sqrt((self.dx / f) ** 2 + (self.dy / f) ** 2 + (self.dz[k] / f) ** 2)
+        dose_pts = self._subcell_dose(vox, f)
+        owner = np.repeat(np.arange(k.size), n_sub)
+        # cheap bounds on each point's distance from its voxel centre c and the target point q
+        # nearest c: d(c) - |p - c| <= d(p) <= |p - q|
+        centres = self.centres(vox)
+        d_c, q_c = _distance(target, centres, True)
+        if q_c is None:
+            return best  # no contours: no nearest points to project from
+        pts_all = self._subcells(vox, f, np.arange(owner.size))
+        lower = d_c[owner] - np.linalg.norm(pts_all - centres[owner], axis=1)
+        upper = np.linalg.norm(pts_all - q_c[owner], axis=1)
+        r = reach[owner]
+        moved = np.clip(np.maximum(upper - distance_mm, distance_mm - lower), 0.0, r)
+        bound = dose_pts + grad[owner] * moved
+        near_surface = (lower <= distance_mm + r) & (upper >= distance_mm - r)
+        cand = np.nonzero((bound > best) & near_surface)[0]
+        cand = cand[np.argsort(-bound[cand], kind="stable")][:SURFACE_POINTS]
+        found: list[tuple[np.ndarray, np.ndarray]] = []
+        for s in range(0, cand.size, SURFACE_CHUNK):
+            chunk = cand[s : s + SURFACE_CHUNK]
+            if bound[chunk[0]] <= best:
+                break
+            chunk = chunk[bound[chunk] > best]
+            pts = pts_all[chunk]
+            d, q = _distance(target, pts, True)
+            on = (np.abs(d - distance_mm) <= reach[owner[chunk]]) & (d > 0)
+            if q is None or not on.any():
+                continue
+            proj, ok = self._onto_surface(target, rivals, pts[on], d[on], q[on], distance_mm, body)
+            if ok.any():
+                dose = dose_at_points(g, proj[ok])
+                best = max(best, float(dose.max()))
+                found.append((proj[ok], dose))
+        if found:
+            pts = np.concatenate([a for a, _ in found])
+            dose = np.concatenate([b for _, b in found])
+            top = np.argsort(-dose, kind="stable")[:CLIMB_STARTS]
+            best = max(best, self._climb(target, rivals, pts[top], distance_mm, body, reach.max()))
+        return best
+
+    def _onto_surface(self, target, rivals, pts, d, q, distance_mm, body):
+        """Points ``pts`` (distances ``d``, nearest target points ``q``) moved along their rays
+        onto the surface ``distance_mm`` from ``target``, and which of them count (on or beyond
+        the surface, inside the body, no nearer a rival)."""
+        on = distance_mm * (1.0 + 1e-12) + 1e-9  # onto the surface, never short of it
+        proj = q + (pts - q) * (on / d)[:, None]
+        ok = np.ones(proj.shape[0], dtype=bool)
+        inward = d < on
+        if inward.any():
+            ok[inward] = _distance(target, proj[inward])[0] >= distance_mm
+        if body is not None:
+            ok &= occupancy_at(body, proj) >= 0.5
+        if len(rivals) and ok.any():
+            d_t = _distance(target, proj[ok])[0]
+            near_rival = np.min([distance_to(r, proj[ok]) for r in rivals], axis=0)
+            ok[np.flatnonzero(ok)[near_rival < d_t - TIE_MM]] = False
+        return proj, ok
+
+    def _climb(self, target, rivals, starts, distance_mm, body, step_mm) -> float:
+        """The highest dose reached climbing from the surface points ``starts`` along the
+        surface ``distance_mm`` from ``target``: each step moves every point up the dose's
+        tangential gradient (central differences of the trilinear field) by its step length,
+        back onto the surface (:meth:`_onto_surface`), and keeps the move where the dose rose
+        and the point still counts, else halves that point's step; until every step is under
+        :data:`CLIMB_TOL_MM` or :data:`CLIMB_STEPS` steps."""
+        g = self.grid
+        pts = starts.copy()
+        dose = dose_at_points(g, pts)
+        step = np.full(pts.shape[0], float(step_mm))
+        eye = np.eye(3) * CLIMB_DIFF_MM
+        for _ in range(CLIMB_STEPS):
+            live = step >= CLIMB_TOL_MM
+            if not live.any():
+                break
+            p = pts[live]
+            grad = np.column_stack(
+                [
+                    dose_at_points(g, p + e) - dose_at_points(g, p - e)
+                    for e in eye  # x, y, z
+                ]
+            ) / (2.0 * CLIMB_DIFF_MM)
+            d, q = _distance(target, p, True)
+            if q is None:
+                break
+            normal = (p - q) / np.maximum(d, 1e-12)[:, None]
+            tangent = grad - (grad * normal).sum(axis=1)[:, None] * normal
+            norm = np.linalg.norm(tangent, axis=1)
+            flat = norm <= 0
+            moved = p + tangent / np.where(flat, 1.0, norm)[:, None] * step[live][:, None]
+            d_m, q_m = _distance(target, moved, True)
+            if q_m is None:
+                break
+            proj, ok = self._onto_surface(
+                target, rivals, moved, np.maximum(d_m, 1e-12), q_m, distance_mm, body
+            )
+            new = dose_at_points(g, proj)
+            better = ok & (new > dose[live]) & ~flat & (d_m > 0)
+            idx = np.flatnonzero(live)
+            pts[idx[better]] = proj[better]
+            dose[idx[better]] = new[better]
+            step[idx[~better]] *= 0.5
+        return float(dose.max())
 
     def _reach_mm(self) -> float:
         """The farthest a point of a voxel lies from its node (mm); the node need not be

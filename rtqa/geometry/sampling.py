@@ -807,6 +807,17 @@ def _axis_weights(centres: np.ndarray, at: np.ndarray):
     return lo, lo + 1, w
 
 
+def dose_at_points(grid: DoseGrid, pts: np.ndarray) -> np.ndarray:
+    """Dose (Gy) of ``grid``'s trilinear field at points ``(n, 3)`` (x, y, z mm), clamped (not
+    extrapolated) beyond the outermost nodes."""
+    return _trilinear(
+        np.asarray(grid.dose_gy, dtype=float),
+        _axis_weights(grid.z_mm, pts[:, 2]),
+        _axis_weights(grid.y_mm, pts[:, 1]),
+        _axis_weights(grid.x_mm, pts[:, 0]),
+    )
+
+
 def trilinear(dose, az, ay, ax, k, j, i) -> np.ndarray:
     """Trilinear interpolation of ``dose`` at lattice cells (k, j, i) given per-axis weights."""
     return _trilinear(
