@@ -9,6 +9,7 @@ import pytest
 
 from rtqa.errors import ConstraintFileError
 from rtqa.geometry.sampling import occupancy
+from rtqa.geometry.slabs import slab_stack
 from rtqa.geometry.transform import map_points, rotation_matrix, translation_matrix
 from rtqa.model import (
     Case,
@@ -29,7 +30,7 @@ from rtqa.protocol.loader import load_protocol, load_protocol_file
 from rtqa.protocol.model import Confidence, Source, SourcedValue
 from rtqa.protocol.prior_inputs import PriorInput
 from rtqa.protocol.prior_rules import evaluate_prior
-from rtqa.protocol.prior_targets import mapped_overlap
+from rtqa.protocol.prior_targets import OVERLAP_POINTS, mapped_overlap
 
 FRAME_A = "1.2.826.0.1.3680043.8.498.101"  # current
 FRAME_B = "1.2.826.0.1.3680043.8.498.202"  # prior
@@ -243,10 +244,38 @@ def test_shifted_spheres_overlap_only_through_the_registration():
     ov = mapped_overlap(prior_roi, prior_grid, translation_matrix(shift), occ)
     lens_cc = np.pi * (4 * r + d) * (2 * r - d) ** 2 / 12 / 1000
     sphere_cc = 4 / 3 * np.pi * r**3 / 1000
-    assert ov.overlap_cc == pytest.approx(lens_cc, rel=0.02)
-    assert ov.dice == pytest.approx(lens_cc / sphere_cc, rel=0.02)
+    assert ov.overlap_cc == pytest.approx(lens_cc, rel=0.005)
+    assert ov.dice == pytest.approx(lens_cc / sphere_cc, rel=0.005)
     # without the registration the spheres are 100 mm apart: no overlap
     assert mapped_overlap(prior_roi, prior_grid, None, occ).overlap_cc == 0.0
+
+
+def _box_roi(number, name, x, y, z_planes, frame):
+    ring = np.array([[x[0], y[0]], [x[1], y[0]], [x[1], y[1]], [x[0], y[1]]])
+    planes = tuple(ContourPlane(float(z), (PlanarPolygon(ring),), 1) for z in z_planes)
+    return Roi(number, name, interpreted_type="PTV", frame_of_reference_uid=frame, planes=planes)
+
+
+def test_structures_meeting_at_a_face_do_not_overlap():
+    """A prior box whose slab model ends at z = 13.75 mm, mapped by a 2.5 degree turn about z
+    and a shift along z onto the face where the current box begins: they share no volume
+    (fractional occupancies of the cells across the face once read 0.17 cc of overlap); moved
+    2 mm further down they share a 2 mm layer of the current box's 20 x 20 mm section."""
+    current_grid = grid((0, 0, 20), (30, 30, 30), 2.5, FRAME_A)
+    current = _box_roi(1, "PTV_A", (-10, 10), (-10, 10), np.arange(14.5, 30, 1.5), FRAME_A)
+    occ = occupancy(current, current_grid)
+    assert occ.slabs.lo_mm.min() == pytest.approx(13.75)
+    prior_grid = grid((0, 0, 0), (30, 30, 30), 2.5, FRAME_B)
+    prior = _box_roi(1, "PTV_B", (-8, 8), (-8, 8), np.arange(-12.5, 13.1, 2.5), FRAME_B)
+    assert slab_stack(prior).hi_mm.max() == pytest.approx(13.75)
+    turn = rotation_matrix((0, 0, 1), 2.5, centre=(0.0, 0.0, 0.0))
+    m = translation_matrix((0.0, 0.0, 0.0)) @ turn
+    assert mapped_overlap(prior, prior_grid, m, occ).overlap_cc == 0.0
+    # the layer's upper face (z = 15.75 mm) is found within half a point spacing in z
+    spacing = float(occ.lattice.dz.max()) / OVERLAP_POINTS
+    m = translation_matrix((0.0, 0.0, 2.0)) @ turn
+    ov = mapped_overlap(prior, prior_grid, m, occ)
+    assert ov.overlap_cc == pytest.approx(16 * 16 * 2.0 / 1000, abs=16 * 16 * spacing / 2 / 1000)
 
 
 def test_rotation_about_a_known_axis_maps_a_known_point_and_the_dose():
