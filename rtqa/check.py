@@ -225,6 +225,27 @@ def exit_code(findings: list[Finding], fail_on: str = "minor") -> int:
     return EXIT_OK
 
 
+def _input_errors(notes: list[Note]) -> list[Finding]:
+    """A ``not_evaluable`` integrity finding when the course's input holds errors (notes of
+    level error: an unreadable file, contours that cannot be attributed, a malformed element):
+    what was judged stands, but a course whose input is in error is never a plain pass."""
+    errors = [n for n in notes if n.level is Level.ERROR]
+    if not errors:
+        return []
+    first = errors[0]
+    where = f"{os.path.basename(first.path)}: " if first.path else ""
+    more = f" (and {len(errors) - 1} more, see the notes)" if len(errors) > 1 else ""
+    return [
+        Finding(
+            "integrity",
+            "input_errors",
+            Status.NOT_EVALUABLE,
+            f"{len(errors)} error(s) in the input: {where}{first.message}{more}; what they "
+            "touch may be missing from the judgement",
+        )
+    ]
+
+
 def _unreadable(course: Course, scan_notes: list[Note]) -> bool:
     """True when the course cannot be judged because input could not be read: no case has both
     structures and dose, or a case lacks a part while a file beside it was unreadable."""
@@ -275,6 +296,7 @@ def check_course(
     notes.extend(ev.notes)
     notes.extend(_rx_notes(options, ev.findings, len(course.cases) > 1))
     notes = list(dict.fromkeys(notes))
+    findings += _input_errors(notes)
     verdict = worst_status(findings)
     code = exit_code(findings, options.fail_on)
     if code != EXIT_DEVIATION and _unreadable(course, scan_notes or []):

@@ -494,7 +494,11 @@ def test_referenced_ct_in_another_frame_is_an_error_and_not_adopted(tmp_path):
     assert case.images is None  # the CT is not used with the structures
     assert case.structure_set.frame_of_reference_uid == ss_frame  # not replaced by the CT's
     code, data = check_json(folder, "--protocol", "nrg_br002")
-    assert code == 0 and data["verdict"] == "pass"  # DVHs stand: spine_3fx passes (README)
+    # the DVHs stand (every judgement of spine_3fx passes), but an input in error is never a
+    # plain pass: not fully evaluable (README)
+    assert code == 4 and data["verdict"] == "not_evaluable"
+    judged = [f for f in data["findings"] if f["status"] not in ("pass", "info")]
+    assert [f["rule"] for f in judged] == ["input_errors"]
     (error,) = [n for n in data["notes"] if n["level"] == "error"]
     assert error["path"] == str(folder / "RS.SPINE3FX.dcm")
     assert error["message"] == (
@@ -647,3 +651,24 @@ def test_f9_position_too_large_to_place_voxels_is_named(tmp_path):
     )
     result = CliRunner().invoke(cli, ["dvh", str(folder)])
     assert result.exit_code == 3 and "not finite and distinct" in result.stderr
+
+
+def test_contours_that_cannot_be_attributed_are_never_a_pass(tmp_path):
+    # two ROIs under one number: the contours of that number cannot be attributed (an error
+    # note); what is judged stands, but the course is not a plain pass
+    folder = copy_case(tmp_path, "spine_3fx")
+
+    def share_number(ds):
+        numbers = {str(r.ROIName): r.ROINumber for r in ds.StructureSetROISequence}
+        for r in ds.StructureSetROISequence:
+            if r.ROIName == "Esophagus":
+                r.ROINumber = numbers["GTV"]
+
+    edit(folder / "RS.SPINE3FX.dcm", share_number)
+    code, data = check_json(folder, "--protocol", "nrg_br002")
+    errors = [n for n in data["notes"] if n["level"] == "error"]
+    assert errors and any("cannot be attributed" in n["message"] for n in errors)
+    (finding,) = [f for f in data["findings"] if f["rule"] == "input_errors"]
+    assert finding["status"] == "not_evaluable"
+    assert finding["message"].startswith(f"{len(errors)} error(s) in the input: ")
+    assert code == 4 and data["verdict"] == "not_evaluable"
