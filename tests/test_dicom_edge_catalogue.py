@@ -603,8 +603,11 @@ def test_f9_nan_delivered_mu_and_roi_volume_are_named(tmp_path):
     (delivered,) = [f for f in data["findings"] if f["status"] == "not_evaluable"]
     assert delivered["metric"] == "delivered MU"
     assert delivered["message"].startswith(f"no DeliveredMeterset for beam {beam} ")
+    # no volume comparison against a NaN ROIVolume (the median dose on the PTV is another rule)
     assert not [
-        f for f in data["findings"] if f["group"] == "integrity" and f["roi"] == roi.ROIName
+        f
+        for f in data["findings"]
+        if f["group"] == "integrity" and f["roi"] == roi.ROIName and f["rule"] != "dose_on_target"
     ]
     warnings = {n["message"]: n["path"] for n in data["notes"] if n["level"] == "warning"}
     assert warnings == {

@@ -153,3 +153,58 @@ def test_another_plans_untrusted_dose_leaves_this_plans_targets_standing():
         Status.NOT_EVALUABLE,
         Status.NOT_EVALUABLE,
     ]
+
+
+def test_target_median_below_half_its_prescription_means_the_dose_is_not_on_the_target():
+    from rtqa.dvh import Dvh
+    from rtqa.protocol.dose_trust import target_dose_finding
+
+    # median of (10, 20, 30 Gy, 1 cc each) is 20 Gy: 50 % of 40 Gy passes, of 40.1 Gy does not
+    dvh = Dvh.from_samples([10.0, 20.0, 30.0], [1.0, 1.0, 1.0])
+    ok = target_dose_finding([("PTV", dvh, 40.0), ("GTV", dvh, None)], "A")
+    assert (ok.status, ok.value, ok.roi) == (Status.PASS, pytest.approx(50.0), "PTV")
+    # one target dosed and another not: a coverage matter, not a misplaced dose
+    mixed = target_dose_finding([("PTV_hi", dvh, 20.0), ("PTV_lo", dvh, 400.0)], "A")
+    assert (mixed.status, mixed.roi, mixed.value) == (Status.PASS, "PTV_hi", pytest.approx(100))
+    low = target_dose_finding([("PTV_a", dvh, 41.0), ("PTV_b", dvh, 40.1)], "A")
+    assert low.status is Status.NOT_EVALUABLE and low.roi == "PTV_b"
+    assert low.value == pytest.approx(100 * 20 / 40.1)
+    assert "the dose lies on none of the targets" in low.message
+    assert target_dose_finding([("GTV", dvh, None)], "A") is None
+
+
+def test_rows_and_columns_transposed_inside_the_body_withhold_every_dose_judgement(tmp_path):
+    # the sample dose grid is 45 rows x 37 columns; read as 37 x 45 its high dose stays inside
+    # the body (dose_placement passes) and its maximum unchanged (dose_level passes), but off
+    # the PTV. Under boss, which has no coverage rule, this once passed (exit 0)
+    case = tmp_path / "spine_prior_exceeds"
+    shutil.copytree(SAMPLES / "spine_prior_exceeds", case)
+    rd = case / "RD.PRIOREXCEEDS.dcm"  # the current course (RD.PRIOR_T7.dcm: the prior)
+    ds = pydicom.dcmread(rd)
+    assert (ds.Rows, ds.Columns) == (45, 37)
+    ds.Rows, ds.Columns = ds.Columns, ds.Rows
+    ds.save_as(rd)
+    result = CliRunner().invoke(cli, ["check", str(case), "--protocol", "boss", "--format", "json"])
+    data = json.loads(result.output)
+    by_rule = {f["rule"]: f for f in data["findings"] if f["group"] == "integrity"}
+    assert by_rule["dose_level"]["status"] == "pass"
+    assert by_rule["dose_placement"]["status"] == "pass"
+    on_target = by_rule["dose_on_target"]
+    assert on_target["status"] == "not_evaluable" and on_target["value"] < 50.0
+    # every judgement drawn from the dose is withheld (the prior course's own checks and the
+    # interval since it stand)
+    own = ("prior_dose_placement", "prior_dose_level", "prior_dose_type", "min_interval")
+    judged = [
+        f
+        for f in data["findings"]
+        if f["group"] in ("organ", "prior", "target") and f["rule"] not in own
+    ]
+    assert judged and not [f for f in judged if f["status"] in ("pass", "minor", "major")]
+    assert result.exit_code == 4 and data["verdict"] == "not_evaluable"
+    # the intact case: the PTV median lies above its prescription
+    intact = CliRunner().invoke(
+        cli,
+        ["check", str(SAMPLES / "spine_prior_exceeds"), "--protocol", "boss", "--format", "json"],
+    )
+    (f,) = [f for f in json.loads(intact.output)["findings"] if f["rule"] == "dose_on_target"]
+    assert f["status"] == "pass" and 100.0 <= f["value"] <= 130.0

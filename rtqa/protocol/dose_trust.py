@@ -8,7 +8,11 @@ judge nothing. Conventions:
 * ``dose_level`` (integrity): the largest value of a plan's dose grid (Gy) in % of the plan's
   highest target prescription, judged by the rule of :mod:`rtqa.dose_level` (plausible from
   90 to 300 %); outside it the finding is ``not_evaluable`` and names the likely cause.
-* When a plan's ``dose_level`` or ``dose_placement`` is ``not_evaluable``, every judgement
+* ``dose_on_target`` (integrity): the highest median dose of a plan's prescribed targets in %
+  of each one's prescription; below 50 % the dose lies on none of them (a misplacement that
+  keeps the high dose inside the body) and the finding is ``not_evaluable``.
+* When a plan's ``dose_level``, ``dose_placement`` or ``dose_on_target`` is ``not_evaluable``,
+  every judgement
   drawn from the dose (groups ``target``, ``organ``, ``quality`` and ``prior``; with a misplaced
   dose also ``grid_coverage``, whether the grid covers the structures; not the interval since a
   prior course) is withheld: ``pass``, ``minor`` and ``major`` become ``not_evaluable``, the
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from rtqa.dose_level import HIGH_PCT, LOW_PCT, is_plausible, level_text
 from rtqa.model import DoseGrid, Finding, Status
@@ -43,6 +48,7 @@ DOSE_GROUPS = ("target", "organ", "quality", "prior")
 TRUST_RULES = {
     "dose_level": DOSE_GROUPS,
     "dose_placement": DOSE_GROUPS,
+    "dose_on_target": DOSE_GROUPS,
     "dose_frame": DOSE_GROUPS,
     "dose_type": DOSE_GROUPS,
     "patient_identity": (*DOSE_GROUPS, "plan"),
@@ -52,7 +58,14 @@ TRUST_RULES = {
 }
 #: Trust rules about one plan's own dose (its targets and plan quality withheld, not those of
 #: the course's other plans).
-PLAN_DOSE_RULES = ("dose_level", "dose_placement", "dose_frame", "dose_type", "patient_identity")
+PLAN_DOSE_RULES = (
+    "dose_level",
+    "dose_placement",
+    "dose_on_target",
+    "dose_frame",
+    "dose_type",
+    "patient_identity",
+)
 #: Groups judged on each plan's own dose (the others on the course dose).
 PLAN_GROUPS = ("target", "quality")
 #: Rules of those groups not drawn from the dose (the interval since the prior course).
@@ -96,6 +109,63 @@ def dose_level_finding(
     )
 
 
+#: A prescribed target's median dose below this % of its prescription: the dose does not lie
+#: on the target (rtqa convention; a planned target receives about its prescription).
+TARGET_MEDIAN_MIN_PCT = 50.0
+TARGET_SOURCE = (
+    f"rtqa convention: each prescribed target's median dose is at least "
+    f"{TARGET_MEDIAN_MIN_PCT:g} % of its prescription"
+)
+
+
+def target_dose_finding(
+    targets: Sequence[tuple[str, Any, float | None]], case_id: str | None
+) -> Finding | None:
+    """The integrity finding ``dose_on_target`` of one plan's dose: the highest median dose
+    (D50%, Gy) of its prescribed targets ``(name, Dvh, prescription Gy)`` in % of each one's
+    prescription; ``not_evaluable`` below :data:`TARGET_MEDIAN_MIN_PCT`, where the dose lies on
+    none of the targets it was planned for (rows and columns transposed, an axis flipped, a grid
+    offset or another plan's dose, inside the body, where ``dose_placement`` cannot see it).
+    One target dosed and another not is a coverage deviation, not a misplaced dose. None
+    without a target whose median and prescription are known."""
+    from rtqa.dvh.core import MetricUndefined
+
+    rows = []
+    for name, dvh, rx in targets:
+        if not rx or rx <= 0:
+            continue
+        try:
+            median = float(dvh.dose_at_volume_pct(50.0))
+        except (MetricUndefined, ValueError):  # most of the target outside the grid
+            continue
+        rows.append((100.0 * median / rx, name, median, rx))
+    if not rows:
+        return None
+    pct, name, median, rx = max(rows)
+    ok = pct >= TARGET_MEDIAN_MIN_PCT
+    message = f"median dose of '{name}' {median:.4g} Gy = {pct:.3g} % of its {rx:g} Gy"
+    if not ok:
+        message += (
+            ": the dose lies on none of the targets it was planned for (rows and columns "
+            "transposed, an axis flipped, a grid offset, another plan's dose?); the DVH numbers "
+            "of this plan cannot be trusted"
+        )
+    return Finding(
+        group="integrity",
+        rule="dose_on_target",
+        status=Status.PASS if ok else Status.NOT_EVALUABLE,
+        message=message,
+        roi=name,
+        metric="Median[%Rx]",
+        value=pct,
+        unit="%",
+        limits={"limit": f">= {TARGET_MEDIAN_MIN_PCT:g} %"},
+        margin=pct - TARGET_MEDIAN_MIN_PCT,
+        source=TARGET_SOURCE,
+        case_id=case_id,
+    )
+
+
 def withhold_untrusted(findings: Sequence[Finding]) -> list[Finding]:
     """``findings`` with every judgement drawn from an untrusted dose made ``not_evaluable``
     (see the module docstring); the others unchanged, in order."""
@@ -103,7 +173,7 @@ def withhold_untrusted(findings: Sequence[Finding]) -> list[Finding]:
     if not untrusted:
         return list(findings)
     groups = {g for f in untrusted for g in TRUST_RULES[f.rule]}
-    misplaced = any(f.rule in ("dose_placement", "dose_frame") for f in untrusted)
+    misplaced = any(f.rule in ("dose_placement", "dose_on_target", "dose_frame") for f in untrusted)
     foreign = any(f.rule == "patient_identity" for f in untrusted)  # no dates to trust either
     # a plan's own dose: its targets and plan quality; the course dose (organs, prior): all
     plans = {f.case_id for f in untrusted if f.rule in PLAN_DOSE_RULES}

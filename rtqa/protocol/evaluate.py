@@ -23,7 +23,7 @@ from rtqa.protocol import plan_rules
 from rtqa.protocol.case_integrity import integrity_findings
 from rtqa.protocol.case_work import CaseWork, judged_roi_numbers, match_cases
 from rtqa.protocol.delivery import delivery_findings
-from rtqa.protocol.dose_trust import dose_level_finding
+from rtqa.protocol.dose_trust import PLAN_DOSE_RULES, dose_level_finding, target_dose_finding
 from rtqa.protocol.evaluation import Evaluation, EvaluationContext, settings_from
 from rtqa.protocol.match_findings import no_target_finding
 from rtqa.protocol.model import Protocol
@@ -144,6 +144,17 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
         level = dose_level_finding(dose, rx_top, plan_fx, cid)
         if level is not None:
             findings.append(level)
+        distrusted = any(
+            f.rule in PLAN_DOSE_RULES and f.status is Status.NOT_EVALUABLE and f.case_id == cid
+            for f in findings
+        )
+        if not distrusted:  # a wrong level, frame or placement explains itself
+            on_target = target_dose_finding(
+                [(n, ctx.dvhs[n].dvh, rx.total_gy) for n, rx in w.rxs.items() if n in ctx.dvhs],
+                cid,
+            )
+            if on_target is not None:
+                findings.append(on_target)
 
     if not any(w.targets for w in usable) and usable and protocol.targets:
         findings.append(no_target_finding(protocol))
