@@ -295,3 +295,29 @@ def test_an_unknown_current_fraction_count_leaves_the_cumulative_eqd2_not_evalua
     for f in original:
         if f["rule"] in ("target_prior_eqd2", "target_overlap", "min_interval"):
             assert kept[(f["rule"], f["roi"], f["metric"])] == pytest.approx(f["value"])
+
+
+def test_prior_plan_count_contradicted_by_its_records_is_not_guessed(tmp_path):
+    # the prior plan says 10 fractions, its three treatment records 3: at 10 the prior's
+    # 24 Gy would count 26.4 instead of 60 Gy EQD2 and the cord overdose would pass (exit 0)
+    case = tmp_path / "spine_prior_exceeds"
+    shutil.copytree(ROOT / "sample_data" / "spine_prior_exceeds", case)
+    rp = pydicom.dcmread(case / "RP.PRIOR_T7.dcm")
+    assert rp.FractionGroupSequence[0].NumberOfFractionsPlanned == 3
+    rp.FractionGroupSequence[0].NumberOfFractionsPlanned = 10
+    rp.save_as(case / "RP.PRIOR_T7.dcm")
+    result = run(str(case), "--protocol", "boss", "--format", "json")
+    data = json.loads(result.stdout)
+    (count,) = [f for f in data["findings"] if f["rule"] == "prior_fractions"]
+    assert count["status"] == "not_evaluable"
+    assert "its plan plans 10 fractions, its treatment records show 3 delivered" in count["message"]
+    assert not [f for f in data["findings"] if f["rule"] == "cumulative_eqd2"]
+    assert result.exit_code == 4
+    # the user states the count of the prior dose: judged as the intact case (a major overdose)
+    result = run(str(case), "--protocol", "boss", "--prior-fractions", "3", "--format", "json")
+    data = json.loads(result.stdout)
+    (cord,) = [
+        f for f in data["findings"] if f["rule"] == "cumulative_eqd2" and f["roi"] == "SpinalCord"
+    ]
+    assert cord["status"] == "major" and cord["value"] == pytest.approx(80.76, abs=0.01)
+    assert result.exit_code == 1

@@ -70,7 +70,8 @@ def combined_exit_code(codes: list[int]) -> int:
 @click.option(
     "--prior-fractions",
     type=click.IntRange(min=1),
-    help="Fraction count of a prior course whose plan does not state it.",
+    help="Fraction count of the prior dose where its plan does not state it or its records "
+    "disagree with it.",
 )
 @click.option(
     "--assume-aligned",

@@ -264,6 +264,22 @@ def _map_prior(
         )
     fractions = case.plan.fractions_planned if case.plan is not None else None
     how = "plan"
+    recorded = _recorded_fractions(case)
+    if fractions and recorded not in (None, fractions):
+        if not inp.prior_fractions:
+            return _not_evaluable(
+                "prior_fractions",
+                f"prior course '{label}': its plan plans {fractions} fractions, its treatment "
+                f"records show {recorded} delivered: the prior dose per fraction is uncertain "
+                "(a course stopped early or continued beyond its plan, a wrong fraction count, "
+                "records missing); give the fraction count of the prior dose with "
+                "--prior-fractions N (EQD2 needs it)",
+                case,
+            )
+        fractions, how = (
+            inp.prior_fractions,
+            (f"--prior-fractions (the plan plans {fractions}, its records show {recorded})"),
+        )
     if not fractions:
         fractions, how = inp.prior_fractions, "--prior-fractions"
     if not fractions:
@@ -562,6 +578,16 @@ def _body(case: Case) -> Roi | None:
 
 def _not_evaluable(rule: str, message: str, case: Case) -> Finding:
     return Finding(GROUP, rule, Status.NOT_EVALUABLE, message, case_id=case.case_id)
+
+
+def _recorded_fractions(case: Case) -> int | None:
+    """Fractions of the prior plan its treatment records show delivered (None without records
+    of it)."""
+    from rtqa.protocol.delivery import fraction_deliveries
+
+    if case.plan is None or not case.records:
+        return None
+    return len(fraction_deliveries(case.plan, case.records)) or None
 
 
 def _rx_text(rx: float | None, fractions: int) -> str:
