@@ -66,7 +66,7 @@ def dated(prior_end: datetime, current_start: datetime):
     (before,) = inp.course.priors
     before.records = (
         replace(before.records[0], delivered_at=prior_end.replace(day=1, hour=9)),
-        replace(before.records[1], delivered_at=prior_end),
+        *(replace(r, delivered_at=prior_end) for r in before.records[1:]),
     )
     now.records = tuple(
         replace(r, delivered_at=current_start + timedelta(days=i))

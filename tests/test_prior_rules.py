@@ -90,9 +90,11 @@ def case(label, dose, rois, frame, total, fractions, day, registrations=()):
             f"1.2.4.{day}.{i}",
             plan.sop_instance_uid,
             i + 1,
-            datetime(2023, 1, 1) + (datetime(2023, 1, 2) - datetime(2023, 1, 1)) * (day + i),
+            datetime(2023, 1, 1)
+            + (datetime(2023, 1, 2) - datetime(2023, 1, 1)) * (day + min(i, 1)),
         )
-        for i in range(2)
+        # every fraction planned is recorded: the first on ``day``, the others on the next day
+        for i in range(fractions)
     )
     return Case(label, plan, ss, dose, records=records, registrations=tuple(registrations))
 
