@@ -675,3 +675,22 @@ def test_contours_that_cannot_be_attributed_are_never_a_pass(tmp_path):
     assert finding["status"] == "not_evaluable"
     assert finding["message"].startswith(f"{len(errors)} error(s) in the input: ")
     assert code == 4 and data["verdict"] == "not_evaluable"
+
+
+def test_an_rt_dose_under_an_unknown_sop_class_is_named_not_skipped(tmp_path):
+    # Modality RTDOSE, SOP Class UID changed: the file was read as an image slice and the case
+    # reported 'missing: RT Dose' without naming it
+    folder = copy_case(tmp_path, "spine_3fx")
+    odd = "1.2.826.0.1.3680043.8.498.1"
+    edit(folder / "RD.SPINE3FX.dcm", lambda ds: setattr(ds, "SOPClassUID", odd))
+    want = (
+        f"Modality RTDOSE but SOP Class UID {odd}, not RT Dose Storage "
+        "(1.2.840.10008.5.1.4.1.1.481.2): not read"
+    )
+    code, data = check_json(folder, "--protocol", "nrg_br002")
+    (note,) = [n for n in data["notes"] if n["level"] == "error"]
+    assert (note["path"], note["message"]) == (str(folder / "RD.SPINE3FX.dcm"), want)
+    assert code == 3
+    result = CliRunner().invoke(cli, ["dvh", str(folder)])
+    assert result.exit_code == 3
+    assert f"{folder / 'RD.SPINE3FX.dcm'}: {want}" in result.output

@@ -361,9 +361,10 @@ def test_unparseable_contour_value_is_reported_not_read(tmp_path):
     roi = read_structure_set(str(_rewrite_contour_data(path, text))).roi(1)
     assert roi.planes == ()
     assert messages(roi)[0] == (
-        "ROI 1 'A': contour 1 ContourData holds 12 values (not x, y, z triplets of numbers): "
-        "excluded"
+        "ROI 1 'A': contour 1 ContourData holds 1 of 12 values that are not numbers: contour "
+        "excluded, the structure is incomplete"
     )
+    assert roi.notes[0].level is Level.ERROR
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR IS")
@@ -414,8 +415,8 @@ def test_contour_value_that_is_not_a_number_is_reported(tmp_path):
     roi = read_structure_set(str(path)).roi(1)
     assert roi.planes == ()
     assert messages(roi)[0] == (
-        "ROI 1 'A': contour 1 ContourData holds 1 values (not x, y, z triplets of numbers): "
-        "excluded"
+        "ROI 1 'A': contour 1 ContourData holds 1 of 12 values that are not numbers: contour "
+        "excluded, the structure is incomplete"
     )
 
 

@@ -176,14 +176,43 @@ def _dispatch(ds: Dataset, sop_class: str, path: str, found: Found, read_notes: 
         found.notes.append(Note(Level.ERROR, "deformable registration not supported", path))
     elif sop_class == ENHANCED_CT_IMAGE:
         found.notes.append(Note(Level.WARNING, "Enhanced (multi-frame) CT: not analysed", path))
-    elif sop_class in IMAGE_CLASSES or "ImagePositionPatient" in ds:
+    elif sop_class in IMAGE_CLASSES or (
+        "ImagePositionPatient" in ds
+        and (optional_str(ds, "Modality") or "").upper() not in _EXPECTED_CLASS
+    ):
         image = image_from_dataset(ds, path)
         found.slices[image.series_instance_uid].append(image)
     else:
         modality = optional_str(ds, "Modality") or "?"
+        expected = _EXPECTED_CLASS.get(modality.upper())
+        if expected is not None:
+            # an RT object rtqa reads, under a SOP class it does not know: say so by name, as
+            # the case will lack it
+            name, uid = expected
+            found.notes.append(
+                Note(
+                    Level.ERROR,
+                    f"Modality {modality} but SOP Class UID {sop_class}, not {name} ({uid}): "
+                    "not read",
+                    path,
+                    tag_name("SOPClassUID"),
+                )
+            )
+            return
         found.notes.append(
             Note(Level.INFO, f"{modality} object not used (SOP Class UID {sop_class})", path)
         )
+
+
+#: The SOP class rtqa reads for each RT modality (name, UID): a file of that modality under
+#: another class is an error, never skipped silently.
+_EXPECTED_CLASS = {
+    "RTDOSE": ("RT Dose Storage", RT_DOSE),
+    "RTSTRUCT": ("RT Structure Set Storage", RT_STRUCTURE_SET),
+    "RTPLAN": ("RT Plan Storage", RT_PLAN),
+    "RTRECORD": ("RT Beams Treatment Record Storage", RT_BEAMS_RECORD),
+    "REG": ("Spatial Registration Storage", SPATIAL_REGISTRATION),
+}
 
 
 def _add_unique(index: dict, uid: str, obj: object, path: str, notes: list[Note]) -> None:

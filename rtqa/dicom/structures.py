@@ -334,6 +334,14 @@ def _read_roi(
     )
 
 
+def _number_or_nan(value: object) -> float:
+    """``value`` as a float; NaN where it is not a number (counted and reported by the caller)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def _contour_points(
     contour: Dataset, k: int, where: str, path: str, notes: list[Note]
 ) -> np.ndarray | None:
@@ -341,16 +349,22 @@ def _contour_points(
     if data is None:
         raw = contour.get("ContourData")
         values = [] if raw is None else ([raw] if isinstance(raw, float | int | str) else list(raw))
-        try:
-            data = np.asarray([float(v) for v in values], dtype=float)
-        except (TypeError, ValueError):
-            data = np.asarray([np.nan])
+        data = np.asarray([_number_or_nan(v) for v in values], dtype=float)
     if data.size == 0 or data.size % 3 or not np.all(np.isfinite(data)):
+        # the structure loses a contour it has: its volume and every figure of it would be
+        # wrong, so this is an error (the course is then at best not fully evaluable)
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        if data.size == 0:
+            what = "holds no values"
+        elif bad:
+            what = f"holds {bad} of {data.size} values that are not numbers"
+        else:
+            what = f"holds {data.size} values, not x, y, z triplets"
         notes.append(
             Note(
-                Level.WARNING,
-                f"{where}: contour {k} ContourData holds {data.size} values (not x, y, z "
-                "triplets of numbers): excluded",
+                Level.ERROR,
+                f"{where}: contour {k} ContourData {what}: contour excluded, the structure is "
+                "incomplete",
                 path,
                 tag_name("ContourData"),
             )
@@ -394,16 +408,16 @@ def _fast_contour_data(contour: Dataset) -> np.ndarray | None:
     """ContourData parsed in bulk from the element's raw text (backslash-separated decimal
     strings), without building one Python object per number; None when the element is absent,
     empty, already converted or not DS text (the caller then reads it element by element). A
-    value that is not a number gives ``[nan]``, which the caller reports."""
+    value that is not a number is NaN, which the caller counts and reports."""
     raw = contour.get_item(CONTOUR_DATA)
     value = getattr(raw, "value", None)
     if not isinstance(value, bytes) or raw.VR not in (None, "DS") or not value.strip(b" \x00"):
         return None
+    texts = value.rstrip(b" \x00").decode("ascii", errors="replace").split("\\")
     try:
-        texts = value.rstrip(b" \x00").decode("ascii").split("\\")
         return np.fromiter(map(float, texts), dtype=float, count=len(texts))
-    except (UnicodeDecodeError, ValueError):
-        return np.asarray([np.nan])
+    except ValueError:
+        return np.asarray([_number_or_nan(t) for t in texts], dtype=float)
 
 
 # --------------------------------------------------------------------------------------------
