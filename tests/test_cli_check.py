@@ -44,13 +44,16 @@ def test_overrun_is_a_fractionation_deviation():
     assert "MAJOR DEVIATION" in res.stdout and "24 days" in res.stdout
 
 
-def test_nocord_is_not_evaluable():
-    res = run(str(SAMPLES / "spine_3fx_nocord"), "--format", "json")
+@pytest.mark.parametrize("protocol", ["nrg_br002", "boss"])
+def test_nocord_is_not_evaluable(protocol):
+    # a spine target requires the cord (boss, the spine re-irradiation profile, once passed it)
+    res = run(str(SAMPLES / "spine_3fx_nocord"), "--protocol", protocol, "--format", "json")
     assert res.exit_code == 4
     data = json.loads(res.stdout)
     assert data["verdict"] == "not_evaluable"
     (missing,) = [f for f in data["findings"] if f["status"] == "not_evaluable"]
     assert "SpinalCord" in missing["message"] and "candidates" in missing["message"]
+    assert "required for site spine" in missing["message"]
 
 
 def test_lung_esophagus_deviation():
