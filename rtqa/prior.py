@@ -22,6 +22,7 @@ Conventions
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -420,13 +421,17 @@ def irradiated_overlap_cc(
     """Volume (cc) irradiated by both courses: prior dose ≥ ``prior_threshold_gy`` and current
     dose ≥ ``current_threshold_gy`` (the isodoses that define each irradiated volume, e.g. 50 % of
     each prescription; a choice for the caller, the consensus fixes none). Also returns the volume
-    (cc) within the current irradiated volume where the prior dose is unknown."""
+    (cc) within the current irradiated volume where the prior dose is unknown (voxels whose
+    centre it is). The overlap is of the two trilinear dose fields over the current grid's
+    voxels (:func:`rtqa.dvh.quality.both_at_or_above_cc`), not a count of voxel centres."""
+    from rtqa.dvh.quality import both_at_or_above_cc
+
     prior, current = _on_grid(grid, prior_dose=prior_dose_gy, current_dose=current_dose_gy)
     volumes = np.broadcast_to(voxel_volumes_cc(grid), prior.shape)
-    irradiated_now = current >= current_threshold_gy
-    unknown = np.isnan(prior) & irradiated_now
-    both = irradiated_now & ~np.isnan(prior) & (prior >= prior_threshold_gy)
-    return float(volumes[both].sum()), float(volumes[unknown].sum())
+    unknown = np.isnan(prior) & (current >= current_threshold_gy)
+    field = dataclasses.replace(grid, dose_gy=current)
+    both = both_at_or_above_cc(field, prior, current_threshold_gy, prior_threshold_gy)
+    return both, float(volumes[unknown].sum())
 
 
 def dosed_by_both(

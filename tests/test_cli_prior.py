@@ -167,7 +167,10 @@ def test_the_protocol_isodose_decides_the_irradiated_overlap(tmp_path):
     )
     (current,) = [d for d in json.loads(dvh.output) if d["dose"].endswith("RD.SPINEPRIOR.dcm")]
     (body,) = [r for r in current["rois"] if r["roi"] == "Body"]
-    assert body["metrics"]["V30Gy[cc]"] == pytest.approx(23.54, abs=0.01)
+    # the 30 Gy isodose volume of the trilinear dose field: 22.54 cc (its exact integration
+    # weighted by the body, and a 4-fold finer sampling, agree to 0.01 cc; the voxel centres at
+    # or above 30 Gy hold 23.55 cc, which the overlap once counted)
+    assert body["metrics"]["V30Gy[cc]"] == pytest.approx(22.54, abs=0.02)
     assert overlap_cc == pytest.approx(body["metrics"]["V30Gy[cc]"], abs=0.05)  # 3 digits
     # the default 50 % isodose: 10 Gy prior with 15 Gy current, a larger overlap
     doc = json.loads(
@@ -175,7 +178,7 @@ def test_the_protocol_isodose_decides_the_irradiated_overlap(tmp_path):
     )
     (policy,) = [f for f in doc["findings"] if f["rule"] == "prior_policy"]
     assert (
-        "10 Gy (50 % of 20 Gy) with the current 15 Gy (50 % of 30 Gy): 53.1 cc"
+        "10 Gy (50 % of 20 Gy) with the current 15 Gy (50 % of 30 Gy): 54.4 cc"
         in (policy["message"])
     )
 

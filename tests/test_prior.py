@@ -427,3 +427,16 @@ def test_dose_samples_for_a_dvh_keep_unknown_volume_apart():
     assert cumulative.frame_of_reference_uid == g.frame_of_reference_uid
     with pytest.raises(ValueError, match="shape"):
         effective_dose_grid(g, np.zeros((1, 2, 2)), "x")
+
+
+def test_irradiated_overlap_is_of_the_dose_fields_not_of_voxel_centres():
+    # current 3 Gy/mm rising along x, prior falling: both at or above 28.5 Gy exactly where
+    # 9.5 <= x <= 10.5 mm, a 1 mm slab of the grid's 22 x 22 mm section (voxels reach half a
+    # step beyond the outer nodes): 0.484 cc. Counting voxel centres gave the 2 mm voxel at
+    # x = 10 whole, 0.968 cc
+    axis = np.arange(0.0, 20.01, 2.0)
+    g = make_grid(axis, axis, axis)
+    x = voxel_centres(g)[..., 0]
+    both, unknown = irradiated_overlap_cc(60.0 - 3.0 * x, 28.5, 3.0 * x, 28.5, g)
+    assert both == pytest.approx(1.0 * 22.0 * 22.0 / 1000.0, rel=1e-12)
+    assert unknown == 0.0

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from rtqa.dvh.core import Dvh
 from rtqa.geometry.interpolation import InterpolatedStack, interpolated_stack
-from rtqa.geometry.sampling import Occupancy, occupancy, sample_doses
+from rtqa.geometry.sampling import Occupancy, kinked_octants, occupancy, sample_doses
 from rtqa.model import DoseGrid, Level, Note, Roi
 
 #: Outside-grid volume (as a fraction of the structure) below which no note is made.
@@ -73,6 +75,11 @@ def occupancy_dvh(
     """DVH of an occupancy (a derived structure such as lungs minus GTV) on ``dose``, which
     must be the grid the occupancy's lattice was built on."""
     doses, vols, spreads = sample_doses(occ, dose)
+    octants = kinked_octants(occ, dose, vols)  # zeroes the volumes of the cells it splits
+    if octants is not None:
+        doses, vols, spreads = (
+            np.concatenate(pair) for pair in zip((doses, vols, spreads), octants, strict=True)
+        )
     dvh = Dvh.from_samples(doses, vols, occ.outside_cc, spreads)
     notes: list[Note] = []
     total = dvh.total_volume_cc
