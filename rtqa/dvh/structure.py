@@ -69,18 +69,28 @@ def structure_dvh(roi: Roi, dose: DoseGrid, **options) -> StructureDvh:
     return result
 
 
+def _append(a: np.ndarray, tail: np.ndarray) -> np.ndarray:
+    """``a`` followed by ``tail``: ``a`` (a fresh array of :func:`sample_doses`, owning its
+    data, no views of it kept) grown in place where the allocator can, else copied once."""
+    n = a.size
+    try:
+        a.resize(n + tail.size, refcheck=False)
+    except ValueError:  # not resizable (a view): one copy
+        return np.concatenate([a, tail])
+    a[n:] = tail
+    return a
+
+
 def occupancy_dvh(
     occ: Occupancy, dose: DoseGrid, name: str, *, roi_number: int | None = None
 ) -> StructureDvh:
     """DVH of an occupancy (a derived structure such as lungs minus GTV) on ``dose``, which
     must be the grid the occupancy's lattice was built on."""
-    doses, vols, spreads = sample_doses(occ, dose)
-    octants = kinked_octants(occ, dose, vols)  # zeroes the volumes of the cells it splits
-    if octants is not None:
-        doses, vols, spreads = (
-            np.concatenate(pair) for pair in zip((doses, vols, spreads), octants, strict=True)
-        )
-    dvh = Dvh.from_samples(doses, vols, occ.outside_cc, spreads)
+    samples = sample_doses(occ, dose)
+    rest = kinked_octants(occ, dose, samples)  # a split cell's sample becomes its 1st octant
+    if rest is not None:
+        samples = tuple(_append(a, tail) for a, tail in zip(samples, rest, strict=True))
+    dvh = Dvh.from_samples(samples[0], samples[1], occ.outside_cc, samples[2])
     notes: list[Note] = []
     total = dvh.total_volume_cc
     if occ.outside_cc > OUTSIDE_NOTE_FRACTION * max(total, 1e-12):

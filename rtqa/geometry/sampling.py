@@ -813,10 +813,14 @@ KINK_FRACTION = 5e-3
 
 
 def kinked_octants(
-    occ: Occupancy, grid: DoseGrid, volumes_cc: np.ndarray
+    occ: Occupancy,
+    grid: DoseGrid,
+    samples: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Octant samples (doses Gy, volumes cc, spreads Gy) replacing the whole cells of ``occ``
-    whose centre is a dose-grid node where the dose bends.
+    """Octant samples (doses Gy, volumes cc, spreads Gy) for the whole cells of ``occ`` whose
+    centre is a dose-grid node where the dose bends: each such cell's entry in ``samples``
+    (doses, volumes, spreads of :func:`sample_doses`, in the order of ``np.nonzero``) becomes
+    its first octant in place, and its other seven are returned.
 
     A cell of a lattice that does not split the dose voxels (factors 1, 1, 1; e.g. a large
     organ) is centred on a node, where the trilinear field changes slope along every axis:
@@ -826,9 +830,8 @@ def kinked_octants(
     Each of its octants lies inside one interpolation cell, where the field is trilinear: an
     octant is sampled at its centre with the spread of :func:`sample_doses`. Cells whose
     largest second difference (Gy, along x, y or z) exceeds :data:`KINK_FRACTION` of the grid's
-    maximum dose are split; their entries in ``volumes_cc`` (in the order of
-    ``np.nonzero(occ.values)``) are set to 0 in place. None where nothing is split (a finer
-    lattice, cells off the nodes, no bend)."""
+    maximum dose are split. None where nothing is split (a finer lattice, cells off the
+    nodes, no bend)."""
     if occ.values.size == 0 or tuple(occ.lattice.factors) != (1, 1, 1):
         return None
     nodes = _node_axes(occ, grid)
@@ -870,23 +873,29 @@ def kinked_octants(
             at = np.minimum(np.searchsorted(partial, cells), partial.size - 1)
             which = which[partial[at] != cells]
         if which.size:
-            volumes_cc[before + which] = 0.0
             k, j, i = np.unravel_index(occupied[which], values.shape)
             kk = k + ks + k0
             heights = (zc[kk] - ze[kk], ze[kk + 1] - zc[kk])  # lower, upper octant (mm)
-            _octants(block, (k, j, i), heights, quarter, out_d, out_v, out_s)
+            octants = _octants(block, (k, j, i), heights, quarter)
+            for (first, *rest), parent, out in zip(
+                octants, samples, (out_d, out_v, out_s), strict=True
+            ):
+                parent[before + which] = first
+                out.extend(rest)
         before += occupied.size
     if not out_d:
         return None
     return np.concatenate(out_d), np.concatenate(out_v), np.concatenate(out_s)
 
 
-def _octants(block, cells, heights, quarter, out_d, out_v, out_s) -> None:
-    """Append the octant samples of ``cells`` (indices into ``block`` less its rim) to the
-    lists: the field from each cell's 3 x 3 x 3 nodes at the 5 points -1/2, -1/4, 0, 1/4, 1/2
-    of the cell along each axis (octant centres and faces), separably."""
+def _octants(block, cells, heights, quarter) -> tuple[list, list, list]:
+    """The octant samples of ``cells`` (indices into ``block`` less its rim): per octant (z,
+    y, x order, lower first) the doses, volumes and spreads of every cell, the field taken from
+    each cell's 3 x 3 x 3 nodes at the 5 points -1/2, -1/4, 0, 1/4, 1/2 of the cell along each
+    axis (octant centres and faces), separably."""
     k, j, i = cells
     step = np.arange(3)
+    parts: list[list[np.ndarray]] = [[] for _ in range(24)]
     for s in range(0, k.size, OCTANT_CHUNK):
         c = slice(s, s + OCTANT_CHUNK)
         nodes = block[
@@ -899,6 +908,7 @@ def _octants(block, cells, heights, quarter, out_d, out_v, out_s) -> None:
         v = np.tensordot(v, _FIVE, axes=([2], [1]))  # (n, z, x5, y5)
         v = np.tensordot(v, _FIVE, axes=([1], [1]))  # (n, x5, y5, z5)
         v = v.transpose(0, 3, 2, 1)  # (n, z5, y5, x5)
+        octant = 0
         for oz in (0, 1):
             height = heights[oz][c]
             for oy in (0, 1):
@@ -907,9 +917,12 @@ def _octants(block, cells, heights, quarter, out_d, out_v, out_s) -> None:
                     along_z = v[:, 2 * oz + 2, cy, cx] - v[:, 2 * oz, cy, cx]
                     along_y = v[:, cz, 2 * oy + 2, cx] - v[:, cz, 2 * oy, cx]
                     along_x = v[:, cz, cy, 2 * ox + 2] - v[:, cz, cy, 2 * ox]
-                    out_d.append(v[:, cz, cy, cx])
-                    out_v.append(quarter * height)
-                    out_s.append(np.sqrt(along_z**2 + along_y**2 + along_x**2))
+                    parts[octant].append(v[:, cz, cy, cx])
+                    parts[8 + octant].append(quarter * height)
+                    parts[16 + octant].append(np.sqrt(along_z**2 + along_y**2 + along_x**2))
+                    octant += 1
+    joined = [np.concatenate(p) for p in parts]
+    return joined[:8], joined[8:16], joined[16:]
 
 
 #: Linear interpolation weights of the three nodes g-1, g, g+1 at -1/2, -1/4, 0, 1/4, 1/2 of a
