@@ -7,20 +7,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from browser import console_errors, launch, screenshot
+from browser import console_errors, screenshot
 from selenium.webdriver.common.by import By
 from test_html_cases import XSS_NAME, checked, xss_case
 
 from rtqa.report import render
 from rtqa.report.html_index import render_index
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    d = launch(tmp_path_factory.mktemp("chromium-profile"))
-    yield d
-    d.quit()
 
 
 def _open(driver, path):

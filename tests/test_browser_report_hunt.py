@@ -8,7 +8,7 @@ Chromium is required: without it these tests fail with the command that installs
 from __future__ import annotations
 
 import pytest
-from browser import console_errors, launch
+from browser import console_errors
 from test_html_cases import checked
 
 from rtqa.report import render
@@ -37,13 +37,6 @@ return out;
 """
 
 SIDEWAYS = "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    d = launch(tmp_path_factory.mktemp("chromium-profile"))
-    yield d
-    d.quit()
 
 
 def _open(driver, path):
