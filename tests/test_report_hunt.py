@@ -469,3 +469,11 @@ def test_prior_eqd2_panels_show_each_course_and_their_lq_sum():
     html = render(result, "html")
     assert "<h2>Prior radiation: cumulative EQD2</h2>" in html
     assert "panels are not drawn" not in html
+
+
+def test_text_margins_of_whole_counts_have_no_decimals():
+    text = render(checked("spine_3fx_overrun", None), "text")
+    (span,) = [line for line in text.splitlines() if " span " in line]
+    assert span.split()[-2:] == ["-3", "[verified]"]  # 24 days against <= 21 days, not -3.00
+    assert format_margin(2.5, "days", with_unit=False) == "+2.50"
+    assert format_margin(3.0, "targets") == "+3 targets"

@@ -254,16 +254,19 @@ def format_quantity(value: float | None, unit: str | None, refs: Sequence[float]
     return f"{text} {unit}" if unit else text
 
 
-def format_margin(margin: float | None, unit: str | None) -> str:
-    """Signed margin with unit; a non-zero margin never prints as zero. A whole count margin
-    prints without decimals (``"+3 targets"``)."""
+def format_margin(margin: float | None, unit: str | None, *, with_unit: bool = True) -> str:
+    """Signed margin with unit (without it when ``with_unit`` is false, for a table whose value
+    column shows it); a non-zero margin never prints as zero. A whole count margin prints
+    without decimals (``"+3 targets"``, ``"-3 days"``)."""
     x = finite(margin)
+    shown = unit if with_unit else None
     if x is not None and unit in COUNT_UNITS and x == round(x):
-        return f"{round(x):+d} {unit}" if x else f"0 {unit}"
-    text = format_number(margin, (0.0,), signed=True)
+        text = f"{round(x):+d}" if x else "0"
+    else:
+        text = format_number(margin, (0.0,), signed=True)
     if not text:
         return ""
-    return f"{text} {unit}" if unit else text
+    return f"{text} {shown}" if shown else text
 
 
 def is_eqd2_value(finding: Finding) -> bool:

@@ -134,7 +134,7 @@ def _row(finding: Finding) -> _Row:
         "metric": finding.metric or finding.rule,
         "value": format_quantity(finding.value, display_unit(finding), refs),
         "limits": limits_label(finding.limits),
-        "margin": format_margin(finding.margin, None),
+        "margin": format_margin(finding.margin, finding.unit, with_unit=False),
     }
     source = finding.source or ""
     confidence = f"[{finding.confidence}]" if finding.confidence else ""
