@@ -228,8 +228,11 @@ def exit_code(findings: list[Finding], fail_on: str = "minor") -> int:
 def _input_errors(notes: list[Note]) -> list[Finding]:
     """A ``not_evaluable`` integrity finding when the course's input holds errors (notes of
     level error: an unreadable file, contours that cannot be attributed, a malformed element):
-    what was judged stands, but a course whose input is in error is never a plain pass."""
-    errors = [n for n in notes if n.level is Level.ERROR]
+    what was judged stands, but a course whose input is in error is never a plain pass.
+    Conflicting copies of one SOP instance have their own finding (:func:`_conflicting_copies`)."""
+    from rtqa.dicom.scan import CONFLICT_ATTRIBUTE
+
+    errors = [n for n in notes if n.level is Level.ERROR and n.attribute != CONFLICT_ATTRIBUTE]
     if not errors:
         return []
     first = errors[0]
