@@ -300,6 +300,7 @@ def test_two_files_with_one_uid_and_different_content_leave_the_course_not_evalu
     )
     (inputs,) = [f for f in doc["findings"] if f["rule"] == "inputs"]
     assert inputs["status"] == "not_evaluable" and inputs["message"].startswith(f"{used}: {rd}")
+    assert not [f for f in doc["findings"] if f["rule"] == "input_errors"]  # not counted twice
 
 
 def spine_with_roi_5(tmp_path: Path, name: str, interpreted_type: str | None = None) -> Path:
