@@ -694,3 +694,31 @@ def test_an_rt_dose_under_an_unknown_sop_class_is_named_not_skipped(tmp_path):
     result = CliRunner().invoke(cli, ["dvh", str(folder)])
     assert result.exit_code == 3
     assert f"{folder / 'RD.SPINE3FX.dcm'}: {want}" in result.output
+
+
+def test_a_body_outline_drawn_but_unusable_is_an_input_error(tmp_path):
+    # every Body contour cut to one point: the dose placement check could not run and the
+    # course passed (exit 0); an organ whose contours are all degenerate stays a warning
+    folder = copy_case(tmp_path, "spine_3fx")
+
+    def degenerate(ds, name):
+        number = roi_number(ds, name)
+        (item,) = [c for c in ds.ROIContourSequence if c.ReferencedROINumber == number]
+        for contour in item.ContourSequence:
+            contour.ContourData = list(contour.ContourData)[:3]
+            contour.NumberOfContourPoints = 1
+
+    edit(folder / "RS.SPINE3FX.dcm", lambda ds: degenerate(ds, "Body"))
+    code, data = check_json(folder, "--protocol", "nrg_br002")
+    (error,) = [n for n in data["notes"] if n["level"] == "error"]
+    assert error["message"] == (
+        "ROI 1 'Body': no usable closed contour, no volume (the body outline: whether the dose "
+        "lies in the patient cannot be checked)"
+    )
+    (placement,) = [f for f in data["findings"] if f["rule"] == "dose_placement"]
+    assert placement["status"] == "info"
+    assert code == 4 and [f["rule"] for f in data["findings"] if f["status"] != "pass" and
+                          f["status"] != "info"] == ["input_errors"]  # fmt: skip
+    edit(folder / "RS.SPINE3FX.dcm", lambda ds: degenerate(ds, "Esophagus"))
+    rois = {r.name: r for r in scan(folder).cases[0].structure_set.rois}
+    assert [n.level for n in rois["Esophagus"].notes][-1] is Level.WARNING

@@ -304,7 +304,13 @@ def _read_roi(
     elif not planes and not non_axial and not other_frame:
         what = "only POINT/OPEN contours" if closed == [] else "no usable closed contour"
         level = Level.INFO if closed == [] and (points or open_contours) else Level.WARNING
-        notes.append(Note(level, f"{where}: {what}, no volume", path))
+        text = f"{where}: {what}, no volume"
+        if closed and optional_str(observation, "RTROIInterpretedType").upper() == "EXTERNAL":
+            # a body outline drawn but unusable: the check that the dose lies in the patient and
+            # the isodose volumes inside the body are lost with it
+            level = Level.ERROR
+            text += " (the body outline: whether the dose lies in the patient cannot be checked)"
+        notes.append(Note(level, text, path))
     if planes and (points or open_contours):
         kinds = [f"{len(points)} POINT"] if points else []
         kinds += [f"{len(open_contours)} OPEN"] if open_contours else []
