@@ -695,9 +695,10 @@ def _excess(f: dict[str, Any]) -> float:
 
 def worst_finding(doc: dict[str, Any]) -> str:
     """The most severe non-info finding of a result as one line ("" when all pass): of equally
-    severe ones, the most exceeded relative to its limit, the count of the others added. The
-    value is rounded never to cross or touch its limit (:func:`rtqa.report.common.format_number`)
-    and an EQD2 judged against converted limits says so."""
+    severe ones, the most exceeded relative to its limit, the count of the others added. A
+    deviation gives its value, rounded never to cross or touch its limit
+    (:func:`rtqa.report.common.format_number`; an EQD2 judged against converted limits says so);
+    a finding not evaluable gives its message (why), the value only without one."""
     from rtqa.report.common import format_quantity, thresholds, unit_shown
 
     flagged = [
@@ -713,7 +714,7 @@ def worst_finding(doc: dict[str, Any]) -> str:
     more = f" (+{others} more {status})" if others else ""
     what = " ".join(x for x in (worst.get("roi"), worst.get("metric")) if x) or worst["rule"]
     limits = worst.get("limits") or {}
-    if worst.get("value") is not None:
+    if worst.get("value") is not None and (status != "not_evaluable" or not worst.get("message")):
         limit = limits.get("per_protocol") or limits.get("limit")
         unit = unit_shown(worst.get("unit"), worst.get("metric"), limits)
         shown = format_quantity(worst["value"], unit, thresholds(limits))

@@ -220,3 +220,10 @@ def test_worst_finding_names_the_most_exceeded_and_never_rounds_onto_its_limit()
         "= 30.10 Gy EQD2 (limit <= 26.91 (EQD2 of <= 19.5))"
     )
     assert worst_finding({"findings": doc["findings"][:0]}) == ""
+    # not evaluable: why, not the value measured
+    why = "the protocol sets no prior-radiation policy"
+    ne = organ("Prior", 54.37, "", None, status="not_evaluable")
+    ne.update(rule="prior_policy", metric="overlap", unit="cc", message=why)
+    assert worst_finding({"findings": [ne]}) == (
+        "not_evaluable: Prior overlap: the protocol sets no prior-radiation policy"
+    )
