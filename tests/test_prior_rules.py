@@ -238,18 +238,17 @@ def test_shifted_spheres_overlap_only_through_the_registration():
     overlap is the lens pi (4R + d)(2R - d)^2 / 12 (within 2 %)."""
     r, d = 15.0, 10.0
     shift = np.array([5.0, -3.0, 100.0])  # B -> A
-    prior_grid = grid((0, 0, 0), (24, 24, 24), 2.0, FRAME_B)
     current_grid = grid(np.add(shift, (d / 2, 0, 0)), (30, 24, 24), 2.0, FRAME_A)
     prior_roi = sphere_roi(1, "PTV_B", (0, 0, 0), r, FRAME_B)
     current_roi = sphere_roi(1, "PTV_A", tuple(np.add(shift, (d, 0, 0))), r, FRAME_A)
     occ = occupancy(current_roi, current_grid)
-    ov = mapped_overlap(prior_roi, prior_grid, translation_matrix(shift), occ)
+    ov = mapped_overlap(prior_roi, translation_matrix(shift), occ)
     lens_cc = np.pi * (4 * r + d) * (2 * r - d) ** 2 / 12 / 1000
     sphere_cc = 4 / 3 * np.pi * r**3 / 1000
     assert ov.overlap_cc == pytest.approx(lens_cc, rel=0.005)
     assert ov.dice == pytest.approx(lens_cc / sphere_cc, rel=0.005)
     # without the registration the spheres are 100 mm apart: no overlap
-    assert mapped_overlap(prior_roi, prior_grid, None, occ).overlap_cc == 0.0
+    assert mapped_overlap(prior_roi, None, occ).overlap_cc == 0.0
 
 
 def _box_roi(number, name, x, y, z_planes, frame):
@@ -267,16 +266,15 @@ def test_structures_meeting_at_a_face_do_not_overlap():
     current = _box_roi(1, "PTV_A", (-10, 10), (-10, 10), np.arange(14.5, 30, 1.5), FRAME_A)
     occ = occupancy(current, current_grid)
     assert occ.slabs.lo_mm.min() == pytest.approx(13.75)
-    prior_grid = grid((0, 0, 0), (30, 30, 30), 2.5, FRAME_B)
     prior = _box_roi(1, "PTV_B", (-8, 8), (-8, 8), np.arange(-12.5, 13.1, 2.5), FRAME_B)
     assert slab_stack(prior).hi_mm.max() == pytest.approx(13.75)
     turn = rotation_matrix((0, 0, 1), 2.5, centre=(0.0, 0.0, 0.0))
     m = translation_matrix((0.0, 0.0, 0.0)) @ turn
-    assert mapped_overlap(prior, prior_grid, m, occ).overlap_cc == 0.0
+    assert mapped_overlap(prior, m, occ).overlap_cc == 0.0
     # the layer's upper face (z = 15.75 mm) is found within half a point spacing in z
     spacing = float(occ.lattice.dz.max()) / OVERLAP_POINTS
     m = translation_matrix((0.0, 0.0, 2.0)) @ turn
-    ov = mapped_overlap(prior, prior_grid, m, occ)
+    ov = mapped_overlap(prior, m, occ)
     assert ov.overlap_cc == pytest.approx(16 * 16 * 2.0 / 1000, abs=16 * 16 * spacing / 2 / 1000)
 
 

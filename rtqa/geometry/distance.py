@@ -20,7 +20,7 @@ import numpy as np
 import shapely
 
 from rtqa.geometry.sampling import Occupancy
-from rtqa.geometry.slabs import SlabStack
+from rtqa.geometry.slabs import SlabStack, contains_points
 
 #: Point spacing (mm) of the coarse surface sampling used to classify far points.
 COARSE_STEP_MM = 2.0
@@ -91,11 +91,7 @@ def points_distance(
     may lie within a coarse sampling step of ``around_mm`` are; the others get a coarse distance
     (``inf`` when far beyond), on the right side of ``around_mm`` (enough to classify them).
     """
-    inside = np.zeros(pts.shape[0], dtype=bool)
-    for geom, lo, hi in zip(slabs.geoms, slabs.lo_mm, slabs.hi_mm, strict=True):
-        inz = (pts[:, 2] >= lo) & (pts[:, 2] <= hi) & ~inside
-        if inz.any() and not geom.is_empty:
-            inside[inz] = shapely.contains_xy(geom, pts[inz, 0], pts[inz, 1])
+    inside = contains_points(slabs, pts, closed=True)
     d = np.zeros(pts.shape[0])
     out = np.nonzero(~inside)[0]
     if out.size == 0:

@@ -110,14 +110,15 @@ def gap_steps(z: np.ndarray, spacing_mm: float | None = None) -> np.ndarray:
     return gap
 
 
-def contains_points(slabs: SlabStack, pts: np.ndarray) -> np.ndarray:
+def contains_points(slabs: SlabStack, pts: np.ndarray, *, closed: bool = False) -> np.ndarray:
     """Whether each point ``(n, 3)`` (x, y, z mm) lies in the slab model: in the polygon
-    (even-odd) of the slab whose ``[lo, hi)`` holds its z (half-open, so that two structures
-    meeting at a face share no point)."""
+    (even-odd) of a slab whose ``[lo, hi)`` holds its z (half-open, so that two structures
+    meeting at a face share no point; ``closed``: ``[lo, hi]``, the faces included)."""
     inside = np.zeros(pts.shape[0], dtype=bool)
     z = pts[:, 2]
     for geom, lo, hi in zip(slabs.geoms, slabs.lo_mm, slabs.hi_mm, strict=True):
-        inz = np.flatnonzero((z >= lo) & (z < hi) & ~inside)
+        below_top = (z <= hi) if closed else (z < hi)
+        inz = np.flatnonzero((z >= lo) & below_top & ~inside)
         if inz.size and not geom.is_empty:
             inside[inz] = shapely.contains_xy(geom, pts[inz, 0], pts[inz, 1])
     return inside

@@ -8,7 +8,7 @@ import numpy as np
 
 from rtqa.dvh.core import weighted_sum
 from rtqa.geometry.transform import invert
-from rtqa.model import Case, DoseGrid, Finding, Roi, Status
+from rtqa.model import Case, Finding, Roi, Status
 from rtqa.protocol.model import Protocol
 from rtqa.protocol.prior_alpha_beta import AlphaBeta, alpha_beta
 from rtqa.protocol.prior_inputs import (
@@ -127,7 +127,7 @@ def _prior_target_overlap(name: str, roi: Roi, occ, p: MappedPrior) -> list[Find
     rows = []
     for prior_roi in ptvs or targets:
         try:
-            ov = mapped_overlap(prior_roi, p.grid, p.matrix, occ)
+            ov = mapped_overlap(prior_roi, p.matrix, occ)
         except ValueError as exc:
             rows.append(
                 Finding(
@@ -163,7 +163,7 @@ OVERLAP_POINTS = 4
 OVERLAP_CHUNK = 250_000
 
 
-def mapped_overlap(prior_roi: Roi, prior_grid: DoseGrid, matrix_prior_to_current, current_occ):
+def mapped_overlap(prior_roi: Roi, matrix_prior_to_current, current_occ):
     """Overlap (cc, Dice) of a prior-frame structure, mapped by ``matrix_prior_to_current``
     (``None``: identity), with a current structure given by its occupancy on the current grid's
     lattice.
@@ -173,13 +173,12 @@ def mapped_overlap(prior_roi: Roi, prior_grid: DoseGrid, matrix_prior_to_current
     box) are tested against both, the prior one at the point mapped back into its frame
     (:func:`rtqa.geometry.slabs.contains_points`), and each point in both counts its share of
     the cell. Structures that only meet at a face share nothing. The prior volume is its own
-    (a rigid mapping keeps volumes); ``prior_grid`` is not needed for the geometry.
+    (a rigid mapping keeps volumes).
     """
     from rtqa.geometry.slabs import contains_points, slab_stack
     from rtqa.geometry.transform import map_points
     from rtqa.prior import VolumeOverlap
 
-    del prior_grid  # the overlap is of the contours themselves
     prior = slab_stack(prior_roi)
     va, vb = prior.volume_cc, current_occ.volume_cc
     current = current_occ.slabs
