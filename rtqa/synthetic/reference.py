@@ -50,14 +50,22 @@ class SampledDvh:
 
 
 def slab_samples(solid: Solid, planes_mm, step_mm: float) -> tuple[np.ndarray, float]:
-    """Points (N, 3) sampling the slab-model solid on a lattice of pitch ``step_mm``."""
+    """Points (N, 3) sampling the slab-model solid on a lattice of pitch ``step_mm`` in plane;
+    along z each slab is cut into equal layers no thicker than ``step_mm`` (a whole number of
+    them, so that every slab is sampled over its full thickness), and the volume (cc) each
+    point stands for. ValueError when the slabs' layers would differ in thickness (planes
+    not evenly spaced), where the points would not stand for equal volumes."""
     planes = [float(z) for z in planes_mm if solid.sections(float(z))]
     arr = np.asarray(planes)
     chunks = []
+    pitches = set()
     for k, z in enumerate(planes):
         lo = (arr[k] - arr[k - 1]) / 2 if k > 0 else (arr[1] - arr[0]) / 2
         hi = (arr[k + 1] - arr[k]) / 2 if k + 1 < arr.size else (arr[-1] - arr[-2]) / 2
-        zs = np.arange(z - lo + step_mm / 2, z + hi, step_mm)
+        layers = max(int(np.ceil((lo + hi) / step_mm - 1e-9)), 1)
+        dz = (lo + hi) / layers
+        pitches.add(round(dz, 9))
+        zs = z - lo + dz * (np.arange(layers) + 0.5)
         for e in solid.sections(z):
             r = max(e.a, e.b)
             g = np.arange(-r + step_mm / 2, r, step_mm)
@@ -68,7 +76,10 @@ def slab_samples(solid: Solid, planes_mm, step_mm: float) -> tuple[np.ndarray, f
             px, py = e.cx + u[inside], e.cy + v[inside]
             for zz in zs:
                 chunks.append(np.column_stack([px, py, np.full(px.size, zz)]))
-    return np.concatenate(chunks), step_mm**3 / 1000.0
+    if len(pitches) > 1:
+        raise ValueError(f"slab layers of {sorted(pitches)} mm: planes not evenly spaced")
+    dz = pitches.pop() if pitches else step_mm
+    return np.concatenate(chunks), step_mm * step_mm * dz / 1000.0
 
 
 def sampled_dvh(
