@@ -275,27 +275,21 @@ def _compare(sd, tps) -> dict | None:
     """
     from rtqa.dicom.dose import RelativeTpsDvh
     from rtqa.dvh import MetricUndefined
+    from rtqa.dvh.tps import tps_curve, tps_dose_at, tps_mean_gy
 
     if tps is None or tps.dose_gy.size == 0:
         return None
     notes: list[str] = []
-    dose = np.asarray(tps.dose_gy, float)
-    if isinstance(tps, RelativeTpsDvh):  # fractions of the ROI: the whole ROI is 1
-        curve, total, volume = np.asarray(tps.volume_fraction, float), 1.0, None
+    dose, curve, total = tps_curve(tps)
+    volume = None if isinstance(tps, RelativeTpsDvh) else total
+    if volume is None:
         notes.append(
             f"the planning system's DVH is in DVHVolumeUnits {tps.volume_units} and the "
             "structure set gives no ROIVolume (3006,002C) for this ROI: its volume is not "
             "known (mean and D95% are compared)"
         )
-    else:
-        curve = np.asarray(tps.volume_cc, float)
-        total = tps.total_volume_cc if tps.total_volume_cc else float(curve.max())
-        volume = total
-    if tps.mean_gy is not None:
-        mean = tps.mean_gy
-    else:  # mean of a cumulative DVH: integral of V(d) over d, divided by the volume
-        mean = float(np.sum(0.5 * (curve[1:] + curve[:-1]) * np.diff(dose)) / total)
-    d95 = _tps_dose_at(curve, dose, 0.95 * total)
+    mean = tps_mean_gy(tps)
+    d95 = tps_dose_at(curve, dose, 0.95 * total)
     if d95 is None:
         notes.append(
             f"D95%: the planning system's DVH covers {100 * curve.max() / total:.4g} % of the "
@@ -324,21 +318,6 @@ def _compare(sd, tps) -> dict | None:
             "no difference given"
         )
     return {"rtqa": ours, "tps": theirs, "difference": diff, "notes": notes}
-
-
-def _tps_dose_at(curve: np.ndarray, dose: np.ndarray, volume: float) -> float | None:
-    """The highest dose (Gy) that ``volume`` of a cumulative DVH receives (``curve[n]``, the
-    volume receiving at least ``dose[n]``), linear between the points; None when the curve
-    never reaches ``volume``."""
-    tol = 1e-9 * max(abs(volume), 1.0)
-    reached = np.flatnonzero(curve >= volume - tol)
-    if reached.size == 0:
-        return None
-    i = int(reached[-1])
-    if i + 1 >= curve.size or curve[i] <= curve[i + 1]:
-        return float(dose[i])
-    step = (curve[i] - volume) / (curve[i] - curve[i + 1])
-    return float(dose[i] + max(step, 0.0) * (dose[i + 1] - dose[i]))
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def info(ctx: click.Context, plan_dirs: tuple[str, ...], fmt: str, window_days: 
        "dose": null | {"paths": [str], "shape_xyz": [nx, ny, nz],
           "spacing_mm": [dx, dy, dz|null], "origin_mm": [x, y, z], "summation_type",
           "dose_type", "max_gy", "scaling_note": str|null, "frame_of_reference_uid",
-          "notes": [note]},
+          "tps_dvh_rois": [ROI number] (the planning system's DVHs it carries), "notes": [note]},
        "records": [{"path", "fraction", "fraction_group": int|null, "delivered_at": iso|null,
           "beams": int, "interrupted": bool}],
        "fractions_delivered": [{"fraction": int|null, "dates": [iso], "sessions",
@@ -310,6 +310,7 @@ def _dose(case: Case) -> dict[str, Any] | None:
         "max_gy": dose.max_gy,
         "scaling_note": dose.scaling_note,
         "frame_of_reference_uid": dose.frame_of_reference_uid,
+        "tps_dvh_rois": [t.roi_number for t in dose.tps_dvhs],
         "notes": [_note(n) for n in dose.notes],
     }
 
@@ -422,6 +423,9 @@ def _case_lines(case: dict[str, Any]) -> list[str]:
             f"    grid {nx} x {ny} x {nz} (x, y, z), spacing {dx:g} x {dy:g} x {dz_text} mm; "
             f"summation {dose['summation_type']}; max {dose['max_gy']:.4g} Gy"
         )
+        if dose["tps_dvh_rois"]:
+            numbers = ", ".join(map(str, dose["tps_dvh_rois"]))
+            lines.append(f"    planning-system DVHs (DVHSequence) of ROIs {numbers}")
         if dose["scaling_note"]:
             lines.append(f"    scaling: {dose['scaling_note']}")
         lines.extend(f"    {_note_text(n)}" for n in dose["notes"])

@@ -20,6 +20,8 @@ judge nothing. Conventions:
   a verdict, either way. Target and plan-quality findings are judged on their own plan's dose:
   another plan's untrusted dose leaves them standing (organs and prior radiation, judged on the
   course dose, are withheld whichever plan's dose is untrusted).
+* ``dose_agreement`` (integrity): rtqa's mean doses against the planning system's own DVHs
+  of the dose (:mod:`rtqa.protocol.dose_agreement`); ``not_evaluable`` withholds the same.
 * A dose in another frame of reference than its structures that could not be moved into it
   (``dose_frame``) is withheld as a misplaced dose; parts of a case naming different patients
   (``patient_identity``) withhold the plan's own rules too (fractions, schedule, delivery), as
@@ -49,6 +51,7 @@ TRUST_RULES = {
     "dose_level": DOSE_GROUPS,
     "dose_placement": DOSE_GROUPS,
     "dose_on_target": DOSE_GROUPS,
+    "dose_agreement": DOSE_GROUPS,
     "dose_frame": DOSE_GROUPS,
     "dose_type": DOSE_GROUPS,
     "patient_identity": (*DOSE_GROUPS, "plan"),
@@ -62,10 +65,13 @@ PLAN_DOSE_RULES = (
     "dose_level",
     "dose_placement",
     "dose_on_target",
+    "dose_agreement",
     "dose_frame",
     "dose_type",
     "patient_identity",
 )
+#: Trust rules whose ``not_evaluable`` may mean a misplaced dose grid (``grid_coverage`` withheld).
+MISPLACING_RULES = ("dose_placement", "dose_on_target", "dose_frame", "dose_agreement")
 #: Groups judged on each plan's own dose (the others on the course dose).
 PLAN_GROUPS = ("target", "quality")
 #: Rules of those groups not drawn from the dose (the interval since the prior course).
@@ -173,7 +179,7 @@ def withhold_untrusted(findings: Sequence[Finding]) -> list[Finding]:
     if not untrusted:
         return list(findings)
     groups = {g for f in untrusted for g in TRUST_RULES[f.rule]}
-    misplaced = any(f.rule in ("dose_placement", "dose_on_target", "dose_frame") for f in untrusted)
+    misplaced = any(f.rule in MISPLACING_RULES for f in untrusted)
     foreign = any(f.rule == "patient_identity" for f in untrusted)  # no dates to trust either
     # a plan's own dose: its targets and plan quality; the course dose (organs, prior): all
     plans = {f.case_id for f in untrusted if f.rule in PLAN_DOSE_RULES}

@@ -23,6 +23,7 @@ from rtqa.protocol import plan_rules
 from rtqa.protocol.case_integrity import integrity_findings
 from rtqa.protocol.case_work import CaseWork, judged_roi_numbers, match_cases
 from rtqa.protocol.delivery import delivery_findings
+from rtqa.protocol.dose_agreement import agreement_findings
 from rtqa.protocol.dose_trust import PLAN_DOSE_RULES, dose_level_finding, target_dose_finding
 from rtqa.protocol.evaluation import Evaluation, EvaluationContext, settings_from
 from rtqa.protocol.match_findings import no_target_finding
@@ -173,9 +174,27 @@ def evaluate_course(course: Course, protocol: Protocol, options: Any = None) -> 
             sites,
             integrity_checked,
         )
+        # rtqa's reading of each plan's dose beside the planning system's own DVHs of it
+        for w in usable:
+            assert w.case.dose is not None and w.case.structure_set is not None
+            own = _own_dose_dvhs(ctx, w)
+            findings += agreement_findings(
+                w.case.dose, w.case.structure_set.rois, own, w.case.case_id
+            )
     findings += plan_rules.grid_coverage(pc, outside)
     unknown = plan_rules.course_fractions_unknown([w.case.plan for w in usable])
     return Evaluation(findings, curves, notes, ctx, ref_fractions, sites, unknown)
+
+
+def _own_dose_dvhs(ctx: EvaluationContext, w: CaseWork) -> dict[str, Any]:
+    """The DVHs in ``ctx`` computed on ``w``'s own dose, by name: its targets, and the organs
+    when the course dose is that dose (a course of one plan)."""
+    own = {}
+    for name, sd in ctx.dvhs.items():
+        case = ctx.target_cases.get(name)
+        if (case == w.case.case_id) if case is not None else ctx.dose is w.case.dose:
+            own[name] = sd
+    return own
 
 
 __all__ = ["evaluate_course"]

@@ -77,7 +77,9 @@ def _curve(dvh) -> tuple[np.ndarray, np.ndarray]:
 
 
 def volume_integrity(roi: Roi, sd, dose: DoseGrid, cid, done: set[str]) -> list[Finding]:
-    """rtqa's contour volume beside the planning system's (ROIVolume, else DVHSequence)."""
+    """rtqa's contour volume of ``roi`` beside the planning system's (ROIVolume, else
+    DVHSequence); ``sd`` is the DVH judged, whose volume is the ROI's unless it is a derived
+    structure (lungs minus GTV), whose volume is not."""
     if roi.name in done:
         return []
     done.add(roi.name)
@@ -88,7 +90,12 @@ def volume_integrity(roi: Roi, sd, dose: DoseGrid, cid, done: set[str]) -> list[
             tps, where = tdvh.total_volume_cc, "DVHSequence"
     if tps is None:
         return []
-    ours = sd.volume_cc
+    if sd.roi_name == roi.name:
+        ours = sd.volume_cc
+    else:
+        from rtqa.geometry import contour_volume_cc
+
+        ours = contour_volume_cc(roi)
     diff = ours - tps
     pct = 100.0 * abs(diff) / tps if tps > 0 else math.inf
     bad = pct > VOLUME_TOLERANCE_PCT and abs(diff) > VOLUME_TOLERANCE_CC

@@ -26,8 +26,10 @@ from rtqa.model import (
     Registration,
     Roi,
     StructureSet,
+    TpsDvh,
     TreatmentRecord,
 )
+from rtqa.synthetic.reference import sampled_dvh
 from rtqa.synthetic.shapes import slab_volume_cc
 from rtqa.synthetic.spec import CaseSpec, CourseSpec
 
@@ -155,7 +157,39 @@ def build_dose(course: CourseSpec, uids: CourseUids, patient_id: str) -> DoseGri
         patient_position="HFS",
         patient_id=patient_id,
         manufacturer=MANUFACTURER,
+        tps_dvhs=build_tps_dvhs(course) if course.tps_dvhs else (),
     )
+
+
+#: Bin width (Gy) of the planning-system DVHs written into a sample RT Dose.
+TPS_DVH_BIN_GY = 0.1
+
+
+def build_tps_dvhs(course: CourseSpec) -> tuple[TpsDvh, ...]:
+    """The planning system's cumulative DVHs of every ROI but the body outline, as a planning
+    system computes them independently of rtqa: the slab-model solid sampled on a fine lattice
+    under the closed-form dose (:func:`rtqa.synthetic.reference.sampled_dvh`), in bins of
+    :data:`TPS_DVH_BIN_GY` Gy from 0 Gy, volumes cc, with the samples' mean, min and max."""
+    out = []
+    for number, spec in enumerate(course.rois, start=1):
+        if spec.interpreted_type == "EXTERNAL":
+            continue
+        ref = sampled_dvh(spec.solid, course.planes_mm, course.dose.dose_at)
+        ascending = ref.doses_gy[::-1]
+        edges = np.arange(0.0, ref.max_gy + TPS_DVH_BIN_GY, TPS_DVH_BIN_GY)
+        at_least = ascending.size - np.searchsorted(ascending, edges, side="left")
+        out.append(
+            TpsDvh(
+                roi_number=number,
+                dose_gy=edges,
+                volume_cc=at_least * ref.dv_cc,
+                total_volume_cc=ref.volume_cc,
+                mean_gy=ref.mean_gy,
+                min_gy=float(ascending[0]),
+                max_gy=ref.max_gy,
+            )
+        )
+    return tuple(out)
 
 
 def build_plan(case: CaseSpec, course: CourseSpec, uids: CourseUids, rois) -> Plan:

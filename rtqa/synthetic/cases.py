@@ -323,9 +323,15 @@ ESOPHAGUS_GAP_MM = 1.25
 
 
 def lung_course(
-    label: str, rx_gy: float, fractions: int, esophagus_gap_mm: float, start: datetime
+    label: str,
+    rx_gy: float,
+    fractions: int,
+    esophagus_gap_mm: float,
+    start: datetime,
+    tps_dvhs: bool = False,
 ) -> CourseSpec:
-    """Central right-lung SBRT; the oesophagus ``esophagus_gap_mm`` from the PTV surface."""
+    """Central right-lung SBRT; the oesophagus ``esophagus_gap_mm`` from the PTV surface;
+    ``tps_dvhs``: the RT Dose carries the planning system's DVHs."""
     ptv = LUNG_PTV
     gtv = Ellipsoid(ptv.cx, ptv.cy, ptv.cz, 10.0, 10.0, 10.0)
     lung_r = Ellipsoid(-66.0, 5.0, 0.0, 48.0, 70.0, 95.0)
@@ -371,11 +377,14 @@ def lung_course(
         beams=sbrt_beams(10, 2800.0 * rx_gy / fractions / 10.0),
         isocenter_mm=(ptv.cx, ptv.cy, ptv.cz),
         dose_encoding="deflate32",
+        tps_dvhs=tps_dvhs,
     )
 
 
 def lung_5fx() -> CaseSpec:
-    course = lung_course("LUNG5FX", 50.0, 5, ESOPHAGUS_GAP_MM, datetime(2024, 5, 13, 10, 30))
+    course = lung_course(
+        "LUNG5FX", 50.0, 5, ESOPHAGUS_GAP_MM, datetime(2024, 5, 13, 10, 30), tps_dvhs=True
+    )
     return CaseSpec(
         name="lung_5fx",
         patient_id="RTQA-LUNG5FX",
@@ -386,7 +395,9 @@ def lung_5fx() -> CaseSpec:
         protocol="NRG-BR002 (the default protocol)",
         verdict="deviation: Esophagus D0.03cc above the 5-fraction limit (35 Gy)",
         summary="Central right-lung SBRT 50 Gy/5 with the oesophagus 1.25 mm from the PTV; "
-        "every other limit is met.",
+        "every other limit is met. Its RT Dose carries the planning system's DVHs (DVHSequence) "
+        "of every ROI but the body, computed from the closed-form dose on finely sampled "
+        "contours.",
     )
 
 

@@ -86,6 +86,8 @@ class CourseSpec:
     # RT Dose pixel encoding: "rle16" (16-bit, RLE Lossless) or "deflate32" (32-bit, deflated)
     dose_encoding: str = "rle16"
     physician: str = "ONCOLOGIST^SYNTHETIC"
+    # the RT Dose carries the planning system's DVHs (DVHSequence) of every ROI but the body
+    tps_dvhs: bool = False
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ def write_course(course: BuiltCourse, folder: Path) -> list[Path]:
         deflate=deflate,
         patient_position="HFS",
         content_datetime=spec.plan_datetime,
+        tps_dvhs=course.dose.tps_dvhs,
     )
     paths.append(dose_path)
     names = {b.number: b.name for b in spec.beams}
