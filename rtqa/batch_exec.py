@@ -240,7 +240,7 @@ def run_in_subprocess(task: CourseTask, timeout: float | None = None) -> Outcome
     worker = f"{os.uname().nodename}:{os.getpid()}"
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "rtqa.batch_exec"],
+            [sys.executable, "-m", "rtqa.batch_exec", str(os.getpid())],
             input=pickle.dumps(task),
             capture_output=True,
             timeout=timeout,
@@ -364,10 +364,11 @@ def make_executor(
     return LocalExecutor(workers, timeout)
 
 
-def _exit_with_parent(poll_s: float = 1.0) -> None:
-    """End this process when its parent (the Dask worker) is gone: a worker stopped or killed
-    mid-course leaves no course running on."""
-    parent = os.getppid()
+def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """End this process when its parent ``parent`` (the Dask worker's pid, passed by it) is
+    gone: a worker stopped or killed mid-course leaves no course running on, even one killed
+    while this interpreter was still starting (its own parent pid would then already be the
+    one it was handed over to)."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -378,9 +379,10 @@ def _exit_with_parent(poll_s: float = 1.0) -> None:
 
 
 def _subprocess_main() -> int:
-    """``python -m rtqa.batch_exec``: read a pickled task on stdin, write the outcome on stdout."""
+    """``python -m rtqa.batch_exec [PARENT_PID]``: read a pickled task on stdin, write the outcome
+    on stdout; end at once when the process PARENT_PID (default: the current parent) is gone."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends a course (the worker ignores it)
-    _exit_with_parent()
+    _exit_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid())
     task = pickle.loads(sys.stdin.buffer.read())
     outcome = compute_course(task)
     sys.stdout.buffer.write(pickle.dumps(outcome))

@@ -223,3 +223,26 @@ def test_local_cluster_ctrl_c_and_a_killed_worker_leave_no_traceback_and_no_cour
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "rtqa: interrupted (SIGINT): 1 course(s) with a result, 1 pending" in err
     assert _wait_for(lambda: not _course_children(token), 10)
+
+
+def test_a_course_whose_worker_died_while_it_started_ends_at_once():
+    """The worker passes its pid: a course interpreter whose worker was killed before it read
+    its own parent pid (it then reads its new parent's) still sees the worker gone. Here the
+    'worker' is this test's own parent process, not the course's parent, and stdin stays open:
+    without the pid handed over the course would wait for its task for ever."""
+    from rtqa.errors import EXIT_INTERNAL
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtqa.batch_exec", str(os.getppid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.wait(timeout=60) == EXIT_INTERNAL
+        assert proc.stderr.read() == b""  # no traceback
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdin.close()
+        proc.stderr.close()
