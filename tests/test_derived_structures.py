@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 
@@ -76,3 +77,31 @@ def test_derived_organ_on_a_one_plane_roi_is_not_evaluable(protocol, tmp_path):
     assert [(f.rule, f.status) for f in ring] == [("dvh", Status.NOT_EVALUABLE)]
     assert "single contour plane" in ring[0].message and ring[0].roi == "Esophagus"
     assert exit_code(findings) == 4
+
+
+def test_a_derived_organ_judged_after_its_base_leaves_the_base_dvh_and_curve(tmp_path):
+    """'Ring' = PTV minus GTV, listed after every organ of the protocol: the PTV's own DVH,
+    curve and volume check stay those of the whole PTV (the ring's were kept under the PTV's
+    name as well, over them)."""
+    text = (ROOT / "constraints" / "nrg_br002.yaml").read_text()
+    path = tmp_path / "ring_last.yaml"
+    ring = RING.replace("organs:\n", "")
+    path.write_text(text.replace("plan_quality:\n", ring + "plan_quality:\n", 1))
+    (result,) = run_check(
+        [str(SAMPLE)],
+        CheckOptions(protocol=str(path), mapping={"Ring": "PTV_30Gy"}, keep_context=True),
+    )
+    rois = {r.name: r for r in read_structure_set(SAMPLE / "RS.SPINE3FX.dcm").rois}
+    whole = structure_dvh(rois["PTV_30Gy"], read_dose(SAMPLE / "RD.SPINE3FX.dcm")).dvh
+    ctx = result.context
+    assert ctx.dvhs["PTV_30Gy"].roi_name == "PTV_30Gy"
+    assert ctx.dvhs["PTV_30Gy - GTV"].roi_name == "PTV_30Gy - GTV"
+    assert ctx.dvhs["PTV_30Gy"].dvh.mean_gy == pytest.approx(whole.mean_gy, rel=1e-12)
+    # the curve at the PTV's median reads 50 % of the PTV (the ring, its hot core gone, less)
+    dose, pct = result.curves["PTV_30Gy"]
+    median = whole.dose_at_volume_pct(50.0)
+    assert np.interp(median, dose, pct) == pytest.approx(50.0, abs=0.5)
+    ring_dose, ring_pct = result.curves["PTV_30Gy - GTV"]
+    assert np.interp(median, ring_dose, ring_pct) < 45.0
+    (vol,) = [f for f in result.findings if f.rule == "volume" and f.roi == "PTV_30Gy"]
+    assert vol.value == pytest.approx(contour_volume_cc(rois["PTV_30Gy"]), rel=1e-9)

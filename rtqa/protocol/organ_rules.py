@@ -227,9 +227,6 @@ def organ_findings(
         if sd is None:
             continue
         keep_dvh(ctx, curves, roi, sd, how)
-        if name != roi.name:
-            ctx.dvhs[name] = sd
-            curves[name] = curves[roi.name]
         outside.append((name, False, outside_cc(sd.dvh), sd.dvh.total_volume_cc))
         notes.extend(sd.notes)
         out += volume_integrity(roi, sd, physical, first.case.case_id, integrity_checked)

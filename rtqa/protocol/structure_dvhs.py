@@ -60,12 +60,14 @@ def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...]):
 
 def keep_dvh(ctx: EvaluationContext, curves, roi: Roi, sd, how: str) -> None:
     """Keep ``sd`` (and its ROI, occupancy and match) in ``ctx`` and its curve (dose Gy,
-    volume %) in ``curves``, by ROI name."""
-    ctx.rois[roi.name] = roi
-    ctx.dvhs[roi.name] = sd
-    ctx.occupancies[roi.name] = sd.occupancy
-    ctx.matches[roi.name] = how
-    curves[roi.name] = _curve(sd.dvh)
+    volume %) in ``curves``, under the name of the structure it describes: the ROI's, or a
+    derived structure's own (``'Lungs - GTV'``), never over the whole ROI's."""
+    name = sd.roi_name
+    ctx.rois[name] = roi
+    ctx.dvhs[name] = sd
+    ctx.occupancies[name] = sd.occupancy
+    ctx.matches[name] = how
+    curves[name] = _curve(sd.dvh)
 
 
 def _curve(dvh) -> tuple[np.ndarray, np.ndarray]:
