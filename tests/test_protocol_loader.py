@@ -77,7 +77,7 @@ def test_unknown_key(tmp_path):
     path, exc = error(tmp_path, HEAD + ORGAN.replace("    limits:", "    limitz:"))
     assert str(exc) == (
         f"{path}:11 (key 'organs/0/limitz'): unknown key 'limitz'; expected one of: roi, title, "
-        "required, required_for_sites, alpha_beta, limits, source, confidence, note"
+        "required, required_for_sites, sites, alpha_beta, limits, source, confidence, note"
     )
 
 

@@ -44,6 +44,7 @@ def parse_organ(node: Node, sites: dict[str, Site]) -> Organ:
         "title",
         "required",
         "required_for_sites",
+        "sites",
         "alpha_beta",
         "limits",
         *PROV_KEYS,
@@ -73,6 +74,7 @@ def parse_organ(node: Node, sites: dict[str, Site]) -> Organ:
             if "required_for_sites" in m
             else ()
         ),
+        sites=read_sites_ref(node.child("sites"), sites) if "sites" in m else (),
         alpha_beta=alpha,
         title=node.child("title").string() if "title" in m else name,
         line=node.line,

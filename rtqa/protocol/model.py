@@ -148,7 +148,8 @@ class Organ:
 
     ``limits[n]`` holds the limits for an ``n``-fraction course; ``limits[None]`` those that
     apply to any fraction count. ``required``: always required; ``required_for_sites``: required
-    when a target of one of these sites is treated.
+    when a target of one of these sites is treated; ``sites``: the organ is judged only when a
+    target of one of these sites is treated (empty: always), like ``plan_quality``'s.
     """
 
     name: str
@@ -156,6 +157,7 @@ class Organ:
     limits: dict[int | None, tuple[Limit, ...]] = field(default_factory=dict)
     required: bool = False
     required_for_sites: tuple[str, ...] = ()
+    sites: tuple[str, ...] = ()
     alpha_beta: SourcedValue | None = None
     title: str = ""
     line: int | None = None

@@ -137,6 +137,8 @@ def organ_findings(
     missing_optional: list[str] = []
     matched_names = {m.roi_name for m in first.match.organs.values() if m.roi is not None}
     for organ in protocol.organs:
+        if organ.sites and not set(organ.sites) & set(sites):
+            continue  # judged for other sites only (e.g. lung V20Gy for lung targets)
         m = first.match.organs[organ.name]
         required = organ.is_required(sites)
         if not organ.limits and not required:
