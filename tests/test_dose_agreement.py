@@ -39,17 +39,22 @@ def rule(data: dict, name: str) -> list[dict]:
     return [f for f in data["findings"] if f["rule"] == name]
 
 
-def tps_means(rd: Path) -> dict[str, float]:
-    """DVHMeanDose (Gy) by ROI name, read with pydicom alone."""
+def dvh_items(rd: Path) -> dict[str, pydicom.Dataset]:
+    """The DVHSequence items of ``rd`` by ROI name (from the structure set beside it), read
+    with pydicom alone."""
     names = {
         int(r.ROINumber): r.ROIName
         for r in pydicom.dcmread(next(rd.parent.glob("RS.*"))).StructureSetROISequence
     }
-    ds = pydicom.dcmread(rd)
     return {
-        names[int(item.DVHReferencedROISequence[0].ReferencedROINumber)]: float(item.DVHMeanDose)
-        for item in ds.DVHSequence
+        names[int(item.DVHReferencedROISequence[0].ReferencedROINumber)]: item
+        for item in pydicom.dcmread(rd).DVHSequence
     }
+
+
+def tps_means(rd: Path) -> dict[str, float]:
+    """DVHMeanDose (Gy) by ROI name."""
+    return {name: float(item.DVHMeanDose) for name, item in dvh_items(rd).items()}
 
 
 def rtqa_means(case: Path) -> dict[str, float]:
@@ -104,17 +109,12 @@ def test_a_scaling_misread_with_a_plausible_level_withholds_every_dose_judgement
 
 def test_one_structure_the_planning_system_saw_otherwise_is_named(tmp_path):
     case, rd = copy_case(tmp_path)
+    number = dvh_items(rd)["Esophagus"].DVHReferencedROISequence[0].ReferencedROINumber
     ds = pydicom.dcmread(rd)
-    names = {
-        int(r.ROINumber): r.ROIName
-        for r in pydicom.dcmread(next(case.glob("RS.*"))).StructureSetROISequence
-    }
     (item,) = [
-        i
-        for i in ds.DVHSequence
-        if names[int(i.DVHReferencedROISequence[0].ReferencedROINumber)] == "Esophagus"
+        i for i in ds.DVHSequence if i.DVHReferencedROISequence[0].ReferencedROINumber == number
     ]
-    tps = 2.0 * float(item.DVHMeanDose)
+    tps = float(f"{2.0 * float(item.DVHMeanDose):.6g}")  # the value as written
     item.DVHMeanDose = f"{tps:.6g}"
     ds.save_as(rd)
     code, data = check(case)
@@ -124,9 +124,7 @@ def test_one_structure_the_planning_system_saw_otherwise_is_named(tmp_path):
     ours = rtqa_means(case)["Esophagus"]
     assert one["roi"] == "Esophagus" and one["status"] == "minor"
     assert one["value"] == pytest.approx(ours, rel=1e-9)
-    assert one["margin"] == pytest.approx(
-        0.1 * float(f"{tps:.6g}") - abs(ours - float(f"{tps:.6g}")), rel=1e-6
-    )
+    assert one["margin"] == pytest.approx(0.1 * tps - abs(ours - tps), rel=1e-6)
     assert code == 1
 
 
