@@ -24,6 +24,11 @@ Conventions
   unknown part could lower under that very assumption: Min and the cold-end doses DC (the
   coldest volume may lie outside the grid). The median is D50% of the whole structure; the mean
   and CV are those of the known part (an upper and a lower bound under the assumption).
+* ``beyond_grid_max_gy``, where known, bounds the dose of the unknown part from above (the dose
+  on the faces of the dose grid the structure crosses, see :mod:`rtqa.dvh.beyond_grid`).
+  :meth:`Dvh.completed` gives the whole structure's distribution with the unknown part at one
+  dose: every metric grows (CV shrinks) with that dose, so its values with the unknown part at
+  0 Gy and at the bound enclose the structure's value.
 
 How the curve is evaluated
 --------------------------
@@ -100,6 +105,8 @@ class Dvh:
         self._w = None if spreads_gy is None else np.asarray(spreads_gy, dtype=float)
         self._sorted = is_sorted
         self.unknown_volume_cc = float(unknown_volume_cc)
+        #: Upper bound (Gy) of the unknown part's dose, where known (else None).
+        self.beyond_grid_max_gy: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -169,6 +176,24 @@ class Dvh:
         if v_min > 0:
             dvh._known = v_sum  # the sum known_volume_cc would take
         return dvh
+
+    def completed(self, dose_gy: float) -> Dvh:
+        """The whole structure's distribution with its unknown volume at ``dose_gy`` (Gy, a point
+        mass): nothing unknown is left. The unknown part's dose lies between 0 Gy and
+        ``beyond_grid_max_gy``; evaluated at both ends, a metric encloses its value (kept: one
+        per dose)."""
+        cache = self.__dict__.setdefault("_completions", {})
+        key = float(dose_gy)
+        if key not in cache:
+            w = None if self._w is None else np.append(self._w, 0.0)
+            cache[key] = Dvh(
+                np.append(self._d, key),
+                np.append(self._v, self.unknown_volume_cc),
+                0.0,
+                w,
+                is_sorted=False,
+            )
+        return cache[key]
 
     # ---------------------------------------------------------------- volumes
 

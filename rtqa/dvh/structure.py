@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rtqa.dvh.beyond_grid import beyond_grid_max_gy
 from rtqa.dvh.core import Dvh
 from rtqa.geometry.interpolation import InterpolatedStack, interpolated_stack
 from rtqa.geometry.sampling import Occupancy, kinked_octants, occupancy, sample_doses
@@ -91,14 +92,21 @@ def occupancy_dvh(
     if rest is not None:
         samples = tuple(_append(a, tail) for a, tail in zip(samples, rest, strict=True))
     dvh = Dvh.from_samples(samples[0], samples[1], occ.outside_cc, samples[2])
+    dvh.beyond_grid_max_gy = beyond_grid_max_gy(occ, dose)
     notes: list[Note] = []
     total = dvh.total_volume_cc
     if occ.outside_cc > OUTSIDE_NOTE_FRACTION * max(total, 1e-12):
+        bound = dvh.beyond_grid_max_gy
+        faces = (
+            f"; the dose on the grid faces it crosses is at most {bound:.3g} Gy"
+            if bound is not None
+            else ""
+        )
         notes.append(
             Note(
                 Level.WARNING,
                 f"ROI '{name}': {occ.outside_cc:.3g} cc ({100 * occ.outside_cc / total:.3g} %) "
-                "lies outside the dose grid; its dose is unknown (not counted as 0 Gy)",
+                f"lies outside the dose grid; its dose is unknown (not counted as 0 Gy){faces}",
             )
         )
     return StructureDvh(name, roi_number, dvh, total, dvh.known_volume_cc, notes, occ)

@@ -63,6 +63,17 @@ def judge_limit(
     )
     extra = [note] if note else []
     unknown = outside_cc(dvh)
+    bound = getattr(dvh, "beyond_grid_max_gy", None) if unknown > 0 else None
+    if bound is not None and not req.is_quality:
+        enclosed = _judge_enclosed(lim, bands, dvh, unknown, bound, rx_gy)
+        if enclosed is not None:
+            status, value, margin, words = enclosed
+            extra += [*_too_small(req, bands, dvh), words]
+            if status is not Status.PASS and lim.note:
+                extra.append(lim.note)
+            return Finding(
+                status=status, message="; ".join(extra), value=value, margin=margin, **base
+            )
     if unknown > 0:
         extra.append(f"{unknown:.3g} cc lies outside the dose grid (dose unknown)")
     try:
@@ -79,6 +90,14 @@ def judge_limit(
     except MetricNotEvaluable as exc:
         return Finding(status=Status.NOT_EVALUABLE, message="; ".join([str(exc), *extra]), **base)
     j = bands.judge(value)
+    extra[:0] = _too_small(req, bands, dvh)
+    if j.status is not Status.PASS and lim.note:
+        extra.append(lim.note)
+    return Finding(status=j.status, message="; ".join(extra), value=value, margin=j.margin, **base)
+
+
+def _too_small(req, bands: Bands, dvh: Any) -> list[str]:
+    """The words for a critical-volume rule (CV..[cc] >= v) on a structure smaller than v."""
     if (
         req.kind is MetricKind.COLD_VOLUME_AT_DOSE
         and req.unit == "cc"
@@ -86,14 +105,52 @@ def judge_limit(
         and dvh is not None
         and dvh.total_volume_cc < bands.per_protocol.limit
     ):
-        extra.insert(
-            0,
+        return [
             f"the structure ({dvh.total_volume_cc:.4g} cc) is smaller than the "
-            f"{bands.per_protocol.limit:g} cc it must spare",
-        )
-    if j.status is not Status.PASS and lim.note:
-        extra.append(lim.note)
-    return Finding(status=j.status, message="; ".join(extra), value=value, margin=j.margin, **base)
+            f"{bands.per_protocol.limit:g} cc it must spare"
+        ]
+    return []
+
+
+def _judge_enclosed(
+    lim: Limit, bands: Bands, dvh: Any, unknown_cc: float, bound_gy: float, rx_gy: float | None
+) -> tuple[Status, float | None, float | None, str] | None:
+    """Judge a structure partly outside the dose grid over the dose its outside part may have:
+    from 0 Gy to ``bound_gy``, the highest dose on the grid faces it crosses
+    (:mod:`rtqa.dvh.beyond_grid`). Every DVH metric moves one way with that dose, so its values
+    at the two ends enclose the structure's. The same verdict at both ends stands, shown with
+    the end nearer the limit (or farther beyond it); a pass at one end and a deviation at the
+    other is ``not_evaluable``; two different deviations give the lesser (the greater is named).
+    ``(status, value, margin, words)``, or None where the metric is undefined at an
+    end (the caller judges the known part alone)."""
+    from rtqa.dvh import MetricUndefined
+
+    req = lim.metric
+    ends = []
+    for dose in (0.0, bound_gy):
+        try:
+            value = evaluate(req, dvh.completed(dose), rx_gy=rx_gy)
+        except (MetricUndefined, MetricNotEvaluable):
+            return None
+        ends.append((value, bands.judge(value)))
+    low, high = sorted(v for v, _ in ends)
+    span = (
+        f"is {low:.4g} either way"
+        if f"{low:.4g}" == f"{high:.4g}"
+        else f"lies between {low:.4g} and {high:.4g}"
+    )
+    words = (
+        f"{unknown_cc:.3g} cc lies outside the dose grid: with its dose anywhere from 0 Gy to "
+        f"{bound_gy:.3g} Gy (the most on the grid faces it crosses), {req.canonical} {span}"
+    )
+    (_, j0), (_, j1) = ends
+    if j0.status is j1.status:
+        value, j = min(ends, key=lambda e: e[1].margin)
+        return j.status, value, j.margin, words
+    (value, better), (_, worse) = sorted(ends, key=lambda e: e[1].status.rank)
+    if better.status is Status.PASS:
+        return Status.NOT_EVALUABLE, None, None, f"{words}: per protocol at one end only"
+    return better.status, value, better.margin, f"{words}: {worse.status.value} at the other end"
 
 
 def _critical_volume_too_large(req, bands: Bands, total_cc: float) -> bool:

@@ -1,0 +1,158 @@
+"""Organs reaching beyond the dose grid: the dose there bounded by the dose on the grid faces
+they cross, and limits judged over the whole range 0 Gy .. bound.
+
+Phantoms: cylinders of radius 20 mm (96-gon, area ``A``) with contours every 2.5 mm, on a
+2.5 mm dose grid with nodes -50..50 mm on every axis (its extent, voxel edges, -51.25..51.25
+mm), doses in closed form at the nodes.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import shapely
+from click.testing import CliRunner
+
+from rtqa.cli import cli
+from rtqa.dvh import structure_dvh
+from rtqa.dvh.beyond_grid import beyond_grid_max_gy
+from rtqa.model import ContourPlane, DoseGrid, PlanarPolygon, Roi, Status
+from rtqa.protocol.bands import bands_from_texts
+from rtqa.protocol.judging import judge_limit
+from rtqa.protocol.metrics import parse_metric
+from rtqa.protocol.model import Confidence, Limit, Source
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
+AX = np.arange(-50.0, 50.0 + 1e-9, 2.5)
+
+
+def ngon(cx: float, cy: float, r: float = 20.0, n: int = 96) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.column_stack([cx + r * np.cos(t), cy + r * np.sin(t)])
+
+
+AREA_MM2 = shapely.Polygon(ngon(0.0, 0.0)).area
+
+
+def cylinder(z_lo: float, z_hi: float, cx: float = 0.0, name: str = "Organ") -> Roi:
+    zs = np.arange(z_lo, z_hi + 1e-9, 2.5)
+    return Roi(
+        3,
+        name,
+        planes=tuple(ContourPlane(float(z), (PlanarPolygon(ngon(cx, 0.0)),), 1) for z in zs),
+    )
+
+
+def grid(f) -> DoseGrid:
+    z, y, x = np.meshgrid(AX, AX, AX, indexing="ij")
+    return DoseGrid(f(x, y, z), AX, AX.copy(), AX.copy(), None)
+
+
+def limit(metric: str, **bands) -> Limit:
+    return Limit(
+        parse_metric(metric),
+        bands_from_texts(**bands),
+        Source("TG", table="III"),
+        Confidence.SECONDARY,
+    )
+
+
+def judge(lim, dvh):
+    return judge_limit(lim, dvh, group="organ", roi="Organ", match="exact", case_id="C")
+
+
+def test_bound_is_the_highest_dose_on_the_faces_crossed():
+    # dose 10 + 0.1 x + 0.01 y + 0.02 z: highest on the -x face (x = -50) 10 - 5 + 0.5 + 1 = 6.5,
+    # on the +z face (z = 50) 10 + 5 + 0.5 + 1 = 16.5 Gy
+    dose = grid(lambda x, y, z: 10 + 0.1 * x + 0.01 * y + 0.02 * z)
+    lateral = structure_dvh(cylinder(-20.0, 20.0, cx=-45.0), dose)  # out through -x only
+    upward = structure_dvh(cylinder(0.0, 80.0), dose)  # out through +z only
+    inside = structure_dvh(cylinder(-20.0, 20.0), dose)
+    assert lateral.dvh.beyond_grid_max_gy == pytest.approx(6.5, abs=1e-9)
+    assert upward.dvh.beyond_grid_max_gy == pytest.approx(16.5, abs=1e-9)
+    assert inside.dvh.beyond_grid_max_gy is None and inside.dvh.unknown_volume_cc == 0.0
+    assert "at most 16.5 Gy" in upward.notes[0].message
+    # a derived structure has no contours of its own: no bound, judged on the known part
+    occ = upward.occupancy
+    assert occ is not None
+    occ.slabs = None
+    assert beyond_grid_max_gy(occ, dose) is None
+
+
+def test_critical_volume_counts_the_part_beyond_the_grid_below_the_dose():
+    # dose 10 - 0.1 |z|: 5 Gy on both z faces. The cylinder spans z -81.25..81.25 mm (end caps
+    # of half a step): 102.5 mm of it lies below 7 Gy (|z| > 30), 42.5 mm of that inside the
+    # grid. The 60 mm beyond the grid receive at most 5 Gy < 7 Gy, so CV7Gy is A * 102.5 mm
+    # whatever their dose, not the A * 42.5 mm of the known part (which read as a major
+    # deviation of a >= 100 cc rule before)
+    dose = grid(lambda x, y, z: 10 - 0.1 * np.abs(z))
+    sd = structure_dvh(cylinder(-80.0, 80.0), dose)
+    assert sd.dvh.beyond_grid_max_gy == pytest.approx(5.0, abs=1e-9)
+    assert sd.dvh.cold_volume_cc(7.0) == pytest.approx(AREA_MM2 * 42.5 / 1000, rel=2e-3)
+    f = judge(limit("CV7Gy[cc]", limit=">= 100"), sd.dvh)
+    assert f.status is Status.PASS
+    assert f.value == pytest.approx(AREA_MM2 * 102.5 / 1000, rel=2e-3)
+    assert "CV7Gy[cc] is 128.7 either way" in f.message
+
+
+@pytest.fixture(scope="module")
+def hot_face():
+    # dose 3 + 0.1 x - 0.02 |z|: the cylinder (x within 20 mm of 0) is hottest at x = 20, z = 0
+    # (5 Gy); the z faces reach 3 + 5 - 1 = 7 Gy at x = 50
+    dose = grid(lambda x, y, z: 3 + 0.1 * x - 0.02 * np.abs(z))
+    return structure_dvh(cylinder(-80.0, 80.0), dose).dvh
+
+
+def test_maximum_below_the_limit_on_the_grid_but_not_beyond_is_not_evaluable(hot_face):
+    assert hot_face.beyond_grid_max_gy == pytest.approx(7.0, abs=1e-9)
+    known = hot_face.dose_at_volume_cc(0.035)
+    assert 4.8 < known < 5.0  # within the limit on the grid: a pass before
+    f = judge(limit("D0.035cc[Gy]", limit="<= 6"), hot_face)
+    assert f.status is Status.NOT_EVALUABLE and f.value is None
+    assert f"lies between {known:.4g} and 7" in f.message
+    assert "per protocol at one end only" in f.message
+
+
+def test_limit_above_the_face_dose_passes_on_the_worst_case(hot_face):
+    f = judge(limit("D0.035cc[Gy]", limit="<= 8"), hot_face)
+    assert f.status is Status.PASS
+    assert f.value == pytest.approx(7.0, abs=1e-9) and f.margin == pytest.approx(1.0, abs=1e-9)
+
+
+def test_two_deviations_give_the_certain_one_and_name_the_other(hot_face):
+    known = hot_face.dose_at_volume_cc(0.035)
+    f = judge(limit("D0.035cc[Gy]", per_protocol="<= 4", acceptable="<= 6"), hot_face)
+    assert f.status is Status.MINOR and f.value == pytest.approx(known)
+    assert f.message.endswith("major at the other end")
+
+
+def test_sample_grid_cropped_through_the_target_withholds_the_cord_limits(tmp_path):
+    # spine_3fx with its RT Dose cut to the frames |z| <= 15 mm: the cord and oesophagus
+    # (z -40..40 mm) leave the grid where it cuts through the 30 Gy region. Their limits passed
+    # on the part inside before; now the dose beyond (up to the faces' highest, read here from
+    # the cut frames independently of rtqa) keeps them from a verdict
+    case = tmp_path / "spine_3fx"
+    shutil.copytree(SAMPLES / "spine_3fx", case)
+    path = case / "RD.SPINE3FX.dcm"
+    ds = pydicom.dcmread(path)
+    ds.decompress()
+    z = float(ds.ImagePositionPatient[2]) + np.array([float(v) for v in ds.GridFrameOffsetVector])
+    keep = np.nonzero(np.abs(z) <= 15.0)[0]
+    pixels = ds.pixel_array[keep]
+    face_gy = max(pixels[0].max(), pixels[-1].max()) * float(ds.DoseGridScaling)
+    ds.PixelData = pixels.tobytes()
+    ds.NumberOfFrames = keep.size
+    ds.ImagePositionPatient = [*(float(v) for v in ds.ImagePositionPatient[:2]), float(z[keep[0]])]
+    ds.GridFrameOffsetVector = [float(v) for v in z[keep] - z[keep[0]]]
+    ds.save_as(path)
+
+    result = CliRunner().invoke(cli, ["check", str(case), "--format", "json"])
+    data = json.loads(result.stdout)
+    cord = [f for f in data["findings"] if f["roi"] == "SpinalCord" and f["metric"].startswith("D")]
+    assert len(cord) == 3 and {f["status"] for f in cord} == {"not_evaluable"}
+    assert all(f"to {face_gy:.3g} Gy (the most on the grid faces" in f["message"] for f in cord)
+    assert face_gy > 21.9  # above the cord's point limit: no verdict can rest on the part inside
+    assert result.exit_code == 1  # the minor grid-coverage deviation stands
