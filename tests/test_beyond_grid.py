@@ -156,3 +156,19 @@ def test_sample_grid_cropped_through_the_target_withholds_the_cord_limits(tmp_pa
     assert all(f"to {face_gy:.3g} Gy (the most on the grid faces" in f["message"] for f in cord)
     assert face_gy > 21.9  # above the cord's point limit: no verdict can rest on the part inside
     assert result.exit_code == 1  # the minor grid-coverage deviation stands
+
+
+def test_eqd2_sum_bounds_the_part_beyond_by_each_plans_faces():
+    # two plans (3 and 5 fractions) on one grid, each 5 Gy on its z faces at most
+    # (10 - 0.1 |z|) and 2 Gy (4 - 0.04 |z|): the part beyond is at most
+    # EQD2(5 Gy / 3 fx) + EQD2(2 Gy / 5 fx) at alpha/beta 2 Gy
+    from rtqa.geometry.sampling import occupancy
+    from rtqa.protocol.course_dose import eqd2_dvh
+
+    first = grid(lambda x, y, z: 10 - 0.1 * np.abs(z))
+    second = 0.4 * first.dose_gy
+    occ = occupancy(cylinder(-80.0, 80.0), first)
+    dvh = eqd2_dvh(occ, first, [first.dose_gy, second], [3, 5], 2.0)
+    want = 5.0 * (5.0 / 3 + 2.0) / 4.0 + 2.0 * (2.0 / 5 + 2.0) / 4.0
+    assert dvh.beyond_grid_max_gy == pytest.approx(want, abs=1e-9)
+    assert dvh.unknown_volume_cc == pytest.approx(AREA_MM2 * 60.0 / 1000, rel=1e-9)

@@ -99,14 +99,21 @@ def eqd2_dvh(
 
     Each plan's physical dose is interpolated at the structure's sample points first and
     converted there (EQD2 is convex: converting grid values and interpolating them afterwards
-    would overstate it between voxels); the conversions are then summed sample by sample."""
+    would overstate it between voxels); the conversions are then summed sample by sample. The
+    part of the structure beyond the grid is bounded by the sum of the EQD2 of each plan's
+    highest dose on the grid faces it crosses (:mod:`rtqa.dvh.beyond_grid`)."""
     from rtqa.dvh import Dvh
+    from rtqa.dvh.beyond_grid import beyond_grid_max_gy
     from rtqa.geometry.sampling import sample_doses
     from rtqa.radiobiology import eqd2
 
     total = spread = vols = None
+    bound: float | None = 0.0
     for values, n in zip(arrays, fractions, strict=True):
-        sampled = sample_doses(occ, dataclasses.replace(ref, dose_gy=values))
+        grid = dataclasses.replace(ref, dose_gy=values)
+        face = beyond_grid_max_gy(occ, grid)
+        bound = None if face is None or bound is None else bound + eqd2(face, int(n or 1), ab)
+        sampled = sample_doses(occ, grid)
         doses = np.clip(np.asarray(sampled[0], float), 0.0, None)
         vols = np.asarray(sampled[1], float)
         k = int(n or 1)
@@ -118,9 +125,9 @@ def eqd2_dvh(
             part = slope * np.asarray(sampled[2], float)
             spread = part if spread is None else spread + part
     assert total is not None and vols is not None
-    if spread is None:
-        return Dvh.from_samples(total, vols, occ.outside_cc)
-    return Dvh.from_samples(total, vols, occ.outside_cc, spreads_gy=spread)
+    dvh = Dvh.from_samples(total, vols, occ.outside_cc, spreads_gy=spread)
+    dvh.beyond_grid_max_gy = float(bound) if bound is not None else None
+    return dvh
 
 
 def summed_grid(ref: DoseGrid, values: np.ndarray, note: str) -> DoseGrid:
