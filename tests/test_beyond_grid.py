@@ -172,3 +172,20 @@ def test_eqd2_sum_bounds_the_part_beyond_by_each_plans_faces():
     want = 5.0 * (5.0 / 3 + 2.0) / 4.0 + 2.0 * (2.0 / 5 + 2.0) / 4.0
     assert dvh.beyond_grid_max_gy == pytest.approx(want, abs=1e-9)
     assert dvh.unknown_volume_cc == pytest.approx(AREA_MM2 * 60.0 / 1000, rel=1e-9)
+
+
+def test_derived_structure_takes_the_bound_of_its_whole_roi():
+    # organ minus a target inside the grid: the part beyond is the organ's, at most the 5 Gy of
+    # the z faces; its V6Gy[cc] (upper limit) is the same at 0 Gy and 5 Gy beyond: judged
+    from rtqa.protocol.structure_dvhs import derived_dvh
+
+    dose = grid(lambda x, y, z: 10 - 0.1 * np.abs(z))
+    sd = derived_dvh(cylinder(-80.0, 80.0), dose, (cylinder(-10.0, 10.0, name="GTV"),))
+    assert sd.roi_name == "Organ - GTV"
+    assert sd.dvh.beyond_grid_max_gy == pytest.approx(5.0, abs=1e-9)
+    assert "at most 5 Gy" in sd.notes[0].message
+    # >= 6 Gy: |z| <= 40 less the target's |z| <= 11.25 (end caps), all inside the grid
+    f = judge(limit("V6Gy[cc]", limit="<= 100"), sd.dvh)
+    assert f.status is Status.PASS
+    assert f.value == pytest.approx(AREA_MM2 * (80.0 - 22.5) / 1000, rel=2e-3)
+    assert f"V6Gy[cc] is {f.value:.4g} either way" in f.message

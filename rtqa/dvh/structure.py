@@ -83,16 +83,23 @@ def _append(a: np.ndarray, tail: np.ndarray) -> np.ndarray:
 
 
 def occupancy_dvh(
-    occ: Occupancy, dose: DoseGrid, name: str, *, roi_number: int | None = None
+    occ: Occupancy,
+    dose: DoseGrid,
+    name: str,
+    *,
+    roi_number: int | None = None,
+    within: Occupancy | None = None,
 ) -> StructureDvh:
     """DVH of an occupancy (a derived structure such as lungs minus GTV) on ``dose``, which
-    must be the grid the occupancy's lattice was built on."""
+    must be the grid the occupancy's lattice was built on. ``within``: a structure with contours
+    holding this one (the lungs of lungs minus GTV), whose grid faces bound the dose of the part
+    beyond the grid (default: ``occ`` itself)."""
     samples = sample_doses(occ, dose)
     rest = kinked_octants(occ, dose, samples)  # a split cell's sample becomes its 1st octant
     if rest is not None:
         samples = tuple(_append(a, tail) for a, tail in zip(samples, rest, strict=True))
     dvh = Dvh.from_samples(samples[0], samples[1], occ.outside_cc, samples[2])
-    dvh.beyond_grid_max_gy = beyond_grid_max_gy(occ, dose)
+    dvh.beyond_grid_max_gy = beyond_grid_max_gy(occ if within is None else within, dose)
     notes: list[Note] = []
     total = dvh.total_volume_cc
     if occ.outside_cc > OUTSIDE_NOTE_FRACTION * max(total, 1e-12):

@@ -45,17 +45,18 @@ def dvh_or_finding(fn, roi: Roi, dose: DoseGrid, findings: list[Finding], cid, h
 
 def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...]):
     """The StructureDvh of ``roi`` minus the union of ``minus`` (occupancy difference, every
-    structure sampled as finely as ``roi`` needs); ValueError for an ROI without volume."""
+    structure sampled as finely as ``roi`` needs); ValueError for an ROI without volume. Its part
+    beyond the dose grid lies within ``roi``'s, so ``roi``'s face dose bounds it."""
     from rtqa.dvh import occupancy_dvh
     from rtqa.geometry import contour_volume_cc, occupancy
     from rtqa.geometry.sampling import choose_factors
 
     factors = choose_factors(contour_volume_cc(roi), dose)
-    occ = occupancy(roi, dose, factors=factors)
+    whole = occ = occupancy(roi, dose, factors=factors)
     for sub in minus:
         occ = occ.difference(occupancy(sub, dose, factors=factors))
     name = " - ".join([roi.name, *(r.name for r in minus)])
-    return occupancy_dvh(occ, dose, name, roi_number=roi.number)
+    return occupancy_dvh(occ, dose, name, roi_number=roi.number, within=whole)
 
 
 def keep_dvh(ctx: EvaluationContext, curves, roi: Roi, sd, how: str) -> None:
