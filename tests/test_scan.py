@@ -13,6 +13,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from test_scan_builders import HEADER, PATIENT, X, Y, Z, linear_dose, uids, write_case, write_reg
 
 from rtqa.dicom.common import DEFORMABLE_REGISTRATION, RT_BRACHY_RECORD, make_uid, read_dataset
+from rtqa.dicom.dose import read_dose
 from rtqa.dicom.image_references import image_references
 from rtqa.dicom.linking import safe_name
 from rtqa.dicom.scan import scan
@@ -280,6 +281,27 @@ def test_file_without_meta_header_still_loads(tmp_path):
     assert result.cases[0].plan.prescriptions[0].total_gy == 30.0
     assert any(
         "no preamble or file meta header" in m for m in messages(result.notes, Level.WARNING)
+    )
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_dose_without_meta_header_gives_the_same_grid(tmp_path, implicit):
+    # an RT Dose with neither preamble nor file meta (a TPS export quirk): its pixel data are
+    # decoded in the encoding the data set was read in, the dose equal to the conformant file's
+    built = write_case(tmp_path, "SPINE")
+    path = built.paths["dose"]
+    want = read_dose(path).dose_gy
+    ds = pydicom.dcmread(path)
+    del ds.file_meta
+    ds.preamble = None
+    ds.save_as(path, enforce_file_format=False, implicit_vr=implicit, little_endian=True)
+    result = scan(str(tmp_path))
+    dose = result.cases[0].dose
+    assert dose is not None and np.array_equal(dose.dose_gy, want)
+    assert any(
+        str(n.path).endswith(path.name) and "no preamble or file meta header" in n.message
+        for n in result.notes
+        if n.level is Level.WARNING
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+from pydicom import uid
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -112,6 +113,17 @@ def _forced_read(path: str, stop_before_pixels: bool, defer_size: int | None) ->
         raise DicomError(f"not a readable DICOM file ({exc})", path) from exc
     if "SOPClassUID" not in ds:
         raise DicomError("not a DICOM file (no DICM prefix and no SOP Class UID)", path)
+    if "TransferSyntaxUID" not in ds.file_meta:
+        # the encoding the data set was read in stands for the missing header's (pixel data
+        # of such a file is native: an encapsulated one cannot be read without it)
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            uid.ImplicitVRLittleEndian
+            if implicit
+            else uid.ExplicitVRLittleEndian
+            if little
+            else uid.ExplicitVRBigEndian
+        )
     return ds
 
 
