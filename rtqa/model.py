@@ -229,6 +229,11 @@ class Roi:
     tps_volume_cc: float | None = None
     contour_count: int = 0  # contours of every geometric type as read
     notes: tuple[Note, ...] = ()
+    #: (lower z, upper z) mm of wide steps between this ROI's planes that no image plane lies
+    #: in (a slice missing from the images): joined by the slab model, not taken as gaps
+    bridged_steps_mm: tuple[tuple[float, float], ...] = ()
+    #: (lower z, upper z) mm of wide steps with an image plane known to lie in them: gaps
+    confirmed_gaps_mm: tuple[tuple[float, float], ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -364,6 +369,8 @@ class ImageSeries:
     paths: tuple[str, ...]
     modality: str = "CT"
     patient_id: str = ""
+    #: z (mm) of every slice, ascending, when all slices are axial; else empty
+    slice_z_mm: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

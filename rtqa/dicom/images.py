@@ -116,5 +116,18 @@ def series_from_slices(slices: list[ImageSlice]) -> tuple[ImageSeries, list[Note
         paths=tuple(s.path for s in ordered),
         modality=first.modality or "CT",
         patient_id=first.patient_id,
+        slice_z_mm=_axial_z(ordered),
     )
     return series, notes
+
+
+def _axial_z(slices: list[ImageSlice]) -> tuple[float, ...]:
+    """The z (mm) of every slice, ascending, when all are axial (normal along z); else ()."""
+    z = []
+    for s in slices:
+        o = np.asarray(s.orientation, dtype=float)
+        normal = np.cross(o[:3], o[3:])
+        if abs(abs(normal[2]) - 1.0) > 1e-4:
+            return ()
+        z.append(s.position_mm * float(np.sign(normal[2])))
+    return tuple(sorted(z))

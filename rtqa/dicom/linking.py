@@ -45,6 +45,7 @@ from rtqa.dicom.case_dose import DoseHeader, dose_against_prescription, load_dos
 from rtqa.dicom.case_images import build_series, case_images
 from rtqa.dicom.dose_frame import dose_in_frame
 from rtqa.dicom.found import Found
+from rtqa.dicom.plane_bridges import case_bridges
 from rtqa.model import Case, ImageSeries, Level, Note, Plan, StructureSet, TreatmentRecord
 
 
@@ -188,6 +189,8 @@ class _Draft:
             notes=notes,
         )
         case.images = case_images(case, found, series, notes)
+        if case.structure_set is not None:
+            notes.extend(case_bridges(case.structure_set, case.images))
         case.registrations = tuple(
             r for r in found.registrations if case.frame_of_reference_uid in r.frames
         )

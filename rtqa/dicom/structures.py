@@ -48,6 +48,7 @@ from rtqa.dicom.common import (
     require,
     tag_name,
 )
+from rtqa.dicom.plane_bridges import bridge_by_structure_set
 from rtqa.errors import DicomError
 from rtqa.model import ContourPlane, Level, Note, PlanarPolygon, Roi, StructureSet
 
@@ -132,6 +133,7 @@ def structure_set_from_dataset(ds: Dataset, path: str, notes: list[Note]) -> Str
             _read_roi(item, number, name, item_contours, observation, frame_uid, path, roi_notes)
         )
     _note_single_planes(rois, path)
+    bridge_by_structure_set(rois)
     return StructureSet(
         path=path,
         sop_instance_uid=str(require(ds, "SOPInstanceUID", path)),

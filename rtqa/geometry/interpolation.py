@@ -511,7 +511,7 @@ def interpolated_stack(
         return base
     z, polys = plane_groups(roi)
     n = z.size
-    gap = gap_steps(z, spacing_mm)
+    gap = gap_steps(z, spacing_mm, roi.bridged_steps_mm)
     shapes = [_plane_shapes(base.geoms[p], polys[p]) for p in range(n)]
     up: list[dict[int, int]] = []
     hole_up: list[dict[tuple[int, int], tuple[int, int]]] = []
@@ -646,7 +646,8 @@ def interpolated_stack(
         np.array(out_hi),
         geoms,
         np.array([g.area for g in geoms]),
-        base.gaps,
+        base.gap_steps_mm,
+        base.bridged,
         steps,
         joined,
         fallback,

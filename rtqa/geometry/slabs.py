@@ -9,6 +9,9 @@ Conventions
   structure has separate parts there, and each part gets its own end caps instead of a slab
   bridging the gap. A step of 1.5x a neighbour is what a single missing plane in an even stack
   gives (2x), with margin for rounding; a gradual change of CT spacing is not a gap.
+  Such a step is not a gap, but joined like any other, where the ROI lists it in
+  ``Roi.bridged_steps_mm``: no image plane lies in it (a slice missing from the images, found
+  by :mod:`rtqa.dicom.plane_bridges`), so the structure could not be drawn there.
 * End caps: beyond the first and last plane of each part the slab extends by ``end_cap_mm``;
   by default (``None``) half the neighbouring spacing, the same rule as between planes. A part
   of a single plane takes half ``spacing_mm`` (the structure set's plane spacing) on each side,
@@ -30,19 +33,28 @@ from rtqa.model import Roi
 GAP_FACTOR = 1.5
 #: Planes closer than this (mm) are the same plane.
 SAME_PLANE_MM = 1e-3
+#: A listed step matches a step between planes whose ends are both within this (mm).
+STEP_MATCH_MM = 0.01
 
 
 @dataclass(frozen=True, eq=False)
 class SlabStack:
     """A structure as slabs: plane ``p`` is the polygon ``geoms[p]`` (x, y in mm) extruded from
-    ``lo_mm[p]`` to ``hi_mm[p]``. ``gaps`` counts the gaps found between parts."""
+    ``lo_mm[p]`` to ``hi_mm[p]``. ``gap_steps_mm`` are the (lower z, upper z) of the gaps found
+    between parts; ``bridged`` counts the wide steps joined because no image plane lies in them."""
 
     z_mm: np.ndarray
     lo_mm: np.ndarray
     hi_mm: np.ndarray
     geoms: tuple  # shapely geometries, one per plane
     areas_mm2: np.ndarray
-    gaps: int = 0
+    gap_steps_mm: tuple[tuple[float, float], ...] = ()
+    bridged: int = 0
+
+    @property
+    def gaps(self) -> int:
+        """The number of gaps between parts."""
+        return len(self.gap_steps_mm)
 
     @property
     def volume_cc(self) -> float:
@@ -98,16 +110,31 @@ def plane_groups(roi: Roi) -> tuple[np.ndarray, list[list]]:
     return np.array(zs), polys
 
 
-def gap_steps(z: np.ndarray, spacing_mm: float | None = None) -> np.ndarray:
+def gap_steps(
+    z: np.ndarray,
+    spacing_mm: float | None = None,
+    bridged: tuple[tuple[float, float], ...] = (),
+) -> np.ndarray:
     """Which steps between the sorted planes ``z`` (mm) are gaps between parts (see the module
-    docstring): one boolean per step."""
+    docstring): one boolean per step. A wide step listed in ``bridged`` (lower z, upper z; mm)
+    is not a gap."""
     steps = np.diff(z)
     gap = np.zeros(steps.size, dtype=bool)
     for j, step in enumerate(steps):
         neighbours = [steps[k] for k in (j - 1, j + 1) if 0 <= k < steps.size]
         ref = max(neighbours) if neighbours else spacing_mm
         gap[j] = ref is not None and step > GAP_FACTOR * ref
+        if gap[j] and step_listed(z[j], z[j + 1], bridged):
+            gap[j] = False
     return gap
+
+
+def step_listed(lo_mm: float, hi_mm: float, listed: tuple[tuple[float, float], ...]) -> bool:
+    """Whether the step from ``lo_mm`` to ``hi_mm`` is one of ``listed`` (both ends within
+    :data:`STEP_MATCH_MM`)."""
+    return any(
+        abs(lo_mm - a) <= STEP_MATCH_MM and abs(hi_mm - b) <= STEP_MATCH_MM for a, b in listed
+    )
 
 
 def contains_points(slabs: SlabStack, pts: np.ndarray, *, closed: bool = False) -> np.ndarray:
@@ -139,7 +166,8 @@ def slab_stack(
     areas = np.array([g.area for g in geoms])
     n = z.size
     steps = np.diff(z)
-    gap = gap_steps(z, spacing_mm)
+    gap = gap_steps(z, spacing_mm, roi.bridged_steps_mm)
+    bridged = int(gap_steps(z, spacing_mm).sum() - gap.sum())
     joined = steps[~gap]
     fallback = spacing_mm if spacing_mm else (float(np.median(joined)) if joined.size else None)
     lo = np.empty(n)
@@ -151,7 +179,8 @@ def slab_stack(
         half_above = 0.5 * steps[p] if above else None
         lo[p] = z[p] - half_below if below else z[p] - _cap(end_cap_mm, half_above, fallback, roi)
         hi[p] = z[p] + half_above if above else z[p] + _cap(end_cap_mm, half_below, fallback, roi)
-    return SlabStack(z, lo, hi, geoms, areas, int(gap.sum()))
+    gap_z = tuple((float(z[j]), float(z[j + 1])) for j in np.flatnonzero(gap))
+    return SlabStack(z, lo, hi, geoms, areas, gap_z, bridged)
 
 
 def _cap(end_cap_mm: float | None, half_neighbour: float | None, fallback, roi: Roi) -> float:
