@@ -129,18 +129,16 @@ def test_two_deviations_give_the_certain_one_and_name_the_other(hot_face):
     assert f.message.endswith("major at the other end")
 
 
-def test_sample_grid_cropped_through_the_target_withholds_the_cord_limits(tmp_path):
-    # spine_3fx with its RT Dose cut to the frames |z| <= 15 mm: the cord and oesophagus
-    # (z -40..40 mm) leave the grid where it cuts through the 30 Gy region. Their limits passed
-    # on the part inside before; now the dose beyond (up to the faces' highest, read here from
-    # the cut frames independently of rtqa) keeps them from a verdict
+def _cropped_spine(tmp_path, half_mm: float) -> tuple[Path, float]:
+    """spine_3fx with its RT Dose cut to the frames |z| <= ``half_mm``, and the highest dose
+    (Gy) on the cut faces, read from the frames independently of rtqa."""
     case = tmp_path / "spine_3fx"
     shutil.copytree(SAMPLES / "spine_3fx", case)
     path = case / "RD.SPINE3FX.dcm"
     ds = pydicom.dcmread(path)
     ds.decompress()
     z = float(ds.ImagePositionPatient[2]) + np.array([float(v) for v in ds.GridFrameOffsetVector])
-    keep = np.nonzero(np.abs(z) <= 15.0)[0]
+    keep = np.nonzero(np.abs(z) <= half_mm)[0]
     pixels = ds.pixel_array[keep]
     face_gy = max(pixels[0].max(), pixels[-1].max()) * float(ds.DoseGridScaling)
     ds.PixelData = pixels.tobytes()
@@ -148,7 +146,15 @@ def test_sample_grid_cropped_through_the_target_withholds_the_cord_limits(tmp_pa
     ds.ImagePositionPatient = [*(float(v) for v in ds.ImagePositionPatient[:2]), float(z[keep[0]])]
     ds.GridFrameOffsetVector = [float(v) for v in z[keep] - z[keep[0]]]
     ds.save_as(path)
+    return case, float(face_gy)
 
+
+def test_sample_grid_cropped_through_the_target_withholds_the_cord_limits(tmp_path):
+    # spine_3fx with its RT Dose cut to the frames |z| <= 15 mm: the cord and oesophagus
+    # (z -40..40 mm) leave the grid where it cuts through the 30 Gy region. Their limits passed
+    # on the part inside before; now the dose beyond (up to the faces' highest, read here from
+    # the cut frames independently of rtqa) keeps them from a verdict
+    case, face_gy = _cropped_spine(tmp_path, 15.0)
     result = CliRunner().invoke(cli, ["check", str(case), "--format", "json"])
     data = json.loads(result.stdout)
     cord = [f for f in data["findings"] if f["roi"] == "SpinalCord" and f["metric"].startswith("D")]
@@ -156,6 +162,28 @@ def test_sample_grid_cropped_through_the_target_withholds_the_cord_limits(tmp_pa
     assert all(f"to {face_gy:.3g} Gy (the most on the grid faces" in f["message"] for f in cord)
     assert face_gy > 21.9  # above the cord's point limit: no verdict can rest on the part inside
     assert result.exit_code == 1  # the minor grid-coverage deviation stands
+
+
+def test_dvh_command_gives_a_range_not_a_value_where_the_part_beyond_could_move_it(tmp_path):
+    # the same cut at |z| <= 25 mm: the faces carry at most ~10 Gy. The cord's hottest 0.03 cc
+    # (15 Gy, inside the grid) is above anything beyond: one value. Its median is not: half the
+    # cord lies beyond, at 0 Gy to the face dose, and the value read on the part inside with the
+    # rest taken as cold (what was printed before) is only the lower end
+    case, face_gy = _cropped_spine(tmp_path, 25.0)
+    metrics = ["D0.03cc[Gy]", "D50%[Gy]"]
+    args = ["dvh", str(case), "--format", "json", *(a for m in metrics for a in ("--metric", m))]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    (cord,) = [r for r in data["rois"] if r["roi"] == "SpinalCord"]
+    assert cord["metrics"]["D0.03cc[Gy]"] > face_gy + 5.0
+    assert cord["metrics"]["D50%[Gy]"] is None
+    (why,) = [w for w in data["warnings"] if w.startswith("ROI 'SpinalCord': D50%[Gy]")]
+    low, high = (float(v) for v in why.split("between ")[1].split(", as")[0].split(" and "))
+    assert low < high <= face_gy + 1e-6
+    assert f"from 0 Gy to {face_gy:.4g} Gy" in why
+    (gtv,) = [r for r in data["rois"] if r["roi"] == "GTV"]  # inside the grid: a value
+    assert gtv["metrics"]["D50%[Gy]"] > 30.0
 
 
 def test_eqd2_sum_bounds_the_part_beyond_by_each_plans_faces():

@@ -133,7 +133,7 @@ def _case_report(
     from rtqa.dicom.case_dose import tps_dvhs_in_cc
     from rtqa.dicom.structures import plane_spacing_mm
     from rtqa.dvh import MetricUndefined, plan_quality, structure_dvh
-    from rtqa.protocol.metrics import MetricNotEvaluable, evaluate
+    from rtqa.protocol.metrics import MetricNotEvaluable
 
     ss, dose = case.structure_set, case.dose
     assert ss is not None and dose is not None
@@ -190,7 +190,10 @@ def _case_report(
                 if req.is_quality and not is_target:
                     values[req.text] = None
                     continue
-                values[req.text] = evaluate(req, sd.dvh, rx_gy=roi_rx, quality=quality)
+                value, why = _enclosed(req, sd.dvh, roi_rx, quality)
+                values[req.text] = value
+                if why:
+                    warnings.append(f"ROI '{roi.name}': {req.text}: {why}")
             except (MetricUndefined, MetricNotEvaluable) as exc:
                 values[req.text] = None
                 warnings.append(f"ROI '{roi.name}': {req.text}: {exc}")
@@ -224,6 +227,28 @@ def _case_report(
         "rois": rois,
         "warnings": warnings,
     }
+
+
+def _enclosed(req, dvh, rx_gy, quality) -> tuple[float | None, str]:
+    """The metric's value; for a structure partly outside the dose grid whose part beyond is
+    bounded (``beyond_grid_max_gy``), its values with that part at 0 Gy and at the bound: one
+    value when they agree, else None and the range. MetricUndefined / MetricNotEvaluable as
+    :func:`rtqa.protocol.metrics.evaluate`."""
+    from rtqa.dvh.core import VOLUME_ATOL_CC
+    from rtqa.protocol.metrics import evaluate
+
+    bound = dvh.beyond_grid_max_gy
+    if req.is_quality or bound is None or dvh.unknown_volume_cc <= VOLUME_ATOL_CC:
+        return evaluate(req, dvh, rx_gy=rx_gy, quality=quality), ""
+    cold = evaluate(req, dvh.completed(0.0), rx_gy=rx_gy, quality=quality)
+    hot = evaluate(req, dvh.completed(bound), rx_gy=rx_gy, quality=quality)
+    if math.isclose(cold, hot, rel_tol=1e-9, abs_tol=1e-9):
+        return cold, ""
+    return None, (
+        f"not a single value: between {min(cold, hot):.4g} and {max(cold, hot):.4g}, as the "
+        f"{dvh.unknown_volume_cc:.4g} cc outside the dose grid receives anything from 0 Gy to "
+        f"{bound:.4g} Gy (the highest dose on the grid faces it crosses)"
+    )
 
 
 def _tps_coverage(dose, ss, tps: dict) -> list[str]:
