@@ -394,6 +394,8 @@ class TreatmentRecord:
     patient_id: str = ""
     notes: tuple[Note, ...] = ()
     fraction_group: int | None = None  # ReferencedFractionGroupNumber of the plan
+    #: TimezoneOffsetFromUTC (0008,0201) of ``delivered_at`` in minutes east of UTC, where given
+    utc_offset_min: int | None = None
 
     @property
     def delivery_date(self) -> date | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 
 import pydicom
@@ -12,7 +13,7 @@ from rtqa.dicom.records import read_treatment_record
 from rtqa.dicom.write.base import Header
 from rtqa.dicom.write.records import write_treatment_record
 from rtqa.errors import DicomError
-from rtqa.model import DeliveredBeam, Level, TreatmentRecord
+from rtqa.model import DeliveredBeam, Level, Status, TreatmentRecord
 from rtqa.protocol.delivery import fraction_deliveries
 
 HEADER = Header("RTQA-001", "Phantom^Spine", make_uid("study"), datetime(2024, 3, 1, 9, 30))
@@ -133,3 +134,47 @@ def test_a_fraction_number_beyond_any_course_is_unknown(tmp_path):
     assert note.message == (
         "CurrentFractionNumber 2147483647 is not in 1-1000: the record's fraction number is unknown"
     )
+
+
+def _dated(fraction: int, when: datetime, offset_min: int | None) -> TreatmentRecord:
+    rec = record(fraction, when, [DeliveredBeam(1, 1200.0, 1200.0, "NORMAL")])
+    return dataclasses.replace(rec, utc_offset_min=offset_min)
+
+
+def test_hours_between_fractions_are_counted_in_utc_across_a_clock_change(tmp_path):
+    # Central Europe, spring 2024: clocks go from +0100 to +0200 on Sunday 31 March. Fraction 1
+    # Saturday 15:30 (14:30 UTC), fraction 2 Monday 08:00 (06:00 UTC): 40.5 h on the wall
+    # clock, 39.5 h elapsed, under a 40 h minimum
+    from rtqa.protocol.model import Fractionation, SourcedValue
+    from rtqa.protocol.plan_rules import min_interval
+    from rtqa.protocol.schedule import schedule
+
+    fx1 = _dated(1, datetime(2024, 3, 30, 15, 30), 60)
+    fx2 = _dated(2, datetime(2024, 4, 1, 8, 0), 120)
+    read = [
+        read_treatment_record(write(tmp_path, r, f"RT.fx{r.fraction_number}.dcm"))
+        for r in (fx1, fx2)
+    ]
+    assert [r.utc_offset_min for r in read] == [60, 120]
+    assert pydicom.dcmread(read[1].path).TimezoneOffsetFromUTC == "+0200"
+    fr = Fractionation(min_interval_hours=SourcedValue(40, None, None))
+    (f,) = min_interval(fr, schedule(read))
+    assert f.value == pytest.approx(39.5) and f.status is Status.MAJOR
+    # without the offsets (or with one missing) the wall clock is all there is: 40.5 h
+    local = [dataclasses.replace(read[0], utc_offset_min=None), read[1]]
+    (g,) = min_interval(fr, schedule(local))
+    assert g.value == pytest.approx(40.5) and g.status is Status.PASS
+    # the calendar days stay local
+    assert schedule(read).span_days == 2
+
+
+@pytest.mark.parametrize("raw", ["+2500", "0100", "+01:00", "UTC"])
+def test_malformed_timezone_offset_is_ignored_with_a_warning(tmp_path, raw):
+    path = write(tmp_path, _dated(1, datetime(2024, 3, 6, 8, 0), None), "RT.fx1.dcm")
+    ds = pydicom.dcmread(path)
+    ds.TimezoneOffsetFromUTC = raw
+    ds.save_as(path)
+    rec = read_treatment_record(path)
+    assert rec.utc_offset_min is None
+    (note,) = [n for n in rec.notes if "TimezoneOffsetFromUTC" in n.message]
+    assert note.level is Level.WARNING and repr(raw) in note.message

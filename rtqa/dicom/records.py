@@ -7,12 +7,16 @@ per plan and fraction number (:mod:`rtqa.protocol.schedule`; whether one was ful
 :func:`rtqa.protocol.delivery.fraction_deliveries`), never by counting records. Items the record
 marks as setup or imaging exposures (TreatmentDeliveryType other than TREATMENT or CONTINUATION)
 are left out: they deliver no treatment MU. ReferencedFractionGroupNumber, where given, names the
-plan's fraction group the session delivered (which beams were due and their MU). Brachy, Ion and
-Summary records are recognised and refused as "not analysed".
+plan's fraction group the session delivered (which beams were due and their MU).
+TimezoneOffsetFromUTC, where given, is kept beside the (local) treatment time: the hours between
+fractions are then counted in UTC (a clock change between two fractions moves them by one hour),
+calendar days stay local. Brachy, Ion and Summary records are recognised and refused as "not
+analysed".
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from pydicom.dataset import Dataset
@@ -159,6 +163,7 @@ def record_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None)
         referenced_plan_uid=plan_uid or None,
         fraction_number=fraction_numbers[0] if fraction_numbers else None,
         delivered_at=_delivered_at(ds, sessions),
+        utc_offset_min=_utc_offset_min(ds, path, notes),
         beams=tuple(beams),
         patient_id=optional_str(ds, "PatientID"),
         notes=tuple(notes),
@@ -188,6 +193,28 @@ def _fraction_group(ds: Dataset, path: str, notes: list[Note]) -> int | None:
 
 def _mu(value: float | None) -> str:
     return "?" if value is None else f"{value:g}"
+
+
+def _utc_offset_min(ds: Dataset, path: str, notes: list[Note]) -> int | None:
+    """TimezoneOffsetFromUTC ("+HHMM" / "-HHMM") in minutes east of UTC; None when absent, and
+    when malformed (WARNING: the intervals between fractions are then read in local time)."""
+    raw = optional_str(ds, "TimezoneOffsetFromUTC").strip()
+    if not raw:
+        return None
+    match = re.fullmatch(r"([+-])(\d{2})(\d{2})", raw)
+    if match is None or int(match[2]) > 14 or int(match[3]) >= 60:
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"TimezoneOffsetFromUTC {raw!r} is not of the form +HHMM or -HHMM: ignored (the "
+                "time between fractions is read in local time)",
+                path,
+                tag_name("TimezoneOffsetFromUTC"),
+            )
+        )
+        return None
+    minutes = 60 * int(match[2]) + int(match[3])
+    return minutes if match[1] == "+" else -minutes
 
 
 def _delivered_at(ds: Dataset, sessions: list[Dataset]) -> datetime | None:

@@ -8,7 +8,7 @@ at its first session; records without a date are counted and reported, never gue
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import pairwise
 
 from rtqa.model import TreatmentRecord
@@ -19,10 +19,12 @@ class Schedule:
     """What the records say about one course's delivery.
 
     ``starts_by_plan`` holds, per referenced plan UID, the first session of each delivered
-    fraction, sorted; ``span_days`` is last minus first treatment date over all plans in calendar
-    days (``None`` without dates); ``min_interval_h`` is the shortest time between the starts of
-    consecutive fractions of one plan (hours): lesions of a multi-plan course treated in one
-    session are not an interval.
+    fraction, sorted (local time, as recorded); ``span_days`` is last minus first treatment date
+    over all plans in calendar days (``None`` without dates); ``min_interval_h`` is the shortest
+    time between the starts of consecutive fractions of one plan (hours): lesions of a
+    multi-plan course treated in one session are not an interval. Where every record of a plan
+    gives its TimezoneOffsetFromUTC, ``utc_starts_by_plan`` holds that plan's starts in UTC and
+    its intervals are counted on them.
     """
 
     starts_by_plan: dict[str | None, tuple[datetime, ...]]
@@ -34,6 +36,9 @@ class Schedule:
     #: plan UID -> highest fraction number its records hold (dated or not): fractions 1 to it
     #: were delivered
     highest_fraction: dict[str | None, int] = field(default_factory=dict)
+    #: plan UID -> its fractions' starts in UTC (naive), for plans whose every dated record
+    #: gives TimezoneOffsetFromUTC
+    utc_starts_by_plan: dict[str | None, tuple[datetime, ...]] = field(default_factory=dict)
 
     @property
     def unknown_dates(self) -> str:
@@ -76,8 +81,8 @@ class Schedule:
     def min_interval_h(self) -> float | None:
         gaps = [
             (b - a).total_seconds() / 3600.0
-            for starts in self.starts_by_plan.values()
-            for a, b in pairwise(starts)
+            for uid, local in self.starts_by_plan.items()
+            for a, b in pairwise(self.utc_starts_by_plan.get(uid, local))
         ]
         return min(gaps) if gaps else None
 
@@ -90,6 +95,7 @@ def schedule(records: list[TreatmentRecord] | tuple[TreatmentRecord, ...]) -> Sc
     delivery.
     """
     starts: dict[tuple[str | None, object], datetime] = {}
+    offsets: dict[tuple[str | None, object], int | None] = {}
     sessions: dict[tuple[str | None, object], int] = {}
     numbers: dict[str | None, set[int]] = {}
     undated = 0
@@ -104,12 +110,20 @@ def schedule(records: list[TreatmentRecord] | tuple[TreatmentRecord, ...]) -> Sc
         sessions[key] = sessions.get(key, 0) + 1
         if key not in starts or record.delivered_at < starts[key]:
             starts[key] = record.delivered_at
+            offsets[key] = record.utc_offset_min
     partial = tuple(
         sorted(int(k[1]) for k, n in sessions.items() if n > 1 and isinstance(k[1], int))
     )
     by_plan: dict[str | None, list[datetime]] = {}
-    for (plan_uid, _), start in starts.items():
+    utc: dict[str | None, list[datetime] | None] = {}
+    for key, start in starts.items():
+        plan_uid, offset = key[0], offsets[key]
         by_plan.setdefault(plan_uid, []).append(start)
+        known = utc.setdefault(plan_uid, [])
+        if offset is None or known is None:
+            utc[plan_uid] = None
+        else:
+            known.append(start - timedelta(minutes=offset))
     missing = tuple(
         (uid, n) for uid, seen in numbers.items() for n in range(1, max(seen)) if n not in seen
     )
@@ -119,4 +133,5 @@ def schedule(records: list[TreatmentRecord] | tuple[TreatmentRecord, ...]) -> Sc
         partial,
         missing,
         {uid: max(seen) for uid, seen in numbers.items()},
+        {uid: tuple(sorted(v)) for uid, v in utc.items() if v is not None},
     )

@@ -53,6 +53,10 @@ def write_treatment_record(
     ds.InstanceNumber = instance_number or record.fraction_number or 1
     ds.TreatmentDate = when.strftime("%Y%m%d") if when else ""
     ds.TreatmentTime = when.strftime("%H%M%S") if when else ""
+    if record.utc_offset_min is not None:
+        sign = "+" if record.utc_offset_min >= 0 else "-"
+        hours, minutes = divmod(abs(record.utc_offset_min), 60)
+        ds.TimezoneOffsetFromUTC = f"{sign}{hours:02d}{minutes:02d}"
     plan_uid = plan_uid if plan_uid is not None else record.referenced_plan_uid
     if plan_uid:
         ref = Dataset()
