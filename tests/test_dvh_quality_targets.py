@@ -91,3 +91,42 @@ def test_d2cm_of_one_of_two_lesions_leaves_out_the_other_lesion():
     assert q["D2cm[%]"] == pytest.approx(100.0 * (a - 26.0 * b) / RX, rel=0.005)
     q2 = plan_quality(second, dose, RX, body=None, other_targets=[first])
     assert q2["D2cm[%]"] == pytest.approx(q["D2cm[%]"], rel=0.005)  # the mirror image
+
+
+def _spill_truth_cc(spheres: list[tuple[float, float]], h: float = 0.1) -> float:
+    """Volume (cc) at or above 105 % Rx of the radial dose outside every sphere (radius, centre
+    x; mm), by dense sampling of the analytic shapes (independent of rtqa's geometry)."""
+    r105 = radius_at(1.05 * RX)
+    g = np.arange(-r105, r105, h) + h / 2
+    yy, xx = np.meshgrid(g, g, indexing="ij")
+    count = 0
+    for z in g:
+        keep = xx**2 + yy**2 + z * z <= r105**2
+        for radius, cx in spheres:
+            keep &= (xx - cx) ** 2 + yy**2 + z * z > radius**2
+        count += np.count_nonzero(keep)
+    return count * h**3 / 1000.0
+
+
+@pytest.mark.parametrize(("radius_b", "cx_b"), [(7.0, 5.0), (9.0, 6.0)])
+def test_spill_leaves_out_an_overlapping_target_prescribed_above_it(radius_b, cx_b):
+    # PTV_A (r = 7 mm at x = -5) and PTV_B overlapping it; the 105 % isodose of A's Rx is the
+    # sphere r = 10.2 mm about the origin, partly inside B. B prescribed at 110 % of A's Rx is
+    # meant to receive that dose: A's spill is the isodose outside both (dense truth); B at 90 %
+    # (or of unknown Rx) is not, and its part counts (the isodose outside A alone)
+    ax = np.arange(-30.0, 30.0 + 1e-9, 1.0)
+    zz, yy, xx = np.meshgrid(ax, ax, ax, indexing="ij")
+    dose = DoseGrid(2 * RX * np.exp(-np.sqrt(xx**2 + yy**2 + zz**2) / LAM), ax, ax, ax, None)
+    a = occupancy(sphere(7.0, "PTV_A", 1, cx=-5.0), dose)
+    b = occupancy(sphere(radius_b, "PTV_B", 2, cx=cx_b), dose)
+    assert overlapping(a, b)
+    if radius_b == 9.0:  # sampled on another lattice: B is sampled again on A's
+        assert a.lattice.factors != b.lattice.factors
+    planned = plan_quality(a, dose, RX, body=None, other_targets=[b], other_rx_gy=[1.1 * RX])
+    truth = _spill_truth_cc([(7.0, -5.0), (radius_b, cx_b)])
+    assert planned["Spill105[cc]"] == pytest.approx(truth, rel=0.015)
+    alone = _spill_truth_cc([(7.0, -5.0)])
+    for rx_b in (0.9 * RX, None):
+        q = plan_quality(a, dose, RX, body=None, other_targets=[b], other_rx_gy=[rx_b])
+        assert q["Spill105[cc]"] == pytest.approx(alone, rel=0.015)
+    assert alone > truth + 0.5  # B's part of the isodose is over half a cc

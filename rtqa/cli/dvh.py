@@ -178,12 +178,21 @@ def _case_report(
         if wants_quality and is_target and roi_rx:
             if body_roi is not None and body_occ is None:
                 body_occ = _occupancy(body_roi, dose, spacing, steps)
-            others = [
-                _occupancy(r, dose, spacing, steps)
+            other_rois = [
+                r
                 for r in ss.rois
                 if r is not roi and r.planes and r.interpreted_type in TARGET_TYPES
             ]
-            quality = plan_quality(sd.occupancy, dose, roi_rx, body=body_occ, other_targets=others)
+            others = [_occupancy(r, dose, spacing, steps) for r in other_rois]
+            other_rx = [_target_rx(case, r)[0] if rx_why else rx for r in other_rois]
+            quality = plan_quality(
+                sd.occupancy,
+                dose,
+                roi_rx,
+                body=body_occ,
+                other_targets=others,
+                other_rx_gy=other_rx,
+            )
         values: dict[str, float | None] = {}
         for req in requests:
             try:

@@ -10,7 +10,9 @@ Definitions (volumes in cc; PTV = the target's volume inside the dose grid):
   the body; ``nan`` when no such point lies inside the dose grid and body.
 * ``HI``        ``Dmax / Rx`` with ``Dmax`` the maximum dose inside the target (RTOG).
 * ``Spill105[%]`` RTOG high-dose spillage: the volume outside the target (inside the body)
-  receiving >= 105 % of Rx, in % of the target volume ``TV``.
+  receiving >= 105 % of Rx, in % of the target volume ``TV``. Another target that shares
+  volume with this one and is prescribed at least 105 % of its Rx (a boost reaching beyond it)
+  is planned to receive that dose: its volume is not spill.
 
 Isodose volumes are counted inside the body outline (the whole dose grid when no body is
 given). With several targets every isodose point is attributed to the nearest target (distance
@@ -47,7 +49,7 @@ import shapely
 from rtqa.dvh.core import MetricUndefined
 from rtqa.dvh.structure import occupancy_dvh
 from rtqa.geometry.distance import distance_to
-from rtqa.geometry.sampling import Occupancy, dose_at_points, voxel_edges
+from rtqa.geometry.sampling import Occupancy, dose_at_points, occupancy, voxel_edges
 from rtqa.model import DoseGrid
 
 #: Levels of boxes in the isodose integration: the octants of a crossed voxel are level 1, their
@@ -89,10 +91,13 @@ def plan_quality(
     *,
     body: Occupancy | None,
     other_targets: list[Occupancy] | tuple[Occupancy, ...] = (),
+    other_rx_gy: list[float | None] | tuple[float | None, ...] | None = None,
 ) -> dict[str, float]:
     """The indices above for ``target`` on ``dose`` with prescription ``rx_gy`` (Gy): keys
     ``CI``, ``CI_Paddick``, ``GI``, ``R50%``, ``D2cm[%]``, ``HI``, ``Spill105[%]`` plus the
-    volumes used (``TV[cc]``, ``PIV[cc]``, ``PIV50[cc]``, ``TV_PIV[cc]``, ``Spill105[cc]``)."""
+    volumes used (``TV[cc]``, ``PIV[cc]``, ``PIV50[cc]``, ``TV_PIV[cc]``, ``Spill105[cc]``).
+    ``other_rx_gy``: the prescription (Gy, None where unknown) of each of ``other_targets``; an
+    overlapping one of unknown prescription counts as spill."""
     if not rx_gy or not math.isfinite(rx_gy) or rx_gy <= 0:
         raise MetricUndefined("plan-quality indices need a prescription Rx > 0 Gy")
     tdvh = occupancy_dvh(target, dose, target.name).dvh
@@ -104,7 +109,14 @@ def plan_quality(
     targets = [target, *rivals]
     piv = field.isodose_volume_cc(rx_gy, body, targets)
     piv50 = field.isodose_volume_cc(0.5 * rx_gy, body, targets)
-    spill = field.isodose_volume_cc(SPILL_LEVEL * rx_gy, body, targets, outside=target)
+    rxs = list(other_rx_gy) if other_rx_gy is not None else [None] * len(other_targets)
+    planned = [
+        o
+        for o, r in zip(other_targets, rxs, strict=True)
+        if r is not None and r >= SPILL_LEVEL * rx_gy and all(o is not x for x in rivals)
+    ]
+    spill_outside = planned_union(target, planned, dose)
+    spill = field.isodose_volume_cc(SPILL_LEVEL * rx_gy, body, targets, outside=spill_outside)
     tv_piv = tdvh.volume_at_dose_cc(rx_gy)
     d2cm = (
         field.max_beyond_among(target, rivals, D2CM_MM, body)
@@ -664,6 +676,20 @@ class _Field:
         mask = np.zeros(g.dose_gy.shape, dtype=bool)
         mask[np.ix_(ok_k, ok_j, ok_i)] = inside
         return mask
+
+
+def planned_union(target: Occupancy, others: list[Occupancy], dose: DoseGrid) -> Occupancy:
+    """``target`` united with ``others`` on the target's lattice (each other target sampled
+    again from its contours on that lattice where it lies on another); one without contour
+    geometry on another lattice is left out (its volume then counts as spill)."""
+    out = target
+    for other in others:
+        if not other.lattice.same_as(target.lattice):
+            if other.slabs is None:
+                continue
+            other = occupancy(other.slabs, dose, factors=target.lattice.factors, name=other.name)
+        out = out.union(other)
+    return out
 
 
 def overlapping(a: Occupancy, b: Occupancy) -> bool:

@@ -45,7 +45,9 @@ def quality_findings(protocol: Protocol, w: CaseWork, ctx, target_occ: dict, cid
             ctx.occupancies.setdefault(body_roi.name, body)
     for name, occ in target_occ.items():
         rx = w.rxs[name]
-        others = [o for n, o in target_occ.items() if n != name and o is not None]
+        other_names = [n for n, o in target_occ.items() if n != name and o is not None]
+        others = [target_occ[n] for n in other_names]
+        other_rx = [w.rxs[n].total_gy if n in w.rxs else None for n in other_names]
         sd = ctx.dvhs[name]
         how = f"{ctx.matches.get(name, '')}; {rx.describe()}"
         if body is None:
@@ -58,7 +60,9 @@ def quality_findings(protocol: Protocol, w: CaseWork, ctx, target_occ: dict, cid
             why = "no occupancy"
         else:
             try:
-                values = plan_quality(occ, dose, rx.total_gy, body=body, other_targets=others)
+                values = plan_quality(
+                    occ, dose, rx.total_gy, body=body, other_targets=others, other_rx_gy=other_rx
+                )
             except (MetricUndefined, ValueError) as exc:
                 why = str(exc)
         for rule in pq.rules:
