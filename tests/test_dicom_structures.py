@@ -469,3 +469,27 @@ def test_single_plane_rois_without_any_plane_spacing(tmp_path):
     assert "(z 7.5 mm, area 4 mm^2)" in ss.roi(2).notes[0].message
     with pytest.raises(ValueError, match="single contour plane"):
         contour_volume_cc(ss.roi(1))
+
+
+def test_contour_values_longer_than_a_ds_allows_are_read_and_warned(tmp_path):
+    # S15: "-3.0000000000000004" (19 characters, as float repr writes it) where DS allows 16
+    roi = Roi(1, "A", "ORGAN", planes=(ContourPlane(0.0, (PlanarPolygon(square(0, 0, 3)),), 1),))
+    path = write(tmp_path, structure_set(roi))
+    ds = pydicom.dcmread(path)
+    contour = ds.ROIContourSequence[0].ContourSequence[0]
+    text = b"-3.0000000000000004\\-3\\0\\3\\-3\\0\\3\\3\\0\\-3\\3\\0 "
+    tag = Tag(0x30060050)
+    contour._dict[tag] = RawDataElement(tag, "DS", len(text), text, 0, False, True)
+    ds.save_as(path)
+    ss = read_structure_set(str(path))
+    assert area(ss.roi(1).planes[0]) == pytest.approx(36.0)
+    (note,) = [n for n in ss.notes if "longer than 16 characters" in n.message]
+    assert note.level is Level.WARNING and "'-3.0000000000000004'" in note.message
+    # the same values at 16 characters and less: no note
+    short = b"-3.0000000000001\\-3\\0\\3\\-3\\0\\3\\3\\0\\-3\\3\\0 "
+    ds = pydicom.dcmread(path)
+    ds.ROIContourSequence[0].ContourSequence[0]._dict[tag] = RawDataElement(
+        tag, "DS", len(short), short, 0, False, True
+    )
+    ds.save_as(path)
+    assert not [n for n in read_structure_set(str(path)).notes if "16 characters" in n.message]

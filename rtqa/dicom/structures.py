@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ OPEN_TYPES = ("OPEN_PLANAR", "OPEN_NONPLANAR")
 CONTOUR_GEOMETRIC_TYPE = 0x30060042
 NUMBER_OF_CONTOUR_POINTS = 0x30060046
 CONTOUR_DATA = 0x30060050
+#: A DS value of more than 16 characters in raw backslash-separated text.
+LONG_DS = re.compile(rb"[^\\ \x00]{17,}")
 
 
 def read_structure_set(path: str) -> StructureSet:
@@ -134,6 +137,7 @@ def structure_set_from_dataset(ds: Dataset, path: str, notes: list[Note]) -> Str
         )
     _note_single_planes(rois, path)
     bridge_by_structure_set(rois)
+    notes.extend(_long_values(ds, path))
     return StructureSet(
         path=path,
         sop_instance_uid=str(require(ds, "SOPInstanceUID", path)),
@@ -160,6 +164,31 @@ def plane_spacing_mm(rois: Sequence[Roi]) -> float | None:
     flat = np.concatenate(steps) if steps else np.empty(0)
     flat = flat[flat > SAME_STEP_MM]
     return float(np.median(flat)) if flat.size else None
+
+
+def _long_values(ds: Dataset, path: str) -> list[Note]:
+    """S15: a WARNING when ContourData holds values longer than the 16 characters a DS value
+    may have (PS3.5 Table 6.2-1; written by some segmentation tools): rtqa reads them as written,
+    a planning system may refuse the file."""
+    for item in ds.get("ROIContourSequence") or []:
+        for contour in item.get("ContourSequence") or []:
+            value = getattr(contour.get_item(CONTOUR_DATA), "value", None)
+            if not isinstance(value, bytes):
+                continue
+            long = LONG_DS.search(value)
+            if long is not None:
+                example = long.group().decode("ascii", errors="replace").strip()
+                return [
+                    Note(
+                        Level.WARNING,
+                        f"ContourData holds values longer than 16 characters (e.g. {example!r}), "
+                        "beyond what a DS value may hold: read as written, but a planning system "
+                        "may refuse to import this structure set",
+                        path,
+                        tag_name("ContourData"),
+                    )
+                ]
+    return []
 
 
 def _note_single_planes(rois: list[Roi], path: str) -> None:
