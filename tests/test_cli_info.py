@@ -280,3 +280,21 @@ def test_case_without_plan_says_completeness_is_unknown(tmp_path):
     assert (
         "    fraction 1: 2024-03-04, completeness unknown: no plan to compare beams with\n"
     ) in text
+
+
+def test_the_systems_that_wrote_each_object_are_named(tmp_path):
+    import pydicom
+
+    built = write_case(tmp_path, "SPINE")
+    ds = pydicom.dcmread(built.paths["plan"])
+    ds.Manufacturer, ds.SoftwareVersions = "Vendor TPS", "16.1.2"
+    ds.save_as(built.paths["plan"])
+    code, data = run_json(str(tmp_path))
+    assert code == 0
+    (case,) = data["cases"]
+    assert case["plan"]["manufacturer"] == "Vendor TPS"
+    assert case["plan"]["software_versions"] == "16.1.2"
+    for kind, key in (("structure_set", "ss"), ("dose", "dose")):
+        written = pydicom.dcmread(built.paths[key]).Manufacturer
+        assert case[kind]["manufacturer"] == written != ""
+    assert "    written by Vendor TPS (software 16.1.2)" in run(str(tmp_path)).stdout

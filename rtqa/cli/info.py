@@ -52,7 +52,8 @@ def info(ctx: click.Context, plan_dirs: tuple[str, ...], fmt: str, window_days: 
      "cases": [{
        "case_id": str, "complete": bool, "patient_id": str, "frame_of_reference_uid": str|null,
        "source_dir": str, "missing": ["RT Plan"|"RT Structure Set"|"RT Dose"],
-       "plan": null | {"label", "name", "path", "sop_instance_uid", "intent",
+       "plan": null | {"label", "name", "path", "sop_instance_uid", "intent", "manufacturer",
+          "software_versions",
           "approval_status": str|null, "review_datetime": iso|null, "reviewer_name",
           "plan_datetime": iso|null, "fractions": int|null,
           "fraction_groups": [{"number", "fractions", "beams": [{"number", "meterset_mu",
@@ -63,11 +64,13 @@ def info(ctx: click.Context, plan_dirs: tuple[str, ...], fmt: str, window_days: 
           "prescriptions": [{"total_gy", "fractions", "dose_per_fraction_gy", "source",
              "roi_number", "roi_name", "dose_reference_number", "description"}]},
        "structure_set": null | {"label", "path", "sop_instance_uid", "frame_of_reference_uid",
+          "manufacturer",
           "rois": [{"number", "name", "type", "contours", "empty", "notes": [note]}]},
        "dose": null | {"paths": [str], "shape_xyz": [nx, ny, nz],
           "spacing_mm": [dx, dy, dz|null], "origin_mm": [x, y, z], "summation_type",
           "dose_type", "max_gy", "scaling_note": str|null, "frame_of_reference_uid",
-          "tps_dvh_rois": [ROI number] (the planning system's DVHs it carries), "notes": [note]},
+          "manufacturer", "tps_dvh_rois": [ROI number] (the planning system's DVHs it carries),
+          "notes": [note]},
        "records": [{"path", "fraction", "fraction_group": int|null, "delivered_at": iso|null,
           "beams": int, "interrupted": bool}],
        "fractions_delivered": [{"fraction": int|null, "dates": [iso], "sessions",
@@ -221,6 +224,8 @@ def _plan(case: Case) -> dict[str, Any] | None:
         "path": plan.path,
         "sop_instance_uid": plan.sop_instance_uid,
         "intent": plan.intent,
+        "manufacturer": plan.manufacturer,
+        "software_versions": plan.software_versions,
         "approval_status": plan.approval_status,
         "review_datetime": _iso(plan.review_datetime),
         "reviewer_name": plan.reviewer_name,
@@ -281,6 +286,7 @@ def _structure_set(case: Case) -> dict[str, Any] | None:
         "path": ss.path,
         "sop_instance_uid": ss.sop_instance_uid,
         "frame_of_reference_uid": ss.frame_of_reference_uid,
+        "manufacturer": ss.manufacturer,
         "rois": [
             {
                 "number": r.number,
@@ -310,6 +316,7 @@ def _dose(case: Case) -> dict[str, Any] | None:
         "max_gy": dose.max_gy,
         "scaling_note": dose.scaling_note,
         "frame_of_reference_uid": dose.frame_of_reference_uid,
+        "manufacturer": dose.manufacturer,
         "tps_dvh_rois": [t.roi_number for t in dose.tps_dvhs],
         "notes": [_note(n) for n in dose.notes],
     }
@@ -379,6 +386,11 @@ def _case_lines(case: dict[str, Any]) -> list[str]:
         if plan["reviewer_name"]:
             approval += f" by {plan['reviewer_name']}"
         lines.append(f"  plan: {plan['label']} [{plan['path']}]")
+        if plan["manufacturer"] or plan["software_versions"]:
+            written = plan["manufacturer"] or "?"
+            if plan["software_versions"]:
+                written += f" (software {plan['software_versions']})"
+            lines.append(f"    written by {written}")
         lines.append(
             f"    {approval}; intent {plan['intent'] or '?'}; "
             f"fractions {_num(plan['fractions'])}; plan date {plan['plan_datetime'] or '?'}"
@@ -405,7 +417,8 @@ def _case_lines(case: dict[str, Any]) -> list[str]:
             )
     ss = case["structure_set"]
     if ss is not None:
-        lines.append(f"  structure set: {ss['label']} [{ss['path']}], {len(ss['rois'])} ROIs")
+        by = f", written by {ss['manufacturer']}" if ss["manufacturer"] else ""
+        lines.append(f"  structure set: {ss['label']} [{ss['path']}], {len(ss['rois'])} ROIs{by}")
         for roi in ss["rois"]:
             empty = ", empty" if roi["empty"] else ""
             lines.append(
@@ -418,7 +431,8 @@ def _case_lines(case: dict[str, Any]) -> list[str]:
         nx, ny, nz = dose["shape_xyz"]
         dx, dy, dz = dose["spacing_mm"]
         dz_text = "uneven" if dz is None else f"{dz:g}"
-        lines.append(f"  dose: {', '.join(dose['paths'])}")
+        by = f", written by {dose['manufacturer']}" if dose["manufacturer"] else ""
+        lines.append(f"  dose: {', '.join(dose['paths'])}{by}")
         lines.append(
             f"    grid {nx} x {ny} x {nz} (x, y, z), spacing {dx:g} x {dy:g} x {dz_text} mm; "
             f"summation {dose['summation_type']}; max {dose['max_gy']:.4g} Gy"
