@@ -209,6 +209,10 @@ class ContourPlane:
     ring_count: int  # contours read on this plane (before hole resolution)
 
 
+#: RTROIInterpretedType values of targets.
+TARGET_TYPES = ("PTV", "CTV", "GTV", "ITV")
+
+
 @dataclass(eq=False)
 class Roi:
     """One ROI: StructureSetROISequence + ROIContourSequence + RTROIObservationsSequence.

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rtqa.geometry.slabs import STEP_MATCH_MM, gap_steps, plane_groups, step_listed
-from rtqa.model import ImageSeries, Level, Note, Roi, StructureSet
+from rtqa.model import TARGET_TYPES, ImageSeries, Level, Note, Roi, StructureSet
 
 
 def wide_steps(roi: Roi) -> list[tuple[float, float]]:
@@ -107,10 +107,31 @@ def case_bridges(ss: StructureSet, images: ImageSeries | None) -> list[Note]:
     one, else from the structure set's own planes; the WARNINGs naming the steps joined."""
     if images is not None and len(images.slice_z_mm) > 1:
         bridge_by_images(ss.rois, images.slice_z_mm)
-        return bridge_notes(ss, f"the image series {images.series_instance_uid}")
-    bridge_by_structure_set(ss.rois)
-    notes = bridge_notes(ss, "the contour planes of every ROI of the structure set")
-    return notes + unconfirmed_gap_notes(ss)
+        notes = bridge_notes(ss, f"the image series {images.series_instance_uid}")
+    else:
+        bridge_by_structure_set(ss.rois)
+        notes = bridge_notes(ss, "the contour planes of every ROI of the structure set")
+    return notes + unconfirmed_gap_notes(ss) + target_gap_notes(ss)
+
+
+def target_gap_notes(ss: StructureSet) -> list[Note]:
+    """A WARNING per target ROI (GTV, CTV, ITV, PTV) left out of an image plane inside it: the
+    slab model, as a planning system, takes two parts there; a slice skipped while contouring
+    leaves that tissue outside the target."""
+    notes = []
+    for roi in ss.rois:
+        if roi.confirmed_gaps_mm and roi.interpreted_type.upper() in TARGET_TYPES:
+            listed = ", ".join(f"z {lo:g} to {hi:g} mm" for lo, hi in roi.confirmed_gaps_mm)
+            notes.append(
+                Note(
+                    Level.WARNING,
+                    f"target ROI '{roi.name}' has no contour on an image plane between its "
+                    f"planes ({listed}): taken as separate parts, as a planning system does; a "
+                    "slice skipped while contouring leaves that tissue outside the target",
+                    ss.path,
+                )
+            )
+    return notes
 
 
 def unconfirmed_gap_notes(ss: StructureSet) -> list[Note]:

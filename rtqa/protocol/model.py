@@ -14,7 +14,7 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rtqa.model import Status
+from rtqa.model import TARGET_TYPES, Status
 from rtqa.protocol.bands import Bands, Condition, Judgement
 from rtqa.protocol.metrics import MetricRequest
 
@@ -90,8 +90,7 @@ class Limit:
         return self.bands.written
 
 
-# Target types an ROI selector may name: RTROIInterpretedType values.
-TARGET_TYPES = ("PTV", "CTV", "GTV", "ITV")
+# Target types an ROI selector may name: RTROIInterpretedType values (TARGET_TYPES).
 ROI_TYPES = (*TARGET_TYPES, "ORGAN", "EXTERNAL", "AVOIDANCE")
 
 
