@@ -120,6 +120,45 @@ def test_dose_of_an_absent_plan_is_not_used(tmp_path):
     assert note.message == f"dose references plan {make_uid('plan', 'gone')}, not present: not used"
 
 
+def _regenerate_plan_uid(built, new_uid: str) -> None:
+    """The plan's SOP Instance UID changed (re-export, anonymisation) while the dose and the
+    records keep referencing the old one."""
+    ds = pydicom.dcmread(built.paths["plan"])
+    ds.SOPInstanceUID = new_uid
+    ds.file_meta.MediaStorageSOPInstanceUID = new_uid
+    ds.save_as(built.paths["plan"])
+
+
+def test_dose_and_records_of_a_plan_whose_uid_changed_link_by_frame_and_study(tmp_path):
+    # L5: explicit references -> same frame of reference and study -> cannot link
+    built = write_case(tmp_path, "SPINE", records=3)
+    new_uid = make_uid("plan", "re-exported")
+    _regenerate_plan_uid(built, new_uid)
+    result = scan(str(tmp_path))
+    (case,) = result.cases
+    assert case.dose is not None and case.dose.paths == (str(built.paths["dose"]),)
+    assert [r.referenced_plan_uid for r in case.records] == [new_uid] * 3
+    warned = messages(result.notes + case.notes, Level.WARNING)
+    assert any(
+        m.startswith(f"dose references plan {built.plan_uid}, not present; linked to plan 'SPINE'")
+        for m in warned
+    )
+    assert (
+        sum(f"references plan {built.plan_uid}, not present: taken as plan {new_uid}" in m
+            for m in warned) == 3
+    )  # fmt: skip
+
+
+def test_dose_of_an_absent_plan_is_not_guessed_between_two_plans(tmp_path):
+    built = write_case(tmp_path, "SPINE")
+    _regenerate_plan_uid(built, make_uid("plan", "re-exported"))
+    write_case(tmp_path, "BOOST", dose=False, frame_name="SPINE")  # same frame and study
+    result = scan(str(tmp_path))
+    assert all(c.dose is None for c in result.cases)
+    (note,) = [n for n in result.notes if n.path == str(built.paths["dose"])]
+    assert note.message == f"dose references plan {built.plan_uid}, not present: not used"
+
+
 def test_dose_without_plan_reference_linked_by_frame_with_warning(tmp_path):
     write_case(tmp_path, "SPINE", dose_plan_uid="")
     result = scan(str(tmp_path))
