@@ -5,8 +5,8 @@ The slab model takes a step between an ROI's planes wider than
 (:mod:`rtqa.geometry.slabs`). That is right where an image plane lies in the step (the
 structure was not drawn on it) and wrong where the images have no plane there (a slice lost
 from the CT, or a series with one wider step): nothing could be drawn there, the structure goes
-on across it, and taking it as a gap loses a slab of every ROI crossing it (about 9 % of a
-3 cm target at 2.5 mm spacing). The evidence, strongest first:
+on across it, and taking it as a gap loses a slab of every ROI crossing it (one of eleven
+planes of the spine sample's target: 9 % of its volume). The evidence, strongest first:
 
 * the image series linked to the structure set, when its slices are axial: a wide step with
   no slice strictly inside is **bridged** (joined by the slab model); one with a slice inside
@@ -15,8 +15,9 @@ on across it, and taking it as a gap loses a slab of every ROI crossing it (abou
   also steps across between the same two planes, with no contour plane of any ROI inside it, is
   a step of the images (bridged); one with another ROI's plane inside is a confirmed gap.
 
-A wide step that neither tells about stays a gap, as the slab model has it, and is reported as
-unconfirmed (:mod:`rtqa.dvh.structure`). Positions in mm; "strictly inside" means more than
+A wide step that neither tells about stays a gap, as the slab model has it, with a WARNING that
+nothing confirms it; a target ROI with an image plane inside such a step is warned of too (a
+slice skipped while contouring). Positions in mm; "strictly inside" means more than
 :data:`~rtqa.geometry.slabs.STEP_MATCH_MM` from either end.
 """
 
@@ -47,7 +48,7 @@ def _inside(planes_mm: np.ndarray, lo: float, hi: float) -> bool:
 def bridge_by_structure_set(rois: Sequence[Roi]) -> None:
     """Set ``bridged_steps_mm`` and ``confirmed_gaps_mm`` of ``rois`` from the contour planes of
     the whole structure set (see the module docstring)."""
-    planes = {id(r): plane_groups(r)[0] for r in rois if len(r.planes) > 1}
+    planes = {id(r): plane_groups(r)[0] for r in rois if r.planes}
     every = np.unique(np.concatenate(list(planes.values()))) if planes else np.empty(0)
     for roi in rois:
         bridged, confirmed = [], []
