@@ -573,6 +573,10 @@ _STATUS_RANK = {
 }
 
 
+#: Words of a ``Finding.match`` that name the lower-ranked ROIs that matched too.
+ALSO_MATCHED = "also matched"
+
+
 @dataclass
 class Finding:
     """One judged rule.

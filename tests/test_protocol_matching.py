@@ -80,6 +80,20 @@ def test_ambiguous():
     assert "--map SpinalCord=NAME" in m.describe()
 
 
+def test_a_reimport_copy_is_the_same_name():
+    # RayStation names a re-imported copy 'SpinalCord (1)': beside 'SpinalCord', which of the
+    # two holds the cord is not rtqa's to guess (one may be another organ's contour)
+    m = match_structure("SpinalCord", CORD, rois("SpinalCord", "SpinalCord (1)", "Esophagus"))
+    assert m.roi is None and m.kind is MatchKind.AMBIGUOUS
+    assert m.competitors == ("SpinalCord", "SpinalCord (1)")
+    # alone, the copy is the organ's ROI, matched by its name
+    m = match_structure("SpinalCord", CORD, rois("Body", "Spinal Cord (1)"))
+    assert (m.roi_name, m.kind) == ("Spinal Cord (1)", MatchKind.EXACT)
+    # only a number in parentheses at the end is a copy number, not one within the name
+    assert name_key("Rib (1)") == name_key("Rib") != name_key("Rib1")
+    assert match_structure("SpinalCord", CORD, rois("SpinalCord(1)x")).roi is None
+
+
 def test_exact_beats_alias_and_reports_the_competitor():
     m = match_structure("SpinalCord", CORD, rois("cord", "SpinalCord"))
     assert (m.roi_name, m.competitors) == ("SpinalCord", ("cord",))

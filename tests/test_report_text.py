@@ -146,3 +146,32 @@ def test_several_courses_and_an_error():
 
 def test_status_labels_cover_every_status():
     assert set(STATUS_LABELS) == set(Status)
+
+
+def test_a_pass_on_one_of_several_matching_rois_names_the_others():
+    # an exact name beat an alias: the pass is on 'SpinalCord'; 'cord' matched too and the
+    # reader is told, as the JSON and HTML reports tell
+    match = "SpinalCord -> 'SpinalCord' (exact TG-263 name); also matched: 'cord'"
+    finding = Finding(
+        group="organ",
+        rule="organ-cord",
+        status=Status.PASS,
+        message="D0.03cc 12 Gy",
+        roi="SpinalCord",
+        match=match,
+        metric="D0.03cc[Gy]",
+        value=12.0,
+        unit="Gy",
+        limits={"per_protocol": "<= 21.9"},
+        margin=9.9,
+        case_id="C1",
+    )
+    lines = render_text(make_result(findings=[finding])).splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("  pass    SpinalCord"))
+    following = " ".join(line.strip() for line in lines[row + 1 : row + 3])
+    assert following.startswith(f"structure: SpinalCord ({match})")
+    # without another match, a pass stays one line
+    finding.match = "SpinalCord -> 'SpinalCord' (exact TG-263 name)"
+    lines = render_text(make_result(findings=[finding])).splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("  pass    SpinalCord"))
+    assert not lines[row + 1].strip().startswith("structure:")

@@ -3,12 +3,13 @@
 Names are compared after normalising case, spaces and punctuation (``Spinal Cord``,
 ``spinal_cord`` and ``SPINALCORD`` are one name) and laterality (``L``/``R``/``Lt``/``Rt``/
 ``Left``/``Right`` as a first or last word: ``Left Lung`` is ``Lung_L``). Order of precedence:
-an explicit mapping (``--map SpinalCord=cord_PRV``, ``--map SpinalCord=#7`` for ROI number 7,
-or a mapping file), the exact TG-263 name,
-an alias, a regular-expression pattern. When several ROIs tie at the best level the match is
-ambiguous and nothing is judged; when none matches the result lists what was looked for and
-the near misses. A name the TG-263 grammar marks as derived (a PRV ``SpinalCord_PRV05``, a
-partial structure ``SpinalCord~``, a planning aid ``zPTV_opt`` or ``_Cord``, a margin or crop
+an explicit mapping (``--map SpinalCord=cord_PRV``, ``--map SpinalCord=#7`` for ROI number 7, or
+a mapping file), the exact TG-263 name, an alias, a regular-expression pattern. When several
+ROIs tie at the best level the match is ambiguous and nothing is judged (also a name and its
+re-import copy ``SpinalCord (1)``, which compare as one name: which holds the organ is not for
+rtqa to guess); when none matches the result lists what was looked for and the near misses. A
+name the TG-263 grammar marks as derived (a PRV ``SpinalCord_PRV05``, a partial structure
+``SpinalCord~``, a planning aid ``zPTV_opt`` or ``_Cord``, a margin or crop
 ``cord+3mm``/``PTV-03``, a qualifier ``Lungs^Ex``, an ``!`` evaluation copy) matches at no tier,
 even when its normalised name is the organ's: only an explicit mapping, or an alias in the
 constraint file spelling that exact name (compared ignoring case only: alias ``PTV!`` takes
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rtqa.errors import UsageError
-from rtqa.model import Roi
+from rtqa.model import ALSO_MATCHED, Roi
 from rtqa.protocol.model import TARGET_TYPES, Protocol, RoiSpec
 
 _SIDES = {"l": "L", "lt": "L", "left": "L", "r": "R", "rt": "R", "right": "R"}
@@ -50,6 +51,8 @@ _ROI_NUMBER = re.compile(r"#(\d+)")
 _NUMBERED = re.compile(r"(.*) #(\d+)")
 #: An ROI name with the tags rtqa adds to keep ROIs sharing a name apart (``#12``, ``[plan]``).
 _SHARED = re.compile(r"(.*?)(?: #\d+)?(?: \[[^\]]*\])?", re.DOTALL)
+#: A copy number a planning system appends to a name it already holds: ``SpinalCord (1)``.
+_COPY_SUFFIX = re.compile(r"\s*\(\d+\)\s*$")
 _TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+(?:\.\d+)?")
 
 
@@ -72,8 +75,9 @@ class NameKey:
 
 
 def name_key(name: str) -> NameKey:
-    """Normalise case, spaces, punctuation and laterality (first or last word)."""
-    words = [w.lower() for w in tokens(name)]
+    """Normalise case, spaces, punctuation, laterality (first or last word) and a copy number
+    ``Name (1)`` (a planning system's re-import copy: the same name)."""
+    words = [w.lower() for w in tokens(_COPY_SUFFIX.sub("", name))]
     side = None
     if len(words) > 1 and words[-1] in _SIDES and words[0] not in _SIDES:
         side = _SIDES[words.pop()]
@@ -186,7 +190,7 @@ class RoiMatch:
                     f"'{m.roi_name}'" for m in self.minus if m.roi is not None
                 )
             if self.competitors:
-                text += "; also matched: " + ", ".join(f"'{c}'" for c in self.competitors)
+                text += f"; {ALSO_MATCHED}: " + ", ".join(f"'{c}'" for c in self.competitors)
             return text
         if self.kind is MatchKind.AMBIGUOUS:
             names = ", ".join(f"'{c}'" for c in self.competitors)

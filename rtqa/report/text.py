@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rtqa.model import CheckResult, Finding, PlanSummary, Status
+from rtqa.model import ALSO_MATCHED, CheckResult, Finding, PlanSummary, Status
 from rtqa.report.common import (
     DEVIATIONS,
     STATUS_ORDER,
@@ -193,10 +193,13 @@ def _render_row(row: _Row, widths: dict[str, int], color: bool) -> list[str]:
     cells = dict(row.cells)
     cells["source"] = _source_cell(row, widths["source"])
     lines = [_table_line(cells, widths, row.status.value, color)]
+    indent = INDENT + " " * (widths["status"] + len(SEP))
     if row.status not in DEVIATIONS:
+        # a judgement on one of several ROIs that matched says which others did
+        if ALSO_MATCHED in (row.finding.match or ""):
+            lines.extend(_wrap(f"structure: {row.cells['structure']}", indent))
         return lines
     # a deviation keeps every word: the message, then whatever a column had to cut
-    indent = INDENT + " " * (widths["status"] + len(SEP))
     extra: list[str] = []
     if row.finding.message:
         extra.append(row.finding.message)
