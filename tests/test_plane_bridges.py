@@ -164,3 +164,13 @@ def test_image_slices_decide_over_the_structure_set():
     # each plane reaches halfway: 5 and 10 mm take 2.5 mm of the 5 mm step each
     thickness_mm = 2.5 + 2.5 + 3.75 + 3.75 + 2.5
     assert stack.volume_cc == pytest.approx(stack.areas_mm2[0] * thickness_mm / 1000.0)
+
+
+def test_uneven_image_spacing_is_reported(spine):
+    from rtqa.dicom.scan import scan
+
+    _drop_ct(spine, DROPPED_Z)
+    notes = [n.message for n in scan(str(spine)).notes if "uneven slice spacing" in n.message]
+    assert len(notes) == 1 and "steps from 2.5 to 5 mm (median 2.5 mm)" in notes[0]
+    # the sample as written: even, nothing said
+    assert not [n for n in scan(str(SAMPLES / "spine_3fx")).notes if "uneven" in n.message]

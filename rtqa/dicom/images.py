@@ -15,6 +15,9 @@ from rtqa.dicom.common import optional_str, read_dataset, tag_name
 from rtqa.errors import DicomError
 from rtqa.model import ImageSeries, Level, Note
 
+#: Slice steps differing by more than this (mm) make a series unevenly spaced.
+UNEVEN_MM = 0.01
+
 
 @dataclass(frozen=True)
 class ImageSlice:
@@ -104,6 +107,19 @@ def series_from_slices(slices: list[ImageSlice]) -> tuple[ImageSeries, list[Note
             Note(
                 Level.WARNING,
                 f"series {first.series_instance_uid} has slices at the same position",
+                first.path,
+                tag_name("ImagePositionPatient"),
+            )
+        )
+    steps = np.diff(positions)
+    if steps.size > 1 and steps.min() >= 1e-3 and steps.max() - steps.min() > UNEVEN_MM:
+        notes.append(
+            Note(
+                Level.INFO,
+                f"series {first.series_instance_uid} has uneven slice spacing: steps from "
+                f"{steps.min():.4g} to {steps.max():.4g} mm (median {np.median(steps):.4g} mm); "
+                "structures take each contour plane's own neighbouring planes, never one "
+                "spacing or SliceThickness",
                 first.path,
                 tag_name("ImagePositionPatient"),
             )
