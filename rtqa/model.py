@@ -626,6 +626,8 @@ class PlanSummary:
     prescription_gy: float | None
     approval_status: str | None
     prior: bool = False  # True for a plan of a prior course
+    #: Manufacturer and SoftwareVersions of the plan, e.g. "Vendor TPS 16.1" (None if absent)
+    planning_system: str | None = None
 
 
 @dataclass

@@ -126,6 +126,8 @@ def _plan_text(p) -> str:
         parts.append(f"{p.fractions} fx")
     if p.approval_status:
         parts.append(p.approval_status.lower())
+    if p.planning_system:
+        parts.append(p.planning_system)
     return " · ".join(parts)
 
 

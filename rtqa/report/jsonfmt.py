@@ -71,6 +71,7 @@ def plan_to_dict(plan: PlanSummary) -> dict[str, Any]:
         "prescription_gy": finite(plan.prescription_gy),
         "approval_status": plan.approval_status,
         "prior": bool(plan.prior),
+        "planning_system": plan.planning_system,
     }
 
 

@@ -224,6 +224,8 @@ def _plan_text(plan: PlanSummary) -> str:
         details.append(f"{plan.fractions} fx")
     if plan.approval_status:
         details.append(plan.approval_status)
+    if plan.planning_system:
+        details.append(plan.planning_system)
     name = plan.label or plan.case_id
     return f"{name} ({', '.join(details)})" if details else name
 
