@@ -15,15 +15,13 @@ import pydicom
 import pytest
 import shapely
 from click.testing import CliRunner
+from test_evaluate import limit
 
 from rtqa.cli import cli
 from rtqa.dvh import structure_dvh
 from rtqa.dvh.beyond_grid import beyond_grid_max_gy
 from rtqa.model import ContourPlane, DoseGrid, PlanarPolygon, Roi, Status
-from rtqa.protocol.bands import bands_from_texts
 from rtqa.protocol.judging import judge_limit
-from rtqa.protocol.metrics import parse_metric
-from rtqa.protocol.model import Confidence, Limit, Source
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 AX = np.arange(-50.0, 50.0 + 1e-9, 2.5)
@@ -49,15 +47,6 @@ def cylinder(z_lo: float, z_hi: float, cx: float = 0.0, name: str = "Organ") -> 
 def grid(f) -> DoseGrid:
     z, y, x = np.meshgrid(AX, AX, AX, indexing="ij")
     return DoseGrid(f(x, y, z), AX, AX.copy(), AX.copy(), None)
-
-
-def limit(metric: str, **bands) -> Limit:
-    return Limit(
-        parse_metric(metric),
-        bands_from_texts(**bands),
-        Source("TG", table="III"),
-        Confidence.SECONDARY,
-    )
 
 
 def judge(lim, dvh):

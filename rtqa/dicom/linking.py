@@ -83,8 +83,7 @@ def link(found: Found) -> list[Case]:
         ]
         if len(same_frame) == 1:
             plan = same_frame[0]
-            doses_by_plan[plan.sop_instance_uid].append(dose)
-            dose_used.add(dose.sop_instance_uid)
+            _give(dose, plan, doses_by_plan, dose_used)
             notes.append(
                 Note(
                     Level.WARNING,
@@ -141,6 +140,14 @@ def link(found: Found) -> list[Case]:
     return cases
 
 
+def _give(
+    dose: DoseHeader, plan: Plan, doses_by_plan: dict[str, list[DoseHeader]], dose_used: set[str]
+) -> None:
+    """Link ``dose`` to ``plan``."""
+    doses_by_plan[plan.sop_instance_uid].append(dose)
+    dose_used.add(dose.sop_instance_uid)
+
+
 def _dangling_links(
     found: Found,
     doses_by_plan: dict[str, list[DoseHeader]],
@@ -173,8 +180,7 @@ def _dangling_links(
         plan = plans[0]
         (gone,) = refs
         for dose in doses:
-            doses_by_plan[plan.sop_instance_uid].append(dose)
-            dose_used.add(dose.sop_instance_uid)
+            _give(dose, plan, doses_by_plan, dose_used)
             notes.append(
                 Note(
                     Level.WARNING,
