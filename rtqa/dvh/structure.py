@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from rtqa.dvh.beyond_grid import beyond_grid_max_gy
 from rtqa.dvh.core import Dvh
 from rtqa.geometry.interpolation import InterpolatedStack, interpolated_stack
-from rtqa.geometry.sampling import Occupancy, kinked_octants, occupancy, sample_doses
+from rtqa.geometry.sampling import Occupancy, occupancy, split_samples
 from rtqa.model import DoseGrid, Level, Note, Roi
 
 #: Outside-grid volume (as a fraction of the structure) below which no note is made.
@@ -70,18 +68,6 @@ def structure_dvh(roi: Roi, dose: DoseGrid, **options) -> StructureDvh:
     return result
 
 
-def _append(a: np.ndarray, tail: np.ndarray) -> np.ndarray:
-    """``a`` followed by ``tail``: ``a`` (a fresh array of :func:`sample_doses`, owning its
-    data, no views of it kept) grown in place where the allocator can, else copied once."""
-    n = a.size
-    try:
-        a.resize(n + tail.size, refcheck=False)
-    except ValueError:  # not resizable (a view): one copy
-        return np.concatenate([a, tail])
-    a[n:] = tail
-    return a
-
-
 def occupancy_dvh(
     occ: Occupancy,
     dose: DoseGrid,
@@ -94,10 +80,7 @@ def occupancy_dvh(
     must be the grid the occupancy's lattice was built on. ``within``: a structure with contours
     holding this one (the lungs of lungs minus GTV), whose grid faces bound the dose of the part
     beyond the grid (default: ``occ`` itself)."""
-    samples = sample_doses(occ, dose)
-    rest = kinked_octants(occ, dose, samples)  # a split cell's sample becomes its 1st octant
-    if rest is not None:
-        samples = tuple(_append(a, tail) for a, tail in zip(samples, rest, strict=True))
+    samples = split_samples(occ, dose)  # a cell where the dose bends counts by its octants
     dvh = Dvh.from_samples(samples[0], samples[1], occ.outside_cc, samples[2])
     dvh.beyond_grid_max_gy = beyond_grid_max_gy(occ if within is None else within, dose)
     notes: list[Note] = []

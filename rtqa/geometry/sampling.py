@@ -494,13 +494,14 @@ def sample_doses(occ: Occupancy, grid: DoseGrid, chunk: int = 250_000):
     return _sample(occ, grid, chunk, nodes=_node_axes(occ, grid))
 
 
-def _sample(occ: Occupancy, grid: DoseGrid, chunk: int, nodes):
+def _sample(occ: Occupancy, grid: DoseGrid, chunk: int, nodes, extra: int = 0):
     """:func:`sample_doses`, whole cells by node differences when ``nodes`` (from
-    :func:`_node_axes`) is given, else by separable interpolation."""
+    :func:`_node_axes`) is given, else by separable interpolation; ``extra`` entries (left
+    unset) follow the samples in each array."""
     nz, ny, nx = occ.values.shape
     cell = occ.cell_volumes_mm3()[:, 0, 0] / 1000.0
     n = int(np.count_nonzero(occ.values))
-    doses, vols, spreads = np.empty(n), np.empty(n), np.empty(n)
+    doses, vols, spreads = np.empty(n + extra), np.empty(n + extra), np.empty(n + extra)
     whole = _NodeCells(occ, grid, nodes) if nodes else _InterpolatedCells(occ, grid)
     part = occ.partial
     planes = max(1, chunk // max(ny * nx, 1))
@@ -832,6 +833,35 @@ def kinked_octants(
     largest second difference (Gy, along x, y or z) exceeds :data:`KINK_FRACTION` of the grid's
     maximum dose are split. None where nothing is split (a finer lattice, cells off the
     nodes, no bend)."""
+    kinks = _kinks(occ, grid)
+    if kinks is None:
+        return None
+    at, first, rest = kinks
+    for parent, value in zip(samples, first, strict=True):
+        parent[at] = value
+    return rest
+
+
+def split_samples(occ: Occupancy, grid: DoseGrid, chunk: int = 250_000):
+    """:func:`sample_doses` with the cells of :func:`kinked_octants` split into octants, in one
+    array each (doses Gy, volumes cc, spreads Gy): a split cell's sample is its first octant,
+    its other seven follow the samples of the occupied cells."""
+    kinks = _kinks(occ, grid)
+    extra = 0 if kinks is None else kinks[2][0].size
+    samples = _sample(occ, grid, chunk, nodes=_node_axes(occ, grid), extra=extra)
+    if kinks is not None:
+        at, first, rest = kinks
+        n = samples[0].size - extra
+        for out, head, tail in zip(samples, first, rest, strict=True):
+            out[at] = head
+            out[n:] = tail
+    return samples
+
+
+def _kinks(occ: Occupancy, grid: DoseGrid):
+    """The cells :func:`kinked_octants` splits: their positions in the order of
+    ``np.nonzero(occ.values)``, their first octants and the other seven (doses Gy, volumes
+    cc, spreads Gy each); None where nothing is split."""
     if occ.values.size == 0 or tuple(occ.lattice.factors) != (1, 1, 1):
         return None
     nodes = _node_axes(occ, grid)
@@ -844,30 +874,22 @@ def kinked_octants(
     ze, zc = lat.z_edges_mm, lat.z_mm
     quarter = lat.dx / 2 * lat.dy / 2 / 1000.0  # cc per mm of octant height
     partial = occ.partial.index if occ.partial is not None else np.zeros(0, dtype=np.int64)
+    out_at: list[np.ndarray] = []
+    out_first: tuple[list, list, list] = ([], [], [])
     out_d, out_v, out_s = [], [], []
     before = 0  # occupied cells in the planes already done: the sample order's offset
     planes = max(1, KINK_CELLS // max(ny * nx, 1))
     for ks in range(0, nz, planes):
         ke = min(ks + planes, nz)
         values = occ.values[ks:ke]
-        occupied = np.flatnonzero(values)
+        occupied = np.flatnonzero(values != 0)
         # the nodes of these planes with a rim of one (the grid's edge nodes repeated where the
         # block reaches the edge, as the interpolation clamps)
         start = (nodes[0][0] + ks, nodes[1][0], nodes[2][0])
         block = _block_with_rim(grid.dose_gy, start, (ke - ks, ny, nx))
-        core = block[1:-1, 1:-1, 1:-1]
-        split = np.zeros(core.shape, dtype=bool)
-        for lo, hi in (
-            (block[:-2, 1:-1, 1:-1], block[2:, 1:-1, 1:-1]),
-            (block[1:-1, :-2, 1:-1], block[1:-1, 2:, 1:-1]),
-            (block[1:-1, 1:-1, :-2], block[1:-1, 1:-1, 2:]),
-        ):
-            second = lo + hi
-            second -= core
-            second -= core
-            split |= np.abs(second) > tau
+        split = _bent(block, tau)
         split &= values >= WHOLE
-        which = np.flatnonzero(split.reshape(-1)[occupied])
+        which = np.searchsorted(occupied, np.flatnonzero(split))
         if partial.size and which.size:  # partial cells have samples of their own
             cells = occupied[which] + ks * ny * nx
             at = np.minimum(np.searchsorted(partial, cells), partial.size - 1)
@@ -877,15 +899,46 @@ def kinked_octants(
             kk = k + ks + k0
             heights = (zc[kk] - ze[kk], ze[kk + 1] - zc[kk])  # lower, upper octant (mm)
             octants = _octants(block, (k, j, i), heights, quarter)
-            for (first, *rest), parent, out in zip(
-                octants, samples, (out_d, out_v, out_s), strict=True
+            out_at.append(before + which)
+            for (first, *rest), heads, out in zip(
+                octants, out_first, (out_d, out_v, out_s), strict=True
             ):
-                parent[before + which] = first
+                heads.append(first)
                 out.extend(rest)
         before += occupied.size
     if not out_d:
         return None
-    return np.concatenate(out_d), np.concatenate(out_v), np.concatenate(out_s)
+    rest = (np.concatenate(out_d), np.concatenate(out_v), np.concatenate(out_s))
+    first = tuple(np.concatenate(h) for h in out_first)
+    return np.concatenate(out_at), first, rest
+
+
+def _bent(block: np.ndarray, tau: float) -> np.ndarray:
+    """Whether the second difference (Gy) along some axis at each node of a block with a rim
+    of one node exceeds ``tau`` (Gy): a boolean array the shape of the block less its rim."""
+    nz, ny, nx = (n - 2 for n in block.shape)
+    out = np.empty((nz, ny, nx), dtype=bool)
+    planes = max(1, BENT_CELLS // max(ny * nx, 1))
+    largest = np.empty((min(planes, nz), ny, nx))
+    second = np.empty_like(largest)
+    for ks in range(0, nz, planes):
+        ke = min(ks + planes, nz)
+        part = block[ks : ke + 2]
+        core = part[1:-1, 1:-1, 1:-1]
+        big, step = largest[: ke - ks], second[: ke - ks]
+        big.fill(0.0)
+        for lo, hi in (
+            (part[:-2, 1:-1, 1:-1], part[2:, 1:-1, 1:-1]),
+            (part[1:-1, :-2, 1:-1], part[1:-1, 2:, 1:-1]),
+            (part[1:-1, 1:-1, :-2], part[1:-1, 1:-1, 2:]),
+        ):
+            np.add(lo, hi, out=step)
+            step -= core
+            step -= core
+            np.abs(step, out=step)
+            np.maximum(big, step, out=big)
+        np.greater(big, tau, out=out[ks:ke])
+    return out
 
 
 def _octants(block, cells, heights, quarter) -> tuple[list, list, list]:
@@ -941,6 +994,8 @@ _FIVE = np.array(
 #: bend is measured at a time (whole planes).
 OCTANT_CHUNK = 20_000
 KINK_CELLS = 1_000_000
+#: Nodes whose second differences are taken at a time (the temporaries stay in cache).
+BENT_CELLS = 1 << 16
 
 
 def dose_at_points(grid: DoseGrid, pts: np.ndarray) -> np.ndarray:
