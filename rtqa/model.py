@@ -354,7 +354,18 @@ class DoseGrid:
 
     @property
     def max_gy(self) -> float:
-        return float(self.dose_gy.max()) if self.dose_gy.size else 0.0
+        """The highest dose (Gy); taken once for a read-only ``dose_gy`` (as read from a file),
+        each time for one that may change."""
+        dose = self.dose_gy
+        if not dose.size:
+            return 0.0
+        kept = self.__dict__.get("_max_gy")
+        if kept is not None and kept[0] is dose and not dose.flags.writeable:
+            return kept[1]
+        value = float(dose.max())
+        if not dose.flags.writeable:
+            self.__dict__["_max_gy"] = (dose, value)
+        return value
 
 
 # --------------------------------------------------------------------------------------------

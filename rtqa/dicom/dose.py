@@ -152,6 +152,7 @@ def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -
         )
     dose_gy, x, y, z = _canonical(stored, scaling, axes, ipp, spacing, positions)
     del stored
+    dose_gy.flags.writeable = False  # as read: its maximum is kept (DoseGrid.max_gy)
     _check_positions((x, y, z), ipp, path)
     tps_dvhs, dvh_notes = _read_dvhs(ds, path, roi_volumes_cc or {})
     plan_uids, beam_numbers, fraction_groups = _references(ds)
