@@ -956,11 +956,7 @@ def _octants(block, cells, heights, quarter) -> tuple[list, list, list]:
             (j[c, None] + step)[:, None, :, None],
             (i[c, None] + step)[:, None, None, :],
         ]
-        # along x, then y, then z (each one matrix product): v[n, x, y, z]
-        v = np.tensordot(nodes, _FIVE, axes=([3], [1]))  # (n, z, y, x5)
-        v = np.tensordot(v, _FIVE, axes=([2], [1]))  # (n, z, x5, y5)
-        v = np.tensordot(v, _FIVE, axes=([1], [1]))  # (n, x5, y5, z5)
-        v = v.transpose(0, 3, 2, 1)  # (n, z5, y5, x5)
+        v = _five_points(nodes)
         octant = 0
         for oz in (0, 1):
             height = heights[oz][c]
@@ -976,6 +972,20 @@ def _octants(block, cells, heights, quarter) -> tuple[list, list, list]:
                     octant += 1
     joined = [np.concatenate(p) for p in parts]
     return joined[:8], joined[8:16], joined[16:]
+
+
+def _five_points(nodes: np.ndarray) -> np.ndarray:
+    """The field (Gy) at the 5 x 5 x 5 points of :data:`_FIVE` of each cell from its 3 x 3 x 3
+    nodes, ``(n, 3, 3, 3) -> (n, 5, 5, 5)`` in (z, y, x) order: along x, then y, then z, one
+    matrix product each, for :data:`PRODUCT_CELLS` cells at a time."""
+    out = np.empty((nodes.shape[0], 5, 5, 5))
+    for s in range(0, nodes.shape[0], PRODUCT_CELLS):
+        c = slice(s, s + PRODUCT_CELLS)
+        v = np.tensordot(nodes[c], _FIVE, axes=([3], [1]))  # (n, z, y, x5)
+        v = np.tensordot(v, _FIVE, axes=([2], [1]))  # (n, z, x5, y5)
+        v = np.tensordot(v, _FIVE, axes=([1], [1]))  # (n, x5, y5, z5)
+        out[c] = v.transpose(0, 3, 2, 1)
+    return out
 
 
 #: Linear interpolation weights of the three nodes g-1, g, g+1 at -1/2, -1/4, 0, 1/4, 1/2 of a
@@ -994,6 +1004,10 @@ _FIVE = np.array(
 #: bend is measured at a time (whole planes).
 OCTANT_CHUNK = 20_000
 KINK_CELLS = 1_000_000
+#: Cells whose 5 x 5 x 5 points are one matrix product: at most 375 multiply-adds per cell keep
+#: each product small enough for BLAS to run it on one thread (its threads would contend for the
+#: cores with the caller and with other processes).
+PRODUCT_CELLS = 512
 #: Nodes whose second differences are taken at a time (the temporaries stay in cache).
 BENT_CELLS = 1 << 16
 
