@@ -759,12 +759,14 @@ def _centre_and_spread(dose: np.ndarray, az, ay, ax, n: int):
         diff = (t[hi] - t[lo]) * slope[axis]
         other = np.flatnonzero((low[hi] != low[c]) | (low[lo] != low[c]))
         if other.size:
+            # the other two axes' weights are the centre's at both ends
+            sel = [
+                None if ax_ == axis else tuple(a[c][other] for a in w)
+                for ax_, w in enumerate(weights)
+            ]
             ends = []
             for part in (hi, lo):
-                sel = [
-                    tuple(a[part][other] if ax_ == axis else a[c][other] for a in w)
-                    for ax_, w in enumerate(weights)
-                ]
+                sel[axis] = tuple(a[part][other] for a in weights[axis])
                 ends.append(_trilinear(dose, *sel))
             diff[other] = ends[0] - ends[1]
         var += diff * diff
