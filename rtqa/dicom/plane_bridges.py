@@ -81,7 +81,7 @@ def _has_plane(z: np.ndarray, at: float) -> bool:
 
 def bridge_notes(ss: StructureSet, source: str) -> list[Note]:
     """One WARNING per bridged step of the structure set, naming the ROIs it joins and what
-    told (``source``: "the CT series <uid>" or "the structure set's contour planes")."""
+    told (``source``, e.g. "the image series <uid>")."""
     joined: dict[tuple[float, float], list[str]] = {}
     for roi in ss.rois:
         for step in roi.bridged_steps_mm:

@@ -647,7 +647,6 @@ def interpolated_stack(
         geoms,
         np.array([g.area for g in geoms]),
         base.gap_steps_mm,
-        base.bridged,
         steps,
         joined,
         fallback,

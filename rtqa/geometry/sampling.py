@@ -815,15 +815,10 @@ def _axis_weights(centres: np.ndarray, at: np.ndarray):
 KINK_FRACTION = 5e-3
 
 
-def kinked_octants(
-    occ: Occupancy,
-    grid: DoseGrid,
-    samples: tuple[np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Octant samples (doses Gy, volumes cc, spreads Gy) for the whole cells of ``occ`` whose
-    centre is a dose-grid node where the dose bends: each such cell's entry in ``samples``
-    (doses, volumes, spreads of :func:`sample_doses`, in the order of ``np.nonzero``) becomes
-    its first octant in place, and its other seven are returned.
+def split_samples(occ: Occupancy, grid: DoseGrid, chunk: int = 250_000):
+    """:func:`sample_doses` with the whole cells centred on a dose-grid node where the dose
+    bends split into octants, in one array each (doses Gy, volumes cc, spreads Gy): a split
+    cell's sample is its first octant, its other seven follow the samples of the occupied cells.
 
     A cell of a lattice that does not split the dose voxels (factors 1, 1, 1; e.g. a large
     organ) is centred on a node, where the trilinear field changes slope along every axis:
@@ -833,21 +828,7 @@ def kinked_octants(
     Each of its octants lies inside one interpolation cell, where the field is trilinear: an
     octant is sampled at its centre with the spread of :func:`sample_doses`. Cells whose
     largest second difference (Gy, along x, y or z) exceeds :data:`KINK_FRACTION` of the grid's
-    maximum dose are split. None where nothing is split (a finer lattice, cells off the
-    nodes, no bend)."""
-    kinks = _kinks(occ, grid)
-    if kinks is None:
-        return None
-    at, first, rest = kinks
-    for parent, value in zip(samples, first, strict=True):
-        parent[at] = value
-    return rest
-
-
-def split_samples(occ: Occupancy, grid: DoseGrid, chunk: int = 250_000):
-    """:func:`sample_doses` with the cells of :func:`kinked_octants` split into octants, in one
-    array each (doses Gy, volumes cc, spreads Gy): a split cell's sample is its first octant,
-    its other seven follow the samples of the occupied cells."""
+    maximum dose are split; none on a finer lattice, off the nodes, or without a bend."""
     kinks = _kinks(occ, grid)
     extra = 0 if kinks is None else kinks[2][0].size
     samples = _sample(occ, grid, chunk, nodes=_node_axes(occ, grid), extra=extra)
@@ -861,7 +842,7 @@ def split_samples(occ: Occupancy, grid: DoseGrid, chunk: int = 250_000):
 
 
 def _kinks(occ: Occupancy, grid: DoseGrid):
-    """The cells :func:`kinked_octants` splits: their positions in the order of
+    """The cells :func:`split_samples` splits: their positions in the order of
     ``np.nonzero(occ.values)``, their first octants and the other seven (doses Gy, volumes
     cc, spreads Gy each); None where nothing is split."""
     if occ.values.size == 0 or tuple(occ.lattice.factors) != (1, 1, 1):

@@ -41,7 +41,7 @@ STEP_MATCH_MM = 0.01
 class SlabStack:
     """A structure as slabs: plane ``p`` is the polygon ``geoms[p]`` (x, y in mm) extruded from
     ``lo_mm[p]`` to ``hi_mm[p]``. ``gap_steps_mm`` are the (lower z, upper z) of the gaps found
-    between parts; ``bridged`` counts the wide steps joined because no image plane lies in them."""
+    between parts."""
 
     z_mm: np.ndarray
     lo_mm: np.ndarray
@@ -49,7 +49,6 @@ class SlabStack:
     geoms: tuple  # shapely geometries, one per plane
     areas_mm2: np.ndarray
     gap_steps_mm: tuple[tuple[float, float], ...] = ()
-    bridged: int = 0
 
     @property
     def gaps(self) -> int:
@@ -167,7 +166,6 @@ def slab_stack(
     n = z.size
     steps = np.diff(z)
     gap = gap_steps(z, spacing_mm, roi.bridged_steps_mm)
-    bridged = int(gap_steps(z, spacing_mm).sum() - gap.sum())
     joined = steps[~gap]
     fallback = spacing_mm if spacing_mm else (float(np.median(joined)) if joined.size else None)
     lo = np.empty(n)
@@ -180,7 +178,7 @@ def slab_stack(
         lo[p] = z[p] - half_below if below else z[p] - _cap(end_cap_mm, half_above, fallback, roi)
         hi[p] = z[p] + half_above if above else z[p] + _cap(end_cap_mm, half_below, fallback, roi)
     gap_z = tuple((float(z[j]), float(z[j + 1])) for j in np.flatnonzero(gap))
-    return SlabStack(z, lo, hi, geoms, areas, gap_z, bridged)
+    return SlabStack(z, lo, hi, geoms, areas, gap_z)
 
 
 def _cap(end_cap_mm: float | None, half_neighbour: float | None, fallback, roi: Roi) -> float:
