@@ -362,18 +362,8 @@ def _summary(case: Case, ev, prior: bool) -> PlanSummary:
         prescription_gy=rx,
         approval_status=plan.approval_status if plan else None,
         prior=prior,
-        planning_system=planning_system(plan),
+        planning_system=plan.planning_system if plan else None,
     )
-
-
-def planning_system(plan) -> str | None:
-    """``"Manufacturer SoftwareVersions"`` of ``plan``, or None when it names neither."""
-    if plan is None:
-        return None
-    maker, version = plan.manufacturer.strip(), plan.software_versions.strip()
-    if maker and version.lower().startswith(maker.lower()):
-        maker = ""  # "Vendor" and "Vendor 16.1": said once
-    return " ".join(w for w in (maker, version) if w) or None
 
 
 def _conflicting_copies(course: Course, scan_notes: list[Note]) -> list[Finding]:

@@ -136,6 +136,15 @@ class Prescription:
         return self.total_gy / self.fractions
 
 
+def system_name(manufacturer: str, software_versions: str) -> str | None:
+    """``"Manufacturer SoftwareVersions"`` (the manufacturer said once where the versions
+    start with it), or None when both are empty."""
+    maker, version = manufacturer.strip(), software_versions.strip()
+    if maker and version.lower().startswith(maker.lower()):
+        maker = ""
+    return " ".join(w for w in (maker, version) if w) or None
+
+
 @dataclass(eq=False)
 class Plan:
     """An RT Plan (or RT Ion Plan) as read."""
@@ -163,6 +172,11 @@ class Plan:
     software_versions: str = ""
     treatment_site: str = ""  # from the plan where written (e.g. RTPlanGeometry is not a site)
     notes: tuple[Note, ...] = ()  # what the reader repaired, assumed or could not use
+
+    @property
+    def planning_system(self) -> str | None:
+        """Manufacturer and SoftwareVersions, e.g. "Vendor TPS 16.1" (:func:`system_name`)."""
+        return system_name(self.manufacturer, self.software_versions)
 
     @property
     def fractions_planned(self) -> int | None:

@@ -203,15 +203,14 @@ def test_mutilated_error_entry_fails(validator):
 def test_the_planning_system_is_named_where_the_plan_gives_it(validator):
     from dataclasses import replace
 
-    from rtqa.check import planning_system
     from rtqa.model import Plan
 
     def plan(maker: str, version: str) -> Plan:
         return Plan("", "1.2", "P", manufacturer=maker, software_versions=version)
 
-    assert planning_system(plan("Vendor TPS", "16.1")) == "Vendor TPS 16.1"
-    assert planning_system(plan("Vendor", "Vendor 16.1")) == "Vendor 16.1"  # said once
-    assert planning_system(plan("", "")) is None and planning_system(None) is None
+    assert plan("Vendor TPS", "16.1").planning_system == "Vendor TPS 16.1"
+    assert plan("Vendor", "Vendor 16.1").planning_system == "Vendor 16.1"  # said once
+    assert plan("", "").planning_system is None
     result = make_result()
     result.plans[0] = replace(result.plans[0], planning_system="Vendor TPS 16.1")
     doc = json.loads(render_json(result))

@@ -11,7 +11,7 @@ from rtqa import __version__
 from rtqa.courses import group_courses
 from rtqa.dicom.scan import ScanResult, scan
 from rtqa.errors import EXIT_NOT_EVALUABLE, EXIT_OK, EXIT_UNREADABLE
-from rtqa.model import Case, Level, Note
+from rtqa.model import Case, Level, Note, system_name
 from rtqa.protocol.delivery import fraction_deliveries
 
 
@@ -386,10 +386,8 @@ def _case_lines(case: dict[str, Any]) -> list[str]:
         if plan["reviewer_name"]:
             approval += f" by {plan['reviewer_name']}"
         lines.append(f"  plan: {plan['label']} [{plan['path']}]")
-        if plan["manufacturer"] or plan["software_versions"]:
-            written = plan["manufacturer"] or "?"
-            if plan["software_versions"]:
-                written += f" (software {plan['software_versions']})"
+        written = system_name(plan["manufacturer"], plan["software_versions"])
+        if written:
             lines.append(f"    written by {written}")
         lines.append(
             f"    {approval}; intent {plan['intent'] or '?'}; "
