@@ -18,6 +18,7 @@ import pydicom
 import pytest
 import shapely
 from click.testing import CliRunner
+from test_beyond_grid import ngon
 
 from rtqa.cli import cli
 from rtqa.dicom.plane_bridges import bridge_by_images, bridge_by_structure_set
@@ -125,12 +126,7 @@ def test_a_plane_left_out_on_an_existing_image_slice_stays_a_gap(spine):
 
 
 def _disc_roi(name: str, zs, number: int) -> Roi:
-    ring = np.column_stack(
-        [
-            10 * np.cos(np.linspace(0, 2 * np.pi, 64, endpoint=False)),
-            10 * np.sin(np.linspace(0, 2 * np.pi, 64, endpoint=False)),
-        ]
-    )
+    ring = ngon(0.0, 0.0, r=10.0, n=64)
     planes = tuple(ContourPlane(float(z), (PlanarPolygon(ring),), ring_count=1) for z in zs)
     return Roi(number=number, name=name, planes=planes)
 
