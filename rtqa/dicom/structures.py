@@ -64,6 +64,8 @@ OPEN_TYPES = ("OPEN_PLANAR", "OPEN_NONPLANAR")
 CONTOUR_GEOMETRIC_TYPE = 0x30060042
 NUMBER_OF_CONTOUR_POINTS = 0x30060046
 CONTOUR_DATA = 0x30060050
+#: Most characters a DS value may have (PS3.5 Table 6.2-1).
+DS_CHARS = 16
 #: A DS value of more than 16 characters in raw backslash-separated text.
 LONG_DS = re.compile(rb"[^\\ \x00]{17,}")
 
@@ -173,8 +175,8 @@ def _long_values(ds: Dataset, path: str) -> list[Note]:
     for item in ds.get("ROIContourSequence") or []:
         for contour in item.get("ContourSequence") or []:
             value = getattr(contour.get_item(CONTOUR_DATA), "value", None)
-            if not isinstance(value, bytes):
-                continue
+            if not isinstance(value, bytes) or max(map(len, value.split(b"\\"))) <= DS_CHARS:
+                continue  # the split is a cheap bound: no value, spaces included, is long
             long = LONG_DS.search(value)
             if long is not None:
                 example = long.group().decode("ascii", errors="replace").strip()
