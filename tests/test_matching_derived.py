@@ -1,5 +1,6 @@
 """Derived (TG-263) structure names at every matching tier, the breast 'PTV!' alias, and
-evaluation/cropped copies of a target not counted as targets of their own."""
+evaluation/cropped copies and identical re-import copies of a target not counted as targets of
+their own."""
 
 from __future__ import annotations
 
@@ -8,21 +9,25 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from click.testing import CliRunner
 
 from rtqa.cli import cli
-from rtqa.model import Roi
+from rtqa.model import ContourPlane, PlanarPolygon, Roi
 from rtqa.protocol import load_protocol, match_protocol
 from rtqa.protocol.matching import (
     MatchKind,
+    copy_base,
     derived_reason,
     match_structure,
     match_type,
+    same_contours,
     variant_base,
 )
 from rtqa.protocol.model import RoiSpec
+from rtqa.protocol.prescription import dose_from_name
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -252,3 +257,73 @@ def test_cli_copy_of_ptv_is_one_target(tmp_path, copy_name):
     targets = [f for f in data["findings"] if f["group"] == "target"]
     assert targets and {f["roi"] for f in targets} == {"PTV_30Gy"}
     assert all(f"copy '{copy_name}'" in f["match"] for f in targets)
+
+
+# ----------------------------------------------------------------------------- re-import copies
+
+
+def _square_roi(number: int, name: str, side_mm: float = 10.0, planes: int = 3) -> Roi:
+    ring = np.array([[0.0, 0.0], [side_mm, 0.0], [side_mm, side_mm], [0.0, side_mm]])
+    stack = tuple(ContourPlane(2.5 * k, (PlanarPolygon(ring.copy()),), 1) for k in range(planes))
+    return Roi(number=number, name=name, interpreted_type="PTV", planes=stack)
+
+
+def test_copy_base_and_the_dose_in_a_copied_name():
+    assert copy_base("PTV_30Gy (1)") == "PTV_30Gy"
+    assert copy_base("PTV (12) ") == "PTV"
+    assert copy_base("PTV_30Gy") is None
+    assert dose_from_name("PTV_30Gy (1)") == 30.0
+    assert dose_from_name("PTV_3000 (2)") == 30.0
+    assert dose_from_name("PTV (1)") is None
+
+
+def test_reimport_copy_with_identical_contours_is_the_target(nrg):
+    found = [_square_roi(1, "PTV_30Gy"), _square_roi(2, "PTV_30Gy (1)")]
+    (m,) = match_protocol(nrg, found).targets["PTV"]
+    assert m.roi_name == "PTV_30Gy" and m.copies == (2,)
+    assert "re-import copy 'PTV_30Gy (1)', with identical contours" in m.how
+    assert [r.roi_name for r in m.rejected] == ["PTV_30Gy (1)"]
+
+
+def test_reimport_copy_with_other_contours_is_a_target_of_its_own(nrg):
+    found = [_square_roi(1, "PTV_30Gy"), _square_roi(2, "PTV_30Gy (1)", side_mm=10.05)]
+    assert not same_contours(*found)
+    ms = match_protocol(nrg, found).targets["PTV"]
+    assert [m.roi_name for m in ms] == ["PTV_30Gy", "PTV_30Gy (1)"]
+    assert all(m.copies == () for m in ms)
+    assert "re-import copy of 'PTV_30Gy', but the contours differ" in ms[1].how
+
+
+def test_same_contours_within_a_hundredth_of_a_mm():
+    a = _square_roi(1, "A")
+    assert same_contours(a, _square_roi(2, "B", side_mm=10.009))
+    assert not same_contours(a, _square_roi(2, "B", side_mm=10.011))
+    assert not same_contours(a, _square_roi(2, "B", planes=4))
+    assert not same_contours(Roi(number=1, name="A"), Roi(number=2, name="B"))
+
+
+def test_cli_reimport_copy_of_ptv_is_one_target(tmp_path):
+    code, data = _check(_case(tmp_path, "+PTV_30Gy=PTV_30Gy (1)"))
+    assert code == 0, data["verdict"]
+    counts = [f for f in data["findings"] if f["metric"] == "targets"]
+    assert [f["value"] for f in counts] == [1, 1]
+    targets = [f for f in data["findings"] if f["group"] == "target"]
+    assert {f["roi"] for f in targets} == {"PTV_30Gy"}
+    assert all("re-import copy 'PTV_30Gy (1)'" in f["match"] for f in targets)
+
+
+def test_cli_dose_reference_on_the_copy_prescribes_the_target(tmp_path):
+    case = _case(tmp_path, "PTV_30Gy=PTV", "+PTV=PTV (1)")
+    ss = pydicom.dcmread(next(case.glob("RS*.dcm")))
+    copy_number = max(int(x.ROINumber) for x in ss.StructureSetROISequence)
+    (rp,) = case.glob("RP*.dcm")
+    plan = pydicom.dcmread(rp)
+    for ref in plan.DoseReferenceSequence:
+        ref.ReferencedROINumber = copy_number
+    plan.save_as(rp)
+    code, data = _check(case)
+    assert code == 0, data["verdict"]
+    (rx,) = [f for f in data["findings"] if f["rule"] == "prescription"]
+    assert rx["roi"] == "PTV" and rx["value"] == pytest.approx(30.0)
+    assert f"points to ROI {copy_number}, its re-import copy" in rx["message"]
+    assert not [f for f in data["findings"] if f["rule"] == "prescribed_roi"]

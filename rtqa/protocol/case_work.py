@@ -61,10 +61,11 @@ def match_cases(protocol: Protocol, usable: list[CaseWork], st: Settings) -> Non
     _qualify_shared_target_names(usable)
     for w in usable:
         names = sorted({m.roi.name for _, m in w.targets if m.roi is not None})
-        by_name = {m.roi.name: m.roi for _, m in w.targets if m.roi is not None}
+        by_name = {m.roi.name: m for _, m in w.targets if m.roi is not None}
         for name in names:
+            m = by_name[name]
             w.rxs[name] = target_prescription(
-                by_name[name], w.case.plan, st.rx, single_target=len(names) == 1
+                m.roi, w.case.plan, st.rx, single_target=len(names) == 1, copies=m.copies
             )
         plan = w.case.plan
         w.texts = [
@@ -105,15 +106,17 @@ def _qualified(m: RoiMatch, case_id: str) -> RoiMatch:
 
 def judged_roi_numbers(usable: list[CaseWork], w: CaseWork) -> set[int]:
     """Numbers of the ROIs of ``w``'s structure set judged as targets, by ``w`` or by another
-    plan sharing that structure set (a target belongs to one plan, :func:`match_cases`)."""
+    plan sharing that structure set (a target belongs to one plan, :func:`match_cases`), with
+    the identical re-import copies judged through them."""
     ss = w.case.structure_set
     uid = ss.sop_instance_uid if ss is not None else None
     return {
-        m.roi.number
+        number
         for o in usable
         if o.case.structure_set is not None and o.case.structure_set.sop_instance_uid == uid
         for _, m in o.targets
         if m.roi is not None
+        for number in (m.roi.number, *m.copies)
     }
 
 

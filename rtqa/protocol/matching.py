@@ -16,7 +16,8 @@ constraint file spelling that exact name (compared ignoring case only: alias ``P
 ``PTV!`` and not ``PTV``), takes it. A hyphen between two words (``Spinal-Cord``) is spelling,
 not a crop. Targets gathered by type leave out planning aids, and an evaluation or cropped copy
 of another target (``PTV_Eval``, ``PTV!``, ``PTV-3mm``, ``PTV_7000-05`` beside ``PTV_7000``) is
-named on that target's match instead of counting as a target of its own.
+named on that target's match instead of counting as a target of its own, and so is a re-import
+copy with the same contours (``PTV (1)`` beside ``PTV``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from rtqa.errors import UsageError
 from rtqa.model import ALSO_MATCHED, Roi
@@ -161,7 +164,7 @@ class RoiMatch:
     ``competitors``: other ROIs that matched (at the same level when ambiguous, at a lower
     level otherwise); ``considered``: the names and patterns looked for; ``rejected``: near
     misses with the reason; ``minus``: for a derived structure, the matches of the structures
-    to subtract.
+    to subtract; ``copies``: see the attribute.
     """
 
     spec_name: str
@@ -172,6 +175,9 @@ class RoiMatch:
     considered: tuple[str, ...] = ()
     rejected: tuple[Rejected, ...] = ()
     minus: tuple[RoiMatch, ...] = ()
+    #: Numbers of the target's re-import copies with identical contours (``PTV (1)``), judged
+    #: through it: a dose reference pointing to one of them prescribes to this target.
+    copies: tuple[int, ...] = ()
 
     @property
     def matched(self) -> bool:
@@ -352,7 +358,10 @@ def match_type(
     its own, never one in place of the other). Unless ``copies``, an evaluation or cropped copy
     of another target found (``PTV_Eval`` or ``PTV-3mm`` beside the only PTV, ``PTV_7000-05``
     beside ``PTV_7000``) is not a target of its own: it is named in that target's ``how`` and
-    ``rejected``; a copy with no identifiable original stays a target."""
+    ``rejected``; a copy with no identifiable original stays a target. So is a re-import copy
+    (``PTV (1)`` beside ``PTV``) whose contours are the original's (:func:`same_contours`; it is
+    also in ``copies``); one whose contours differ is a target of its own, and its ``how`` says
+    so."""
     found: list[tuple[Roi, str]] = []
     for roi in rois:
         rtype = roi.interpreted_type.upper()
@@ -369,6 +378,8 @@ def match_type(
             continue
         found.append((roi, how))
     copies_of: dict[int, list[str]] = {}  # target ROI number -> names of its copies
+    reimported: dict[int, list[Roi]] = {}  # target ROI number -> its identical re-import copies
+    differing: dict[int, str] = {}  # re-import copy ROI number -> name of its differing original
     if not copies:
         candidates = [r for r, _ in found]
         skipped: set[int] = set()
@@ -377,13 +388,34 @@ def match_type(
             if parent is not None:
                 copies_of.setdefault(parent.number, []).append(roi.name)
                 skipped.add(roi.number)
+                continue
+            parent = _reimport_parent(roi, candidates)
+            if parent is None:
+                continue
+            if same_contours(roi, parent):
+                reimported.setdefault(parent.number, []).append(roi)
+                skipped.add(roi.number)
+            else:
+                differing[roi.number] = parent.name
         found = [(r, h) for r, h in found if r.number not in skipped]
     out = []
     for roi, how in found:
         names = copies_of.get(roi.number, [])
+        twins = reimported.get(roi.number, [])
         if names:
             listed = ", ".join(f"'{n}'" for n in names)
             how += f"; its evaluation/cropped copy {listed} is not counted as a separate target"
+        if twins:
+            listed = ", ".join(f"'{r.name}'" for r in twins)
+            how += (
+                f"; its re-import copy {listed}, with identical contours, is judged as this "
+                "target, not counted as a separate one"
+            )
+        if roi.number in differing:
+            how += (
+                f"; its name marks a re-import copy of '{differing[roi.number]}', but the "
+                "contours differ: judged as a target of its own"
+            )
         rejected = tuple(
             Rejected(
                 n,
@@ -391,13 +423,70 @@ def match_type(
                 f"target; map it (--map {spec_name}=NAME) to judge it instead",
             )
             for n in names
+        ) + tuple(
+            Rejected(
+                r.name,
+                f"a re-import copy of target '{roi.name}' with identical contours, judged as "
+                "that target",
+            )
+            for r in twins
         )
         out.append(
             RoiMatch(
-                spec_name, _numbered_if_shared(roi, rois), MatchKind.TYPE, how, rejected=rejected
+                spec_name,
+                _numbered_if_shared(roi, rois),
+                MatchKind.TYPE,
+                how,
+                rejected=rejected,
+                copies=tuple(r.number for r in twins),
             )
         )
     return tuple(out)
+
+
+def copy_base(name: str) -> str | None:
+    """The name a planning system's re-import copy was made from (``PTV_50Gy (1)`` ->
+    ``PTV_50Gy``); ``None`` for a name without a copy number."""
+    base = _COPY_SUFFIX.sub("", name)
+    return base if base and base != name else None
+
+
+def _reimport_parent(roi: Roi, found: Sequence[Roi]) -> Roi | None:
+    """The one target among ``found`` that ``roi`` (``PTV (1)``) is a re-import copy of: the
+    only other target of its name without a copy number; ``None`` otherwise."""
+    base = copy_base(roi.name)
+    if base is None:
+        return None
+    key = name_key(base)
+    named = [
+        r
+        for r in found
+        if r.number != roi.number and copy_base(r.name) is None and name_key(r.name) == key
+    ]
+    return named[0] if len(named) == 1 else None
+
+
+#: Contour points of two ROIs closer than this (mm) are the same point (a re-export's rounding).
+SAME_POINT_MM = 0.01
+
+
+def same_contours(a: Roi, b: Roi, tol_mm: float = SAME_POINT_MM) -> bool:
+    """Whether ``a`` and ``b`` hold the same closed contours (at least one): the same planes
+    (z within ``tol_mm``), and on each the same polygons and holes, point by point within
+    ``tol_mm``."""
+    if not a.planes or len(a.planes) != len(b.planes):
+        return False
+    for pa, pb in zip(a.planes, b.planes, strict=True):
+        if abs(pa.z_mm - pb.z_mm) > tol_mm or len(pa.polygons) != len(pb.polygons):
+            return False
+        for qa, qb in zip(pa.polygons, pb.polygons, strict=True):
+            rings_a, rings_b = (qa.exterior, *qa.holes), (qb.exterior, *qb.holes)
+            if len(rings_a) != len(rings_b):
+                return False
+            for ra, rb in zip(rings_a, rings_b, strict=True):
+                if ra.shape != rb.shape or not np.allclose(ra, rb, rtol=0.0, atol=tol_mm):
+                    return False
+    return True
 
 
 def _find_roi(name: str, rois: Sequence[Roi], key: str) -> Roi:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rtqa.model import Plan, Prescription, Roi
-from rtqa.protocol.matching import shared_name
+from rtqa.protocol.matching import copy_base, shared_name
 
 #: Bare numbers below this are lesion indices (``PTV_1``), not doses in cGy.
 MIN_BARE_CGY = 100.0
@@ -61,9 +61,10 @@ def dose_from_name(name: str) -> float | None:
     """The dose (Gy) a TG-263 suffix in ``name`` states, or ``None``.
 
     ``PTV_30Gy`` -> 30, ``PTV_50.4Gy`` -> 50.4, ``PTV_3000cGy`` -> 30, ``PTV_3000`` -> 30;
-    ``PTV_1`` and ``PTV`` -> None.
+    ``PTV_1`` and ``PTV`` -> None. A re-import copy number is not the dose:
+    ``PTV_30Gy (1)`` -> 30.
     """
-    m = _SUFFIX.search(name.strip())
+    m = _SUFFIX.search((copy_base(name) or name).strip())
     if not m:
         return None
     number = float(m.group(1).replace(",", "."))
@@ -149,16 +150,19 @@ def target_prescription(
     rx_args: Mapping[str, float] | None = None,
     *,
     single_target: bool = False,
+    copies: Sequence[int] = (),
 ) -> TargetRx:
     """The prescription of ``roi`` from ``plan`` (sources in the module docstring).
 
     ``single_target``: the ROI is the plan's only target, so a prescription naming no ROI is
-    taken as its own.
+    taken as its own. ``copies``: numbers of ROIs with the same contours (re-import copies,
+    :func:`rtqa.protocol.matching.match_type`), whose dose references count as its own.
     """
     fractions = plan.fractions_planned if plan is not None else None
     ambiguous = ""
     if plan is not None:
-        own = [p for p in plan.prescriptions if p.roi_number == roi.number]
+        numbers = {roi.number, *copies}
+        own = [p for p in plan.prescriptions if p.roi_number in numbers]
         totals = sorted({round(p.total_gy, 6) for p in own})
         partial = shares(own, plan)
         if len(totals) == 1 and not partial:
@@ -168,11 +172,13 @@ def target_prescription(
                 p.total_gy,
                 p.fractions or fractions,
                 "dose reference",
-                f"{p.source} points to ROI {roi.number}",
+                f"{p.source} points to ROI {p.roi_number}"
+                + ("" if p.roi_number == roi.number else ", its re-import copy"),
             )
         if len(totals) > 1:
             shown = ", ".join(f"{t:g} Gy" for t in sorted(totals, reverse=True))
-            ambiguous = f"several dose references point to ROI {roi.number} ({shown})"
+            which = ", ".join(str(n) for n in sorted(numbers & {p.roi_number for p in own}))
+            ambiguous = f"several dose references point to ROI {which} ({shown})"
         elif partial:
             ambiguous = partial
     # an ROI sharing its name with another is shown as 'name #number'; its own name counts
