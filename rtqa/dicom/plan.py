@@ -10,7 +10,8 @@ Prescriptions (total Gy over the plan's fractions) are derived by one explicit r
    specification points) over the group's TREATMENT beams times NumberOfFractionsPlanned.
 
 The plan's notes say which source was used. A plan without FractionGroupSequence is read with the
-fraction count unknown (a warning), never refused.
+fraction count unknown (a warning), never refused. The control points of each TREATMENT beam are
+checked for integrity (warnings only; see :mod:`rtqa.dicom.control_points`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rtqa.dicom.common import (
     tag_name,
     whole_number,
 )
+from rtqa.dicom.control_points import control_point_notes
 from rtqa.errors import DicomError
 from rtqa.model import (
     Beam,
@@ -134,6 +136,8 @@ def _beams(ds: Dataset, ion: bool, path: str, notes: list[Note]) -> list[Beam]:
                 f"beam item {index + 1} has no BeamNumber", path, tag_name("BeamNumber")
             )
         delivery = optional_str(item, "TreatmentDeliveryType") or "TREATMENT"
+        if delivery == "TREATMENT":
+            notes.extend(control_point_notes(item, ion, path))
         beams.append(
             Beam(
                 number=number,
