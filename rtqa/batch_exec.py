@@ -15,7 +15,9 @@ time limit yields an ``error`` outcome and the others go on.
 * :class:`DaskExecutor`: ``client.submit`` / ``as_completed`` on a ``distributed`` cluster (an
   existing scheduler, or a ``LocalCluster``). Each task runs the course in a child interpreter
   (``python -m rtqa.batch_exec``) on the worker, so the same guarantees hold there: the time
-  limit kills the child, and a crashing course never kills the Dask worker.
+  limit kills the child, and a crashing course never kills the Dask worker. A batch left before
+  the end (Ctrl-C) sets a stop event that its running tasks poll: they kill their children, as
+  ``future.cancel`` cannot stop a running task.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -233,23 +236,77 @@ def dask_setup(worker: object) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_in_subprocess(task: CourseTask, timeout: float | None = None) -> Outcome:
+#: The error of a course stopped because its batch was interrupted (never stored: the batch
+#: has stopped reading outcomes; ``retry`` in any case).
+STOPPED_BY_INTERRUPT = "stopped: the batch was interrupted"
+
+
+def _stop_requested(name: str | None) -> Callable[[], bool]:
+    """A check of the batch's stop event ``name`` (a ``distributed.Event``), or of nothing when
+    there is no name, Dask is not installed or this is not a Dask worker. Never raises: a check
+    that fails (the scheduler briefly out of reach) reads as "go on"."""
+    if name is None:
+        return lambda: False
+    try:
+        import distributed
+
+        distributed.get_worker()
+        event = distributed.Event(name)
+    except (ImportError, ValueError):  # no Dask, or not on a worker
+        return lambda: False
+
+    def check() -> bool:
+        try:
+            return bool(event.is_set())
+        except Exception:
+            return False
+
+    return check
+
+
+def run_in_subprocess(
+    task: CourseTask, timeout: float | None = None, stop_event: str | None = None
+) -> Outcome:
     """Check one course in a child interpreter (``python -m rtqa.batch_exec``): a crash or the
-    time limit ends only the child. Runs on Dask workers; needs nothing but rtqa installed."""
+    time limit ends only the child. Runs on Dask workers; needs nothing but rtqa installed.
+
+    ``stop_event``: name of a ``distributed.Event`` the batch sets when it is interrupted;
+    on a Dask worker it is polled every ``_POLL_S`` s and, once set, the child is killed."""
     start = time.monotonic()
     worker = f"{os.uname().nodename}:{os.getpid()}"
+    stopped = _stop_requested(stop_event)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtqa.batch_exec", str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    feed: bytes | None = pickle.dumps(task)
+    why = None
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "rtqa.batch_exec", str(os.getpid())],
-            input=pickle.dumps(task),
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
+        while True:
+            wait_s = _POLL_S
+            if timeout is not None:
+                wait_s = max(0.0, min(wait_s, start + timeout - time.monotonic()))
+            try:
+                stdout, _ = proc.communicate(feed, timeout=wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                feed = None  # sent once; communicate goes on writing what is left
+            if timeout is not None and time.monotonic() - start >= timeout:
+                why = f"stopped after the time limit of {timeout:g} s"
+            elif stopped():
+                why = STOPPED_BY_INTERRUPT
+            if why is not None:
+                break
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.communicate()
+    if why is not None:
         return error_outcome(
             task,
-            f"stopped after the time limit of {timeout:g} s",
+            why,
             EXIT_INTERNAL,
             retry=True,
             runtime_s=time.monotonic() - start,
@@ -257,7 +314,7 @@ def run_in_subprocess(task: CourseTask, timeout: float | None = None) -> Outcome
         )
     if proc.returncode == 0:
         try:
-            return pickle.loads(proc.stdout)
+            return pickle.loads(stdout)
         except Exception:  # a garbled answer: treat as a crash
             pass
     return error_outcome(
@@ -287,6 +344,7 @@ class DaskExecutor:
         except ImportError:
             raise UsageError(DASK_MISSING) from None
         self.timeout = timeout
+        self._unfinished: set[str] = set()  # stop events of runs not yet ended
         self._cluster = None
         if address is None:
             self._cluster = distributed.LocalCluster(
@@ -312,15 +370,26 @@ class DaskExecutor:
         return f"{where} with {workers} worker{'s' if workers != 1 else ''}"
 
     def run(self, tasks: Iterable[CourseTask]) -> Iterator[Outcome]:
+        """Submit every task, yield outcomes as they come. Left before the end (Ctrl-C, SIGTERM,
+        an error of the caller): the courses running on workers are stopped (:meth:`_stop`)
+        and the queued ones cancelled."""
         from distributed import as_completed
 
+        stop_event = f"rtqa-stop-{uuid.uuid4().hex}"
+        self._unfinished.add(stop_event)
         by_future = {}
-        for task in tasks:
-            future = self.client.submit(
-                run_in_subprocess, task, self.timeout, pure=False, key=f"rtqa-{task.key[:32]}"
-            )
-            by_future[future] = task
+        finished = False
         try:
+            for task in tasks:
+                future = self.client.submit(
+                    run_in_subprocess,
+                    task,
+                    self.timeout,
+                    stop_event,
+                    pure=False,
+                    key=f"rtqa-{task.key[:32]}",
+                )
+                by_future[future] = task
             for future in as_completed(by_future):
                 task = by_future[future]
                 try:
@@ -335,14 +404,30 @@ class DaskExecutor:
                 else:
                     yield outcome
                 future.release()
+            finished = True
         finally:
+            self._unfinished.discard(stop_event)
+            if not finished:
+                self._stop(stop_event)
             for future in by_future:
                 if not future.done():
                     future.cancel()
 
+    def _stop(self, name: str) -> None:
+        """Set the stop event ``name``: each running course of this batch kills its child
+        interpreter within ``_POLL_S`` s (``future.cancel`` cannot stop a running task)."""
+        from distributed import Event
+
+        if self.client.status != "running":  # the scheduler is gone: nothing to tell
+            return
+        with suppress(Exception):
+            Event(name, client=self.client).set()
+
     def close(self) -> None:
         client = getattr(self, "client", None)
         if client is not None:
+            for name in list(self._unfinished):  # a run abandoned unclosed: stop its courses
+                self._stop(name)
             client.close()
         if self._cluster is not None:
             self._cluster.close()
