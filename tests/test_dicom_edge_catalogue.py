@@ -16,7 +16,8 @@ big endian, short or long pixel data); D9, D12 in test_geometry.py, test_dvh_str
 test_geometry_interpolation.py and test_geometry_sampling_fast.py; S4, S5, S6, S7 in
 test_dicom_structures.py; L5, L6, L8 in test_scan.py; P3, P4, P5 in test_dicom_plan.py; P6 in
 test_delivery_mu.py; F2 in test_scan.py; F8 in test_dicom_fast_read.py and
-test_dicom_structures.py (implicit VR).
+test_dicom_structures.py (implicit VR); S10, S13 in test_plane_bridges.py; P9 in
+test_control_points.py.
 
 Expected values are read from the files with pydicom (stored values x DoseGridScaling, ROIVolume)
 or are closed-form areas, never taken from rtqa's output.

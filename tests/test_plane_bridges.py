@@ -170,3 +170,23 @@ def test_uneven_image_spacing_is_reported(spine):
     assert len(notes) == 1 and "steps from 2.5 to 5 mm (median 2.5 mm)" in notes[0]
     # the sample as written: even, nothing said
     assert not [n for n in scan(str(SAMPLES / "spine_3fx")).notes if "uneven" in n.message]
+
+
+def test_slice_location_is_never_taken_for_the_slice_position(spine):
+    """S13: SliceLocation of the opposite sign to ImagePositionPatient (a writer that flipped
+    it); the image at z = -2.5 mm claims SliceLocation +2.5, inside the missing step. The step is
+    still bridged by the images' positions: SliceLocation is not read."""
+    areas = _ptv_plane_areas_mm2(spine)
+    _drop_plane(next(spine.glob("RS*.dcm")), DROPPED_Z)
+    _drop_ct(spine, DROPPED_Z)
+    flipped = 0
+    for path in spine.glob("CT*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.SliceLocation = -float(ds.ImagePositionPatient[2])
+        ds.save_as(path)
+        flipped += float(ds.SliceLocation) == DROPPED_Z
+    assert flipped == 1
+    data = _dvh_json(spine)
+    assert _volume(data, "PTV_30Gy") == pytest.approx(_bridged_truth_cc(areas), rel=1e-9)
+    (note,) = [w for w in data["warnings"] if "no image plane between z 0 and 5 mm" in w]
+    assert "image series" in note
