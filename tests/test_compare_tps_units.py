@@ -125,6 +125,32 @@ def test_per_u_values_above_one_are_refused(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(("scaling", "shown"), [("1\\2", "[1, 2]"), ("0", "'0'"), ("-1", "'-1'")])
+def test_dvh_dose_scaling_not_one_positive_number_is_refused(tmp_path, scaling, shown):
+    _, rd = make_case(tmp_path)
+    ds = pydicom.dcmread(rd)
+    ds.DVHSequence[0]["DVHDoseScaling"] = pydicom.DataElement(0x30040052, "DS", scaling)
+    ds.save_as(rd)
+    grid = read_dose(str(rd))
+    assert grid.tps_dvhs == ()
+    assert grid.notes[0].message == (
+        f"DVH item 1 (ROI 1) not used: DVHDoseScaling {shown} is not a positive number"
+    )
+
+
+def test_dvh_dose_scaling_scales_the_bins(tmp_path):
+    _, rd = make_case(tmp_path)
+    ds = pydicom.dcmread(rd)
+    item = ds.DVHSequence[0]
+    widths = [float(v) for v in item.DVHData[0::2]]
+    item.DVHDoseScaling = 0.5
+    counts = [float(c) for c in item.DVHData[1::2]]
+    item.DVHData = [v for w, c in zip(widths, counts, strict=True) for v in (2 * w, c)]
+    ds.save_as(rd)
+    (dvh,) = read_dose(str(rd)).tps_dvhs
+    assert dvh.dose_gy.tolist() == pytest.approx([0.0, 19.5, 20.5])
+
+
 # --------------------------------------------------------------------------------------------
 # rtqa dvh --compare-tps
 # --------------------------------------------------------------------------------------------

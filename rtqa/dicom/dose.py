@@ -676,7 +676,13 @@ def _dvh_item(item: Dataset, roi: int | None, roi_volumes_cc: Mapping[int, float
         raise ValueError(f"DVHData holds {data.size} values (pairs expected)")
     if not np.all(np.isfinite(data)) or data.min() < 0:
         raise ValueError("DVHData holds a negative or non-finite value")
-    scale = float(item.get("DVHDoseScaling") or 1.0)
+    scale = 1.0
+    if str(item.get("DVHDoseScaling", "")).strip():
+        scale = optional_float(item, "DVHDoseScaling") or 0.0
+        if scale <= 0:
+            raise ValueError(
+                f"DVHDoseScaling {item.get('DVHDoseScaling')!r} is not a positive number"
+            )
     widths = data[0::2] * scale
     volumes = data[1::2]
     lower = np.concatenate([[0.0], np.cumsum(widths)[:-1]])
