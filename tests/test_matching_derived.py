@@ -327,3 +327,29 @@ def test_cli_dose_reference_on_the_copy_prescribes_the_target(tmp_path):
     assert rx["roi"] == "PTV" and rx["value"] == pytest.approx(30.0)
     assert f"points to ROI {copy_number}, its re-import copy" in rx["message"]
     assert not [f for f in data["findings"] if f["rule"] == "prescribed_roi"]
+
+
+def test_organ_and_its_identical_reimport_copy_is_no_ambiguity(nrg):
+    cord, copy_ = _square_roi(1, "SpinalCord (1)"), _square_roi(2, "SpinalCord")
+    for roi in (cord, copy_):
+        roi.interpreted_type = "ORGAN"
+    m = match_protocol(nrg, [cord, copy_]).organs["SpinalCord"]
+    assert m.kind is MatchKind.EXACT and m.roi_name == "SpinalCord"
+    (rej,) = [r for r in m.rejected if r.roi_name == "SpinalCord (1)"]
+    assert rej.reason == "holds the same contours as 'SpinalCord', judged in its place"
+
+
+def test_organ_and_a_differing_reimport_copy_stay_ambiguous(nrg):
+    found = [_square_roi(1, "SpinalCord"), _square_roi(2, "SpinalCord (1)", side_mm=12.0)]
+    for roi in found:
+        roi.interpreted_type = "ORGAN"
+    m = match_protocol(nrg, found).organs["SpinalCord"]
+    assert m.kind is MatchKind.AMBIGUOUS and m.competitors == ("SpinalCord", "SpinalCord (1)")
+
+
+def test_cli_cord_with_its_identical_reimport_copy_is_judged(tmp_path):
+    code, data = _check(_case(tmp_path, "+SpinalCord=SpinalCord (1)"))
+    assert code == 0, data["verdict"]
+    cord = [f for f in data["findings"] if f["group"] == "organ" and f["roi"] == "SpinalCord"]
+    assert {f["metric"] for f in cord} == {"D0.03cc[Gy]", "D0.35cc[Gy]", "D1.2cc[Gy]"}
+    assert all(f["status"] == "pass" for f in cord)

@@ -7,7 +7,7 @@ an explicit mapping (``--map SpinalCord=cord_PRV``, ``--map SpinalCord=#7`` for 
 a mapping file), the exact TG-263 name, an alias, a regular-expression pattern. When several
 ROIs tie at the best level the match is ambiguous and nothing is judged (also a name and its
 re-import copy ``SpinalCord (1)``, which compare as one name: which holds the organ is not for
-rtqa to guess); when none matches the result lists what was looked for and the near misses. A
+rtqa to guess), unless they hold the same contours, when the one without a copy number is judged; when none matches the result lists what was looked for and the near misses. A
 name the TG-263 grammar marks as derived (a PRV ``SpinalCord_PRV05``, a partial structure
 ``SpinalCord~``, a planning aid ``zPTV_opt`` or ``_Cord``, a margin or crop
 ``cord+3mm``/``PTV-03``, a qualifier ``Lungs^Ex``, an ``!`` evaluation copy) matches at no tier,
@@ -298,6 +298,20 @@ def match_structure(
     best = min(t for t, _, _ in hits)
     top = [(r, h) for t, r, h in hits if t == best]
     others = tuple(r.name for t, r, _ in sorted(hits, key=lambda x: x[0]) if t != best)
+    if len(top) > 1 and _identical([r for r, _ in top]):
+        # a name and its re-import copy ('SpinalCord (1)') holding the same contours: either
+        # gives the same numbers, so nothing is left to guess
+        first = min(range(len(top)), key=lambda i: copy_base(top[i][0].name) is not None)
+        kept = top[first][0]
+        rejected += [
+            Rejected(
+                _numbered(r) if r.name == kept.name else r.name,
+                f"holds the same contours as '{kept.name}', judged in its place",
+            )
+            for i, (r, _) in enumerate(top)
+            if i != first
+        ]
+        top = [top[first]]
     if len(top) > 1:
         names = [r.name for r, _ in top]
         return RoiMatch(
@@ -464,6 +478,11 @@ def _reimport_parent(roi: Roi, found: Sequence[Roi]) -> Roi | None:
         if r.number != roi.number and copy_base(r.name) is None and name_key(r.name) == key
     ]
     return named[0] if len(named) == 1 else None
+
+
+def _identical(rois: Sequence[Roi]) -> bool:
+    """Whether every ROI of ``rois`` holds the contours of the first (:func:`same_contours`)."""
+    return all(same_contours(rois[0], r) for r in rois[1:])
 
 
 #: Contour points of two ROIs closer than this (mm) are the same point (a re-export's rounding).
