@@ -7,8 +7,9 @@ an explicit mapping (``--map SpinalCord=cord_PRV``, ``--map SpinalCord=#7`` for 
 a mapping file), the exact TG-263 name, an alias, a regular-expression pattern. When several
 ROIs tie at the best level the match is ambiguous and nothing is judged (also a name and its
 re-import copy ``SpinalCord (1)``, which compare as one name: which holds the organ is not for
-rtqa to guess), unless they hold the same contours, when the one without a copy number is judged; when none matches the result lists what was looked for and the near misses. A
-name the TG-263 grammar marks as derived (a PRV ``SpinalCord_PRV05``, a partial structure
+rtqa to guess), unless they hold the same contours, when the one without a copy number is
+judged; when none matches the result lists what was looked for and the near misses. A name the
+TG-263 grammar marks as derived (a PRV ``SpinalCord_PRV05``, a partial structure
 ``SpinalCord~``, a planning aid ``zPTV_opt`` or ``_Cord``, a margin or crop
 ``cord+3mm``/``PTV-03``, a qualifier ``Lungs^Ex``, an ``!`` evaluation copy) matches at no tier,
 even when its normalised name is the organ's: only an explicit mapping, or an alias in the
