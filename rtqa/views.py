@@ -22,7 +22,7 @@ from datetime import datetime
 import numpy as np
 
 from rtqa.dvh import display_bin_gy
-from rtqa.model import CheckResult, DoseGrid, Finding, Roi, Status
+from rtqa.model import TARGET_TYPES, CheckResult, DoseGrid, Finding, Roi, Status
 
 #: Axes of each view: (horizontal, vertical) coordinate names.
 VIEW_AXES: dict[str, tuple[str, str]] = {
@@ -215,7 +215,7 @@ def _role(name: str, roi: Roi | None, targets: Iterable[str], body: str | None) 
     if body and name == body:
         return "body"
     kind = (roi.interpreted_type if roi else "").upper()
-    if kind in ("PTV", "CTV", "GTV", "ITV"):
+    if kind in TARGET_TYPES:
         return "target"
     if kind == "EXTERNAL":
         return "body"

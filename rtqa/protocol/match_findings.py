@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from rtqa.model import Finding, Level, Roi, Status
+from rtqa.model import TARGET_TYPES, Finding, Level, Roi, Status
 from rtqa.protocol.matching import MatchKind, RoiMatch
 from rtqa.protocol.model import Limit, Organ, Protocol
 
@@ -49,7 +49,7 @@ def unmatched_organ_finding(
         candidates = ", ".join(
             f"'{r.name}'"
             for r in ss_rois.values()
-            if r.interpreted_type.upper() not in ("PTV", "CTV", "GTV", "ITV", "EXTERNAL")
+            if r.interpreted_type.upper() not in (*TARGET_TYPES, "EXTERNAL")
             and r.name not in matched_names
         )
         return Finding(

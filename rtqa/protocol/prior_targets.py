@@ -8,7 +8,7 @@ import numpy as np
 
 from rtqa.dvh.core import weighted_sum
 from rtqa.geometry.transform import invert
-from rtqa.model import Case, Finding, Roi, Status
+from rtqa.model import TARGET_TYPES, Case, Finding, Roi, Status
 from rtqa.protocol.model import Protocol
 from rtqa.protocol.prior_alpha_beta import AlphaBeta, alpha_beta
 from rtqa.protocol.prior_inputs import (
@@ -116,7 +116,7 @@ def _prior_targets(case: Case) -> list[Roi]:
     return [
         r
         for r in case.structure_set.rois
-        if r.interpreted_type.upper() in ("PTV", "CTV", "GTV", "ITV") and not r.is_empty
+        if r.interpreted_type.upper() in TARGET_TYPES and not r.is_empty
     ]
 
 
