@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_batch_exit import _course_children, _wait_for
 
 from rtqa.batch import BatchOptions, run_batch
 from rtqa.batch_task import TEST_HOOK_ENV
@@ -20,32 +21,6 @@ from rtqa.batch_task import TEST_HOOK_ENV
 distributed = pytest.importorskip("distributed")
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
-
-
-def _course_children(token: str) -> list[int]:
-    """The course interpreters (``python -m rtqa.batch_exec``) whose environment holds
-    ``token`` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if (
-                entry.name.isdigit()
-                and token.encode() in (entry / "environ").read_bytes()
-                and b"rtqa.batch_exec" in (entry / "cmdline").read_bytes()
-            ):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def _wait_for(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _alive(pid: int) -> bool:
