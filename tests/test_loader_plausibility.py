@@ -55,7 +55,7 @@ def refused(tmp_path, metric, spec):
     return str(exc.value)[len(prefix) :]
 
 
-# --- the reviewer's files: tg101.yaml with line 44 changed, through the command line ---------
+# --- the reviewer's files: tg101.yaml with the cord's first limit changed, through the command line
 
 
 @pytest.mark.parametrize(
@@ -102,14 +102,14 @@ def refused(tmp_path, metric, spec):
 def test_reviewer_files_exit_2_naming_file_line_key(tmp_path, line, message):
     text = TG101.read_text()
     original = '        D0.35cc[Gy]: "<= 10"\n'
-    assert text.splitlines(keepends=True)[48] == original  # line 49
+    lineno = text.splitlines(keepends=True).index(original) + 1  # the cord's first 1-fx limit
     path = tmp_path / "tg101.yaml"
     path.write_text(text.replace(original, f"        {line}\n", 1))
     result = CliRunner().invoke(cli, ["protocols", "validate", str(path)])
     assert result.exit_code == 2
     metric = line.split(":")[0]
     assert result.stderr == (
-        f"rtqa: error: {path}:49 (key 'organs/1/limits/1/{metric}'): {message}\n"
+        f"rtqa: error: {path}:{lineno} (key 'organs/1/limits/1/{metric}'): {message}\n"
     )
     assert result.stdout == ""
 
