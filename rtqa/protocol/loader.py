@@ -81,10 +81,18 @@ def parse_protocol(data: Any, path: str) -> Protocol:
             if any(t.id == rule.id for t in targets):
                 raise el.fail(f"target rule id {rule.id!r} is used twice; give each an 'id'")
             targets.append(rule)
-    # derived structures: every 'minus' term names an organ of the file or a target type
+    # derived structures: every 'minus' term names an organ of the file or a target type, every
+    # 'plus' term another organ of the file
     for el, organ in zip(
         root.child("organs").elements() if "organs" in m else [], organs.values(), strict=False
     ):
+        for term in organ.roi.plus:
+            if term not in organs or term == organ.name:
+                raise (
+                    el.child("roi")
+                    .child("plus")
+                    .fail(f"unknown structure {term!r} in 'plus': name another organ of this file")
+                )
         for term in organ.roi.minus:
             if term not in TARGET_TYPES and term not in organs:
                 raise (

@@ -13,7 +13,7 @@ from rtqa.protocol.yaml_node import Node, kind, read_regexes
 
 
 def _roi(node: Node, *, organ: bool) -> RoiSpec:
-    m = node.mapping(("name", "type", "aliases", "patterns", "minus"))
+    m = node.mapping(("name", "type", "aliases", "patterns", "minus", "plus"))
     name = node.child("name").string() if "name" in m else None
     rtype = node.child("type").string((*TARGET_TYPES, "ORGAN", "EXTERNAL")) if "type" in m else None
     if organ and name is None:
@@ -27,6 +27,7 @@ def _roi(node: Node, *, organ: bool) -> RoiSpec:
         aliases=node.child("aliases").strings() if "aliases" in m else (),
         patterns=patterns,
         minus=node.child("minus").strings() if "minus" in m else (),
+        plus=node.child("plus").strings() if "plus" in m else (),
     )
 
 

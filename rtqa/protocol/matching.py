@@ -179,6 +179,8 @@ class RoiMatch:
     #: Numbers of the target's re-import copies with identical contours (``PTV (1)``), judged
     #: through it: a dose reference pointing to one of them prescribes to this target.
     copies: tuple[int, ...] = ()
+    #: For a union (``plus`` in the constraint file): the matches of the other structures.
+    plus: tuple[RoiMatch, ...] = ()
 
     @property
     def matched(self) -> bool:
@@ -192,6 +194,10 @@ class RoiMatch:
         """One line for reports."""
         if self.roi is not None:
             text = f"{self.spec_name} -> '{self.roi.name}' ({self.how})"
+            if self.plus:
+                text += " plus " + ", ".join(
+                    f"'{m.roi_name}'" for m in self.plus if m.roi is not None
+                )
             if self.minus:
                 text += " minus " + ", ".join(
                     f"'{m.roi_name}'" for m in self.minus if m.roi is not None
@@ -509,6 +515,20 @@ def same_contours(a: Roi, b: Roi, tol_mm: float = SAME_POINT_MM) -> bool:
     return True
 
 
+def _union_match(m: RoiMatch, plus: Sequence[str], organs: Mapping[str, RoiMatch]) -> RoiMatch:
+    """The match of a union (``Trachea`` plus ``Bronchus``): ``m`` with the matches of the
+    ``plus`` organs found. Where ``m`` itself found nothing, the first ``plus`` organ found
+    stands in for it, so the union is judged on the parts that are contoured."""
+    found = [organs[t] for t in plus if organs[t].roi is not None and not organs[t].roi.is_empty]
+    if m.roi is not None and not m.roi.is_empty:
+        return replace(m, plus=tuple(found))
+    if not found:
+        return m
+    first, rest = found[0], found[1:]
+    how = f"{first.how}; no '{m.spec_name}' found: the union is judged on what is contoured"
+    return replace(first, spec_name=m.spec_name, how=how, plus=tuple(rest))
+
+
 def _find_roi(name: str, rois: Sequence[Roi], key: str) -> Roi:
     """The ROI a mapping names: by name, or ``#N`` for ROI number N (the way to choose between
     ROIs sharing a name; the chosen one is then called ``'name #N'`` in the report)."""
@@ -607,6 +627,8 @@ def match_protocol(
     for organ in protocol.organs:
         organs[organ.name] = organ_match(organ.name, organ.roi)
     for organ in protocol.organs:
+        if organ.roi.plus:
+            organs[organ.name] = _union_match(organs[organ.name], organ.roi.plus, organs)
         if not organ.roi.minus:
             continue
         minus: list[RoiMatch] = []
@@ -615,10 +637,7 @@ def match_protocol(
                 minus.extend(match_type(term, term, rois))
             else:
                 minus.append(organs[term])
-        m = organs[organ.name]
-        organs[organ.name] = RoiMatch(
-            m.spec_name, m.roi, m.kind, m.how, m.competitors, m.considered, m.rejected, tuple(minus)
-        )
+        organs[organ.name] = replace(organs[organ.name], minus=tuple(minus))
     targets: dict[str, tuple[RoiMatch, ...]] = {}
     for rule in protocol.targets:
         if rule.id in norm:
@@ -633,7 +652,7 @@ def match_protocol(
             targets[rule.id] = match_type(rule.id, rule.roi.type or "PTV", rois, copies=False)
     # by number: an ROI chosen by number may carry its number in its name
     matched = [*organs.values(), *(m for ms in targets.values() for m in ms)]
-    matched += [x for m in organs.values() for x in m.minus]
+    matched += [x for m in organs.values() for x in (*m.minus, *m.plus)]
     used = {m.roi.number for m in matched if m.roi is not None}
     unmatched = tuple(r.name for r in rois if r.number not in used)
     return ProtocolMatch(organs, targets, unmatched, norm)

@@ -103,7 +103,10 @@ class RoiSpec:
     ``patterns``: regular expressions searched case-insensitively in the ROI name.
     ``minus``: a derived structure: this ROI minus the union of the listed structures, each
     either another organ of the file or a target type (``GTV``, ``ITV``, ``CTV``, ``PTV`` = every
-    such target), e.g. ``{name: Lungs, minus: [GTV, ITV]}``.
+    such target), e.g. ``{name: Lungs, minus: [GTV, ITV]}``. ``plus``: a derived structure: the
+    union of this ROI and the listed organs of the file, one structure for a limit written for
+    both (TG-101's trachea and large bronchus: ``{name: Trachea, plus: [Bronchus]}``); judged on
+    the parts that are contoured. ``plus`` is taken before ``minus``.
     """
 
     name: str | None = None
@@ -111,15 +114,16 @@ class RoiSpec:
     aliases: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
     minus: tuple[str, ...] = ()
+    plus: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         base = self.name or (self.type or "?")
-        return base + "".join(f" - {m}" for m in self.minus)
+        return base + "".join(f" + {p}" for p in self.plus) + "".join(f" - {m}" for m in self.minus)
 
     @property
     def is_derived(self) -> bool:
-        return bool(self.minus)
+        return bool(self.minus or self.plus)
 
 
 @dataclass(frozen=True)

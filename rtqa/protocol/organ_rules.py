@@ -28,7 +28,13 @@ from rtqa.protocol.match_findings import optional_organs_finding, unmatched_orga
 from rtqa.protocol.model import Organ, Protocol
 from rtqa.protocol.organ_extent import contoured_further, match_elsewhere, unjudged_part
 from rtqa.protocol.plan_rules import unknown_count_reason
-from rtqa.protocol.structure_dvhs import derived_dvh, dvh_or_finding, keep_dvh, volume_integrity
+from rtqa.protocol.structure_dvhs import (
+    derived_dvh,
+    derived_name,
+    dvh_or_finding,
+    keep_dvh,
+    volume_integrity,
+)
 
 #: alpha/beta (Gy) for an organ with none in the protocol nor on the command line.
 DEFAULT_ALPHA_BETA_GY = 3.0
@@ -214,14 +220,21 @@ def organ_findings(
                 )
             )
             continue
-        # DVH on the physical course dose (derived structures: minus the listed ones)
-        if m.minus:
+        # DVH on the physical course dose (derived structures: plus and minus the listed ones)
+        if m.minus or organ.roi.plus:
+            added = tuple(s.roi for s in m.plus if s.roi is not None and not s.roi.is_empty)
             subtracted = tuple(s.roi for s in m.minus if s.roi is not None and not s.roi.is_empty)
-            name = " - ".join([roi.name, *(r.name for r in subtracted)])
-            how += " (derived: minus "
-            how += f"{', '.join(r.name for r in subtracted) or 'nothing found to subtract'})"
+            name = derived_name(roi, added, subtracted)
+            words = []
+            if organ.roi.plus:
+                listed = ", ".join(r.name for r in added) or "nothing else found"
+                words.append(f"union with {listed}")
+            if m.minus:
+                listed = ", ".join(r.name for r in subtracted) or "nothing found to subtract"
+                words.append(f"minus {listed}")
+            how += f" (derived: {'; '.join(words)})"
             sd = dvh_or_finding(
-                derived_dvh, roi, physical, out, None, how, "organ", minus=subtracted
+                derived_dvh, roi, physical, out, None, how, "organ", minus=subtracted, plus=added
             )
         else:
             name = roi.name

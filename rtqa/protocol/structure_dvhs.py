@@ -43,19 +43,30 @@ def dvh_or_finding(fn, roi: Roi, dose: DoseGrid, findings: list[Finding], cid, h
         return None
 
 
-def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...]):
-    """The StructureDvh of ``roi`` minus the union of ``minus`` (occupancy difference, every
-    structure sampled as finely as ``roi`` needs); ValueError for an ROI without volume. Its part
-    beyond the dose grid lies within ``roi``'s, so ``roi``'s face dose bounds it."""
+def derived_name(roi: Roi, plus: tuple[Roi, ...] = (), minus: tuple[Roi, ...] = ()) -> str:
+    """The name of a derived structure: ``'Trachea + Bronchus'``, ``'Lungs - GTV'``."""
+    return " - ".join([" + ".join([roi.name, *(r.name for r in plus)]), *(r.name for r in minus)])
+
+
+def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...], plus: tuple[Roi, ...] = ()):
+    """The StructureDvh of the union of ``roi`` and ``plus`` minus the union of ``minus``
+    (occupancy union and difference, every structure sampled as finely as the union needs);
+    ValueError for an ROI without volume. Its part beyond the dose grid lies within the union's,
+    so the union's face dose bounds it. The union of overlapping structures counts their shared
+    volume once (cell by cell, the larger occupancy)."""
     from rtqa.dvh import occupancy_dvh
     from rtqa.geometry import contour_volume_cc, occupancy
     from rtqa.geometry.sampling import choose_factors
 
-    factors = choose_factors(contour_volume_cc(roi), dose)
-    whole = occ = occupancy(roi, dose, factors=factors)
+    total_cc = contour_volume_cc(roi) + sum(contour_volume_cc(r) for r in plus)
+    factors = choose_factors(total_cc, dose)
+    whole = occupancy(roi, dose, factors=factors)
+    for part in plus:
+        whole = whole.union(occupancy(part, dose, factors=factors))
+    occ = whole
     for sub in minus:
         occ = occ.difference(occupancy(sub, dose, factors=factors))
-    name = " - ".join([roi.name, *(r.name for r in minus)])
+    name = derived_name(roi, plus, minus)
     return occupancy_dvh(occ, dose, name, roi_number=roi.number, within=whole)
 
 
