@@ -21,6 +21,7 @@ from rtqa.cli import cli
 from rtqa.errors import ConstraintFileError
 from rtqa.model import ContourPlane, PlanarPolygon, Roi
 from rtqa.protocol import load_protocol, match_protocol
+from rtqa.protocol.matching import MatchKind
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 ROOT = SAMPLES.parent
@@ -111,8 +112,8 @@ def _volumes_above_dose(case: Path) -> float:
     return bronchus["metrics"]["D4cc[Gy]"]
 
 
-def _square(number: int, name: str) -> Roi:
-    ring = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]])
+def _square(number: int, name: str, side: float = 10.0) -> Roi:
+    ring = np.array([[0.0, 0.0], [side, 0.0], [side, side], [0.0, side]])
     planes = tuple(ContourPlane(2.5 * k, (PlanarPolygon(ring),), 1) for k in range(3))
     return Roi(number, name, "ORGAN", planes=planes)
 
@@ -128,6 +129,14 @@ def test_union_matching_and_file_errors(tmp_path):
     alone = match_protocol(protocol, [_square(2, "ProxBronch")]).organs["Trachea"]
     assert (alone.spec_name, alone.roi.name, alone.plus) == ("Trachea", "ProxBronch", ())
     assert match_protocol(protocol, [_square(3, "Heart")]).organs["Trachea"].roi is None
+    # a part matched twice: the union is not judged on the rest
+    two = [_square(1, "Trachea"), _square(2, "ProxBronch"), _square(3, "BronchialTree", side=12.0)]
+    tied = match_protocol(protocol, two).organs["Trachea"]
+    assert tied.roi is None and tied.kind is MatchKind.AMBIGUOUS
+    assert tied.describe().startswith("Bronchus: ambiguous, several ROIs match")
+    # a trachea without contours is not replaced by the bronchus
+    empty = match_protocol(protocol, [Roi(1, "Trachea", "ORGAN"), _square(2, "ProxBronch")])
+    assert empty.organs["Trachea"].roi.name == "Trachea"
     text = (ROOT / "constraints" / "tg101.yaml").read_text()
     bad = tmp_path / "bad.yaml"
     bad.write_text(text.replace("plus: [Bronchus]", "plus: [Bronchi]", 1))

@@ -517,10 +517,16 @@ def same_contours(a: Roi, b: Roi, tol_mm: float = SAME_POINT_MM) -> bool:
 
 def _union_match(m: RoiMatch, plus: Sequence[str], organs: Mapping[str, RoiMatch]) -> RoiMatch:
     """The match of a union (``Trachea`` plus ``Bronchus``): ``m`` with the matches of the
-    ``plus`` organs found. Where ``m`` itself found nothing, the first ``plus`` organ found
-    stands in for it, so the union is judged on the parts that are contoured."""
-    found = [organs[t] for t in plus if organs[t].roi is not None and not organs[t].roi.is_empty]
-    if m.roi is not None and not m.roi.is_empty:
+    ``plus`` organs found. Where ``m`` itself matched no ROI at all, the first ``plus`` organ
+    found stands in for it, so the union is judged on the parts that are contoured. A part whose
+    match is ambiguous makes the union's ambiguous (never judged on the other parts alone); an
+    ROI of ``m`` without usable contours stays ``m`` (not evaluable, as for any organ)."""
+    parts = [organs[t] for t in plus]
+    ambiguous = next((p for p in (m, *parts) if p.kind is MatchKind.AMBIGUOUS), None)
+    if ambiguous is not None:
+        return replace(ambiguous, plus=())  # its own name: the one to --map
+    found = [p for p in parts if p.roi is not None and not p.roi.is_empty]
+    if m.roi is not None:
         return replace(m, plus=tuple(found))
     if not found:
         return m
