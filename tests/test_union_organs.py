@@ -142,3 +142,10 @@ def test_union_matching_and_file_errors(tmp_path):
     bad.write_text(text.replace("plus: [Bronchus]", "plus: [Bronchi]", 1))
     with pytest.raises(ConstraintFileError, match="unknown structure 'Bronchi' in 'plus'"):
         load_protocol(str(bad))
+
+
+def test_protocols_show_names_the_union():
+    result = CliRunner().invoke(cli, ["protocols", "show", "tg101"])
+    lines = result.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  Trachea ("))
+    assert lines[at + 1] == "    derived: Trachea + Bronchus"

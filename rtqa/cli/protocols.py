@@ -141,7 +141,7 @@ def render_protocol(p: Protocol) -> str:
             out.append(f"  {o.name} ({o.title}){req}")
             if o.roi.aliases:
                 out.append(f"    aliases: {', '.join(o.roi.aliases)}")
-            if o.roi.minus:
+            if o.roi.is_derived:
                 out.append(f"    derived: {o.roi.label}")
             if o.note:
                 out.append(f"    note: {o.note}")
