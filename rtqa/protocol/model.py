@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from rtqa.model import TARGET_TYPES, Status
@@ -94,6 +94,11 @@ class Limit:
 ROI_TYPES = (*TARGET_TYPES, "ORGAN", "EXTERNAL", "AVOIDANCE")
 
 
+def derived_label(base: str, plus: Iterable[str] = (), minus: Iterable[str] = ()) -> str:
+    """The name of a derived structure: ``'Trachea + Bronchus'``, ``'Lungs - GTV - ITV'``."""
+    return base + "".join(f" + {p}" for p in plus) + "".join(f" - {m}" for m in minus)
+
+
 @dataclass(frozen=True)
 class RoiSpec:
     """How a file names a structure.
@@ -118,8 +123,7 @@ class RoiSpec:
 
     @property
     def label(self) -> str:
-        base = self.name or (self.type or "?")
-        return base + "".join(f" + {p}" for p in self.plus) + "".join(f" - {m}" for m in self.minus)
+        return derived_label(self.name or (self.type or "?"), self.plus, self.minus)
 
     @property
     def is_derived(self) -> bool:

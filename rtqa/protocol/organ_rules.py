@@ -30,7 +30,6 @@ from rtqa.protocol.organ_extent import contoured_further, match_elsewhere, unjud
 from rtqa.protocol.plan_rules import unknown_count_reason
 from rtqa.protocol.structure_dvhs import (
     derived_dvh,
-    derived_name,
     dvh_or_finding,
     keep_dvh,
     volume_integrity,
@@ -224,7 +223,6 @@ def organ_findings(
         if m.minus or organ.roi.plus:
             added = tuple(s.roi for s in m.plus if s.roi is not None and not s.roi.is_empty)
             subtracted = tuple(s.roi for s in m.minus if s.roi is not None and not s.roi.is_empty)
-            name = derived_name(roi, added, subtracted)
             words = []
             if organ.roi.plus:
                 listed = ", ".join(r.name for r in added) or "nothing else found"
@@ -237,10 +235,10 @@ def organ_findings(
                 derived_dvh, roi, physical, out, None, how, "organ", minus=subtracted, plus=added
             )
         else:
-            name = roi.name
             sd = dvh_or_finding(structure_dvh, roi, physical, out, None, how, "organ")
         if sd is None:
             continue
+        name = sd.roi_name  # the ROI's, or the derived structure's ('Lungs - GTV')
         keep_dvh(ctx, curves, roi, sd, how)
         outside.append((name, False, outside_cc(sd.dvh), sd.dvh.total_volume_cc))
         notes.extend(sd.notes)

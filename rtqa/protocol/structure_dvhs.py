@@ -13,6 +13,7 @@ import numpy as np
 from rtqa.dvh import display_bin_gy
 from rtqa.model import DoseGrid, Finding, Roi, Status
 from rtqa.protocol.evaluation import EvaluationContext
+from rtqa.protocol.model import derived_label
 
 #: TPS and rtqa volumes disagree when they differ by more than both of these.
 VOLUME_TOLERANCE_PCT = 5.0
@@ -43,11 +44,6 @@ def dvh_or_finding(fn, roi: Roi, dose: DoseGrid, findings: list[Finding], cid, h
         return None
 
 
-def derived_name(roi: Roi, plus: tuple[Roi, ...] = (), minus: tuple[Roi, ...] = ()) -> str:
-    """The name of a derived structure: ``'Trachea + Bronchus'``, ``'Lungs - GTV'``."""
-    return " - ".join([" + ".join([roi.name, *(r.name for r in plus)]), *(r.name for r in minus)])
-
-
 def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...], plus: tuple[Roi, ...] = ()):
     """The StructureDvh of the union of ``roi`` and ``plus`` minus the union of ``minus``
     (occupancy union and difference, every structure sampled as finely as the union needs);
@@ -66,7 +62,7 @@ def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...], plus: tuple[Ro
     occ = whole
     for sub in minus:
         occ = occ.difference(occupancy(sub, dose, factors=factors))
-    name = derived_name(roi, plus, minus)
+    name = derived_label(roi.name, (r.name for r in plus), (r.name for r in minus))
     return occupancy_dvh(occ, dose, name, roi_number=roi.number, within=whole)
 
 
