@@ -41,7 +41,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from rtqa.dicom.common import optional_str, tag_name, whole_number
+from rtqa.dicom.common import optional_float, optional_str, tag_name, whole_number
 from rtqa.model import Level, Note
 
 #: Relative tolerance for comparing cumulative meterset weights (of the beam's largest weight).
@@ -256,10 +256,9 @@ def _number(item: Dataset, keyword: str, index: int | None, bad: Malformed) -> f
     ``bad`` under ``keyword`` with ``index``: a control point, or None for the beam item)."""
     if _absent(item, keyword):
         return None
-    value = item.get(keyword)
-    number = None if isinstance(value, MultiValue) else _finite(value)
+    number = optional_float(item, keyword)  # None for several values, text, NaN or infinity
     if number is None:
-        bad.setdefault(keyword, []).append((index, _text(value)))
+        bad.setdefault(keyword, []).append((index, _text(item.get(keyword))))
     return number
 
 
