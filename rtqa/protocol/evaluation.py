@@ -22,8 +22,10 @@ class EvaluationContext:
     ``dose``: the course dose organs were judged on (physical Gy; for plans of different
     fraction counts the physical sum, the EQD2 grids being per organ); ``doses``: each plan's
     own dose by case id; ``rois``/``occupancies``/``dvhs`` keyed by ROI name; ``targets``: target
-    ROI name -> Rx (Gy, ``None`` when unknown); ``body``: the body ROI name; ``prior``: set by
-    the prior-radiation rules.
+    ROI name -> Rx (Gy, ``None`` when unknown); ``organs``: protocol organ name -> matched ROI;
+    ``organ_parts``: for a derived organ, its (plus, minus) ROIs as judged (the union with
+    ``plus`` minus ``minus``); ``body``: the body ROI name; ``prior``: set by the
+    prior-radiation rules.
     """
 
     course: Course
@@ -36,6 +38,7 @@ class EvaluationContext:
     targets: dict[str, float | None] = field(default_factory=dict)
     target_cases: dict[str, str] = field(default_factory=dict)
     organs: dict[str, Roi] = field(default_factory=dict)
+    organ_parts: dict[str, tuple[tuple[Roi, ...], tuple[Roi, ...]]] = field(default_factory=dict)
     body: str | None = None
     matches: dict[str, str] = field(default_factory=dict)
     prior: object | None = None

@@ -179,7 +179,13 @@ def organ_findings(
             continue
         roi = m.roi
         how = m.describe() + elsewhere
+        # a derived organ: plus and minus the listed structures, each where usably contoured
+        derived = bool(m.minus or organ.roi.plus)
+        added = tuple(s.roi for s in m.plus if s.roi is not None and not s.roi.is_empty)
+        subtracted = tuple(s.roi for s in m.minus if s.roi is not None and not s.roi.is_empty)
         ctx.organs[organ.name] = roi
+        if added or subtracted:  # the prior-radiation rules judge the same structure
+            ctx.organ_parts[organ.name] = (added, subtracted)
         # another plan's own contour of the organ reaching beyond this one: part unjudged
         further = contoured_further(organ.name, usable) if len(usable) > 1 else ""
         if missing:
@@ -220,9 +226,7 @@ def organ_findings(
             )
             continue
         # DVH on the physical course dose (derived structures: plus and minus the listed ones)
-        if m.minus or organ.roi.plus:
-            added = tuple(s.roi for s in m.plus if s.roi is not None and not s.roi.is_empty)
-            subtracted = tuple(s.roi for s in m.minus if s.roi is not None and not s.roi.is_empty)
+        if derived:
             words = []
             if organ.roi.plus:
                 listed = ", ".join(r.name for r in added) or "nothing else found"

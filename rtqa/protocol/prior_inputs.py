@@ -5,13 +5,15 @@ the current grid, and the conventions the rule modules share (:mod:`rtqa.protoco
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rtqa.model import Case, Course, DoseGrid, Note, Roi
 from rtqa.protocol.model import Confidence, SourcedValue
 
+#: The (plus, minus) ROIs of a derived organ: its ROI with ``plus`` added and ``minus`` removed.
+OrganParts = tuple[tuple[Roi, ...], tuple[Roi, ...]]
 #: The group of every prior-radiation finding.
 GROUP = "prior"
 #: Prior-grid gaps smaller than this (cc) are rounding, not an uncovered part of a structure.
@@ -38,6 +40,9 @@ class PriorInput:
     export_cumulative: str | None = None
     alpha_beta: float | None = None
     fractions_unknown: str = ""  # why the current fraction count is unknown (no EQD2 then)
+    # protocol organ name -> (plus, minus) ROIs of a derived organ (union with plus, minus the
+    # union of minus), as the organ rules judge it; organs not listed are their ROI alone
+    organ_parts: dict[str, OrganParts] = field(default_factory=dict)
 
 
 @dataclass(eq=False)

@@ -1,6 +1,8 @@
 """Organ findings of the prior-radiation rules: each organ's prior, current and cumulative EQD2
 (Gy, on its sampling lattice, after any recovery discount), judged where the protocol sets
-``cumulative_eqd2``, ``course_eqd2`` or ``course_share`` limits."""
+``cumulative_eqd2``, ``course_eqd2`` or ``course_share`` limits. A derived organ (``plus``,
+``minus``) is the structure the organ rules judge: its ROI with the contoured ``plus`` parts
+added and the ``minus`` parts taken away (``PriorInput.organ_parts``)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtqa.dvh.core import Dvh, MetricUndefined
-from rtqa.model import Finding, Roi, Status
+from rtqa.model import Finding, Status
 from rtqa.protocol.metrics import (
     MetricNotEvaluable,
     MetricRequest,
@@ -27,7 +29,8 @@ from rtqa.protocol.prior_inputs import (
     MappedPrior,
     PriorInput,
 )
-from rtqa.protocol.prior_sampling import Samples, sample
+from rtqa.protocol.prior_sampling import Samples, sample, sample_derived
+from rtqa.protocol.structure_dvhs import derived_name
 from rtqa.radiobiology import LQ_DOUBTFUL_ABOVE_GY, eqd2, high_dose_per_fraction_note
 
 _UNJUDGED_METRICS = ("Max[Gy]", "Mean[Gy]")
@@ -107,6 +110,10 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
             continue
         if inp.body is not None and roi is inp.body:
             continue
+        plus, minus = inp.organ_parts.get(name, ((), ()))
+        # the structure judged: the ROI, or the derived one ('Trachea + Bronchus', 'Lungs - GTV')
+        judged_name = derived_name(roi, minus, plus)
+        title = judged_name if plus or minus else name  # what the messages name
         sections = {
             s: (getattr(pr, s).get(name, ()) if pr is not None else ())
             for s in ("cumulative_eqd2", "course_eqd2", "course_share")
@@ -115,24 +122,29 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
         ab = alpha_beta(name, inp, protocol)
         recovery, recovery_text = _recovery(name, protocol)
         try:
-            samples, _ = sample(roi, inp, priors)
+            if plus or minus:
+                samples, _ = sample_derived(roi, plus, minus, inp, priors)
+            else:
+                samples, _ = sample(roi, inp, priors)
             if samples.volumes_cc.size == 0:
-                raise ValueError("it lies outside the current dose grid")
+                raise ValueError("it has no volume inside the current dose grid")
             res = _organ_eqd2(samples, inp, priors, ab.value, recovery)
         except ValueError as exc:
             out.append(
-                _organ_not_evaluable(name, roi, f"EQD2 could not be computed: {exc}", judged)
+                _organ_not_evaluable(
+                    title, judged_name, name, f"EQD2 could not be computed: {exc}", judged
+                )
             )
             continue
         dvhs[name] = res
-        context = _organ_context(res, ab, recovery_text, roi)
+        context = _organ_context(res, ab, recovery_text, judged_name)
         out.append(
             Finding(
                 GROUP,
                 "alpha_beta",
                 Status.INFO,
-                f"{name}: EQD2 with {ab.text}",
-                roi=roi.name,
+                f"{title}: EQD2 with {ab.text}",
+                roi=judged_name,
                 match=name,
                 metric="alpha/beta",
                 value=ab.value,
@@ -149,10 +161,14 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
                 for k, v in zip(("prior", "current", "cumulative"), trio, strict=True)
                 if v is not None
             }
-            out.extend(_organ_rows(name, roi, request, trio, sections, context, res, ab.value))
+            out.extend(
+                _organ_rows(
+                    (title, judged_name, name), request, trio, sections, context, res, ab.value
+                )
+            )
         prior_max = res.prior.max_gy if res.prior is not None else 0.0
         if prior_max >= DOSED_EQD2_GY and res.current.max_gy >= DOSED_EQD2_GY:
-            (concern if judged else repeat).append(name)
+            (concern if judged else repeat).append(title)
     return out, concern, repeat, values, dvhs
 
 
@@ -177,18 +193,18 @@ def _value(request: MetricRequest, dvh: Dvh | None) -> float | None:
         return None
 
 
-def _organ_context(res: OrganEqd2, ab: AlphaBeta, recovery_text: str, roi: Roi) -> str:
+def _organ_context(res: OrganEqd2, ab: AlphaBeta, recovery_text: str, roi_name: str) -> str:
     parts = [f"EQD2 {ab.text}, each course voxel-wise with its own fraction count, summed"]
     if recovery_text:
         parts.append(recovery_text)
     if res.unknown_prior_cc > UNKNOWN_TOLERANCE_CC:
         parts.append(
-            f"{res.unknown_prior_cc:.3g} cc of '{roi.name}' lies outside the prior dose grid "
+            f"{res.unknown_prior_cc:.3g} cc of '{roi_name}' lies outside the prior dose grid "
             "(prior dose unknown there; prior and cumulative figures cover the rest)"
         )
     for who, max_gy, n in res.max_physical:
         if n >= 1 and max_gy / n > LQ_DOUBTFUL_ABOVE_GY:
-            parts.append(high_dose_per_fraction_note(max_gy, n, label=f"{roi.name}, {who}") or "")
+            parts.append(high_dose_per_fraction_note(max_gy, n, label=f"{roi_name}, {who}") or "")
     return "; ".join(p for p in parts if p)
 
 
@@ -205,17 +221,21 @@ def _label(request: MetricRequest, ab: float, tag: str) -> str:
     return f"{_TAGS[tag]} {request.canonical.split('[')[0]}"
 
 
-def _organ_rows(name, roi, request, trio, sections, context, res, ab: float) -> list[Finding]:
+def _organ_rows(names, request, trio, sections, context, res, ab: float) -> list[Finding]:
+    """The rows of one metric; ``names``: (what messages name the organ, the structure judged,
+    the protocol's organ name)."""
+    title, roi_name, organ = names
     prior, current, cumulative = trio
     metric = request.canonical
     side = (
-        f"{name} {metric} EQD2: prior {_fmt(prior)}, current {_fmt(current)}, cumulative "
+        f"{title} {metric} EQD2: prior {_fmt(prior)}, current {_fmt(current)}, cumulative "
         f"{_fmt(cumulative)}"
     )
     message = f"{side} ({context})"
-    base = {"roi": roi.name, "match": name}
+    base = {"roi": roi_name, "match": organ}
     if request.unit not in ("Gy", "cGy", "cc", "%") or request.needs_rx:
-        return [_organ_not_evaluable(name, roi, f"{metric}: not an EQD2 dose metric", True)]
+        why = f"{metric}: not an EQD2 dose metric"
+        return [_organ_not_evaluable(title, roi_name, organ, why, True)]
 
     def shown(rule: str, which: str, value: float | None) -> Finding:
         """An unjudged row showing one course's value."""
@@ -334,12 +354,12 @@ def _judge(
     )
 
 
-def _organ_not_evaluable(name: str, roi: Roi, why: str, judged: bool) -> Finding:
+def _organ_not_evaluable(title: str, roi_name: str, organ: str, why: str, judged: bool) -> Finding:
     return Finding(
         GROUP,
         "cumulative_eqd2",
         Status.NOT_EVALUABLE if judged else Status.INFO,
-        f"{name}: {why}",
-        roi=roi.name,
-        match=name,
+        f"{title}: {why}",
+        roi=roi_name,
+        match=organ,
     )

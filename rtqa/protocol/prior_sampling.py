@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rtqa.geometry.transform import invert, resample_dose
 from rtqa.model import DoseGrid, Roi
 from rtqa.protocol.prior_inputs import MappedPrior, PriorInput
+
+if TYPE_CHECKING:
+    from rtqa.geometry.sampling import Occupancy
 
 
 @dataclass(eq=False)
@@ -41,12 +45,35 @@ def cell_grid(occ) -> DoseGrid:
 
 def sample(roi: Roi, inp: PriorInput, priors: list[MappedPrior], **options) -> tuple:
     """(samples, occupancy) of ``roi`` on the current dose grid's lattice."""
-    from rtqa.geometry.sampling import occupancy, sample_doses
+    from rtqa.geometry.sampling import occupancy
 
     occ = occupancy(roi, inp.dose, name=roi.name, **options)
+    return sample_occupancy(occ, inp, priors), occ
+
+
+def sample_derived(
+    roi: Roi,
+    plus: tuple[Roi, ...],
+    minus: tuple[Roi, ...],
+    inp: PriorInput,
+    priors: list[MappedPrior],
+) -> tuple:
+    """(samples, occupancy) of the union of ``roi`` and ``plus`` minus ``minus``, built as the
+    organ rules build it (:func:`rtqa.protocol.structure_dvhs.derived_occupancy`)."""
+    from rtqa.protocol.structure_dvhs import derived_occupancy
+
+    occ, _ = derived_occupancy(roi, inp.dose, minus, plus)
+    return sample_occupancy(occ, inp, priors), occ
+
+
+def sample_occupancy(occ: Occupancy, inp: PriorInput, priors: list[MappedPrior]) -> Samples:
+    """The occupied cells of ``occ`` (an occupancy on ``inp.dose``'s lattice) with the current
+    and each mapped prior physical dose (Gy) there."""
+    from rtqa.geometry.sampling import sample_doses
+
     if occ.values.size == 0:
         empty = np.zeros(0)
-        return Samples(empty, empty, [empty for _ in priors], occ.outside_cc), occ
+        return Samples(empty, empty, [empty for _ in priors], occ.outside_cc)
     current, volumes, spread = sample_doses(occ, inp.dose)
     k, j, i = np.nonzero(occ.values > 0)
     cells = cell_grid(occ)
@@ -55,7 +82,7 @@ def sample(roi: Roi, inp: PriorInput, priors: list[MappedPrior], **options) -> t
         back = None if p.matrix is None else invert(p.matrix)
         at_cells, _ = resample_dose(p.grid, cells, back)
         prior_doses.append(at_cells[k, j, i])
-    return Samples(volumes, current, prior_doses, occ.outside_cc, spread), occ
+    return Samples(volumes, current, prior_doses, occ.outside_cc, spread)
 
 
 #: Coarsest useful spacing (mm) for a body outline compared by Dice; finer grids are not needed.

@@ -7,6 +7,7 @@ Doses Gy, volumes cc, curve volumes %.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from rtqa.dvh import display_bin_gy
 from rtqa.model import DoseGrid, Finding, Roi, Status
 from rtqa.protocol.evaluation import EvaluationContext
 from rtqa.protocol.model import derived_label
+
+if TYPE_CHECKING:
+    from rtqa.geometry.sampling import Occupancy
 
 #: TPS and rtqa volumes disagree when they differ by more than both of these.
 VOLUME_TOLERANCE_PCT = 5.0
@@ -44,13 +48,14 @@ def dvh_or_finding(fn, roi: Roi, dose: DoseGrid, findings: list[Finding], cid, h
         return None
 
 
-def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...], plus: tuple[Roi, ...] = ()):
-    """The StructureDvh of the union of ``roi`` and ``plus`` minus the union of ``minus``
-    (occupancy union and difference, every structure sampled as finely as the union needs);
-    ValueError for an ROI without volume. Its part beyond the dose grid lies within the union's,
-    so the union's face dose bounds it. The union of overlapping structures counts their shared
-    volume once (cell by cell, the larger occupancy)."""
-    from rtqa.dvh import occupancy_dvh
+def derived_occupancy(
+    roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...] = (), plus: tuple[Roi, ...] = ()
+) -> tuple[Occupancy, Occupancy]:
+    """(derived, whole) occupancies on ``dose``'s lattice: ``whole`` the union of ``roi`` and
+    ``plus``, ``derived`` that union minus the union of ``minus``; every structure sampled with
+    the factors the union's volume (cc) needs, so the set operations align. The union of
+    overlapping structures counts their shared volume once (cell by cell, the larger occupancy).
+    ValueError for an ROI without volume."""
     from rtqa.geometry import contour_volume_cc, occupancy
     from rtqa.geometry.sampling import choose_factors
 
@@ -62,8 +67,23 @@ def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...], plus: tuple[Ro
     occ = whole
     for sub in minus:
         occ = occ.difference(occupancy(sub, dose, factors=factors))
-    name = derived_label(roi.name, (r.name for r in plus), (r.name for r in minus))
-    return occupancy_dvh(occ, dose, name, roi_number=roi.number, within=whole)
+    occ.name = derived_name(roi, minus, plus)
+    return occ, whole
+
+
+def derived_name(roi: Roi, minus: tuple[Roi, ...] = (), plus: tuple[Roi, ...] = ()) -> str:
+    """The name of ``roi`` with ``plus`` added and ``minus`` taken away: ``'Lungs - GTV'``."""
+    return derived_label(roi.name, (r.name for r in plus), (r.name for r in minus))
+
+
+def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...], plus: tuple[Roi, ...] = ()):
+    """The StructureDvh of the union of ``roi`` and ``plus`` minus the union of ``minus``
+    (:func:`derived_occupancy`); ValueError for an ROI without volume. Its part beyond the dose
+    grid lies within the union's, so the union's face dose bounds it."""
+    from rtqa.dvh import occupancy_dvh
+
+    occ, whole = derived_occupancy(roi, dose, minus, plus)
+    return occupancy_dvh(occ, dose, occ.name, roi_number=roi.number, within=whole)
 
 
 def keep_dvh(ctx: EvaluationContext, curves, roi: Roi, sd, how: str) -> None:
@@ -135,6 +155,8 @@ __all__ = [
     "VOLUME_TOLERANCE_CC",
     "VOLUME_TOLERANCE_PCT",
     "derived_dvh",
+    "derived_name",
+    "derived_occupancy",
     "dvh_or_finding",
     "keep_dvh",
     "volume_integrity",
