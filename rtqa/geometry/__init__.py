@@ -11,6 +11,7 @@ _LAZY = {
     "contour_volume_cc": "rtqa.geometry.slabs",
     "slab_stack": "rtqa.geometry.slabs",
     "SlabStack": "rtqa.geometry.slabs",
+    "combined_stack": "rtqa.geometry.boolean",
     "interpolated_stack": "rtqa.geometry.interpolation",
     "InterpolatedStack": "rtqa.geometry.interpolation",
     "Occupancy": "rtqa.geometry.sampling",

@@ -24,10 +24,13 @@ Conventions
   :data:`MIN_SAMPLES` cells (about isotropic cells; at most :data:`MAX_FACTOR` per axis): small
   SBRT targets are sampled finely, a body outline stays on the dose grid itself (factor 1, exact
   areas at the boundary voxels only).
-* Derived structures (fuzzy-set rules on the fractions): union ``max(a, b)``, intersection
-  ``min(a, b)``, difference ``max(a - b, 0)``. They are exact where one structure contains the
-  other at a cell (lungs minus GTV, body minus PTV). ``outside_cc`` of a derived structure is an
-  estimate (an upper bound for union and difference, the smaller for intersection).
+* Set operations on occupancies (fuzzy-set rules on the fractions): union ``max(a, b)``,
+  intersection ``min(a, b)``, difference ``max(a - b, 0)``. They are exact where one structure
+  contains the other at a cell (lungs minus GTV, body minus PTV), not where both boundaries cross
+  a cell (two adjoining organs); ``outside_cc`` of the result is an estimate (an upper bound for
+  union and difference, the smaller for intersection). Derived structures of contoured ROIs are
+  built exactly from their slab models instead (:mod:`rtqa.geometry.boolean`) and sampled like
+  any structure.
 """
 
 from __future__ import annotations
@@ -305,6 +308,9 @@ def occupancy(
     """
     slabs = roi if isinstance(roi, SlabStack) else slab_stack(roi, end_cap_mm, spacing_mm)
     label = name if name is not None else getattr(roi, "name", "")
+    if not slabs.geoms:  # a derived structure with nothing left (all of it taken away)
+        lat = lattice_for(grid, factors or (1, 1, 1))
+        return Occupancy(lat, (0, 0, 0), np.zeros((0, 0, 0), np.float32), 0.0, label, slabs)
     total_cc = slabs.volume_cc
     if factors is None:
         factors = choose_factors(total_cc, grid, min_samples)

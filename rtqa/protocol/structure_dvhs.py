@@ -52,23 +52,22 @@ def derived_occupancy(
     roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...] = (), plus: tuple[Roi, ...] = ()
 ) -> tuple[Occupancy, Occupancy]:
     """(derived, whole) occupancies on ``dose``'s lattice: ``whole`` the union of ``roi`` and
-    ``plus``, ``derived`` that union minus the union of ``minus``; every structure sampled with
-    the factors the union's volume (cc) needs, so the set operations align. The union of
-    overlapping structures counts their shared volume once (cell by cell, the larger occupancy).
-    ValueError for an ROI without volume."""
-    from rtqa.geometry import contour_volume_cc, occupancy
+    ``plus``, ``derived`` that union minus the union of ``minus``. The set operations are done
+    on the structures' slab models (:func:`rtqa.geometry.boolean.combined_stack`), exactly, and
+    the result rasterised like a contoured structure, with the factors the union's volume (cc)
+    needs. ValueError for an ROI without volume."""
+    from rtqa.geometry import combined_stack, occupancy, slab_stack
     from rtqa.geometry.sampling import choose_factors
 
-    total_cc = contour_volume_cc(roi) + sum(contour_volume_cc(r) for r in plus)
-    factors = choose_factors(total_cc, dose)
-    whole = occupancy(roi, dose, factors=factors)
-    for part in plus:
-        whole = whole.union(occupancy(part, dose, factors=factors))
-    occ = whole
-    for sub in minus:
-        occ = occ.difference(occupancy(sub, dose, factors=factors))
-    occ.name = derived_name(roi, minus, plus)
-    return occ, whole
+    whole_stack = slab_stack(roi)
+    if plus:
+        whole_stack = combined_stack(whole_stack, [slab_stack(r) for r in plus])
+    factors = choose_factors(whole_stack.volume_cc, dose)
+    whole = occupancy(whole_stack, dose, factors=factors, name=derived_name(roi, plus=plus))
+    if not minus:
+        return whole, whole
+    stack = combined_stack(whole_stack, minus=[slab_stack(r) for r in minus])
+    return occupancy(stack, dose, factors=factors, name=derived_name(roi, minus, plus)), whole
 
 
 def derived_name(roi: Roi, minus: tuple[Roi, ...] = (), plus: tuple[Roi, ...] = ()) -> str:
@@ -83,7 +82,10 @@ def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...], plus: tuple[Ro
     from rtqa.dvh import occupancy_dvh
 
     occ, whole = derived_occupancy(roi, dose, minus, plus)
-    return occupancy_dvh(occ, dose, occ.name, roi_number=roi.number, within=whole)
+    sd = occupancy_dvh(occ, dose, occ.name, roi_number=roi.number, within=whole)
+    if occ.slabs is not None:
+        sd.volume_cc = occ.slabs.volume_cc  # from the contours alone, as for any structure
+    return sd
 
 
 def keep_dvh(ctx: EvaluationContext, curves, roi: Roi, sd, how: str) -> None:
