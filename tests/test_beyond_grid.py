@@ -64,7 +64,8 @@ def test_bound_is_the_highest_dose_on_the_faces_crossed():
     assert upward.dvh.beyond_grid_max_gy == pytest.approx(16.5, abs=1e-9)
     assert inside.dvh.beyond_grid_max_gy is None and inside.dvh.unknown_volume_cc == 0.0
     assert "at most 16.5 Gy" in upward.notes[0].message
-    # a derived structure has no contours of its own: no bound, judged on the known part
+    # an occupancy without a slab model (a set operation on occupancies): no bound, judged on
+    # the known part
     occ = upward.occupancy
     assert occ is not None
     occ.slabs = None
@@ -191,9 +192,9 @@ def test_eqd2_sum_bounds_the_part_beyond_by_each_plans_faces():
     assert dvh.unknown_volume_cc == pytest.approx(AREA_MM2 * 60.0 / 1000, rel=1e-9)
 
 
-def test_derived_structure_takes_the_bound_of_its_whole_roi():
-    # organ minus a target inside the grid: the part beyond is the organ's, at most the 5 Gy of
-    # the z faces; its V6Gy[cc] (upper limit) is the same at 0 Gy and 5 Gy beyond: judged
+def test_derived_structure_takes_the_bound_of_the_faces_it_crosses():
+    # organ minus a target inside the grid: the derived structure crosses the organ's z faces,
+    # at most 5 Gy; its V6Gy[cc] (upper limit) is the same at 0 Gy and 5 Gy beyond: judged
     from rtqa.protocol.structure_dvhs import derived_dvh
 
     dose = grid(lambda x, y, z: 10 - 0.1 * np.abs(z))

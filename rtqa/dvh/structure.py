@@ -74,15 +74,13 @@ def occupancy_dvh(
     name: str,
     *,
     roi_number: int | None = None,
-    within: Occupancy | None = None,
 ) -> StructureDvh:
-    """DVH of an occupancy (a derived structure such as lungs minus GTV) on ``dose``, which
-    must be the grid the occupancy's lattice was built on. ``within``: a structure with contours
-    holding this one (the lungs of lungs minus GTV), whose grid faces bound the dose of the part
-    beyond the grid (default: ``occ`` itself)."""
+    """DVH of an occupancy (a structure's, or a derived one's such as lungs minus GTV) on
+    ``dose``, which must be the grid the occupancy's lattice was built on. The grid faces its
+    slab model crosses bound the dose of its part beyond the grid."""
     samples = split_samples(occ, dose)  # a cell where the dose bends counts by its octants
     dvh = Dvh.from_samples(samples[0], samples[1], occ.outside_cc, samples[2])
-    dvh.beyond_grid_max_gy = beyond_grid_max_gy(occ if within is None else within, dose)
+    dvh.beyond_grid_max_gy = beyond_grid_max_gy(occ, dose)
     notes: list[Note] = []
     total = dvh.total_volume_cc
     if occ.outside_cc > OUTSIDE_NOTE_FRACTION * max(total, 1e-12):

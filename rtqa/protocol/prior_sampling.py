@@ -62,7 +62,7 @@ def sample_derived(
     organ rules build it (:func:`rtqa.protocol.structure_dvhs.derived_occupancy`)."""
     from rtqa.protocol.structure_dvhs import derived_occupancy
 
-    occ, _ = derived_occupancy(roi, inp.dose, minus, plus)
+    occ = derived_occupancy(roi, inp.dose, minus, plus)
     return sample_occupancy(occ, inp, priors), occ
 
 

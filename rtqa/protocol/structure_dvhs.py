@@ -50,24 +50,21 @@ def dvh_or_finding(fn, roi: Roi, dose: DoseGrid, findings: list[Finding], cid, h
 
 def derived_occupancy(
     roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...] = (), plus: tuple[Roi, ...] = ()
-) -> tuple[Occupancy, Occupancy]:
-    """(derived, whole) occupancies on ``dose``'s lattice: ``whole`` the union of ``roi`` and
-    ``plus``, ``derived`` that union minus the union of ``minus``. The set operations are done
-    on the structures' slab models (:func:`rtqa.geometry.boolean.combined_stack`), exactly, and
-    the result rasterised like a contoured structure, with the factors the union's volume (cc)
+) -> Occupancy:
+    """The occupancy on ``dose``'s lattice of the union of ``roi`` and ``plus`` minus the union
+    of ``minus``. The set operations are done on the structures' slab models
+    (:func:`rtqa.geometry.boolean.combined_stack`), exactly, and the result rasterised like a
+    contoured structure (its own slab model kept), with the factors the union's volume (cc)
     needs. ValueError for an ROI without volume."""
     from rtqa.geometry import combined_stack, occupancy, slab_stack
     from rtqa.geometry.sampling import choose_factors
 
-    whole_stack = slab_stack(roi)
+    whole = slab_stack(roi)
     if plus:
-        whole_stack = combined_stack(whole_stack, [slab_stack(r) for r in plus])
-    factors = choose_factors(whole_stack.volume_cc, dose)
-    whole = occupancy(whole_stack, dose, factors=factors, name=derived_name(roi, plus=plus))
-    if not minus:
-        return whole, whole
-    stack = combined_stack(whole_stack, minus=[slab_stack(r) for r in minus])
-    return occupancy(stack, dose, factors=factors, name=derived_name(roi, minus, plus)), whole
+        whole = combined_stack(whole, [slab_stack(r) for r in plus])
+    factors = choose_factors(whole.volume_cc, dose)
+    stack = combined_stack(whole, minus=[slab_stack(r) for r in minus]) if minus else whole
+    return occupancy(stack, dose, factors=factors, name=derived_name(roi, minus, plus))
 
 
 def derived_name(roi: Roi, minus: tuple[Roi, ...] = (), plus: tuple[Roi, ...] = ()) -> str:
@@ -77,14 +74,14 @@ def derived_name(roi: Roi, minus: tuple[Roi, ...] = (), plus: tuple[Roi, ...] = 
 
 def derived_dvh(roi: Roi, dose: DoseGrid, minus: tuple[Roi, ...], plus: tuple[Roi, ...] = ()):
     """The StructureDvh of the union of ``roi`` and ``plus`` minus the union of ``minus``
-    (:func:`derived_occupancy`); ValueError for an ROI without volume. Its part beyond the dose
-    grid lies within the union's, so the union's face dose bounds it."""
+    (:func:`derived_occupancy`); ValueError for an ROI without volume. Its volume is that of its
+    slab model, and the dose of its part beyond the grid is bounded by the faces it crosses, as
+    for a contoured structure."""
     from rtqa.dvh import occupancy_dvh
 
-    occ, whole = derived_occupancy(roi, dose, minus, plus)
-    sd = occupancy_dvh(occ, dose, occ.name, roi_number=roi.number, within=whole)
-    if occ.slabs is not None:
-        sd.volume_cc = occ.slabs.volume_cc  # from the contours alone, as for any structure
+    occ = derived_occupancy(roi, dose, minus, plus)
+    sd = occupancy_dvh(occ, dose, occ.name, roi_number=roi.number)
+    sd.volume_cc = occ.slabs.volume_cc if occ.slabs is not None else sd.volume_cc
     return sd
 
 
