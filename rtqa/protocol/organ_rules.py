@@ -6,6 +6,13 @@ organ's alpha/beta and judged against the tables of every count present, each li
 EQD2 at its own count, the strictest per metric (:mod:`rtqa.protocol.fraction_tables`; said in
 the finding, whatever the order of the plans). An organ with limits in the protocol but no table
 for a count of the course is ``not_evaluable``. Doses Gy, volumes cc.
+
+In a course with prior courses, every organ with ``prior_radiation`` limits is matched and its
+judged structure handed to the prior-radiation rules (``ctx.organs``, ``ctx.organ_parts``),
+whether or not it has limits of its own; where it cannot be (not contoured, ambiguous, no
+usable contour, contoured only in another frame), a ``prior`` finding says which of its limits
+go unjudged and why (:func:`rtqa.protocol.prior_organs.unjudged_organ_findings`). An organ with
+no limit at all is named for matching only and skipped.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from rtqa.protocol.match_findings import optional_organs_finding, unmatched_orga
 from rtqa.protocol.model import Organ, Protocol
 from rtqa.protocol.organ_extent import contoured_further, match_elsewhere, unjudged_part
 from rtqa.protocol.plan_rules import unknown_count_reason
+from rtqa.protocol.prior_organs import prior_limits, unjudged_organ_findings
 from rtqa.protocol.structure_dvhs import (
     derived_dvh,
     dvh_or_finding,
@@ -50,6 +58,16 @@ def _alpha_beta(organ: Organ, protocol: Protocol, st: Settings) -> tuple[float, 
     if st.alpha_beta is not None:
         return float(st.alpha_beta), "--alpha-beta"
     return DEFAULT_ALPHA_BETA_GY, "default for late-reacting tissue; set with --alpha-beta"
+
+
+def _unmatched(m) -> str:
+    """Why an organ's match ``m`` gives nothing to judge: no ROI, ambiguous, or a matched ROI
+    without a usable closed contour."""
+    if m.roi is None:
+        text = m.describe()  # 'SpinalCord: no ROI matched (...)', 'SpinalCord: ambiguous, ...'
+        return text.removeprefix(f"{m.spec_name}: ")
+    why = "; ".join(n.message for n in m.roi.notes)
+    return f"'{m.roi.name}' has no usable closed contour{': ' + why if why else ''}"
 
 
 def _all_limits(organ: Organ) -> tuple:
@@ -141,12 +159,24 @@ def organ_findings(
     ss_rois = {r.name: r for r in first.case.structure_set.rois}  # type: ignore[union-attr]
     missing_optional: list[str] = []
     matched_names = {m.roi_name for m in first.match.organs.values() if m.roi is not None}
+    # the prior-radiation rules judge the organs handed to them in ctx.organs (only in a course
+    # with prior courses: without one they judge nothing)
+    with_priors = bool(ctx.course.priors)
     for organ in protocol.organs:
+        prior_limited = with_priors and bool(prior_limits(protocol, organ.name))
         if organ.sites and not set(organ.sites) & set(sites):
-            continue  # judged for other sites only (e.g. lung V20Gy for lung targets)
+            # judged for other sites only (e.g. lung V20Gy for lung targets)
+            if prior_limited:
+                why = (
+                    f"the protocol judges {organ.name} only for sites {', '.join(organ.sites)}, "
+                    "and no target of them is treated"
+                )
+                out += unjudged_organ_findings(protocol, organ.name, why, Status.INFO)
+            continue
         m = first.match.organs[organ.name]
         required = organ.is_required(sites)
-        if not organ.limits and not required:
+        own = bool(organ.limits) or required  # judged by these rules, not only the prior ones
+        if not own and not prior_limited:
             continue  # named for matching only (e.g. the body outline)
         # counts of the course the organ's tables do not list: its per-count limits unjudged
         missing = missing_counts(organ, course_counts)
@@ -156,9 +186,16 @@ def organ_findings(
         # an organ the first plan's structure set lacks, contoured in another plan's
         m, elsewhere, refused = match_elsewhere(organ.name, m, usable, src, conf)
         if refused is not None:
-            out.append(refused)
+            if own:
+                out.append(refused)
+            if prior_limited:
+                out += unjudged_organ_findings(protocol, organ.name, refused.message)
             continue
         if m.roi is None or m.roi.is_empty:
+            if prior_limited:
+                out += unjudged_organ_findings(protocol, organ.name, _unmatched(m))
+            if not own:
+                continue
             f = unmatched_organ_finding(
                 organ,
                 m,
@@ -186,6 +223,8 @@ def organ_findings(
         ctx.organs[organ.name] = roi
         if added or subtracted:  # the prior-radiation rules judge the same structure
             ctx.organ_parts[organ.name] = (added, subtracted)
+        if not own:
+            continue  # limits under prior_radiation only: judged by the prior rules
         # another plan's own contour of the organ reaching beyond this one: part unjudged
         further = contoured_further(organ.name, usable) if len(usable) > 1 else ""
         if missing:

@@ -2,7 +2,16 @@
 (Gy, on its sampling lattice, after any recovery discount), judged where the protocol sets
 ``cumulative_eqd2``, ``course_eqd2`` or ``course_share`` limits. A derived organ (``plus``,
 ``minus``) is the structure the organ rules judge: its ROI with the contoured ``plus`` parts
-added and the ``minus`` parts taken away (``PriorInput.organ_parts``)."""
+added and the ``minus`` parts taken away (``PriorInput.organ_parts``).
+
+The body outline (an EXTERNAL ROI, or a structure derived from it such as ``External - PTV``)
+is judged like any organ where the protocol sets prior-radiation limits on it, and left out
+otherwise (its unjudged EQD2 rows would say nothing of an organ). A structure reaching beyond
+the current dose grid (the body always does) has no dose of either course sampled there: that
+part is reported and, like a part outside the prior grid, leaves a pass ``not_evaluable`` and a
+deviation standing only where the figure can only grow with it. An organ with prior-radiation
+limits that the organ rules could not hand over (not contoured, ambiguous, unusable) is named
+by :func:`unjudged_organ_findings`."""
 
 from __future__ import annotations
 
@@ -12,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtqa.dvh.core import Dvh, MetricUndefined
-from rtqa.model import Finding, Status
+from rtqa.model import Finding, Roi, Status
 from rtqa.protocol.metrics import (
     MetricNotEvaluable,
     MetricRequest,
@@ -46,6 +55,55 @@ class OrganEqd2:
     cumulative: Dvh | None
     unknown_prior_cc: float
     max_physical: list[tuple[str, float, int]]  # (course, organ max Gy, fractions)
+    outside_cc: float = 0.0  # volume beyond the current dose grid: no dose of either course
+
+
+#: The sections of ``prior_radiation`` that set limits on an organ.
+LIMIT_SECTIONS = ("cumulative_eqd2", "course_eqd2", "course_share")
+#: Volume beyond the current dose grid below which a structure counts as inside (rounding of
+#: the occupancy): this many cc, or this fraction of the structure, whichever is larger.
+OUTSIDE_TOLERANCE_FRACTION = 1e-4
+
+
+def prior_limits(protocol: Protocol, organ: str) -> dict[str, tuple[Limit, ...]]:
+    """The prior-radiation limits set on ``organ`` (a protocol organ name), by section; empty
+    when the protocol sets none."""
+    pr = protocol.prior_radiation
+    if pr is None:
+        return {}
+    return {s: getattr(pr, s)[organ] for s in LIMIT_SECTIONS if getattr(pr, s).get(organ)}
+
+
+def unjudged_organ_findings(
+    protocol: Protocol, organ: str, why: str, status: Status = Status.NOT_EVALUABLE
+) -> list[Finding]:
+    """One finding per ``prior_radiation`` section that sets limits on ``organ`` saying that
+    they are not judged and ``why`` (none when the protocol sets no prior limit on it)."""
+    out = []
+    for section, limits in prior_limits(protocol, organ).items():
+        written = "; ".join(
+            f"{lim.metric.canonical} {', '.join(lim.conditions.values())}" for lim in limits
+        )
+        out.append(
+            Finding(
+                GROUP,
+                section,
+                status,
+                f"{organ}: prior_radiation {section} limits ({written}) not judged: {why}",
+                roi=None,
+                match=organ,
+                metric=limits[0].metric.canonical if len(limits) == 1 else None,
+                limits=dict(limits[0].conditions) if len(limits) == 1 else {},
+                source=str(limits[0].source),
+                confidence=limits[0].confidence.value,
+            )
+        )
+    return out
+
+
+def is_body(roi: Roi, inp: PriorInput) -> bool:
+    """Whether ``roi`` is the body outline: an EXTERNAL ROI, or the course's body."""
+    return roi.interpreted_type.upper() == "EXTERNAL" or (inp.body is not None and roi is inp.body)
 
 
 def _organ_eqd2(
@@ -76,7 +134,11 @@ def _organ_eqd2(
         (f"prior course '{p.label}'", _nanmax(d), p.fractions)
         for p, d in zip(priors, s.priors_gy, strict=True)
     ]
-    return OrganEqd2(cur_dvh, prior_dvh, cum_dvh, unknown_prior, maxima)
+    total = float(s.volumes_cc.sum()) + s.outside_cc
+    outside = s.outside_cc
+    if outside <= max(UNKNOWN_TOLERANCE_CC, OUTSIDE_TOLERANCE_FRACTION * total):
+        outside = 0.0
+    return OrganEqd2(cur_dvh, prior_dvh, cum_dvh, unknown_prior, maxima, outside)
 
 
 def _nanmax(values: np.ndarray) -> float:
@@ -106,19 +168,21 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
     values: dict[str, dict[str, float]] = {}
     dvhs: dict[str, OrganEqd2] = {}
     for name, roi in inp.organs.items():
-        if roi is None or roi.is_empty or roi.interpreted_type.upper() == "EXTERNAL":
-            continue
-        if inp.body is not None and roi is inp.body:
+        sections = {
+            s: (getattr(pr, s).get(name, ()) if pr is not None else ()) for s in LIMIT_SECTIONS
+        }
+        judged = any(sections.values())
+        body = roi is not None and is_body(roi, inp)
+        if roi is None or roi.is_empty or (body and not judged):
+            # the body outline is judged only where the protocol limits it
+            if judged:
+                why = f"'{roi.name}' has no usable contour" if roi is not None else "no ROI"
+                out.extend(unjudged_organ_findings(protocol, name, why))
             continue
         plus, minus = inp.organ_parts.get(name, ((), ()))
         # the structure judged: the ROI, or the derived one ('Trachea + Bronchus', 'Lungs - GTV')
         judged_name = derived_name(roi, minus, plus)
         title = judged_name if plus or minus else name  # what the messages name
-        sections = {
-            s: (getattr(pr, s).get(name, ()) if pr is not None else ())
-            for s in ("cumulative_eqd2", "course_eqd2", "course_share")
-        }
-        judged = any(sections.values())
         ab = alpha_beta(name, inp, protocol)
         recovery, recovery_text = _recovery(name, protocol)
         try:
@@ -167,6 +231,9 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
                 )
             )
         prior_max = res.prior.max_gy if res.prior is not None else 0.0
+        # the body is dosed by every course: that tells nothing of an organ's cumulative dose
+        if body:
+            continue
         if prior_max >= DOSED_EQD2_GY and res.current.max_gy >= DOSED_EQD2_GY:
             (concern if judged else repeat).append(title)
     return out, concern, repeat, values, dvhs
@@ -197,9 +264,14 @@ def _organ_context(res: OrganEqd2, ab: AlphaBeta, recovery_text: str, roi_name: 
     parts = [f"EQD2 {ab.text}, each course voxel-wise with its own fraction count, summed"]
     if recovery_text:
         parts.append(recovery_text)
+    if res.outside_cc > 0:
+        parts.append(
+            f"{_cc(res.outside_cc)} cc of '{roi_name}' lies outside the current dose grid (no "
+            "dose of either course sampled there; every figure covers the rest)"
+        )
     if res.unknown_prior_cc > UNKNOWN_TOLERANCE_CC:
         parts.append(
-            f"{res.unknown_prior_cc:.3g} cc of '{roi_name}' lies outside the prior dose grid "
+            f"{_cc(res.unknown_prior_cc)} cc of '{roi_name}' lies outside the prior dose grid "
             "(prior dose unknown there; prior and cumulative figures cover the rest)"
         )
     for who, max_gy, n in res.max_physical:
@@ -208,8 +280,13 @@ def _organ_context(res: OrganEqd2, ab: AlphaBeta, recovery_text: str, roi_name: 
     return "; ".join(p for p in parts if p)
 
 
-def _fmt(v: float | None) -> str:
-    return "unknown" if v is None else f"{v:.2f} Gy"
+def _fmt(v: float | None, unit: str = "Gy") -> str:
+    return "unknown" if v is None else f"{v:.2f} {unit}".rstrip()
+
+
+def _cc(v: float) -> str:
+    """A volume (cc) in three significant figures, without an exponent."""
+    return f"{v:.3g}" if v < 1000 else f"{v:.0f}"
 
 
 _TAGS = {"prior": "EQD2pri", "now": "EQD2now", "cum": "EQD2cum", "ratio": "now/cum"}
@@ -227,9 +304,10 @@ def _organ_rows(names, request, trio, sections, context, res, ab: float) -> list
     title, roi_name, organ = names
     prior, current, cumulative = trio
     metric = request.canonical
+    unit = request.unit
     side = (
-        f"{title} {metric} EQD2: prior {_fmt(prior)}, current {_fmt(current)}, cumulative "
-        f"{_fmt(cumulative)}"
+        f"{title} {metric} EQD2: prior {_fmt(prior, unit)}, current {_fmt(current, unit)}, "
+        f"cumulative {_fmt(cumulative, unit)}"
     )
     message = f"{side} ({context})"
     base = {"roi": roi_name, "match": organ}
@@ -257,10 +335,19 @@ def _organ_rows(names, request, trio, sections, context, res, ab: float) -> list
         rows.append(shown("current_eqd2", "now", current))
         rows.append(shown("cumulative_eqd2", "cum", cumulative))
         return rows
+    grows = grows_with_volume(request)
     for lim in limits["course_eqd2"]:
         rows.append(
             _judge(
-                "course_eqd2", _label(request, ab, "now"), current, request.unit, lim, message, base
+                "course_eqd2",
+                _label(request, ab, "now"),
+                current,
+                request.unit,
+                lim,
+                message,
+                base,
+                gaps=_gaps(res, prior=False),
+                grows=grows,
             )
         )
     if not limits["course_eqd2"]:
@@ -275,8 +362,8 @@ def _organ_rows(names, request, trio, sections, context, res, ab: float) -> list
                 lim,
                 message,
                 base,
-                unknown_cc=res.unknown_prior_cc,
-                grows=grows_with_volume(request),
+                gaps=_gaps(res, prior=True),
+                grows=grows,
             )
         )
     for lim in limits["course_share"]:
@@ -295,17 +382,28 @@ def _organ_rows(names, request, trio, sections, context, res, ab: float) -> list
                 lim,
                 share_msg,
                 base,
-                unknown_cc=res.unknown_prior_cc,
+                gaps=_gaps(res, prior=True),
             )
         )
     return rows
 
 
-def _judge(
-    rule, metric, value, unit, lim: Limit, message, base, unknown_cc=0.0, grows=False
-) -> Finding:
-    """A prior-group finding judging ``value`` against ``lim``. With ``unknown_cc`` of the organ
-    outside the prior dose grid the value covers the rest only: a pass is not evaluable, and so
+def _gaps(res: OrganEqd2, prior: bool) -> list[tuple[float, str, str]]:
+    """The parts of the organ a figure leaves out, as (cc, what the figure covers, what is
+    unknown there): beyond the current dose grid, and with ``prior`` beyond the prior grid."""
+    out = []
+    if res.outside_cc > 0:
+        known = "where the doses are known" if prior else "where the current dose is known"
+        out.append((res.outside_cc, known, "lies outside the current dose grid"))
+    if prior and res.unknown_prior_cc > UNKNOWN_TOLERANCE_CC:
+        text = "has no prior dose (outside the prior grid)"
+        out.append((res.unknown_prior_cc, "where the prior dose is known", text))
+    return out
+
+
+def _judge(rule, metric, value, unit, lim: Limit, message, base, gaps=(), grows=False) -> Finding:
+    """A prior-group finding judging ``value`` against ``lim``. Where ``gaps`` (:func:`_gaps`)
+    leave part of the organ out, the value covers the rest only: a pass is not evaluable, and so
     is a deviation unless ``grows`` (:func:`~rtqa.protocol.metrics.grows_with_volume`) and the
     limit is an upper one."""
     prov = {"source": str(lim.source), "confidence": lim.confidence.value}
@@ -326,19 +424,18 @@ def _judge(
     text = message
     if lim.note:
         text += f"; limit: {lim.note}"
-    if unknown_cc > UNKNOWN_TOLERANCE_CC and status is Status.PASS:
-        status = Status.NOT_EVALUABLE
-        text += (
-            f"; within the limit where the prior dose is known, but {unknown_cc:.3g} cc of the "
-            "organ has no prior dose (outside the prior grid)"
-        )
-    elif unknown_cc > UNKNOWN_TOLERANCE_CC and not (grows and lim.bands.per_protocol.upper):
-        status = Status.NOT_EVALUABLE
-        text += (
-            f"; beyond the limit where the prior dose is known, but {unknown_cc:.3g} cc of the "
-            "organ has no prior dose (outside the prior grid) and this figure for the whole "
-            "organ could lie on either side of the limit"
-        )
+    if gaps:
+        known = gaps[0][1] if len(gaps) == 1 else "where the doses are known"
+        missing = " and ".join(f"{_cc(cc)} cc of the organ {what}" for cc, _, what in gaps)
+        if status is Status.PASS:
+            status = Status.NOT_EVALUABLE
+            text += f"; within the limit {known}, but {missing}"
+        elif not (grows and lim.bands.per_protocol.upper):
+            status = Status.NOT_EVALUABLE
+            text += (
+                f"; beyond the limit {known}, but {missing} and this figure for the whole "
+                "organ could lie on either side of the limit"
+            )
     return Finding(
         GROUP,
         rule,

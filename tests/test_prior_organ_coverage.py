@@ -1,0 +1,289 @@
+"""Every organ with prior-radiation limits is judged by the prior rules, or a finding says why
+not: an organ whose only limits are under ``prior_radiation`` (no limits of its own, not
+required), the body outline (an EXTERNAL ROI), and an organ that is not contoured, matched
+ambiguously or scoped to other sites in a course with a prior course.
+
+Sample case: spine_prior (30 Gy/3 now, 20 Gy/5 before, BOSS with limits added in a copy of
+constraints/boss.yaml). Phantom: the uniform doses of tests/test_prior_rules.py (current 9 Gy in
+3 fractions, prior 20 Gy in 5), where EQD2 at alpha/beta 3 Gy is 9 (3 + 3) / 5 = 10.8 Gy now,
+20 (4 + 3) / 5 = 28 Gy before, 38.8 Gy cumulative."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from test_prior_rules import FRAME_A, by_rule, sphere_roi, uniform_setup
+
+from rtqa.check import CheckOptions, run_check
+from rtqa.model import Status
+from rtqa.protocol.loader import load_protocol_file
+from rtqa.protocol.prior_rules import evaluate_prior
+from rtqa.protocol.prior_sampling import grid_occupancy
+from rtqa.radiobiology import eqd2
+
+ROOT = Path(__file__).resolve().parents[1]
+BOSS = (ROOT / "constraints" / "boss.yaml").read_text()
+SPINE_PRIOR = str(ROOT / "sample_data" / "spine_prior")
+
+ESOPHAGUS = """  - roi:
+      name: Esophagus
+      aliases: ["oesophagus", "esoph", "Oesophagus"]
+    title: "Esophagus"
+"""
+ESOPHAGUS_LIMITS = """    source: *tg101
+    confidence: secondary
+    limits:
+      1:
+        D5cc[Gy]: "<= 11.9"
+        D0.035cc[Gy]: "<= 15.4"
+      3:
+        D5cc[Gy]: "<= 17.7"
+        D0.035cc[Gy]: "<= 25.2"
+      5:
+        D5cc[Gy]: "<= 19.5"
+        D0.035cc[Gy]: "<= 35"
+"""
+
+
+def _limit(metric: str, condition: str) -> str:
+    return f'      {metric}: {{limit: "{condition}", source: *sahgal, confidence: unverified}}\n'
+
+
+def boss_with(
+    tmp_path: Path, name: str, cumulative: dict[str, str], organs: str = "", own: bool = True
+) -> Path:
+    """A copy of BOSS with ``cumulative`` (organ -> its limit lines) added first under
+    ``prior_radiation.cumulative_eqd2``, ``organs`` (YAML list items) added first under
+    ``organs``; without ``own`` the oesophagus loses its limits of its own."""
+    text = BOSS
+    lines = "".join(f"    {organ}:\n{rows}" for organ, rows in cumulative.items())
+    for old, new in (("  cumulative_eqd2:\n", lines), ("organs:\n", organs)):
+        assert text.count(old) == 1
+        text = text.replace(old, old + new, 1)
+    if not own:
+        assert text.count(ESOPHAGUS + ESOPHAGUS_LIMITS) == 1
+        text = text.replace(ESOPHAGUS + ESOPHAGUS_LIMITS, ESOPHAGUS, 1)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def check(path: str, protocol: Path | str):
+    (r,) = run_check([path], CheckOptions(protocol=str(protocol), keep_context=True))
+    return r
+
+
+def prior_rows(r, organ: str, rule: str = "cumulative_eqd2"):
+    return [f for f in r.findings if f.group == "prior" and f.rule == rule and f.match == organ]
+
+
+# --- 1. an organ whose only limits are prior-radiation limits --------------------------------
+
+
+def test_an_organ_with_only_a_cumulative_limit_is_judged(tmp_path):
+    """The oesophagus without limits of its own (BOSS lists it with TG-101 limits; here they
+    are removed) and not required, with a cumulative point-maximum limit (<= 45 Gy EQD2 at the
+    BOSS default alpha/beta 3 Gy): judged, 28 Gy prior (20 Gy/5 plateau) + 11.54 Gy now =
+    39.54 Gy, a pass; the same value as where it keeps its own limits, and as the EQD2 of the
+    organ rules' own maximum (9.41 Gy physical in 3 fractions) on the 28 Gy plateau."""
+    limit = {"Esophagus": _limit("Max[Gy]", "<= 45")}
+    alone = check(SPINE_PRIOR, boss_with(tmp_path, "alone", limit, own=False))
+    (cum,) = prior_rows(alone, "Esophagus")
+    assert cum.roi == "Esophagus" and cum.metric == "EQD2cum Max"
+    assert cum.value == pytest.approx(39.54, abs=0.01)
+    assert cum.status is Status.PASS and cum.margin == pytest.approx(45 - cum.value, abs=1e-9)
+    assert cum.limits == {"limit": "<= 45"}
+    assert cum.message.startswith("Esophagus Max[Gy] EQD2: prior 28.00 Gy, current 11.54 Gy")
+    # no organ-group row for it: it has no limits of its own (not 'no limits for 3 fractions')
+    assert not [f for f in alone.findings if f.group == "organ" and f.roi == "Esophagus"]
+    assert alone.exit_code == 0
+    # with its own TG-101 limits too, the organ rules judge it and hand the same ROI over
+    both = check(SPINE_PRIOR, boss_with(tmp_path, "both", limit, own=True))
+    (same,) = prior_rows(both, "Esophagus")
+    assert same.value == pytest.approx(cum.value, abs=1e-9) and same.status is Status.PASS
+    physical = both.context.dvhs["Esophagus"].dvh.max_gy
+    assert physical == pytest.approx(9.41, abs=0.01)
+    assert cum.value == pytest.approx(28.0 + eqd2(physical, 3, 3.0), abs=0.05)
+    # the limit moved below the value: a deviation, exit 1
+    strict = {"Esophagus": _limit("Max[Gy]", "<= 35")}
+    r = check(SPINE_PRIOR, boss_with(tmp_path, "strict", strict, own=False))
+    (cum,) = prior_rows(r, "Esophagus")
+    assert cum.status is Status.MAJOR and cum.value == pytest.approx(39.54, abs=0.01)
+    assert r.exit_code == 1
+
+
+# --- 2. an organ with prior limits that cannot be judged ------------------------------------
+
+UNJUDGED_ORGANS = """  - roi: {name: Mediastinum, aliases: [SpinalCord, Esophagus]}
+    title: "matches two ROIs of spine_prior at the alias level"
+  - roi: {name: Thyroid}
+    title: "not contoured in spine_prior"
+  - roi: {name: Brain}
+    sites: [cns]
+    title: "judged for CNS targets only"
+"""
+UNJUDGED_LIMITS = {
+    "CaudaEquina": _limit("Max[Gy]", "<= 40"),  # limits of its own, optional, not contoured
+    "Mediastinum": _limit("Max[Gy]", "<= 80"),
+    "Thyroid": _limit("Mean[Gy]", "<= 20"),
+    "Brain": _limit("Max[Gy]", "<= 60"),
+}
+
+
+def test_an_organ_with_prior_limits_not_judged_is_not_evaluable(tmp_path):
+    """spine_prior passes BOSS (exit 0). With cumulative limits on organs it does not contour
+    (CaudaEquina, with limits of its own; Thyroid, without) or matches ambiguously (an organ
+    whose aliases name both the cord and the oesophagus), each is a not-evaluable prior finding
+    naming the organ, the section, its limit and why, and the course is not fully evaluable
+    (exit 4). An organ scoped to other sites is said to be unjudged, for information. The same
+    protocol on a course without a prior (spine_3fx) gives the findings plain BOSS gives."""
+    protocol = boss_with(tmp_path, "unjudged", UNJUDGED_LIMITS, UNJUDGED_ORGANS)
+    r = check(SPINE_PRIOR, protocol)
+    assert r.exit_code == 4 and r.verdict is Status.NOT_EVALUABLE
+    (cauda,) = prior_rows(r, "CaudaEquina")
+    assert cauda.status is Status.NOT_EVALUABLE and cauda.roi is None
+    assert cauda.message.startswith(
+        "CaudaEquina: prior_radiation cumulative_eqd2 limits (Max[Gy] <= 40) not judged: "
+        "no ROI matched (looked for 'CaudaEquina', 'cauda equina', 'cauda')"
+    )
+    assert cauda.limits == {"limit": "<= 40"} and cauda.confidence == "unverified"
+    (thyroid,) = prior_rows(r, "Thyroid")
+    assert thyroid.status is Status.NOT_EVALUABLE
+    assert thyroid.message.startswith(
+        "Thyroid: prior_radiation cumulative_eqd2 limits (Mean[Gy] <= 20) not judged: "
+        "no ROI matched"
+    )
+    (ambiguous,) = prior_rows(r, "Mediastinum")
+    assert ambiguous.status is Status.NOT_EVALUABLE
+    assert "not judged: ambiguous, several ROIs match ('SpinalCord', 'Esophagus')" in (
+        ambiguous.message
+    )
+    (brain,) = prior_rows(r, "Brain")
+    assert brain.status is Status.INFO
+    assert brain.message.endswith(
+        "not judged: the protocol judges Brain only for sites cns, and no target of them is treated"
+    )
+    # what is judged stands: the cord's cumulative maximum passes as under plain BOSS
+    (cord,) = prior_rows(r, "SpinalCord")
+    assert cord.status is Status.PASS and cord.value == pytest.approx(50.76, abs=0.01)
+    # the organ-group findings are those of plain BOSS (the prior-only organs add none)
+    plain = check(SPINE_PRIOR, "boss")
+    assert plain.exit_code == 0
+
+    def organ_rows(result):
+        return [(f.rule, f.status, f.roi, f.message) for f in result.findings if f.group == "organ"]
+
+    assert organ_rows(r) == organ_rows(plain)
+    # no prior course: nothing is added, nothing is not evaluable for these limits
+    spine = str(ROOT / "sample_data" / "spine_3fx")
+    without, base = check(spine, protocol), check(spine, "boss")
+    assert [(f.group, f.rule, f.status, f.roi, f.value) for f in without.findings] == [
+        (f.group, f.rule, f.status, f.roi, f.value) for f in base.findings
+    ]
+    assert without.exit_code == base.exit_code
+
+
+# --- 3. the body outline (EXTERNAL) with prior limits ----------------------------------------
+
+
+def test_a_body_outline_with_cumulative_limits_is_judged_on_a_phantom(tmp_path):
+    """An EXTERNAL sphere (radius 20 mm, inside both dose grids) under uniform doses: cumulative
+    mean 28 + 10.8 = 38.8 Gy EQD2 (> 30: major) and V20Gy 33.51 cc, its whole volume (> 10 cc:
+    major); minus the PTV (radius 8 mm) the mean is the same and the volume 31.37 cc. Without
+    limits on it the body is not judged, as before."""
+    limits = {"External": _limit("Mean[Gy]", "<= 30") + _limit("V20Gy[cc]", "<= 10")}
+    protocol = load_protocol_file(boss_with(tmp_path, "body", limits))
+    inp = uniform_setup()
+    body = sphere_roi(3, "Body", (0, 0, 0), 20.0, FRAME_A, kind="EXTERNAL")
+    inp.organs["External"], inp.body = body, body
+    found, ctx = evaluate_prior(inp, protocol)
+    rows = {f.metric: f for f in by_rule(found, "cumulative_eqd2", "Body")}
+    mean, v20 = rows["EQD2cum Mean"], rows["EQD2cum V20Gy"]
+    assert mean.match == "External" and mean.value == pytest.approx(28.0 + 10.8, abs=1e-9)
+    assert mean.status is Status.MAJOR and mean.margin == pytest.approx(30 - 38.8, abs=1e-9)
+    sphere_cc = 4 / 3 * np.pi * 20.0**3 / 1000
+    assert v20.value == pytest.approx(sphere_cc, rel=1e-3) and v20.status is Status.MAJOR
+    assert v20.unit == "cc" and f"prior {v20.value:.2f} cc" in v20.message
+    (ab,) = by_rule(found, "alpha_beta", "Body")
+    assert ab.value == 3.0
+    # the body is dosed by both courses, but it is no organ of the ESTRO-EORTC type
+    (kind,) = by_rule(found, "reirradiation_type")
+    assert "SpinalCord" in kind.message and "External" not in kind.message
+    # a body minus the PTV ('External - PTV'), as the organ rules hand it over
+    ptv = inp.targets["PTV"][0]
+    inp.organ_parts["External"] = ((), (ptv,))
+    found, ctx = evaluate_prior(inp, protocol)
+    rows = {f.metric: f for f in by_rule(found, "cumulative_eqd2", "Body - PTV")}
+    assert rows["EQD2cum Mean"].value == pytest.approx(38.8, abs=1e-9)
+    minus_cc = sphere_cc - 4 / 3 * np.pi * 8.0**3 / 1000
+    assert rows["EQD2cum V20Gy"].value == pytest.approx(minus_cc, rel=1e-3)
+    assert ctx.organ_dvhs["External"].cumulative.total_volume_cc == pytest.approx(
+        minus_cc, rel=1e-3
+    )
+    # no limits on the body: no rows for it
+    found, _ = evaluate_prior(inp, load_protocol_file(ROOT / "constraints" / "boss.yaml"))
+    assert not [f for f in found if f.match == "External"]
+
+
+def test_a_body_outline_with_cumulative_limits_is_judged_in_a_check(tmp_path):
+    """spine_prior's Body (EXTERNAL, named for matching only in BOSS) with cumulative limits:
+    handed to the prior rules and judged. 1171 cc of it lies inside the current dose grid,
+    6708 cc beyond (no dose of either course sampled there): the cumulative V20Gy there,
+    791.2 cc, already exceeds 500 cc and can only grow with the rest (major, exit 1); its mean
+    over the part inside, 25.65 Gy, is no bound on the whole body's (not evaluable, saying so).
+    The V20Gy agrees with the cumulative EQD2 grid (alpha/beta 3 Gy) read over the body."""
+    limits = {"External": _limit("Mean[Gy]", "<= 30") + _limit("V20Gy[cc]", "<= 500")}
+    r = check(SPINE_PRIOR, boss_with(tmp_path, "body", limits))
+    rows = {f.metric: f for f in prior_rows(r, "External")}
+    mean, v20 = rows["EQD2cum Mean"], rows["EQD2cum V20Gy"]
+    assert mean.roi == v20.roi == "Body"
+    assert v20.status is Status.MAJOR and v20.value == pytest.approx(791.2, abs=0.1)
+    assert mean.status is Status.NOT_EVALUABLE and mean.value == pytest.approx(25.65, abs=0.01)
+    assert "6708 cc of 'Body' lies outside the current dose grid" in mean.message
+    assert mean.message.endswith(
+        "within the limit where the doses are known, but 6708 cc of the organ lies outside the "
+        "current dose grid"
+    )
+    assert r.exit_code == 1
+    res = r.context.prior.organ_dvhs["External"]
+    assert res.outside_cc == pytest.approx(6708.4, abs=0.1) and res.unknown_prior_cc == 0.0
+    grid = r.context.prior.cumulative
+    assert r.context.prior.alpha_beta_gy == 3.0
+    body = r.context.course.cases[0].structure_set.roi("Body")
+    cell_cc = float(np.prod([np.diff(a[:2])[0] for a in (grid.x_mm, grid.y_mm, grid.z_mm)]))
+    cell_cc = abs(cell_cc) / 1000
+    hot = np.nan_to_num(grid.dose_gy, nan=0.0) >= 20.0
+    assert v20.value == pytest.approx(
+        float((grid_occupancy(body, grid) * hot).sum()) * cell_cc, rel=2e-3
+    )
+
+
+def test_an_organ_with_prior_limits_and_no_usable_contour_is_not_evaluable(tmp_path):
+    """spine_prior with the oesophagus's contours exported OPEN_PLANAR (no volume): its
+    cumulative limit is not judged, and a prior finding says so with the structure set's own
+    words; the organ rules' finding on its limits of its own stays."""
+    case = tmp_path / "spine_prior"
+    shutil.copytree(SPINE_PRIOR, case)
+    path = case / "RS.SPINEPRIOR.dcm"
+    ds = pydicom.dcmread(path)
+    (number,) = [r.ROINumber for r in ds.StructureSetROISequence if r.ROIName == "Esophagus"]
+    (item,) = [c for c in ds.ROIContourSequence if c.ReferencedROINumber == number]
+    for contour in item.ContourSequence:
+        contour.ContourGeometricType = "OPEN_PLANAR"
+    ds.save_as(path)
+    limit = {"Esophagus": _limit("Max[Gy]", "<= 45")}
+    r = check(str(case), boss_with(tmp_path, "open", limit))
+    (cum,) = prior_rows(r, "Esophagus")
+    assert cum.status is Status.NOT_EVALUABLE
+    assert cum.message == (
+        "Esophagus: prior_radiation cumulative_eqd2 limits (Max[Gy] <= 45) not judged: "
+        "'Esophagus' has no usable closed contour: ROI 5 'Esophagus': only POINT/OPEN "
+        "contours, no volume"
+    )
+    (own,) = [f for f in r.findings if f.group == "organ" and f.match == "no usable contour"]
+    assert own.roi == "Esophagus" and own.status is Status.NOT_EVALUABLE
+    assert r.exit_code == 4
