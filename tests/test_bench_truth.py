@@ -162,3 +162,32 @@ def test_read_planes_from_a_structure_set(tmp_path):
     assert [g.area for _, g in planes] == pytest.approx([300.0, 400.0])
     with pytest.raises(ValueError, match="no ROI Contour item"):
         ex.read_planes(path, 2)
+
+
+def test_oblique_truth_with_an_in_plane_gradient_is_the_one_axis_truth():
+    slabs = ex.slab_stack(_planes(np.arange(-6, 7, 3.0), Polygon([(0, 0), (12, 2), (9, 11)])))
+    oblique = ex.ObliqueDvh(slabs, 5.0, (0.0, 1.5, 0.0))
+    along_y = ex.ExactDvh(slabs, ex.LinearDose(axis=1, offset_gy=5.0, gradient_gy_per_mm=1.5))
+    assert oblique.total_volume_cc == pytest.approx(along_y.total_volume_cc, rel=1e-12)
+    assert oblique.mean_gy == pytest.approx(along_y.mean_gy, rel=1e-12)
+    for d in (6.0, 9.0, 15.0, 20.0):
+        assert oblique.volume_at_dose_cc(d) == pytest.approx(along_y.volume_at_dose_cc(d), rel=1e-9)
+    assert oblique.dose_at_volume_pct(95) == pytest.approx(along_y.dose_at_volume_pct(95), abs=1e-6)
+
+
+def test_oblique_truth_of_a_box_in_a_dose_rising_along_x_and_z():
+    """A 10 x 20 mm box on planes z = 0..10 (slabs -0.5..10.5 mm) in D = 2 + x + z: the volume
+    at or above d is 20 mm times the area of the (x, z) rectangle above the line x + z = d - 2,
+    here cut out with shapely in the (x, z) plane."""
+    slabs = ex.slab_stack(_planes(range(11), box(0, 0, 10, 20)))
+    dvh = ex.ObliqueDvh(slabs, 2.0, (1.0, 0.0, 1.0))
+    rect = box(0, -0.5, 10, 10.5)  # (x, z)
+    assert dvh.total_volume_cc == pytest.approx(2.2, rel=1e-12)
+    assert dvh.mean_gy == pytest.approx(2.0 + 5.0 + 5.0, rel=1e-12)
+    assert (dvh.min_gy, dvh.max_gy) == pytest.approx((1.5, 22.5))
+    for d in (3.0, 7.25, 12.0, 19.9):
+        above = Polygon([(d - 2 - 100, 100), (d - 2 + 100, -100), (200, -100), (200, 200)])
+        want = rect.intersection(above).area * 20 / 1000
+        assert dvh.volume_at_dose_cc(d) == pytest.approx(want, rel=1e-9)
+    # the hottest 0.03 cc: the corner triangle of area 1.5 mm2, legs sqrt(3) mm: 22.5 - sqrt(3)
+    assert dvh.dose_at_volume_cc(0.03) == pytest.approx(22.5 - math.sqrt(3.0), abs=1e-6)
