@@ -287,3 +287,30 @@ def test_an_organ_with_prior_limits_and_no_usable_contour_is_not_evaluable(tmp_p
     (own,) = [f for f in r.findings if f.group == "organ" and f.match == "no usable contour"]
     assert own.roi == "Esophagus" and own.status is Status.NOT_EVALUABLE
     assert r.exit_code == 4
+
+
+def test_a_figure_without_a_limit_of_its_own_is_shown_beside_the_judged_one(tmp_path):
+    """BOSS with the cord's cumulative and share limits removed, its course limit kept: the
+    course EQD2 maximum is judged and the cumulative one (not limited) is shown as info, with
+    the same value as where it is judged (50.76 Gy: 30 Gy before + 20.76 Gy now)."""
+    text = BOSS
+    for block in (
+        "  cumulative_eqd2:\n    SpinalCord:\n",
+        "  course_share:\n    SpinalCord:\n",
+    ):
+        start = text.index(block)
+        end = text.index("\n", text.index("Max[Gy]", start)) + 1
+        text = text[:start] + text[end:]
+    path = tmp_path / "course_only.yaml"
+    path.write_text(text)
+    r = check(SPINE_PRIOR, path)
+    (course,) = prior_rows(r, "SpinalCord", "course_eqd2")
+    (shown,) = prior_rows(r, "SpinalCord", "cumulative_eqd2")
+    assert course.metric == "EQD2now Max" and course.limits == {"limit": "<= 25"}
+    assert course.value == pytest.approx(20.76, abs=0.01) and course.status is Status.PASS
+    assert shown.metric == "EQD2cum Max" and shown.status is Status.INFO
+    assert shown.value == pytest.approx(50.76, abs=0.01)
+    full = check(SPINE_PRIOR, "boss")
+    (judged,) = prior_rows(full, "SpinalCord")
+    assert judged.status is not Status.INFO and shown.value == pytest.approx(judged.value, abs=1e-9)
+    assert prior_rows(r, "SpinalCord", "course_share") == []

@@ -331,41 +331,28 @@ def _organ_rows(names, request, trio, sections, context, res, ab: float) -> list
     rows = [shown("prior_eqd2", "prior", prior)]
     limits = {s: [lim for lim in sections[s] if lim.metric.canonical == metric] for s in sections}
 
-    if not any(limits.values()):
-        rows.append(shown("current_eqd2", "now", current))
-        rows.append(shown("cumulative_eqd2", "cum", cumulative))
-        return rows
     grows = grows_with_volume(request)
-    for lim in limits["course_eqd2"]:
-        rows.append(
-            _judge(
-                "course_eqd2",
-                _label(request, ab, "now"),
-                current,
-                request.unit,
-                lim,
-                message,
-                base,
-                gaps=_gaps(res, prior=False),
-                grows=grows,
+    # each course's figure: judged against its limits, else shown
+    for section, shown_rule, tag, value, prior_part in (
+        ("course_eqd2", "current_eqd2", "now", current, False),
+        ("cumulative_eqd2", "cumulative_eqd2", "cum", cumulative, True),
+    ):
+        for lim in limits[section]:
+            rows.append(
+                _judge(
+                    section,
+                    _label(request, ab, tag),
+                    value,
+                    request.unit,
+                    lim,
+                    message,
+                    base,
+                    gaps=_gaps(res, prior=prior_part),
+                    grows=grows,
+                )
             )
-        )
-    if not limits["course_eqd2"]:
-        rows.append(shown("current_eqd2", "now", current))
-    for lim in limits["cumulative_eqd2"]:
-        rows.append(
-            _judge(
-                "cumulative_eqd2",
-                _label(request, ab, "cum"),
-                cumulative,
-                request.unit,
-                lim,
-                message,
-                base,
-                gaps=_gaps(res, prior=True),
-                grows=grows,
-            )
-        )
+        if not limits[section]:
+            rows.append(shown(shown_rule, tag, value))
     for lim in limits["course_share"]:
         share = current / cumulative if current is not None and cumulative else None
         share_msg = (
