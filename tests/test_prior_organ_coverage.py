@@ -314,3 +314,20 @@ def test_a_figure_without_a_limit_of_its_own_is_shown_beside_the_judged_one(tmp_
     (judged,) = prior_rows(full, "SpinalCord")
     assert judged.status is not Status.INFO and shown.value == pytest.approx(judged.value, abs=1e-9)
     assert prior_rows(r, "SpinalCord", "course_share") == []
+
+
+@pytest.mark.parametrize(
+    ("case", "tail"),
+    [
+        ("spine_prior", "its prior_radiation limits are judged with the prior courses"),
+        ("spine_3fx", "its prior_radiation limits apply where a prior course is found (none here)"),
+    ],
+)
+def test_a_required_organ_with_only_prior_limits_says_where_they_are_judged(case, tail):
+    """spine_reirradiation requires the cord and limits it under prior_radiation only: its
+    organ row says that it has no dose limits of its own, not that the protocol lacks a table
+    for 3 fractions."""
+    r = check(str(ROOT / "sample_data" / case), "spine_reirradiation")
+    (row,) = [f for f in r.findings if f.group == "organ" and f.rule == "limits"]
+    assert row.roi == "SpinalCord" and row.status is Status.INFO
+    assert row.message == f"no dose limits of its own in the protocol; {tail}"

@@ -245,12 +245,22 @@ def organ_findings(
         if not limits:
             counts = sorted(n for n in organ.limits if n is not None)
             unknown = ref_fractions is None and bool(counts)
-            message = (
-                "the fraction count is unknown: which of the protocol's limits apply "
-                f"(for {', '.join(map(str, counts))} fractions) cannot be told"
-                if unknown
-                else f"no limits for {ref_fractions} fractions in the protocol"
-            )
+            if unknown:
+                message = (
+                    "the fraction count is unknown: which of the protocol's limits apply "
+                    f"(for {', '.join(map(str, counts))} fractions) cannot be told"
+                )
+            elif not organ.limits:  # required, with no dose limits of its own
+                message = "no dose limits of its own in the protocol"
+                if prior_limits(protocol, organ.name):
+                    message += (
+                        "; its prior_radiation limits are judged with the prior courses"
+                        if with_priors
+                        else "; its prior_radiation limits apply where a prior course is found"
+                        " (none here)"
+                    )
+            else:
+                message = f"no limits for {ref_fractions} fractions in the protocol"
             out.append(
                 Finding(
                     group="organ",
