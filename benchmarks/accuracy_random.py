@@ -27,6 +27,7 @@ import time
 import exact_dvh as ex
 import random_cases as rc
 import shapely
+from accuracy_nelms import within_target
 
 from rtqa.dvh import occupancy_dvh, structure_dvh
 from rtqa.geometry import choose_factors, contour_volume_cc, occupancy
@@ -36,32 +37,29 @@ PERCENTS = (99, 95, 50, 5, 1)
 METRICS = ("volume", "mean", *(f"D{p}" for p in PERCENTS), "D0.03cc")
 
 
-def errors(dvh, total_cc: float, mean_gy: float, dose_at) -> dict[str, float]:
-    """Volume and mean in % of the truth, doses in Gy (got - truth)."""
-    out = {
-        "volume": 100 * (dvh.total_volume_cc - total_cc) / total_cc,
-        "mean": 100 * (dvh.mean_gy - mean_gy) / mean_gy,
-    }
+#: accuracy_nelms.within_target's names for the volume and the mean.
+TARGET_NAMES = {"volume": "volume_cc", "mean": "mean_gy"}
+
+
+def compared(dvh, truth) -> dict[str, tuple[float, float]]:
+    """(rtqa, truth) per metric: volume (cc), mean and dose metrics (Gy)."""
+    total = truth.total_volume_cc
+    out = {"volume": (dvh.total_volume_cc, total), "mean": (dvh.mean_gy, truth.mean_gy)}
     for p in PERCENTS:
-        out[f"D{p}"] = dvh.dose_at_volume_pct(p) - dose_at(p / 100 * total_cc)
-    if total_cc > 0.1:
-        out["D0.03cc"] = dvh.dose_at_volume_cc(0.03) - dose_at(0.03)
+        out[f"D{p}"] = (dvh.dose_at_volume_pct(p), truth.dose_at_volume_cc(p / 100 * total))
+    if total > 0.1:
+        out["D0.03cc"] = (dvh.dose_at_volume_cc(0.03), truth.dose_at_volume_cc(0.03))
     return out
 
 
-def meets(err: dict[str, float], dose_at, total_cc: float) -> bool:
-    """Whether ``err`` is within the contour-truth target."""
-    if abs(err["volume"]) > 0.5 or abs(err["mean"]) > 0.5:
-        return False
-    for p in PERCENTS:
-        want = dose_at(p / 100 * total_cc)
-        if abs(err[f"D{p}"]) > max(0.01 * abs(want), 0.05):
-            return False
-    if "D0.03cc" in err:
-        want = dose_at(0.03)
-        if abs(err["D0.03cc"]) > max(0.01 * abs(want), 0.05):
-            return False
-    return True
+def error(metric: str, got: float, want: float) -> float:
+    """Volume and mean in % of the truth, doses in Gy (got - truth)."""
+    return 100 * (got - want) / want if metric in TARGET_NAMES else got - want
+
+
+def meets(pairs: dict[str, tuple[float, float]]) -> bool:
+    """Whether every metric is within the contour-truth target."""
+    return all(within_target(TARGET_NAMES.get(m, m), got, want) for m, (got, want) in pairs.items())
 
 
 def axis_case(seed: int):
@@ -144,10 +142,11 @@ def run_family(name: str, seeds, make) -> tuple[dict, dict]:
     for seed in seeds:
         for tool, truth, dvh in make(seed):
             entry = table.setdefault(tool, [0, 0, {}])
-            err = errors(dvh, truth.total_volume_cc, truth.mean_gy, truth.dose_at_volume_cc)
+            pairs = compared(dvh, truth)
             entry[0] += 1
-            entry[1] += meets(err, truth.dose_at_volume_cc, truth.total_volume_cc)
-            for m, v in err.items():
+            entry[1] += meets(pairs)
+            for m, (got, want) in pairs.items():
+                v = error(m, got, want)
                 if abs(v) > abs(entry[2].get(m, (0.0, None))[0]):
                     entry[2][m] = (v, seed)
     return name, table
