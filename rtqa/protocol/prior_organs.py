@@ -161,16 +161,14 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
     """Prior, current and cumulative EQD2 per organ, judged where the protocol sets limits.
 
     Returns (findings, organs with a cumulative-dose concern, organs dosed by both, values)."""
-    pr = protocol.prior_radiation
     out: list[Finding] = []
     concern: list[str] = []
     repeat: list[str] = []
     values: dict[str, dict[str, float]] = {}
     dvhs: dict[str, OrganEqd2] = {}
     for name, roi in inp.organs.items():
-        sections = {
-            s: (getattr(pr, s).get(name, ()) if pr is not None else ()) for s in LIMIT_SECTIONS
-        }
+        limited = prior_limits(protocol, name)
+        sections = {s: limited.get(s, ()) for s in LIMIT_SECTIONS}
         judged = any(sections.values())
         body = roi is not None and is_body(roi, inp)
         if roi is None or roi.is_empty or (body and not judged):
