@@ -19,7 +19,9 @@ import pytest
 from test_prior_rules import FRAME_A, by_rule, sphere_roi, uniform_setup
 
 from rtqa.check import CheckOptions, run_check
-from rtqa.model import Status
+from rtqa.geometry.sampling import voxel_edges
+from rtqa.geometry.transform import invert, resample_dose
+from rtqa.model import DoseGrid, Status
 from rtqa.protocol.loader import load_protocol_file
 from rtqa.protocol.prior_rules import evaluate_prior
 from rtqa.protocol.prior_sampling import grid_occupancy
@@ -232,34 +234,84 @@ def test_a_body_outline_with_cumulative_limits_is_judged_on_a_phantom(tmp_path):
 def test_a_body_outline_with_cumulative_limits_is_judged_in_a_check(tmp_path):
     """spine_prior's Body (EXTERNAL, named for matching only in BOSS) with cumulative limits:
     handed to the prior rules and judged. 1171 cc of it lies inside the current dose grid,
-    6708 cc beyond (no dose of either course sampled there): the cumulative V20Gy there,
-    791.2 cc, already exceeds 500 cc and can only grow with the rest (major, exit 1); its mean
-    over the part inside, 25.65 Gy, is no bound on the whole body's (not evaluable, saying so).
-    The V20Gy agrees with the cumulative EQD2 grid (alpha/beta 3 Gy) read over the body."""
+    6708 cc beyond, where the prior dose is sampled (5377 cc of it lies outside the prior grid
+    too) and the current dose taken from 0 Gy to the most on the current grid's faces. The
+    cumulative V20Gy, 1111-1131 cc between those ends, exceeds 500 cc either way (major, exit
+    1); its mean, 16.2-17.7 Gy, is within 30 Gy where the prior dose is known, which says
+    nothing of the part without one (not evaluable, saying so). Both V20Gy ends agree with an
+    independent count: the cumulative EQD2 grid (alpha/beta 3 Gy) read over the body inside the
+    current grid, plus the body beyond it rasterised on a finer lattice aligned with the grid's
+    faces, with the prior dose resampled there."""
     limits = {"External": _limit("Mean[Gy]", "<= 30") + _limit("V20Gy[cc]", "<= 500")}
     r = check(SPINE_PRIOR, boss_with(tmp_path, "body", limits))
     rows = {f.metric: f for f in prior_rows(r, "External")}
     mean, v20 = rows["EQD2cum Mean"], rows["EQD2cum V20Gy"]
     assert mean.roi == v20.roi == "Body"
-    assert v20.status is Status.MAJOR and v20.value == pytest.approx(791.2, abs=0.1)
-    assert mean.status is Status.NOT_EVALUABLE and mean.value == pytest.approx(25.65, abs=0.01)
-    assert "6708 cc of 'Body' lies outside the current dose grid" in mean.message
+    assert v20.status is Status.MAJOR and v20.value == pytest.approx(1130.51, abs=0.01)
+    assert v20.message.endswith(
+        "with the current dose beyond the grid anywhere from 0 Gy to 3.27 Gy, EQD2cum V20Gy "
+        "lies between 1111 and 1131"
+    )
+    assert mean.status is Status.NOT_EVALUABLE and mean.value == pytest.approx(17.66, abs=0.01)
+    assert "6708 cc of 'Body' lies outside the current dose grid: the prior dose is sampled" in (
+        mean.message
+    )
     assert mean.message.endswith(
-        "within the limit where the doses are known, but 6708 cc of the organ lies outside the "
-        "current dose grid"
+        "EQD2cum Mean lies between 16.23 and 17.66; within the limit where the prior dose is "
+        "known, but 5377 cc of the organ has no prior dose (outside the prior grid)"
     )
     assert r.exit_code == 1
     res = r.context.prior.organ_dvhs["External"]
-    assert res.outside_cc == pytest.approx(6708.4, abs=0.1) and res.unknown_prior_cc == 0.0
+    assert res.outside_cc == pytest.approx(6708.4, abs=0.1)
+    assert res.unknown_prior_cc == pytest.approx(5376.8, abs=0.1)
     grid = r.context.prior.cumulative
     assert r.context.prior.alpha_beta_gy == 3.0
     body = r.context.course.cases[0].structure_set.roi("Body")
-    cell_cc = float(np.prod([np.diff(a[:2])[0] for a in (grid.x_mm, grid.y_mm, grid.z_mm)]))
-    cell_cc = abs(cell_cc) / 1000
-    hot = np.nan_to_num(grid.dose_gy, nan=0.0) >= 20.0
-    assert v20.value == pytest.approx(
-        float((grid_occupancy(body, grid) * hot).sum()) * cell_cc, rel=2e-3
+    inside_cc = _count_at_least(grid_occupancy(body, grid), grid, grid.dose_gy, 20.0)
+    # the body beyond the current grid on a lattice of half its spacing, aligned with its faces
+    lattice, beyond = _lattice_beyond(grid, (-200, -200, -90, 200, 200, 90), 0.5)
+    (prior,) = r.context.prior.priors
+    back = None if prior.matrix is None else invert(prior.matrix)
+    prior_gy, _ = resample_dose(prior.grid, lattice, back)
+    prior_eqd2 = eqd2(np.nan_to_num(prior_gy, nan=0.0), prior.fractions, 3.0)
+    prior_eqd2[np.isnan(prior_gy)] = np.nan
+    part = grid_occupancy(body, lattice) * beyond
+    assert _count(part, lattice) == pytest.approx(res.outside_cc, rel=1e-6)
+    assert _count(part * np.isnan(prior_gy), lattice) == pytest.approx(
+        res.unknown_prior_cc, rel=1e-3
     )
+    top = float(eqd2(res.beyond_bound_gy, 3, 3.0))
+    low = inside_cc + _count_at_least(part, lattice, prior_eqd2, 20.0)
+    high = inside_cc + _count_at_least(part, lattice, prior_eqd2 + top, 20.0)
+    assert (low, high) == (pytest.approx(1111.49, rel=3e-3), pytest.approx(v20.value, rel=3e-3))
+
+
+def _count(fractions: np.ndarray, lattice) -> float:
+    """Volume (cc) of the cells' ``fractions`` on a lattice of even spacing."""
+    steps = [abs(float(a[1] - a[0])) for a in (lattice.x_mm, lattice.y_mm, lattice.z_mm)]
+    return float(fractions.sum()) * float(np.prod(steps)) / 1000.0
+
+
+def _count_at_least(fractions: np.ndarray, lattice, dose: np.ndarray, level: float) -> float:
+    """Volume (cc) of the cells' ``fractions`` where ``dose`` is at least ``level`` (NaN: not)."""
+    return _count(fractions * (np.nan_to_num(dose, nan=-np.inf) >= level), lattice)
+
+
+def _lattice_beyond(grid, bounds, share: float):
+    """A lattice spaced ``share`` times ``grid``'s spacing whose cell faces include the grid's
+    outer faces, covering ``bounds`` (mm), and the mask of its cells beyond the grid."""
+    axes, inside = [], []
+    for a, lo, hi in zip((grid.x_mm, grid.y_mm, grid.z_mm), bounds[:3], bounds[3:], strict=True):
+        edges = voxel_edges(a)
+        h = share * float(a[1] - a[0])
+        start = edges[0] - h * np.ceil((edges[0] - lo) / h)
+        centres = np.arange(start + h / 2, hi + h, h)
+        axes.append(centres)
+        inside.append((centres > edges[0]) & (centres < edges[-1]))
+    x, y, z = axes
+    lattice = DoseGrid(np.zeros((z.size, y.size, x.size)), x, y, z, grid.frame_of_reference_uid)
+    ix, iy, iz = inside
+    return lattice, ~(iz[:, None, None] & iy[None, :, None] & ix[None, None, :])
 
 
 def test_an_organ_with_prior_limits_and_no_usable_contour_is_not_evaluable(tmp_path):

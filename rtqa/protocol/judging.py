@@ -118,9 +118,7 @@ def _judge_enclosed(
     """Judge a structure partly outside the dose grid over the dose its outside part may have:
     from 0 Gy to ``bound_gy``, the highest dose on the grid faces it crosses
     (:mod:`rtqa.dvh.beyond_grid`). Every DVH metric moves one way with that dose, so its values
-    at the two ends enclose the structure's. The same verdict at both ends stands, shown with
-    the end nearer the limit (or farther beyond it); a pass at one end and a deviation at the
-    other is ``not_evaluable``; two different deviations give the lesser (the greater is named).
+    at the two ends enclose the structure's; they are judged by :func:`judge_ends`.
     ``(status, value, margin, words)``, or None where the metric is undefined at an
     end (the caller judges the known part alone)."""
     from rtqa.dvh import MetricUndefined
@@ -129,28 +127,41 @@ def _judge_enclosed(
     ends = []
     for dose in (0.0, bound_gy):
         try:
-            value = evaluate(req, dvh.completed(dose), rx_gy=rx_gy)
+            ends.append(evaluate(req, dvh.completed(dose), rx_gy=rx_gy))
         except (MetricUndefined, MetricNotEvaluable):
             return None
-        ends.append((value, bands.judge(value)))
-    low, high = sorted(v for v, _ in ends)
-    span = (
-        f"is {low:.4g} either way"
-        if f"{low:.4g}" == f"{high:.4g}"
-        else f"lies between {low:.4g} and {high:.4g}"
-    )
     words = (
         f"{unknown_cc:.3g} cc lies outside the dose grid: with its dose anywhere from 0 Gy to "
-        f"{bound_gy:.3g} Gy (the most on the grid faces it crosses), {req.canonical} {span}"
+        f"{bound_gy:.3g} Gy (the most on the grid faces it crosses), {req.canonical} "
+        f"{span_words(*ends)}"
     )
-    (_, j0), (_, j1) = ends
+    status, value, margin, verdict = judge_ends(bands, ends)
+    return status, value, margin, f"{words}: {verdict}" if verdict else words
+
+
+def span_words(a: float, b: float) -> str:
+    """``is 12.3 either way`` or ``lies between 12.3 and 14.5`` (4 significant figures)."""
+    low, high = sorted((a, b))
+    if f"{low:.4g}" == f"{high:.4g}":
+        return f"is {low:.4g} either way"
+    return f"lies between {low:.4g} and {high:.4g}"
+
+
+def judge_ends(bands: Bands, ends: list[float]) -> tuple[Status, float | None, float | None, str]:
+    """Judge a figure known only to lie between two values (``ends``, in the metric's unit):
+    ``(status, value, margin, verdict)``. The same verdict at both ends stands, with the end
+    nearer the limit (or farther beyond it) as value and ``verdict`` empty; a pass at one end
+    and a deviation at the other is ``not_evaluable`` (no value); two different deviations give
+    the lesser, ``verdict`` naming the greater."""
+    judged = [(v, bands.judge(v)) for v in ends]
+    (_, j0), (_, j1) = judged
     if j0.status is j1.status:
-        value, j = min(ends, key=lambda e: e[1].margin)
-        return j.status, value, j.margin, words
-    (value, better), (_, worse) = sorted(ends, key=lambda e: e[1].status.rank)
+        value, j = min(judged, key=lambda e: e[1].margin)
+        return j.status, value, j.margin, ""
+    (value, better), (_, worse) = sorted(judged, key=lambda e: e[1].status.rank)
     if better.status is Status.PASS:
-        return Status.NOT_EVALUABLE, None, None, f"{words}: per protocol at one end only"
-    return better.status, value, better.margin, f"{words}: {worse.status.value} at the other end"
+        return Status.NOT_EVALUABLE, None, None, "per protocol at one end only"
+    return better.status, value, better.margin, f"{worse.status.value} at the other end"
 
 
 def _critical_volume_too_large(req, bands: Bands, total_cc: float) -> bool:

@@ -6,12 +6,19 @@ added and the ``minus`` parts taken away (``PriorInput.organ_parts``).
 
 The body outline (an EXTERNAL ROI, or a structure derived from it such as ``External - PTV``)
 is judged like any organ where the protocol sets prior-radiation limits on it, and left out
-otherwise (its unjudged EQD2 rows would say nothing of an organ). A structure reaching beyond
-the current dose grid (the body always does) has no dose of either course sampled there: that
-part is reported and, like a part outside the prior grid, leaves a pass ``not_evaluable`` and a
-deviation standing only where the figure can only grow with it. An organ with prior-radiation
-limits that the organ rules could not hand over (not contoured, ambiguous, unusable) is named
-by :func:`unjudged_organ_findings`."""
+otherwise (its unjudged EQD2 rows would say nothing of an organ).
+
+A structure reaching beyond the current dose grid (a clipped grid; the body always does) has no
+current dose computed there. That part is sampled on its own (:func:`sample_beyond`) with each
+prior's dose, and its current dose is taken anywhere from 0 Gy to the highest current dose on
+the grid faces the structure crosses (the assumption of :mod:`rtqa.dvh.beyond_grid`, stated in
+every finding that uses it). Current and cumulative EQD2 figures are computed at both ends; as
+every DVH metric grows with that dose, the two values enclose the figure, and they are judged
+as the organ rules judge a structure beyond the grid (:func:`~rtqa.protocol.judging.judge_ends`).
+Where no bound can be had, and where a part lies outside the prior grid, the figure covers the
+known part only: a pass is then ``not_evaluable``, and a deviation stands only where the figure
+can only grow with the rest. An organ with prior-radiation limits that the organ rules could not
+hand over (not contoured, ambiguous, unusable) is named by :func:`unjudged_organ_findings`."""
 
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ import numpy as np
 
 from rtqa.dvh.core import Dvh, MetricUndefined
 from rtqa.model import Finding, Roi, Status
+from rtqa.protocol.judging import judge_ends, span_words
 from rtqa.protocol.metrics import (
     MetricNotEvaluable,
     MetricRequest,
@@ -38,7 +46,7 @@ from rtqa.protocol.prior_inputs import (
     MappedPrior,
     PriorInput,
 )
-from rtqa.protocol.prior_sampling import Samples, sample, sample_derived
+from rtqa.protocol.prior_sampling import Beyond, Samples, sample, sample_beyond, sample_derived
 from rtqa.protocol.structure_dvhs import derived_name
 from rtqa.radiobiology import LQ_DOUBTFUL_ABOVE_GY, eqd2, high_dose_per_fraction_note
 
@@ -47,15 +55,29 @@ _UNJUDGED_METRICS = ("Max[Gy]", "Mean[Gy]")
 
 @dataclass(frozen=True)
 class OrganEqd2:
-    """EQD2 DVHs of one organ: current course, all prior courses (undiscounted), cumulative
-    (after any recovery discount); ``unknown_prior_cc``: volume without a prior dose."""
+    """EQD2 DVHs of one organ (Gy): current course, all prior courses (undiscounted),
+    cumulative (after any recovery discount); ``unknown_prior_cc``: volume without a prior dose.
+
+    ``outside_cc``: volume beyond the current dose grid. Where ``beyond_bound_gy`` (physical Gy)
+    is set, that part was sampled with the prior doses and its current dose lies between 0 Gy
+    and the bound: ``current`` leaves it unknown with ``current.beyond_grid_max_gy`` the bound's
+    EQD2, ``prior`` includes it, and ``cumulative`` / ``cumulative_high`` hold it at the two
+    ends (current dose 0 Gy / at the bound). Otherwise no dose of either course is known there
+    and every figure covers the rest."""
 
     current: Dvh
     prior: Dvh | None
     cumulative: Dvh | None
     unknown_prior_cc: float
     max_physical: list[tuple[str, float, int]]  # (course, organ max Gy, fractions)
-    outside_cc: float = 0.0  # volume beyond the current dose grid: no dose of either course
+    outside_cc: float = 0.0
+    beyond_bound_gy: float | None = None
+    cumulative_high: Dvh | None = None
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the part beyond the current dose grid is judged over its bound."""
+        return self.outside_cc > 0 and self.beyond_bound_gy is not None
 
 
 #: The sections of ``prior_radiation`` that set limits on an organ.
@@ -107,7 +129,12 @@ def is_body(roi: Roi, inp: PriorInput) -> bool:
 
 
 def _organ_eqd2(
-    s: Samples, inp: PriorInput, priors: list[MappedPrior], ab: float, recovery: float
+    s: Samples,
+    inp: PriorInput,
+    priors: list[MappedPrior],
+    ab: float,
+    recovery: float,
+    beyond: Beyond | None = None,
 ) -> OrganEqd2:
     current = np.asarray(eqd2(s.current_gy, inp.fractions, ab), dtype=float)
     spread = None
@@ -115,30 +142,55 @@ def _organ_eqd2(
         # the current dose's spread within a cell, carried through the local slope of EQD2
         slope = (2.0 * np.clip(s.current_gy, 0.0, None) / inp.fractions + ab) / (2.0 + ab)
         spread = slope * np.asarray(s.current_spread_gy, dtype=float)
-    prior_sum = np.zeros_like(current)
-    for p, dose in zip(priors, s.priors_gy, strict=True):
-        prior_sum = prior_sum + np.asarray(eqd2(dose, p.fractions, ab), dtype=float)
-    known = ~np.isnan(prior_sum)
-    unknown_prior = float(s.volumes_cc[~known].sum())
-    cur_dvh = Dvh.from_samples(current, s.volumes_cc, s.outside_cc, spreads_gy=spread)
-    if np.any(known):
-        lost = s.outside_cc + unknown_prior
-        prior_dvh = Dvh.from_samples(prior_sum[known], s.volumes_cc[known], lost)
-        cum = current[known] + (1.0 - recovery) * prior_sum[known]
-        cum_spread = None if spread is None else spread[known]
-        cum_dvh = Dvh.from_samples(cum, s.volumes_cc[known], lost, spreads_gy=cum_spread)
-    else:
-        prior_dvh = cum_dvh = None
-    maxima = [("current course", _nanmax(s.current_gy), inp.fractions)]
-    maxima += [
-        (f"prior course '{p.label}'", _nanmax(d), p.fractions)
-        for p, d in zip(priors, s.priors_gy, strict=True)
-    ]
     total = float(s.volumes_cc.sum()) + s.outside_cc
     outside = s.outside_cc
     if outside <= max(UNKNOWN_TOLERANCE_CC, OUTSIDE_TOLERANCE_FRACTION * total):
-        outside = 0.0
-    return OrganEqd2(cur_dvh, prior_dvh, cum_dvh, unknown_prior, maxima, outside)
+        outside, beyond = 0.0, None
+    prior_sum = _prior_eqd2(priors, s.priors_gy, ab, current.size)
+    cur_dvh = Dvh.from_samples(current, s.volumes_cc, s.outside_cc, spreads_gy=spread)
+    # the samples of the prior and cumulative distributions: inside the current grid, then
+    # beyond it (current dose 0 Gy there; ``top`` at the bound)
+    volumes, prior_all, now, now_spread = s.volumes_cc, prior_sum, current, spread
+    top = np.zeros(0)
+    lost_outside = s.outside_cc
+    if beyond is not None:
+        bound_eqd2 = float(eqd2(beyond.bound_gy, inp.fractions, ab))
+        cur_dvh.beyond_grid_max_gy = bound_eqd2
+        n = beyond.volumes_cc.size
+        volumes = np.concatenate([volumes, beyond.volumes_cc])
+        prior_all = np.concatenate([prior_sum, _prior_eqd2(priors, beyond.priors_gy, ab, n)])
+        now = np.concatenate([current, np.zeros(n)])
+        now_spread = None if spread is None else np.concatenate([spread, np.zeros(n)])
+        top = np.concatenate([np.zeros(current.size), np.full(n, bound_eqd2)])
+        lost_outside = 0.0
+    known = ~np.isnan(prior_all)
+    unknown_prior = float(volumes[~known].sum())
+    prior_dvh = cum_dvh = cum_high = None
+    if np.any(known):
+        lost = lost_outside + unknown_prior
+        v = volumes[known]
+        prior_dvh = Dvh.from_samples(prior_all[known], v, lost)
+        cum = now[known] + (1.0 - recovery) * prior_all[known]
+        cum_spread = None if now_spread is None else now_spread[known]
+        cum_dvh = Dvh.from_samples(cum, v, lost, spreads_gy=cum_spread)
+        if beyond is not None:
+            cum_high = Dvh.from_samples(cum + top[known], v, lost, spreads_gy=cum_spread)
+    maxima = [("current course", _nanmax(s.current_gy), inp.fractions)]
+    for i, p in enumerate(priors):
+        doses = [s.priors_gy[i]] + ([beyond.priors_gy[i]] if beyond is not None else [])
+        maxima.append((f"prior course '{p.label}'", _nanmax(np.concatenate(doses)), p.fractions))
+    bound = beyond.bound_gy if beyond is not None else None
+    return OrganEqd2(cur_dvh, prior_dvh, cum_dvh, unknown_prior, maxima, outside, bound, cum_high)
+
+
+def _prior_eqd2(
+    priors: list[MappedPrior], doses: list[np.ndarray], ab: float, n: int
+) -> np.ndarray:
+    """The prior courses' EQD2 (Gy) summed over ``n`` samples (NaN where a dose is unknown)."""
+    total = np.zeros(n)
+    for p, dose in zip(priors, doses, strict=True):
+        total = total + np.asarray(eqd2(dose, p.fractions, ab), dtype=float)
+    return total
 
 
 def _nanmax(values: np.ndarray) -> float:
@@ -185,12 +237,13 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
         recovery, recovery_text = _recovery(name, protocol)
         try:
             if plus or minus:
-                samples, _ = sample_derived(roi, plus, minus, inp, priors)
+                samples, occ = sample_derived(roi, plus, minus, inp, priors)
             else:
-                samples, _ = sample(roi, inp, priors)
+                samples, occ = sample(roi, inp, priors)
             if samples.volumes_cc.size == 0:
                 raise ValueError("it has no volume inside the current dose grid")
-            res = _organ_eqd2(samples, inp, priors, ab.value, recovery)
+            beyond = sample_beyond(occ, inp, priors) if samples.outside_cc > 0 else None
+            res = _organ_eqd2(samples, inp, priors, ab.value, recovery, beyond)
         except ValueError as exc:
             out.append(
                 _organ_not_evaluable(
@@ -217,15 +270,14 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
         )
         metrics = _metrics(sections) if judged else [parse_metric(m) for m in _UNJUDGED_METRICS]
         for request in metrics:
-            trio = _trio(request, res)
+            figs = _figures(request, res)
+            shown = {"prior": figs.prior, "current": figs.now[1], "cumulative": figs.cum[1]}
             values[f"{name} {request.canonical}"] = {
-                k: v
-                for k, v in zip(("prior", "current", "cumulative"), trio, strict=True)
-                if v is not None
+                k: v for k, v in shown.items() if v is not None
             }
             out.extend(
                 _organ_rows(
-                    (title, judged_name, name), request, trio, sections, context, res, ab.value
+                    (title, judged_name, name), request, figs, sections, context, res, ab.value
                 )
             )
         prior_max = res.prior.max_gy if res.prior is not None else 0.0
@@ -245,8 +297,41 @@ def _metrics(sections: dict[str, tuple[Limit, ...]]) -> list[MetricRequest]:
     return list(seen.values())
 
 
-def _trio(request: MetricRequest, res: OrganEqd2) -> tuple[float | None, ...]:
-    return tuple(_value(request, d) for d in (res.prior, res.current, res.cumulative))
+Ends = tuple[float | None, float | None]
+
+
+@dataclass(frozen=True)
+class _Figures:
+    """One metric of an organ: the prior courses' value, and the current and cumulative values
+    at the two ends of the current dose beyond the grid (0 Gy, the bound; equal where nothing
+    lies beyond or no bound is known)."""
+
+    prior: float | None
+    now: Ends
+    cum: Ends
+
+
+def _figures(request: MetricRequest, res: OrganEqd2) -> _Figures:
+    prior = _value(request, res.prior)
+    if not res.bounded:
+        now, cum = _value(request, res.current), _value(request, res.cumulative)
+        return _Figures(prior, (now, now), (cum, cum))
+    top = res.current.beyond_grid_max_gy or 0.0
+    now = (_value(request, res.current.completed(0.0)), _value(request, res.current.completed(top)))
+    return _Figures(
+        prior, now, (_value(request, res.cumulative), _value(request, res.cumulative_high))
+    )
+
+
+def _share(figs: _Figures) -> Ends:
+    """The current / cumulative ratio's ends: the least and greatest ratio of either end of
+    each (both figures grow, or both shrink, with the dose beyond the grid)."""
+    ratios = [
+        n / c for n in figs.now for c in figs.cum if n is not None and c is not None and c > 0
+    ]
+    if len(ratios) < 4:
+        return (None, None)
+    return (min(ratios), max(ratios))
 
 
 def _value(request: MetricRequest, dvh: Dvh | None) -> float | None:
@@ -262,7 +347,16 @@ def _organ_context(res: OrganEqd2, ab: AlphaBeta, recovery_text: str, roi_name: 
     parts = [f"EQD2 {ab.text}, each course voxel-wise with its own fraction count, summed"]
     if recovery_text:
         parts.append(recovery_text)
-    if res.outside_cc > 0:
+    if res.bounded:
+        top = res.current.beyond_grid_max_gy or 0.0
+        parts.append(
+            f"{_cc(res.outside_cc)} cc of '{roi_name}' lies outside the current dose grid: the "
+            f"prior dose is sampled there, and its current dose taken from 0 Gy to "
+            f"{res.beyond_bound_gy:.3g} Gy (EQD2 {top:.3g} Gy), the most on the grid faces it "
+            "crosses (assuming the dose falls off beyond the grid); current and cumulative "
+            "figures are given at both ends"
+        )
+    elif res.outside_cc > 0:
         parts.append(
             f"{_cc(res.outside_cc)} cc of '{roi_name}' lies outside the current dose grid (no "
             "dose of either course sampled there; every figure covers the rest)"
@@ -282,6 +376,15 @@ def _fmt(v: float | None, unit: str = "Gy") -> str:
     return "unknown" if v is None else f"{v:.2f} {unit}".rstrip()
 
 
+def _fmt_ends(ends: Ends, unit: str = "Gy") -> str:
+    """One value, or ``20.76 to 21.30 Gy`` where the two ends differ (2 decimals)."""
+    lo, hi = ends
+    if lo is None or hi is None or f"{lo:.2f}" == f"{hi:.2f}":
+        return _fmt(hi if lo is None else lo, unit)
+    lo, hi = sorted((lo, hi))
+    return f"{lo:.2f} to {_fmt(hi, unit)}"
+
+
 def _cc(v: float) -> str:
     """A volume (cc) in three significant figures, without an exponent."""
     return f"{v:.3g}" if v < 1000 else f"{v:.0f}"
@@ -296,16 +399,15 @@ def _label(request: MetricRequest, ab: float, tag: str) -> str:
     return f"{_TAGS[tag]} {request.canonical.split('[')[0]}"
 
 
-def _organ_rows(names, request, trio, sections, context, res, ab: float) -> list[Finding]:
+def _organ_rows(names, request, figs: _Figures, sections, context, res, ab: float) -> list[Finding]:
     """The rows of one metric; ``names``: (what messages name the organ, the structure judged,
     the protocol's organ name)."""
     title, roi_name, organ = names
-    prior, current, cumulative = trio
     metric = request.canonical
     unit = request.unit
     side = (
-        f"{title} {metric} EQD2: prior {_fmt(prior, unit)}, current {_fmt(current, unit)}, "
-        f"cumulative {_fmt(cumulative, unit)}"
+        f"{title} {metric} EQD2: prior {_fmt(figs.prior, unit)}, current "
+        f"{_fmt_ends(figs.now, unit)}, cumulative {_fmt_ends(figs.cum, unit)}"
     )
     message = f"{side} ({context})"
     base = {"roi": roi_name, "match": organ}
@@ -314,7 +416,7 @@ def _organ_rows(names, request, trio, sections, context, res, ab: float) -> list
         return [_organ_not_evaluable(title, roi_name, organ, why, True)]
 
     def shown(rule: str, which: str, value: float | None) -> Finding:
-        """An unjudged row showing one course's value."""
+        """An unjudged row showing one course's value (at the bound where it has two)."""
         return Finding(
             GROUP,
             rule,
@@ -326,58 +428,73 @@ def _organ_rows(names, request, trio, sections, context, res, ab: float) -> list
             **base,
         )
 
-    rows = [shown("prior_eqd2", "prior", prior)]
+    rows = [shown("prior_eqd2", "prior", figs.prior)]
     limits = {s: [lim for lim in sections[s] if lim.metric.canonical == metric] for s in sections}
+    beyond = _beyond_words(res)
 
     grows = grows_with_volume(request)
     # each course's figure: judged against its limits, else shown
-    for section, shown_rule, tag, value, prior_part in (
-        ("course_eqd2", "current_eqd2", "now", current, False),
-        ("cumulative_eqd2", "cumulative_eqd2", "cum", cumulative, True),
+    for section, shown_rule, tag, ends, prior_part in (
+        ("course_eqd2", "current_eqd2", "now", figs.now, False),
+        ("cumulative_eqd2", "cumulative_eqd2", "cum", figs.cum, True),
     ):
         for lim in limits[section]:
+            label = _label(request, ab, tag)
             rows.append(
                 _judge(
                     section,
-                    _label(request, ab, tag),
-                    value,
+                    label,
+                    ends,
                     request.unit,
                     lim,
                     message,
                     base,
                     gaps=_gaps(res, prior=prior_part),
                     grows=grows,
+                    beyond=beyond and f"{beyond}, {label}",
                 )
             )
         if not limits[section]:
-            rows.append(shown(shown_rule, tag, value))
+            rows.append(shown(shown_rule, tag, ends[1]))
     for lim in limits["course_share"]:
-        share = current / cumulative if current is not None and cumulative else None
+        share = _share(figs)
         share_msg = (
-            f"{side}; current / cumulative = {share:.3f} ({context})"
-            if share is not None
+            f"{side}; current / cumulative = {_fmt_ends(share, '')} ({context})"
+            if share[0] is not None
             else message
         )
+        label = _label(request, ab, "ratio")
         rows.append(
             _judge(
                 "course_share",
-                _label(request, ab, "ratio"),
+                label,
                 share,
                 "",
                 lim,
                 share_msg,
                 base,
                 gaps=_gaps(res, prior=True),
+                beyond=beyond and f"{beyond}, {label}",
             )
         )
     return rows
 
 
+def _beyond_words(res: OrganEqd2) -> str:
+    """The assumption over the part beyond the current dose grid ('' where none is made)."""
+    if not res.bounded:
+        return ""
+    return (
+        f"with the current dose beyond the grid anywhere from 0 Gy to {res.beyond_bound_gy:.3g} Gy"
+    )
+
+
 def _gaps(res: OrganEqd2, prior: bool) -> list[tuple[float, str, str]]:
     """The parts of the organ a figure leaves out, as (cc, what the figure covers, what is
-    unknown there): beyond the current dose grid, and with ``prior`` beyond the prior grid."""
+    unknown there): beyond the current dose grid where no bound is known, and with ``prior``
+    beyond the prior grid."""
     out = []
-    if res.outside_cc > 0:
+    if res.outside_cc > 0 and not res.bounded:
         known = "where the doses are known" if prior else "where the current dose is known"
         out.append((res.outside_cc, known, "lies outside the current dose grid"))
     if prior and res.unknown_prior_cc > UNKNOWN_TOLERANCE_CC:
@@ -386,13 +503,19 @@ def _gaps(res: OrganEqd2, prior: bool) -> list[tuple[float, str, str]]:
     return out
 
 
-def _judge(rule, metric, value, unit, lim: Limit, message, base, gaps=(), grows=False) -> Finding:
-    """A prior-group finding judging ``value`` against ``lim``. Where ``gaps`` (:func:`_gaps`)
-    leave part of the organ out, the value covers the rest only: a pass is not evaluable, and so
-    is a deviation unless ``grows`` (:func:`~rtqa.protocol.metrics.grows_with_volume`) and the
-    limit is an upper one."""
+def _judge(
+    rule, metric, ends: Ends, unit, lim: Limit, message, base, gaps=(), grows=False, beyond=""
+) -> Finding:
+    """A prior-group finding judging a figure against ``lim``. ``ends``: its values with the
+    current dose beyond the grid at 0 Gy and at its bound (equal where no bound is used);
+    ``beyond`` (words naming that assumption and the figure) marks a bounded figure, judged by
+    :func:`~rtqa.protocol.judging.judge_ends`. Where ``gaps`` (:func:`_gaps`) leave part of the
+    organ out, the value covers the rest only: a pass is not evaluable, and so is a deviation
+    unless ``grows`` (:func:`~rtqa.protocol.metrics.grows_with_volume`) and the limit is an
+    upper one."""
     prov = {"source": str(lim.source), "confidence": lim.confidence.value}
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    lo, hi = ends
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in ends):
         return Finding(
             GROUP,
             rule,
@@ -404,9 +527,13 @@ def _judge(rule, metric, value, unit, lim: Limit, message, base, gaps=(), grows=
             **prov,
             **base,
         )
-    j = lim.judge(value)
-    status = j.status
     text = message
+    if beyond:
+        status, value, margin, verdict = judge_ends(lim.bands, [lo, hi])
+        text += f"; {beyond} {span_words(lo, hi)}" + (f": {verdict}" if verdict else "")
+    else:
+        j = lim.judge(lo)
+        status, value, margin = j.status, lo, j.margin
     if lim.note:
         text += f"; limit: {lim.note}"
     if gaps:
@@ -415,6 +542,8 @@ def _judge(rule, metric, value, unit, lim: Limit, message, base, gaps=(), grows=
         if status is Status.PASS:
             status = Status.NOT_EVALUABLE
             text += f"; within the limit {known}, but {missing}"
+        elif status is Status.NOT_EVALUABLE:
+            text += f"; besides, {missing}"
         elif not (grows and lim.bands.per_protocol.upper):
             status = Status.NOT_EVALUABLE
             text += (
@@ -430,7 +559,7 @@ def _judge(rule, metric, value, unit, lim: Limit, message, base, gaps=(), grows=
         value=value,
         unit=unit,
         limits=lim.conditions,
-        margin=j.margin,
+        margin=margin,
         **prov,
         **base,
     )

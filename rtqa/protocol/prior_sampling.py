@@ -1,6 +1,8 @@
 """How the prior-radiation rules sample a structure: its occupied cells on the current dose
-grid's lattice with the current and each mapped prior physical dose (Gy) there, and the coarse
-lattices (mm) on which body outlines are compared for the registration direction check."""
+grid's lattice with the current and each mapped prior physical dose (Gy) there; its part beyond
+the current dose grid with each prior's dose there and a bound on the current dose
+(:func:`sample_beyond`); and the coarse lattices (mm) on which body outlines are compared for
+the registration direction check."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import shapely
 
 from rtqa.geometry.transform import invert, resample_dose
 from rtqa.model import DoseGrid, Roi
@@ -85,6 +88,89 @@ def sample_occupancy(occ: Occupancy, inp: PriorInput, priors: list[MappedPrior])
     return Samples(volumes, current, prior_doses, occ.outside_cc, spread)
 
 
+@dataclass(eq=False)
+class Beyond:
+    """A structure's part beyond the current dose grid, sampled on a lattice of the grid's
+    spacing that reaches past it: volumes (cc) and each prior's physical dose (Gy, NaN where
+    unknown) at the cell centres. No current dose was computed there; ``bound_gy`` bounds it
+    from above: the highest current dose (Gy) on the grid faces the structure crosses
+    (:mod:`rtqa.dvh.beyond_grid`). The part's volume is ``volumes_cc.sum()``: the structure's
+    ``outside_cc`` to within the rounding of the lattice."""
+
+    volumes_cc: np.ndarray
+    priors_gy: list[np.ndarray]
+    bound_gy: float
+
+
+def sample_beyond(occ: Occupancy, inp: PriorInput, priors: list[MappedPrior]) -> Beyond | None:
+    """The part of ``occ``'s structure beyond the current dose grid (``inp.dose``), sampled
+    with each prior's dose; None where nothing lies beyond, or where the structure's extent is
+    not known (no slab model) so that neither the part nor a bound can be had."""
+    from rtqa.dvh.beyond_grid import beyond_grid_max_gy
+    from rtqa.geometry.sampling import occupancy
+
+    bound = beyond_grid_max_gy(occ, inp.dose)
+    if bound is None or occ.slabs is None:
+        return None
+    part = outside_stack(occ)
+    if part is None:
+        return None
+    lattice = _lattice_like(inp.dose, part.bounds_mm)
+    beyond = occupancy(part, lattice, name=occ.name)
+    if beyond.values.size == 0:
+        return None
+    k, j, i = np.nonzero(beyond.values > 0)
+    volumes = beyond.values[k, j, i] * beyond.cell_volumes_mm3()[k, 0, 0] / 1000.0
+    cells = cell_grid(beyond)
+    prior_doses = []
+    for p in priors:
+        back = None if p.matrix is None else invert(p.matrix)
+        at_cells, _ = resample_dose(p.grid, cells, back)
+        prior_doses.append(at_cells[k, j, i])
+    return Beyond(volumes.astype(float), prior_doses, float(bound))
+
+
+def outside_stack(occ: Occupancy):
+    """The slab model of the part of ``occ``'s structure outside its lattice's box (the
+    current dose grid's voxels), or None when none is left."""
+    from rtqa.geometry.boolean import combined_stack
+    from rtqa.geometry.slabs import SlabStack
+
+    lat = occ.lattice
+    x, y, z = lat.x_edges_mm, lat.y_edges_mm, lat.z_edges_mm
+    box = shapely.box(float(x[0]), float(y[0]), float(x[-1]), float(y[-1]))
+    grid_box = SlabStack(
+        z_mm=np.array([0.5 * (z[0] + z[-1])]),
+        lo_mm=np.array([float(z[0])]),
+        hi_mm=np.array([float(z[-1])]),
+        geoms=(box,),
+        areas_mm2=np.array([box.area]),
+    )
+    part = combined_stack(occ.slabs, (), (grid_box,))
+    return part if part.geoms else None
+
+
+def _lattice_like(grid: DoseGrid, bounds: tuple[float, ...], min_step_mm: float = 0.0) -> DoseGrid:
+    """An empty grid in ``grid``'s frame covering ``bounds`` (x0, y0, z0, x1, y1, z1; mm) with a
+    voxel to spare on every side, spaced as ``grid`` (its median step per axis; 3 mm along an
+    axis of one voxel) but no finer than ``min_step_mm``."""
+    x0, y0, z0, x1, y1, z1 = bounds
+    axes = []
+    for lo, hi, ref in ((x0, x1, grid.x_mm), (y0, y1, grid.y_mm), (z0, z1, grid.z_mm)):
+        step = float(np.median(np.abs(np.diff(ref)))) if ref.size > 1 else BODY_LATTICE_MM
+        step = max(step, min_step_mm)
+        n = math.ceil((hi - lo) / step) + 3
+        axes.append(lo - step + step * np.arange(n))
+    x, y, z = axes
+    return DoseGrid(
+        dose_gy=np.zeros((z.size, y.size, x.size)),
+        x_mm=x,
+        y_mm=y,
+        z_mm=z,
+        frame_of_reference_uid=grid.frame_of_reference_uid,
+    )
+
+
 #: Coarsest useful spacing (mm) for a body outline compared by Dice; finer grids are not needed.
 BODY_LATTICE_MM = 3.0
 
@@ -101,21 +187,7 @@ def lattice_over(roi: Roi, grid: DoseGrid, bounds: tuple[float, ...] | None = No
     one voxel to spare, spaced as ``grid`` but no finer than :data:`BODY_LATTICE_MM`: a body
     outline rasterised on it is whole however far the dose grid reaches (ValueError for an ROI
     without volume)."""
-    x0, y0, z0, x1, y1, z1 = bounds if bounds is not None else roi_bounds(roi)
-    axes = []
-    for lo, hi, ref in ((x0, x1, grid.x_mm), (y0, y1, grid.y_mm), (z0, z1, grid.z_mm)):
-        step = float(np.median(np.abs(np.diff(ref)))) if ref.size > 1 else BODY_LATTICE_MM
-        step = max(step, BODY_LATTICE_MM)
-        n = math.ceil((hi - lo) / step) + 3
-        axes.append(lo - step + step * np.arange(n))
-    x, y, z = axes
-    return DoseGrid(
-        dose_gy=np.zeros((z.size, y.size, x.size)),
-        x_mm=x,
-        y_mm=y,
-        z_mm=z,
-        frame_of_reference_uid=grid.frame_of_reference_uid,
-    )
+    return _lattice_like(grid, bounds if bounds is not None else roi_bounds(roi), BODY_LATTICE_MM)
 
 
 def grid_occupancy(roi: Roi, grid: DoseGrid) -> np.ndarray:
