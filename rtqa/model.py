@@ -252,6 +252,10 @@ class Roi:
     bridged_steps_mm: tuple[tuple[float, float], ...] = ()
     #: (lower z, upper z) mm of wide steps with an image plane known to lie in them: gaps
     confirmed_gaps_mm: tuple[tuple[float, float], ...] = ()
+    #: Slab thickness (mm) of an ROI whose closed contours lie on one plane, given by
+    #: convention: the structure set's plane spacing, half on each side of the plane. None for
+    #: an ROI of two planes or more, or when no ROI of the structure set has two planes
+    single_plane_thickness_mm: float | None = None
 
     @property
     def is_empty(self) -> bool:

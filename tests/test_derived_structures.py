@@ -1,5 +1,6 @@
 """Derived organs (``roi: {minus: [...]}``) judged by ``rtqa check``: the occupancy difference
-against the additivity of volumes and dose integrals, and an unusable ROI as not evaluable."""
+against the additivity of volumes and dose integrals, and a derived organ on an ROI contoured on
+one plane judged with the structure set's plane spacing as its thickness."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from rtqa.check import CheckOptions, exit_code, run_check
+from rtqa.check import CheckOptions, run_check
 from rtqa.dicom.dose import read_dose
 from rtqa.dicom.structures import read_structure_set
 from rtqa.dvh import structure_dvh
@@ -63,7 +64,7 @@ def test_ptv_minus_gtv_is_the_difference_of_volumes_and_dose_integrals(protocol)
     assert found["Mean[Gy]"].value < p.mean_gy  # the hotter core is gone
 
 
-def test_derived_organ_on_a_one_plane_roi_is_not_evaluable(protocol, tmp_path):
+def test_derived_organ_on_a_one_plane_roi_is_judged_with_the_plane_spacing(protocol, tmp_path):
     case = tmp_path / "case"
     shutil.copytree(SAMPLE, case)
     rs = case / "RS.SPINE3FX.dcm"
@@ -71,12 +72,24 @@ def test_derived_organ_on_a_one_plane_roi_is_not_evaluable(protocol, tmp_path):
     number = next(r.ROINumber for r in ds.StructureSetROISequence if r.ROIName == "Esophagus")
     item = next(i for i in ds.ROIContourSequence if i.ReferencedROINumber == number)
     item.ContourSequence = item.ContourSequence[:1]
+    (contour,) = item.ContourSequence
     ds.save_as(rs)
+    x, y = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)[:, :2].T
+    area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))  # shoelace, mm^2
+    z = float(contour.ContourData[2])
     findings = ring_findings(case, protocol, "Esophagus")
-    ring = [f for f in findings if f.match and "minus 'GTV'" in f.match]
-    assert [(f.rule, f.status) for f in ring] == [("dvh", Status.NOT_EVALUABLE)]
-    assert "single contour plane" in ring[0].message and ring[0].roi == "Esophagus"
-    assert exit_code(findings) == 4
+    ring = {f.rule: f for f in findings if f.match and "minus 'GTV'" in f.match}
+    assert sorted(ring) == ["Mean[Gy]", "V0Gy[cc]"]
+    assert all(f.status is Status.PASS and f.roi == "Esophagus - GTV" for f in ring.values())
+    assert "contoured on one plane (z -50 mm): 2.5 mm thick by convention" in ring["Mean[Gy]"].match
+    # the GTV (z -7.5 to 7.5 mm) is far from the one plane at z -50 mm: the ring is the
+    # Esophagus's slab of one plane spacing (2.5 mm, the sample's), its mean that slab's
+    assert z == -50.0
+    assert ring["V0Gy[cc]"].value == pytest.approx(area * 2.5 / 1000, rel=1e-6)
+    roi = read_structure_set(rs).roi("Esophagus")
+    slab = structure_dvh(roi, read_dose(case / "RD.SPINE3FX.dcm"), spacing_mm=2.5).dvh
+    assert ring["Mean[Gy]"].value == pytest.approx(slab.mean_gy, rel=1e-3)
+    assert not [f for f in findings if f.rule == "dvh"]
 
 
 def test_a_derived_organ_judged_after_its_base_leaves_the_base_dvh_and_curve(tmp_path):

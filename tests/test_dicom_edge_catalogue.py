@@ -374,8 +374,9 @@ def test_one_plane_gtv_gets_a_stated_conventional_volume(tmp_path):
         "thickness is not contoured, so its volume is a convention, not a measurement: with the "
         "structure set's plane spacing of 2.5 mm (the median step between the planes of its "
         "ROIs) as slab thickness (z 0 +/- 1.25 mm), each mm^2 of contour counts as 2.5 mm^3: "
-        f"{area:.6g} mm^2 x 2.5 mm = {area * spacing / 1000:.6g} cc; where no plane spacing is "
-        "given it has no thickness and no DVH"
+        f"{area:.6g} mm^2 x 2.5 mm = {area * spacing / 1000:.6g} cc; rtqa gives it this "
+        "thickness wherever it computes its volume or dose: its DVH and every figure of it rest "
+        "on this convention"
     )
     result = CliRunner().invoke(cli, ["dvh", str(folder), "--format", "json"])
     data = json.loads(result.output)

@@ -446,12 +446,18 @@ def test_single_plane_roi_warns_that_its_volume_is_a_convention(tmp_path):
         "thickness is not contoured, so its volume is a convention, not a measurement: with the "
         "structure set's plane spacing of 3 mm (the median step between the planes of its ROIs) "
         "as slab thickness (z 4.5 +/- 1.5 mm), each mm^2 of contour counts as 3 mm^3: 256 mm^2 "
-        "x 3 mm = 0.768 cc; where no plane spacing is given it has no thickness and no DVH"
+        "x 3 mm = 0.768 cc; rtqa gives it this thickness wherever it computes its volume or "
+        "dose: its DVH and every figure of it rest on this convention"
     )
-    # the slab model, given that plane spacing, gives the volume the note states
+    # the ROI carries that thickness, and the slab model gives it the volume the note states,
+    # with the plane spacing passed or without
+    assert ss.roi(3).single_plane_thickness_mm == 3.0
+    assert ss.roi(1).single_plane_thickness_mm is None
+    assert ss.roi(2).single_plane_thickness_mm is None
     assert contour_volume_cc(ss.roi(3), spacing_mm=3.0) == pytest.approx(
         area_mm2 * 3.0 / 1000, rel=1e-12
     )
+    assert contour_volume_cc(ss.roi(3)) == pytest.approx(area_mm2 * 3.0 / 1000, rel=1e-12)
 
 
 def test_single_plane_rois_without_any_plane_spacing(tmp_path):
@@ -467,6 +473,7 @@ def test_single_plane_rois_without_any_plane_spacing(tmp_path):
         "volume and no DVH unless a plane spacing or end cap is given"
     ]
     assert "(z 7.5 mm, area 4 mm^2)" in ss.roi(2).notes[0].message
+    assert ss.roi(1).single_plane_thickness_mm is None
     with pytest.raises(ValueError, match="single contour plane"):
         contour_volume_cc(ss.roi(1))
 

@@ -19,11 +19,13 @@
   WARNING.
 * POINT contours go to ``Roi.points``, OPEN_PLANAR / OPEN_NONPLANAR to ``Roi.open_contours``;
   other geometric types are excluded with a WARNING.
-* An ROI whose closed contours lie on a single plane has no contoured thickness: a WARNING names
-  its z and area and the slab thickness a plane spacing gives it (the structure set's plane
-  spacing, :func:`plane_spacing_mm`, half on each side of the plane, as
-  :func:`rtqa.geometry.slabs.slab_stack` uses it), so that its volume reads as the convention it
-  is: area (mm^2) x thickness (mm).
+* An ROI whose closed contours lie on a single plane has no contoured thickness: it is given the
+  structure set's plane spacing (:func:`plane_spacing_mm`) as slab thickness, half on each side
+  of the plane (``Roi.single_plane_thickness_mm``, which
+  :func:`rtqa.geometry.slabs.slab_stack` uses where no spacing or end cap is passed), and a
+  WARNING names its z and area and that thickness, so that its volume, its DVH and every figure
+  of it read as the convention they are: area (mm^2) x thickness (mm). Where no ROI of the
+  structure set has two planes there is no plane spacing: it has no thickness and no DVH.
 """
 
 from __future__ import annotations
@@ -195,7 +197,8 @@ def _long_values(ds: Dataset, path: str) -> list[Note]:
 
 def _note_single_planes(rois: list[Roi], path: str) -> None:
     """A WARNING on every ROI whose closed contours lie on one plane: its thickness, hence its
-    volume, is a convention (see the module docstring)."""
+    volume, is a convention (see the module docstring). Sets its
+    ``single_plane_thickness_mm`` to the structure set's plane spacing, where there is one."""
     single = [r for r in rois if len(r.planes) == 1]
     if not single:
         return
@@ -218,9 +221,11 @@ def _note_single_planes(rois: list[Roi], path: str) -> None:
                 f": with the structure set's plane spacing of {spacing:g} mm (the median step "
                 f"between the planes of its ROIs) as slab thickness (z {plane.z_mm:g} "
                 f"+/- {0.5 * spacing:g} mm), each mm^2 of contour counts as {spacing:g} mm^3: "
-                f"{area:.6g} mm^2 x {spacing:g} mm = {area * spacing / 1000.0:.6g} cc; where no "
-                "plane spacing is given it has no thickness and no DVH"
+                f"{area:.6g} mm^2 x {spacing:g} mm = {area * spacing / 1000.0:.6g} cc; rtqa gives "
+                "it this thickness wherever it computes its volume or dose: its DVH and every "
+                "figure of it rest on this convention"
             )
+            roi.single_plane_thickness_mm = spacing
         roi.notes = (*roi.notes, Note(Level.WARNING, head + tail, path, tag_name("ContourData")))
 
 

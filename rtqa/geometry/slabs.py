@@ -15,7 +15,10 @@ Conventions
 * End caps: beyond the first and last plane of each part the slab extends by ``end_cap_mm``;
   by default (``None``) half the neighbouring spacing, the same rule as between planes. A part
   of a single plane takes half ``spacing_mm`` (the structure set's plane spacing) on each side,
-  else half the median spacing of the structure's other planes.
+  else half the median spacing of the structure's other planes. An ROI contoured on a single
+  plane, given neither, takes half its ``Roi.single_plane_thickness_mm`` on each side: the
+  structure set's plane spacing, set by the reader (a convention it warns of); without one it
+  has no thickness (ValueError).
 * Polygons of one plane are united (the reader resolved holes by the even-odd rule); invalid
   rings (self-intersecting) are repaired with ``shapely.make_valid``.
 """
@@ -154,8 +157,8 @@ def slab_stack(
     roi: Roi, end_cap_mm: float | None = None, spacing_mm: float | None = None
 ) -> SlabStack:
     """The slab model of ``roi`` (see the module docstring). ValueError when the ROI has no
-    closed contour, or has a single plane and no ``spacing_mm``/``end_cap_mm`` to give it a
-    thickness."""
+    closed contour, or has a single plane and no ``spacing_mm``/``end_cap_mm``/
+    ``roi.single_plane_thickness_mm`` to give it a thickness."""
     if roi.is_empty:
         raise ValueError(f"ROI '{roi.name}' has no closed planar contour")
     if end_cap_mm is not None and (not np.isfinite(end_cap_mm) or end_cap_mm < 0):
@@ -167,7 +170,12 @@ def slab_stack(
     steps = np.diff(z)
     gap = gap_steps(z, spacing_mm, roi.bridged_steps_mm)
     joined = steps[~gap]
-    fallback = spacing_mm if spacing_mm else (float(np.median(joined)) if joined.size else None)
+    if spacing_mm:
+        fallback = spacing_mm
+    elif joined.size:
+        fallback = float(np.median(joined))
+    else:  # no step of its own: the thickness the reader gave a one-plane ROI, if any
+        fallback = roi.single_plane_thickness_mm
     lo = np.empty(n)
     hi = np.empty(n)
     for p in range(n):

@@ -190,6 +190,17 @@ class RoiMatch:
     def roi_name(self) -> str | None:
         return self.roi.name if self.roi is not None else None
 
+    @property
+    def convention(self) -> str:
+        """``'; contoured on one plane (z 0 mm): 2.5 mm thick by convention (...)'`` for a
+        matched ROI contoured on a single plane, and likewise (named) for each such ROI added
+        or subtracted; ``''`` when none is."""
+        parts = [single_plane_text(self.roi)] if self.roi is not None else []
+        for m in (*self.plus, *self.minus):
+            if m.roi is not None and single_plane_text(m.roi):
+                parts.append(f"'{m.roi.name}' {single_plane_text(m.roi)}")
+        return "".join(f"; {p}" for p in parts if p)
+
     def describe(self) -> str:
         """One line for reports."""
         if self.roi is not None:
@@ -202,6 +213,7 @@ class RoiMatch:
                 text += " minus " + ", ".join(
                     f"'{m.roi_name}'" for m in self.minus if m.roi is not None
                 )
+            text += self.convention
             if self.competitors:
                 text += f"; {ALSO_MATCHED}: " + ", ".join(f"'{c}'" for c in self.competitors)
             return text
@@ -222,6 +234,19 @@ class RoiMatch:
                 f"'{r.roi_name}' ({r.reason})" for r in self.rejected
             )
         return text
+
+
+def single_plane_text(roi: Roi) -> str:
+    """``'contoured on one plane (z 0 mm): 2.5 mm thick by convention (the structure set's
+    plane spacing)'`` for an ROI given a thickness by convention
+    (``Roi.single_plane_thickness_mm``); ``''`` otherwise."""
+    thickness = roi.single_plane_thickness_mm
+    if thickness is None or len(roi.planes) != 1:
+        return ""
+    return (
+        f"contoured on one plane (z {roi.planes[0].z_mm:g} mm): {thickness:g} mm thick by "
+        "convention (the structure set's plane spacing)"
+    )
 
 
 def _is_target(roi: Roi) -> bool:

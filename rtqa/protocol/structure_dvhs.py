@@ -14,6 +14,7 @@ import numpy as np
 from rtqa.dvh import display_bin_gy
 from rtqa.model import DoseGrid, Finding, Roi, Status
 from rtqa.protocol.evaluation import EvaluationContext
+from rtqa.protocol.matching import single_plane_text
 from rtqa.protocol.model import derived_label
 
 if TYPE_CHECKING:
@@ -128,13 +129,14 @@ def volume_integrity(roi: Roi, sd, dose: DoseGrid, cid, done: set[str]) -> list[
     diff = ours - tps
     pct = 100.0 * abs(diff) / tps if tps > 0 else math.inf
     bad = pct > VOLUME_TOLERANCE_PCT and abs(diff) > VOLUME_TOLERANCE_CC
+    convention = single_plane_text(roi)
     return [
         Finding(
             group="integrity",
             rule="volume",
             status=Status.MINOR if bad else Status.PASS,
             message=f"rtqa {ours:.4g} cc, planning system {tps:.4g} cc ({where}): "
-            f"{diff:+.3g} cc ({pct:.3g} %)",
+            f"{diff:+.3g} cc ({pct:.3g} %)" + (f"; {convention}" if convention else ""),
             roi=roi.name,
             metric="Volume[cc]",
             value=ours,

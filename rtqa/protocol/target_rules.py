@@ -40,11 +40,12 @@ def target_findings(
     for rule_id, m in w.targets:
         roi = m.roi
         assert roi is not None
+        matched = m.how + m.convention  # a one-plane target's thickness is a convention
         if roi.name not in ctx.dvhs:
-            sd = dvh_or_finding(structure_dvh, roi, dose, findings, cid, m.how, "target")
+            sd = dvh_or_finding(structure_dvh, roi, dose, findings, cid, matched, "target")
             if sd is None:
                 continue
-            keep_dvh(ctx, curves, roi, sd, m.how)
+            keep_dvh(ctx, curves, roi, sd, matched)
             outside.append((roi.name, True, outside_cc(sd.dvh), sd.volume_cc))
             notes.extend(sd.notes)
             ctx.target_cases[roi.name] = cid
@@ -56,7 +57,7 @@ def target_findings(
         rule = next(t for t in protocol.targets if t.id == rule_id)
         if rule.sites and not set(rule.sites) & set(w.site.sites):
             continue
-        how = f"{m.how}; {rx.describe()}"
+        how = f"{matched}; {rx.describe()}"
         for lim in rule.checks_for(plan_fx):
             if outside_cc(sd.dvh) > 0:
                 findings.append(
