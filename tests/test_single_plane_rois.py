@@ -232,6 +232,8 @@ def test_prior_radiation_rules_judge_a_one_plane_cord(tmp_path):
     prior = by_rule(report, "SpinalCord", "prior")
     assert prior["course_eqd2"]["status"] == "pass"
     assert prior["course_eqd2"]["value"] == pytest.approx(peak * (peak / 3 + 2) / 4, rel=1e-5)
+    message = prior["course_eqd2"]["message"]
+    assert "'SpinalCord' contoured on one plane (z 0 mm): " + CONVENTION in message
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import numpy as np
 from rtqa.dvh.core import Dvh, MetricUndefined
 from rtqa.model import Finding, Roi, Status
 from rtqa.protocol.judging import judge_ends, span_words
+from rtqa.protocol.matching import single_plane_text
 from rtqa.protocol.metrics import (
     MetricNotEvaluable,
     MetricRequest,
@@ -253,6 +254,13 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
             continue
         dvhs[name] = res
         context = _organ_context(res, ab, recovery_text, judged_name)
+        # an ROI contoured on one plane has its thickness by convention: say so
+        conventions = [
+            f"'{r.name}' {single_plane_text(r)}"
+            for r in (roi, *plus, *minus)
+            if single_plane_text(r)
+        ]
+        context = "; ".join([context, *conventions])
         out.append(
             Finding(
                 GROUP,
