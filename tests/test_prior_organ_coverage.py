@@ -20,7 +20,7 @@ from test_prior_rules import FRAME_A, by_rule, sphere_roi, uniform_setup
 
 from rtqa.check import CheckOptions, run_check
 from rtqa.geometry.sampling import voxel_edges
-from rtqa.geometry.transform import invert, resample_dose
+from rtqa.geometry.transform import invert, map_points, resample_dose
 from rtqa.model import DoseGrid, Status
 from rtqa.protocol.loader import load_protocol_file
 from rtqa.protocol.prior_rules import evaluate_prior
@@ -234,56 +234,96 @@ def test_a_body_outline_with_cumulative_limits_is_judged_on_a_phantom(tmp_path):
 def test_a_body_outline_with_cumulative_limits_is_judged_in_a_check(tmp_path):
     """spine_prior's Body (EXTERNAL, named for matching only in BOSS) with cumulative limits:
     handed to the prior rules and judged. 1171 cc of it lies inside the current dose grid,
-    6708 cc beyond, where the prior dose is sampled (5377 cc of it lies outside the prior grid
-    too) and the current dose taken from 0 Gy to the most on the current grid's faces. The
-    cumulative V20Gy, 1111-1131 cc between those ends, exceeds 500 cc either way (major, exit
-    1); its mean, 16.2-17.7 Gy, is within 30 Gy where the prior dose is known, which says
-    nothing of the part without one (not evaluable, saying so). Both V20Gy ends agree with an
-    independent count: the cumulative EQD2 grid (alpha/beta 3 Gy) read over the body inside the
-    current grid, plus the body beyond it rasterised on a finer lattice aligned with the grid's
-    faces, with the prior dose resampled there."""
+    6708 cc beyond, where the prior dose is sampled and the current dose taken from 0 Gy to the
+    most on the current grid's faces (3.27 Gy); 5377 cc lies beyond the prior grid too, where
+    the prior dose is taken from 0 Gy to the most on that grid's faces (1.31 Gy). The cumulative
+    V20Gy, 1111-1131 cc between those ends, exceeds 500 cc either way (major, exit 1); the mean,
+    5.16-8.01 Gy, is within 30 Gy either way (pass). Both ends of both figures agree with an
+    independent computation: the EQD2 grids of the two courses (alpha/beta 3 Gy) read over the
+    body inside the current grid, plus the body beyond it rasterised on a finer lattice aligned
+    with the grid's faces with the prior dose resampled there; the prior grid's bound from the
+    faces the body's contour points cross in the prior frame."""
     limits = {"External": _limit("Mean[Gy]", "<= 30") + _limit("V20Gy[cc]", "<= 500")}
     r = check(SPINE_PRIOR, boss_with(tmp_path, "body", limits))
     rows = {f.metric: f for f in prior_rows(r, "External")}
     mean, v20 = rows["EQD2cum Mean"], rows["EQD2cum V20Gy"]
     assert mean.roi == v20.roi == "Body"
-    assert v20.status is Status.MAJOR and v20.value == pytest.approx(1130.51, abs=0.01)
-    assert v20.message.endswith(
-        "with the current dose beyond the grid anywhere from 0 Gy to 3.27 Gy, EQD2cum V20Gy "
-        "lies between 1111 and 1131"
+    bounds_text = (
+        "with the current dose beyond the grid anywhere from 0 Gy to 3.27 Gy and the dose of "
+        "'PRIOR_T7' beyond its grid anywhere from 0 Gy to 1.31 Gy"
     )
-    assert mean.status is Status.NOT_EVALUABLE and mean.value == pytest.approx(17.66, abs=0.01)
+    assert v20.status is Status.MAJOR and v20.value == pytest.approx(1130.51, abs=0.01)
+    assert v20.message.endswith(f"{bounds_text}, EQD2cum V20Gy lies between 1111 and 1131")
+    assert mean.status is Status.PASS and mean.value == pytest.approx(8.013, abs=1e-3)
+    assert mean.message.endswith(f"{bounds_text}, EQD2cum Mean lies between 5.155 and 8.013")
     assert "6708 cc of 'Body' lies outside the current dose grid: the prior dose is sampled" in (
         mean.message
     )
-    assert mean.message.endswith(
-        "EQD2cum Mean lies between 16.23 and 17.66; within the limit where the prior dose is "
-        "known, but 5377 cc of the organ has no prior dose (outside the prior grid)"
-    )
+    assert "5377 cc of 'Body' lies outside the dose grid of 'PRIOR_T7'" in mean.message
     assert r.exit_code == 1
     res = r.context.prior.organ_dvhs["External"]
-    assert res.outside_cc == pytest.approx(6708.4, abs=0.1)
-    assert res.unknown_prior_cc == pytest.approx(5376.8, abs=0.1)
-    grid = r.context.prior.cumulative
-    assert r.context.prior.alpha_beta_gy == 3.0
-    body = r.context.course.cases[0].structure_set.roi("Body")
-    inside_cc = _count_at_least(grid_occupancy(body, grid), grid, grid.dose_gy, 20.0)
-    # the body beyond the current grid on a lattice of half its spacing, aligned with its faces
-    lattice, beyond = _lattice_beyond(grid, (-200, -200, -90, 200, 200, 90), 0.5)
-    (prior,) = r.context.prior.priors
+    assert res.outside_cc == pytest.approx(6708.4, abs=0.1) and res.unknown_prior_cc == 0.0
+    ((label, unknown_cc, prior_bound),) = res.prior_parts
+    assert label == "PRIOR_T7" and unknown_cc == pytest.approx(5376.8, abs=0.1)
+    ctx = r.context.prior
+    assert ctx.alpha_beta_gy == 3.0
+    (prior,) = ctx.priors
     back = None if prior.matrix is None else invert(prior.matrix)
+    body = r.context.course.cases[0].structure_set.roi("Body")
+    # the prior grid's faces the body crosses, from its contour points in the prior frame
+    points = np.concatenate(
+        [
+            np.column_stack([q.exterior, np.full(len(q.exterior), pl.z_mm)])
+            for pl in body.planes
+            for q in pl.polygons
+        ]
+    )
+    q = map_points(points, back)
+    dose, faces = prior.grid.dose_gy, []
+    for column, axis_mm, axis in (
+        (0, prior.grid.x_mm, 2),
+        (1, prior.grid.y_mm, 1),
+        (2, prior.grid.z_mm, 0),
+    ):
+        if q[:, column].min() < axis_mm[0]:
+            faces.append(np.take(dose, 0, axis=axis).max())
+        if q[:, column].max() > axis_mm[-1]:
+            faces.append(np.take(dose, -1, axis=axis).max())
+    assert prior_bound == pytest.approx(max(faces), rel=1e-12)
+    prior_top = float(eqd2(prior_bound, prior.fractions, 3.0))
+    current_top = float(eqd2(res.beyond_bound_gy, 3, 3.0))
+    # inside the current grid: the two courses' EQD2 grids
+    grid = ctx.cumulative
+    inside = grid_occupancy(body, grid)
+    now, before = ctx.current_eqd2_gy, ctx.prior_eqd2_gy
+    # beyond it: the body on a lattice of half the grid's spacing, aligned with its faces
+    lattice, beyond = _lattice_beyond(grid, (-200, -200, -90, 200, 200, 90), 0.5)
     prior_gy, _ = resample_dose(prior.grid, lattice, back)
     prior_eqd2 = eqd2(np.nan_to_num(prior_gy, nan=0.0), prior.fractions, 3.0)
-    prior_eqd2[np.isnan(prior_gy)] = np.nan
     part = grid_occupancy(body, lattice) * beyond
     assert _count(part, lattice) == pytest.approx(res.outside_cc, rel=1e-6)
-    assert _count(part * np.isnan(prior_gy), lattice) == pytest.approx(
-        res.unknown_prior_cc, rel=1e-3
+    unknown = np.isnan(before), np.isnan(prior_gy)
+    assert _count(inside * unknown[0], grid) + _count(part * unknown[1], lattice) == (
+        pytest.approx(unknown_cc, rel=1e-3)
     )
-    top = float(eqd2(res.beyond_bound_gy, 3, 3.0))
-    low = inside_cc + _count_at_least(part, lattice, prior_eqd2, 20.0)
-    high = inside_cc + _count_at_least(part, lattice, prior_eqd2 + top, 20.0)
-    assert (low, high) == (pytest.approx(1111.49, rel=3e-3), pytest.approx(v20.value, rel=3e-3))
+    total = _count(inside, grid) + _count(part, lattice)
+    figures = []
+    for top_now, top_prior in ((0.0, 0.0), (current_top, prior_top)):
+        cum_in = now + np.where(unknown[0], top_prior, np.nan_to_num(before))
+        cum_out = top_now + np.where(unknown[1], top_prior, prior_eqd2)
+        v20_cc = _count_at_least(inside, grid, cum_in, 20.0)
+        v20_cc += _count_at_least(part, lattice, cum_out, 20.0)
+        integral = _count(inside * cum_in, grid) + _count(part * cum_out, lattice)
+        figures.append((v20_cc, integral / total))
+    (v20_low, mean_low), (v20_high, mean_high) = figures
+    assert (v20_low, v20_high) == (
+        pytest.approx(1111.49, rel=3e-3),
+        pytest.approx(v20.value, rel=3e-3),
+    )
+    assert (mean_low, mean_high) == (
+        pytest.approx(5.155, rel=5e-3),
+        pytest.approx(mean.value, rel=5e-3),
+    )
 
 
 def _count(fractions: np.ndarray, lattice) -> float:

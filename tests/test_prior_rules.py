@@ -348,18 +348,34 @@ def test_missing_prior_dose_or_fraction_count_is_not_evaluable(boss):
     assert findings[0].status is Status.NOT_EVALUABLE
 
 
-def test_part_of_an_organ_outside_the_prior_grid_is_reported_not_zero(boss):
+def test_part_of_an_organ_outside_the_prior_grid_takes_the_dose_on_its_faces(boss):
+    """The prior grid stops at x = 0: about half the cord (radius 6 mm at the origin) has no
+    prior dose sampled. It is reported, never taken as 0 Gy alone: its prior dose lies between
+    0 Gy and the 20 Gy on the grid face it crosses, so the cumulative maximum is 30 + 11.25 =
+    41.25 Gy either way (a pass), and the mean lies between the known half's 41.25 Gy weighted
+    with the other half's 11.25 Gy and 41.25 Gy."""
     inp = uniform_setup()
     prior = inp.course.priors[0]
-    # prior grid stops at x = 0: half the cord (radius 6 at the origin) has no prior dose
     prior.dose = grid((-20, 0, 0), (20, 40, 40), 2.0, FRAME_B, 20.0)
-    findings, _ = evaluate_prior(inp, boss)
+    findings, ctx = evaluate_prior(inp, boss)
     (cum,) = by_rule(findings, "cumulative_eqd2", "SpinalCord")
-    assert cum.status is Status.NOT_EVALUABLE
-    assert "outside the prior dose grid" in cum.message
+    assert cum.status is Status.PASS and cum.value == pytest.approx(41.25, abs=1e-9)
+    assert cum.message.endswith(
+        "with the dose of 'BEFORE' beyond its grid anywhere from 0 Gy to 20 Gy, EQD2cum Max is "
+        "41.25 either way; limit: cumulative point-maximum EQD2 about 70 Gy (nBED 70 Gy2/2)"
+    )
+    res = ctx.organ_dvhs["SpinalCord"]
+    ((label, cc, bound),) = res.prior_parts
+    assert (label, bound) == ("BEFORE", 20.0) and res.unknown_prior_cc == 0.0
     half_sphere_cc = 2 / 3 * np.pi * 6.0**3 / 1000
-    reported = float(cum.message.split(" cc of 'SpinalCord' lies outside")[0].split("; ")[-1])
-    assert reported == pytest.approx(half_sphere_cc, rel=0.05)  # the cells right of x = 0
+    assert cc == pytest.approx(half_sphere_cc, rel=0.05)  # the cells right of x = 0
+    outside = f"{cc:.3g} cc of 'SpinalCord' lies outside the dose grid of 'BEFORE': its dose "
+    assert outside + "there taken from 0 Gy to 20 Gy" in cum.message
+    whole = res.cumulative.total_volume_cc
+    low = (41.25 * (whole - cc) + 11.25 * cc) / whole
+    assert res.cumulative.mean_gy == pytest.approx(low, rel=1e-9)
+    assert res.cumulative_high.mean_gy == pytest.approx(41.25, rel=1e-9)
+    assert res.prior.mean_gy == pytest.approx(30 * (whole - cc) / whole, rel=1e-9)
 
 
 # --- target overlap, policy, classification ---------------------------------------------------

@@ -12,13 +12,16 @@ A structure reaching beyond the current dose grid (a clipped grid; the body alwa
 current dose computed there. That part is sampled on its own (:func:`sample_beyond`) with each
 prior's dose, and its current dose is taken anywhere from 0 Gy to the highest current dose on
 the grid faces the structure crosses (the assumption of :mod:`rtqa.dvh.beyond_grid`, stated in
-every finding that uses it). Current and cumulative EQD2 figures are computed at both ends; as
-every DVH metric grows with that dose, the two values enclose the figure, and they are judged
-as the organ rules judge a structure beyond the grid (:func:`~rtqa.protocol.judging.judge_ends`).
-Where no bound can be had, and where a part lies outside the prior grid, the figure covers the
-known part only: a pass is then ``not_evaluable``, and a deviation stands only where the figure
-can only grow with the rest. An organ with prior-radiation limits that the organ rules could not
-hand over (not contoured, ambiguous, unusable) is named by :func:`unjudged_organ_findings`."""
+every finding that uses it). Likewise a part beyond a prior's dose grid takes that prior's dose
+anywhere from 0 Gy to the most on the faces of its grid the structure crosses
+(:func:`~rtqa.protocol.prior_sampling.prior_face_bound`). Each figure is computed with every
+such dose at 0 Gy and at its bound; as every DVH metric grows with those doses, the two values
+enclose the figure, and they are judged as the organ rules judge a structure beyond the grid
+(:func:`~rtqa.protocol.judging.judge_ends`). Where no bound can be had, or a part too small to
+count (rounding) has no prior dose, the figure covers the known part only: a pass is then
+``not_evaluable``, and a deviation stands only where the figure can only grow with the rest.
+An organ with prior-radiation limits that the organ rules could not hand over (not contoured,
+ambiguous, unusable) is named by :func:`unjudged_organ_findings`."""
 
 from __future__ import annotations
 
@@ -57,14 +60,18 @@ _UNJUDGED_METRICS = ("Max[Gy]", "Mean[Gy]")
 @dataclass(frozen=True)
 class OrganEqd2:
     """EQD2 DVHs of one organ (Gy): current course, all prior courses (undiscounted),
-    cumulative (after any recovery discount); ``unknown_prior_cc``: volume without a prior dose.
+    cumulative (after any recovery discount); ``unknown_prior_cc``: volume whose prior dose is
+    unknown and unbounded (left out of the prior and cumulative distributions).
 
     ``outside_cc``: volume beyond the current dose grid. Where ``beyond_bound_gy`` (physical Gy)
     is set, that part was sampled with the prior doses and its current dose lies between 0 Gy
     and the bound: ``current`` leaves it unknown with ``current.beyond_grid_max_gy`` the bound's
-    EQD2, ``prior`` includes it, and ``cumulative`` / ``cumulative_high`` hold it at the two
-    ends (current dose 0 Gy / at the bound). Otherwise no dose of either course is known there
-    and every figure covers the rest."""
+    EQD2, and the prior and cumulative distributions include it. Otherwise no dose of either
+    course is known there and every figure covers the rest. ``prior_parts``: per prior whose
+    grid the organ reaches beyond, ``(label, cc, bound Gy)``: its dose there lies between 0 Gy
+    and the bound (:func:`~rtqa.protocol.prior_sampling.prior_face_bound`). ``prior`` and
+    ``cumulative`` hold every bounded dose at 0 Gy, ``prior_high`` and ``cumulative_high`` at its
+    bound (None where nothing is bounded: the one distribution is exact)."""
 
     current: Dvh
     prior: Dvh | None
@@ -74,6 +81,8 @@ class OrganEqd2:
     outside_cc: float = 0.0
     beyond_bound_gy: float | None = None
     cumulative_high: Dvh | None = None
+    prior_high: Dvh | None = None
+    prior_parts: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def bounded(self) -> bool:
@@ -147,51 +156,88 @@ def _organ_eqd2(
     outside = s.outside_cc
     if outside <= max(UNKNOWN_TOLERANCE_CC, OUTSIDE_TOLERANCE_FRACTION * total):
         outside, beyond = 0.0, None
-    prior_sum = _prior_eqd2(priors, s.priors_gy, ab, current.size)
     cur_dvh = Dvh.from_samples(current, s.volumes_cc, s.outside_cc, spreads_gy=spread)
     # the samples of the prior and cumulative distributions: inside the current grid, then
-    # beyond it (current dose 0 Gy there; ``top`` at the bound)
-    volumes, prior_all, now, now_spread = s.volumes_cc, prior_sum, current, spread
-    top = np.zeros(0)
+    # beyond it (current EQD2 0 Gy there at the low end, the bound's at the high end)
+    volumes, now_lo, now_hi, now_spread = s.volumes_cc, current, current, spread
+    doses, bounds = s.priors_gy, s.prior_bounds_gy or [None for _ in priors]
     lost_outside = s.outside_cc
     if beyond is not None:
         bound_eqd2 = float(eqd2(beyond.bound_gy, inp.fractions, ab))
         cur_dvh.beyond_grid_max_gy = bound_eqd2
         n = beyond.volumes_cc.size
         volumes = np.concatenate([volumes, beyond.volumes_cc])
-        prior_all = np.concatenate([prior_sum, _prior_eqd2(priors, beyond.priors_gy, ab, n)])
-        now = np.concatenate([current, np.zeros(n)])
+        now_lo = np.concatenate([current, np.zeros(n)])
+        now_hi = np.concatenate([current, np.full(n, bound_eqd2)])
         now_spread = None if spread is None else np.concatenate([spread, np.zeros(n)])
-        top = np.concatenate([np.zeros(current.size), np.full(n, bound_eqd2)])
+        doses = [np.concatenate(pair) for pair in zip(doses, beyond.priors_gy, strict=True)]
+        bounds = [_larger(a, b) for a, b in zip(bounds, beyond.prior_bounds_gy, strict=True)]
         lost_outside = 0.0
-    known = ~np.isnan(prior_all)
+    prior_lo, prior_hi, parts = _prior_ends(priors, doses, bounds, volumes, ab)
+    known = ~np.isnan(prior_hi)
     unknown_prior = float(volumes[~known].sum())
-    prior_dvh = cum_dvh = cum_high = None
+    prior_dvh = prior_high = cum_dvh = cum_high = None
     if np.any(known):
         lost = lost_outside + unknown_prior
         v = volumes[known]
-        prior_dvh = Dvh.from_samples(prior_all[known], v, lost)
-        cum = now[known] + (1.0 - recovery) * prior_all[known]
         cum_spread = None if now_spread is None else now_spread[known]
-        cum_dvh = Dvh.from_samples(cum, v, lost, spreads_gy=cum_spread)
-        if beyond is not None:
-            cum_high = Dvh.from_samples(cum + top[known], v, lost, spreads_gy=cum_spread)
+        prior_dvh = Dvh.from_samples(prior_lo[known], v, lost)
+        cum_lo = now_lo[known] + (1.0 - recovery) * prior_lo[known]
+        cum_dvh = Dvh.from_samples(cum_lo, v, lost, spreads_gy=cum_spread)
+        if parts:
+            prior_high = Dvh.from_samples(prior_hi[known], v, lost)
+        if parts or beyond is not None:
+            cum_hi = now_hi[known] + (1.0 - recovery) * prior_hi[known]
+            cum_high = Dvh.from_samples(cum_hi, v, lost, spreads_gy=cum_spread)
     maxima = [("current course", _nanmax(s.current_gy), inp.fractions)]
-    for i, p in enumerate(priors):
-        doses = [s.priors_gy[i]] + ([beyond.priors_gy[i]] if beyond is not None else [])
-        maxima.append((f"prior course '{p.label}'", _nanmax(np.concatenate(doses)), p.fractions))
+    maxima += [
+        (f"prior course '{p.label}'", _nanmax(d), p.fractions)
+        for p, d in zip(priors, doses, strict=True)
+    ]
     bound = beyond.bound_gy if beyond is not None else None
-    return OrganEqd2(cur_dvh, prior_dvh, cum_dvh, unknown_prior, maxima, outside, bound, cum_high)
+    return OrganEqd2(
+        cur_dvh,
+        prior_dvh,
+        cum_dvh,
+        unknown_prior,
+        maxima,
+        outside,
+        bound,
+        cum_high,
+        prior_high,
+        tuple(parts),
+    )
 
 
-def _prior_eqd2(
-    priors: list[MappedPrior], doses: list[np.ndarray], ab: float, n: int
-) -> np.ndarray:
-    """The prior courses' EQD2 (Gy) summed over ``n`` samples (NaN where a dose is unknown)."""
-    total = np.zeros(n)
-    for p, dose in zip(priors, doses, strict=True):
-        total = total + np.asarray(eqd2(dose, p.fractions, ab), dtype=float)
-    return total
+def _larger(a: float | None, b: float | None) -> float | None:
+    return b if a is None else (a if b is None else max(a, b))
+
+
+def _prior_ends(
+    priors: list[MappedPrior],
+    doses: list[np.ndarray],
+    bounds: list[float | None],
+    volumes: np.ndarray,
+    ab: float,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float, float]]]:
+    """The prior courses' EQD2 (Gy) summed per sample with each prior's unknown dose at 0 Gy
+    and at its bound (NaN where a dose is unknown and unbounded, or its unknown part is below
+    :data:`UNKNOWN_TOLERANCE_CC`: rounding, left out as before), and the bounded parts as
+    ``(label, cc, bound Gy)``."""
+    low, high = np.zeros(volumes.size), np.zeros(volumes.size)
+    parts = []
+    for p, dose, bound in zip(priors, doses, bounds, strict=True):
+        unknown = np.isnan(dose)
+        known = np.asarray(eqd2(np.where(unknown, 0.0, dose), p.fractions, ab), dtype=float)
+        cc = float(volumes[unknown].sum())
+        if bound is None or cc <= UNKNOWN_TOLERANCE_CC:
+            low = low + np.where(unknown, np.nan, known)
+            high = high + np.where(unknown, np.nan, known)
+            continue
+        parts.append((p.label, cc, bound))
+        low = low + np.where(unknown, 0.0, known)
+        high = high + np.where(unknown, float(eqd2(bound, p.fractions, ab)), known)
+    return low, high, parts
 
 
 def _nanmax(values: np.ndarray) -> float:
@@ -279,7 +325,7 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
         metrics = _metrics(sections) if judged else [parse_metric(m) for m in _UNJUDGED_METRICS]
         for request in metrics:
             figs = _figures(request, res)
-            shown = {"prior": figs.prior, "current": figs.now[1], "cumulative": figs.cum[1]}
+            shown = {"prior": figs.prior[1], "current": figs.now[1], "cumulative": figs.cum[1]}
             values[f"{name} {request.canonical}"] = {
                 k: v for k, v in shown.items() if v is not None
             }
@@ -310,25 +356,27 @@ Ends = tuple[float | None, float | None]
 
 @dataclass(frozen=True)
 class _Figures:
-    """One metric of an organ: the prior courses' value, and the current and cumulative values
-    at the two ends of the current dose beyond the grid (0 Gy, the bound; equal where nothing
-    lies beyond or no bound is known)."""
+    """One metric of an organ: the prior, current and cumulative values, each at the two ends
+    of the bounded unknown doses (every one at 0 Gy, every one at its bound; equal where
+    nothing is bounded)."""
 
-    prior: float | None
+    prior: Ends
     now: Ends
     cum: Ends
 
 
 def _figures(request: MetricRequest, res: OrganEqd2) -> _Figures:
-    prior = _value(request, res.prior)
-    if not res.bounded:
-        now, cum = _value(request, res.current), _value(request, res.cumulative)
-        return _Figures(prior, (now, now), (cum, cum))
-    top = res.current.beyond_grid_max_gy or 0.0
-    now = (_value(request, res.current.completed(0.0)), _value(request, res.current.completed(top)))
-    return _Figures(
-        prior, now, (_value(request, res.cumulative), _value(request, res.cumulative_high))
-    )
+    def ends(low: Dvh | None, high: Dvh | None) -> Ends:
+        value = _value(request, low)
+        return (value, value if high is None else _value(request, high))
+
+    if res.bounded:
+        top = res.current.beyond_grid_max_gy or 0.0
+        now = ends(res.current.completed(0.0), res.current.completed(top))
+    else:
+        now = ends(res.current, None)
+    prior = ends(res.prior, res.prior_high)
+    return _Figures(prior, now, ends(res.cumulative, res.cumulative_high))
 
 
 def _share(figs: _Figures) -> Ends:
@@ -368,6 +416,13 @@ def _organ_context(res: OrganEqd2, ab: AlphaBeta, recovery_text: str, roi_name: 
         parts.append(
             f"{_cc(res.outside_cc)} cc of '{roi_name}' lies outside the current dose grid (no "
             "dose of either course sampled there; every figure covers the rest)"
+        )
+    for name, cc, bound in res.prior_parts:
+        parts.append(
+            f"{_cc(cc)} cc of '{roi_name}' lies outside the dose grid of '{name}': its dose there "
+            f"taken from 0 Gy to {bound:.3g} Gy, the most on that grid's faces it crosses "
+            "(assuming the dose falls off beyond the grid); prior and cumulative figures are "
+            "given at both ends"
         )
     if res.unknown_prior_cc > UNKNOWN_TOLERANCE_CC:
         parts.append(
@@ -414,7 +469,7 @@ def _organ_rows(names, request, figs: _Figures, sections, context, res, ab: floa
     metric = request.canonical
     unit = request.unit
     side = (
-        f"{title} {metric} EQD2: prior {_fmt(figs.prior, unit)}, current "
+        f"{title} {metric} EQD2: prior {_fmt_ends(figs.prior, unit)}, current "
         f"{_fmt_ends(figs.now, unit)}, cumulative {_fmt_ends(figs.cum, unit)}"
     )
     message = f"{side} ({context})"
@@ -436,9 +491,8 @@ def _organ_rows(names, request, figs: _Figures, sections, context, res, ab: floa
             **base,
         )
 
-    rows = [shown("prior_eqd2", "prior", figs.prior)]
+    rows = [shown("prior_eqd2", "prior", figs.prior[1])]
     limits = {s: [lim for lim in sections[s] if lim.metric.canonical == metric] for s in sections}
-    beyond = _beyond_words(res)
 
     grows = grows_with_volume(request)
     # each course's figure: judged against its limits, else shown
@@ -459,7 +513,7 @@ def _organ_rows(names, request, figs: _Figures, sections, context, res, ab: floa
                     base,
                     gaps=_gaps(res, prior=prior_part),
                     grows=grows,
-                    beyond=beyond and f"{beyond}, {label}",
+                    beyond=_bound_words(res, prior=prior_part, label=label),
                 )
             )
         if not limits[section]:
@@ -482,19 +536,27 @@ def _organ_rows(names, request, figs: _Figures, sections, context, res, ab: floa
                 share_msg,
                 base,
                 gaps=_gaps(res, prior=True),
-                beyond=beyond and f"{beyond}, {label}",
+                beyond=_bound_words(res, prior=True, label=label),
             )
         )
     return rows
 
 
-def _beyond_words(res: OrganEqd2) -> str:
-    """The assumption over the part beyond the current dose grid ('' where none is made)."""
-    if not res.bounded:
-        return ""
-    return (
-        f"with the current dose beyond the grid anywhere from 0 Gy to {res.beyond_bound_gy:.3g} Gy"
-    )
+def _bound_words(res: OrganEqd2, prior: bool, label: str) -> str:
+    """The bounds a figure ``label`` is judged over, ending with the figure's name ('' where
+    none is used): the current dose beyond the current grid and, with ``prior``, each prior
+    dose beyond its own grid."""
+    parts = []
+    if res.bounded:
+        parts.append(
+            f"the current dose beyond the grid anywhere from 0 Gy to {res.beyond_bound_gy:.3g} Gy"
+        )
+    if prior:
+        parts += [
+            f"the dose of '{name}' beyond its grid anywhere from 0 Gy to {bound:.3g} Gy"
+            for name, _, bound in res.prior_parts
+        ]
+    return f"with {' and '.join(parts)}, {label}" if parts else ""
 
 
 def _gaps(res: OrganEqd2, prior: bool) -> list[tuple[float, str, str]]:
@@ -515,8 +577,8 @@ def _judge(
     rule, metric, ends: Ends, unit, lim: Limit, message, base, gaps=(), grows=False, beyond=""
 ) -> Finding:
     """A prior-group finding judging a figure against ``lim``. ``ends``: its values with the
-    current dose beyond the grid at 0 Gy and at its bound (equal where no bound is used);
-    ``beyond`` (words naming that assumption and the figure) marks a bounded figure, judged by
+    bounded unknown doses at 0 Gy and at their bounds (equal where no bound is used);
+    ``beyond`` (:func:`_bound_words`) marks a bounded figure, judged by
     :func:`~rtqa.protocol.judging.judge_ends`. Where ``gaps`` (:func:`_gaps`) leave part of the
     organ out, the value covers the rest only: a pass is not evaluable, and so is a deviation
     unless ``grows`` (:func:`~rtqa.protocol.metrics.grows_with_volume`) and the limit is an

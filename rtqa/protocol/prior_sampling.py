@@ -7,31 +7,37 @@ the registration direction check."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
 
-from rtqa.geometry.transform import invert, resample_dose
+from rtqa.geometry.transform import invert, map_points, resample_dose
 from rtqa.model import DoseGrid, Roi
 from rtqa.protocol.prior_inputs import MappedPrior, PriorInput
 
 if TYPE_CHECKING:
     from rtqa.geometry.sampling import Occupancy
 
+#: Points beyond a prior grid's outer node plane by less than this (mm) do not cross it.
+FACE_TOL_MM = 1e-6
+
 
 @dataclass(eq=False)
 class Samples:
     """A structure's occupied lattice cells: volumes (cc), current physical dose (Gy) with its
     spread across each cell (Gy, as the DVH engine samples it), and each prior's physical dose
-    (Gy, NaN where unknown); ``outside_cc``: beyond the current grid."""
+    (Gy, NaN where unknown: beyond the prior's grid); ``outside_cc``: beyond the current grid.
+    ``prior_bounds_gy``: per prior, the bound of its dose where unknown (:func:`prior_face_bound`;
+    None where nothing is unknown)."""
 
     volumes_cc: np.ndarray
     current_gy: np.ndarray
     priors_gy: list[np.ndarray]
     outside_cc: float
     current_spread_gy: np.ndarray | None = None
+    prior_bounds_gy: list[float | None] = field(default_factory=list)
 
 
 def cell_grid(occ) -> DoseGrid:
@@ -76,16 +82,55 @@ def sample_occupancy(occ: Occupancy, inp: PriorInput, priors: list[MappedPrior])
 
     if occ.values.size == 0:
         empty = np.zeros(0)
-        return Samples(empty, empty, [empty for _ in priors], occ.outside_cc)
+        nothing = [None for _ in priors]
+        return Samples(empty, empty, [empty for _ in priors], occ.outside_cc, None, nothing)
     current, volumes, spread = sample_doses(occ, inp.dose)
+    prior_doses, bounds = _prior_doses(occ, priors)
+    return Samples(volumes, current, prior_doses, occ.outside_cc, spread, bounds)
+
+
+def _prior_doses(
+    occ: Occupancy, priors: list[MappedPrior]
+) -> tuple[list[np.ndarray], list[float | None]]:
+    """Each prior's physical dose (Gy) at the centres of ``occ``'s occupied cells (in the order
+    of ``np.nonzero``; NaN beyond its grid), and the bound of each where unknown."""
     k, j, i = np.nonzero(occ.values > 0)
     cells = cell_grid(occ)
-    prior_doses = []
+    doses, bounds = [], []
     for p in priors:
         back = None if p.matrix is None else invert(p.matrix)
         at_cells, _ = resample_dose(p.grid, cells, back)
-        prior_doses.append(at_cells[k, j, i])
-    return Samples(volumes, current, prior_doses, occ.outside_cc, spread)
+        dose = at_cells[k, j, i]
+        unknown = np.isnan(dose)
+        points = np.column_stack(
+            [cells.x_mm[i[unknown]], cells.y_mm[j[unknown]], cells.z_mm[k[unknown]]]
+        )
+        doses.append(dose)
+        bounds.append(prior_face_bound(p, points))
+    return doses, bounds
+
+
+def prior_face_bound(p: MappedPrior, points_mm: np.ndarray) -> float | None:
+    """The highest physical dose (Gy, at least 0) of prior ``p`` on the faces of its dose grid
+    (its outermost node planes) that ``points_mm`` (n x 3, current frame) lie beyond: the bound
+    of its dose where it is unknown, under the assumption of :mod:`rtqa.dvh.beyond_grid` (a
+    grid is placed around the high dose). None without points, or where none lies beyond a
+    face by more than rounding."""
+    if points_mm.size == 0:
+        return None
+    back = None if p.matrix is None else invert(p.matrix)
+    q = map_points(points_mm, back)
+    dose = np.asarray(p.grid.dose_gy)
+    faces = []
+    # dose_gy is indexed (z, y, x); the axes increase
+    for column, axis_mm, axis in ((0, p.grid.x_mm, 2), (1, p.grid.y_mm, 1), (2, p.grid.z_mm, 0)):
+        if np.any(q[:, column] < float(axis_mm[0]) - FACE_TOL_MM):
+            faces.append(np.take(dose, 0, axis=axis))
+        if np.any(q[:, column] > float(axis_mm[-1]) + FACE_TOL_MM):
+            faces.append(np.take(dose, -1, axis=axis))
+    if not faces:
+        return None
+    return max(0.0, max(float(np.max(f)) for f in faces))
 
 
 @dataclass(eq=False)
@@ -100,6 +145,7 @@ class Beyond:
     volumes_cc: np.ndarray
     priors_gy: list[np.ndarray]
     bound_gy: float
+    prior_bounds_gy: list[float | None] = field(default_factory=list)
 
 
 def sample_beyond(occ: Occupancy, inp: PriorInput, priors: list[MappedPrior]) -> Beyond | None:
@@ -119,15 +165,10 @@ def sample_beyond(occ: Occupancy, inp: PriorInput, priors: list[MappedPrior]) ->
     beyond = occupancy(part, lattice, name=occ.name)
     if beyond.values.size == 0:
         return None
-    k, j, i = np.nonzero(beyond.values > 0)
-    volumes = beyond.values[k, j, i] * beyond.cell_volumes_mm3()[k, 0, 0] / 1000.0
-    cells = cell_grid(beyond)
-    prior_doses = []
-    for p in priors:
-        back = None if p.matrix is None else invert(p.matrix)
-        at_cells, _ = resample_dose(p.grid, cells, back)
-        prior_doses.append(at_cells[k, j, i])
-    return Beyond(volumes.astype(float), prior_doses, float(bound))
+    k, _, _ = np.nonzero(beyond.values > 0)
+    volumes = beyond.values[beyond.values > 0] * beyond.cell_volumes_mm3()[k, 0, 0] / 1000.0
+    prior_doses, bounds = _prior_doses(beyond, priors)
+    return Beyond(volumes.astype(float), prior_doses, float(bound), bounds)
 
 
 def outside_stack(occ: Occupancy):
