@@ -113,7 +113,12 @@ def crop_prior_dose(case, z_from_mm: float) -> None:
     ds.save_as(path)
 
 
-def test_a_prior_grid_missing_part_of_the_cord_is_not_evaluable_never_a_deviation(tmp_path):
+def test_a_prior_grid_missing_part_of_the_cord_is_judged_over_its_face_dose(tmp_path):
+    """The prior grid cropped at z 200 mm (prior frame) through its 20 Gy plateau: 7.26 cc of
+    the cord gets no prior dose sampled. Its prior dose there is taken from 0 Gy to the 20 Gy on
+    the crop face: the cumulative maximum, 32.79-50.76 Gy, is within 70 Gy either way (a pass),
+    the course share, 0.409-0.633, within 0.5 at one end only (not evaluable, never a
+    deviation): exit 4."""
     case = tmp_path / "spine_prior"
     shutil.copytree("sample_data/spine_prior", case)
     crop_prior_dose(case, 200.0)
@@ -121,12 +126,18 @@ def test_a_prior_grid_missing_part_of_the_cord_is_not_evaluable_never_a_deviatio
     findings = json.loads(result.output)["findings"]
     assert result.exit_code == 4, [f for f in findings if f["status"] in ("minor", "major")]
     cord = {f["rule"]: f for f in findings if f["group"] == "prior" and f["roi"] == "SpinalCord"}
-    # the current maximum over the whole cord against a cumulative one over the covered part
-    # only: 0.63 reads above the 0.5 limit, but is no bound on the whole cord's share
+    outside = "7.26 cc of 'SpinalCord' lies outside the dose grid of 'PRIOR_T7': its dose there "
+    assert outside + "taken from 0 Gy to 20 Gy" in cord["cumulative_eqd2"]["message"]
+    bound = "with the dose of 'PRIOR_T7' beyond its grid anywhere from 0 Gy to 20 Gy"
     share = cord["course_share"]
-    assert share["value"] == pytest.approx(0.633, abs=0.005)
-    assert share["status"] == "not_evaluable" and "either side of the limit" in share["message"]
-    assert cord["cumulative_eqd2"]["status"] == "not_evaluable"
+    assert share["status"] == "not_evaluable" and share["value"] is None
+    assert (
+        f"{bound}, now/cum Max lies between 0.409 and 0.6333: per protocol at one end only"
+        in (share["message"])
+    )
+    cum = cord["cumulative_eqd2"]
+    assert cum["status"] == "pass" and cum["value"] == pytest.approx(50.76, abs=0.01)
+    assert f"{bound}, EQD2cum Max lies between 32.79 and 50.76" in cum["message"]
     # the prior body outline is whole whatever the prior dose grid covers (Dice over the whole
     # current outline: the voxels at the skin keep it a little below 1)
     (direction,) = [f for f in findings if f["rule"] == "registration_direction"]
@@ -140,9 +151,11 @@ def test_a_cumulative_maximum_above_the_limit_where_the_prior_is_known_stays_a_d
     result = run(str(case), "--protocol", "boss", "--format", "json")
     findings = json.loads(result.output)["findings"]
     (cum,) = [f for f in findings if f["rule"] == "cumulative_eqd2" and f["roi"] == "SpinalCord"]
-    # a maximum can only grow with the part of the cord left out: 78.4 > 70 Gy is conclusive
-    assert cum["status"] == "major" and cum["value"] == pytest.approx(78.41, abs=0.05)
-    assert "5.35 cc of 'SpinalCord' lies outside the prior dose grid" in cum["message"]
+    # 78.4 Gy where the prior dose is known, 80.8 Gy with the cord beyond the prior grid at the
+    # 24 Gy on its crop face: above 70 Gy either way
+    assert cum["status"] == "major" and cum["value"] == pytest.approx(80.76, abs=0.05)
+    assert "5.35 cc of 'SpinalCord' lies outside the dose grid of 'PRIOR_T7'" in cum["message"]
+    assert "EQD2cum Max lies between 78.41 and 80.76" in cum["message"]
     assert result.exit_code == 1
 
 
