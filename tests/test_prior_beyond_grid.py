@@ -26,6 +26,7 @@ import pytest
 from test_prior_rules import FRAME_A, FRAME_B, by_rule, case, grid, reg, sphere_roi
 
 from rtqa.check import CheckOptions, run_check
+from rtqa.geometry.sampling import occupancy
 from rtqa.model import ContourPlane, Course, PlanarPolygon, Roi, Status
 from rtqa.protocol.loader import load_protocol_file
 from rtqa.protocol.prior_inputs import PriorInput
@@ -121,6 +122,38 @@ def test_a_cord_beyond_the_grid_is_judged_over_the_bound_of_its_current_dose(tmp
     assert res.prior.unknown_volume_cc == 0.0 and res.prior.mean_gy == pytest.approx(PRIOR)
     assert res.current.unknown_volume_cc == pytest.approx(58 * section_cc, rel=1e-6)
     assert res.current.beyond_grid_max_gy == pytest.approx(CURRENT, abs=1e-9)
+
+
+def test_a_large_part_beyond_the_grid_is_sampled_on_coarser_cells(tmp_path, monkeypatch):
+    """With room for only 500 lattice cells beyond the grid, the cord's two parts there (29 mm
+    long each, 10 mm across, 120 mm apart) are sampled on coarser cubic cells than the grid's
+    2 mm: their volume and the figures (uniform doses) are the same to rounding."""
+    from rtqa.protocol import prior_sampling
+
+    protocol = boss_with_cord(tmp_path, _row("Mean[Gy]", "<= 45"))
+    _, ctx = evaluate_prior(setup(), protocol)
+    fine = ctx.organ_dvhs["SpinalCord"]
+    lattices = []
+    lattice_like = prior_sampling._lattice_like
+
+    def recorded(*args):
+        lattices.append(lattice_like(*args))
+        return lattices[-1]
+
+    monkeypatch.setattr(prior_sampling, "BEYOND_MAX_CELLS", 500)
+    monkeypatch.setattr(prior_sampling, "_lattice_like", recorded)
+    occ = occupancy(cylinder(2, "SpinalCord"), setup().dose)
+    beyond = prior_sampling.sample_beyond(occ, setup(), [])
+    assert beyond is not None and len(lattices) == 2
+    (fine_cells, coarse_cells) = (g.dose_gy.size for g in lattices)
+    assert fine_cells > 3 * coarse_cells and fine_cells > 500  # (a voxel to spare on each side)
+    assert float(np.diff(lattices[1].x_mm[:2])[0]) > 2.5
+    assert beyond.volumes_cc.sum() == pytest.approx(occ.outside_cc, rel=1e-6)
+    _, ctx = evaluate_prior(setup(), protocol)
+    coarse = ctx.organ_dvhs["SpinalCord"]
+    for a, b in ((fine.cumulative, coarse.cumulative), (fine.prior, coarse.prior)):
+        assert b.total_volume_cc == pytest.approx(a.total_volume_cc, rel=1e-9)
+        assert b.mean_gy == pytest.approx(a.mean_gy, rel=1e-9)
 
 
 def test_a_prior_hot_spot_beyond_the_current_grid_is_a_deviation(tmp_path):

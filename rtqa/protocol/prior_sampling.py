@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 #: Points beyond a prior grid's outer node plane by less than this (mm) do not cross it.
 FACE_TOL_MM = 1e-6
+#: Most lattice cells over the part of a structure beyond the current dose grid; a larger part
+#: is sampled on coarser cubic cells (its volume stays exact: the occupancy is fractional).
+BEYOND_MAX_CELLS = 2_000_000
 
 
 @dataclass(eq=False)
@@ -150,8 +153,9 @@ class Beyond:
 
 def sample_beyond(occ: Occupancy, inp: PriorInput, priors: list[MappedPrior]) -> Beyond | None:
     """The part of ``occ``'s structure beyond the current dose grid (``inp.dose``), sampled
-    with each prior's dose; None where nothing lies beyond, or where the structure's extent is
-    not known (no slab model) so that neither the part nor a bound can be had."""
+    with each prior's dose on a lattice of the grid's spacing (coarser beyond
+    :data:`BEYOND_MAX_CELLS` cells); None where nothing lies beyond, or where the structure's
+    extent is not known (no slab model) so that neither the part nor a bound can be had."""
     from rtqa.dvh.beyond_grid import beyond_grid_max_gy
     from rtqa.geometry.sampling import occupancy
 
@@ -162,6 +166,13 @@ def sample_beyond(occ: Occupancy, inp: PriorInput, priors: list[MappedPrior]) ->
     if part is None:
         return None
     lattice = _lattice_like(inp.dose, part.bounds_mm)
+    if lattice.dose_gy.size > BEYOND_MAX_CELLS:
+        # a large part (a body beyond a clipped grid): cubic cells of about the same total
+        steps = [
+            float(np.median(np.abs(np.diff(a)))) for a in (lattice.x_mm, lattice.y_mm, lattice.z_mm)
+        ]
+        edge = float(np.cbrt(np.prod(steps) * lattice.dose_gy.size / BEYOND_MAX_CELLS))
+        lattice = _lattice_like(inp.dose, part.bounds_mm, edge)
     beyond = occupancy(part, lattice, name=occ.name)
     if beyond.values.size == 0:
         return None
