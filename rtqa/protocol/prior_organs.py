@@ -152,9 +152,8 @@ def _organ_eqd2(
         # the current dose's spread within a cell, carried through the local slope of EQD2
         slope = (2.0 * np.clip(s.current_gy, 0.0, None) / inp.fractions + ab) / (2.0 + ab)
         spread = slope * np.asarray(s.current_spread_gy, dtype=float)
-    total = float(s.volumes_cc.sum()) + s.outside_cc
     outside = s.outside_cc
-    if outside <= max(UNKNOWN_TOLERANCE_CC, OUTSIDE_TOLERANCE_FRACTION * total):
+    if not _reaches_beyond(s):
         outside, beyond = 0.0, None
     cur_dvh = Dvh.from_samples(current, s.volumes_cc, s.outside_cc, spreads_gy=spread)
     # the samples of the prior and cumulative distributions: inside the current grid, then
@@ -207,6 +206,14 @@ def _organ_eqd2(
         prior_high,
         tuple(parts),
     )
+
+
+def _reaches_beyond(s: Samples) -> bool:
+    """Whether the structure's volume beyond the current dose grid counts: more than
+    :data:`UNKNOWN_TOLERANCE_CC` and than :data:`OUTSIDE_TOLERANCE_FRACTION` of it (less is
+    rounding of the occupancy)."""
+    total = float(s.volumes_cc.sum()) + s.outside_cc
+    return s.outside_cc > max(UNKNOWN_TOLERANCE_CC, OUTSIDE_TOLERANCE_FRACTION * total)
 
 
 def _larger(a: float | None, b: float | None) -> float | None:
@@ -289,7 +296,7 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
                 samples, occ = sample(roi, inp, priors)
             if samples.volumes_cc.size == 0:
                 raise ValueError("it has no volume inside the current dose grid")
-            beyond = sample_beyond(occ, inp, priors) if samples.outside_cc > 0 else None
+            beyond = sample_beyond(occ, inp, priors) if _reaches_beyond(samples) else None
             res = _organ_eqd2(samples, inp, priors, ab.value, recovery, beyond)
         except ValueError as exc:
             out.append(
