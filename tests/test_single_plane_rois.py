@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_derived_structures import RING
 from test_dicom_edge_catalogue import check_json, contours_of, copy_case, edit, roi_number
 
 from rtqa.check import CheckOptions, run_check
@@ -181,18 +182,6 @@ def test_without_any_plane_spacing_a_one_plane_roi_stays_not_evaluable(tmp_path)
     )
     assert dvh["Esophagus"]["match"] == "Esophagus -> 'Esophagus' (exact TG-263 name)"
     assert code == report["exit_code"] == 4
-
-
-RING = """organs:
-  - roi: {name: Ring, minus: [GTV]}
-    title: "a structure minus the GTV"
-    source: *tg101
-    confidence: secondary
-    limits:
-      3:
-        Mean[Gy]: "<= 100"
-        V0Gy[cc]: ">= 0"
-"""
 
 
 def test_a_one_plane_roi_subtracted_takes_out_its_slab(tmp_path):
