@@ -309,9 +309,7 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
         context = _organ_context(res, ab, recovery_text, judged_name)
         # an ROI contoured on one plane has its thickness by convention: say so
         conventions = [
-            f"'{r.name}' {single_plane_text(r)}"
-            for r in (roi, *plus, *minus)
-            if single_plane_text(r)
+            f"'{r.name}' {text}" for r in (roi, *plus, *minus) if (text := single_plane_text(r))
         ]
         context = "; ".join([context, *conventions])
         out.append(

@@ -109,27 +109,25 @@ def _prior_doses(
             [cells.x_mm[i[unknown]], cells.y_mm[j[unknown]], cells.z_mm[k[unknown]]]
         )
         doses.append(dose)
-        bounds.append(prior_face_bound(p, points))
+        bounds.append(prior_face_bound(p.grid, map_points(points, back)))
     return doses, bounds
 
 
-def prior_face_bound(p: MappedPrior, points_mm: np.ndarray) -> float | None:
-    """The highest physical dose (Gy, at least 0) of prior ``p`` on the faces of its dose grid
-    (its outermost node planes) that ``points_mm`` (n x 3, current frame) lie beyond: the bound
-    of its dose where it is unknown, under the assumption of :mod:`rtqa.dvh.beyond_grid` (a
-    grid is placed around the high dose). None without points, or where none lies beyond a
+def prior_face_bound(grid: DoseGrid, points_mm: np.ndarray) -> float | None:
+    """The highest physical dose (Gy, at least 0) on the faces of a prior's dose ``grid`` (its
+    outermost node planes) that ``points_mm`` (n x 3, in the grid's frame) lie beyond: the
+    bound of its dose where it is unknown, under the assumption of :mod:`rtqa.dvh.beyond_grid`
+    (a grid is placed around the high dose). None without points, or where none lies beyond a
     face by more than rounding."""
     if points_mm.size == 0:
         return None
-    back = None if p.matrix is None else invert(p.matrix)
-    q = map_points(points_mm, back)
-    dose = np.asarray(p.grid.dose_gy)
+    dose = np.asarray(grid.dose_gy)
     faces = []
     # dose_gy is indexed (z, y, x); the axes increase
-    for column, axis_mm, axis in ((0, p.grid.x_mm, 2), (1, p.grid.y_mm, 1), (2, p.grid.z_mm, 0)):
-        if np.any(q[:, column] < float(axis_mm[0]) - FACE_TOL_MM):
+    for column, axis_mm, axis in ((0, grid.x_mm, 2), (1, grid.y_mm, 1), (2, grid.z_mm, 0)):
+        if np.any(points_mm[:, column] < float(axis_mm[0]) - FACE_TOL_MM):
             faces.append(np.take(dose, 0, axis=axis))
-        if np.any(q[:, column] > float(axis_mm[-1]) + FACE_TOL_MM):
+        if np.any(points_mm[:, column] > float(axis_mm[-1]) + FACE_TOL_MM):
             faces.append(np.take(dose, -1, axis=axis))
     if not faces:
         return None
