@@ -418,6 +418,7 @@ def _prior(course: Course, protocol, options: CheckOptions, ev) -> list[Finding]
         fractions_unknown=unknown,
         organs=dict(ctx.organs),
         organ_parts=dict(ctx.organ_parts),
+        organ_further=dict(ctx.organ_further),
         targets={n: (ctx.rois[n], rx) for n, rx in ctx.targets.items() if n in ctx.rois},
         body=body,
         prior_fractions=options.prior_fractions,

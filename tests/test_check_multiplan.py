@@ -13,6 +13,9 @@ import pytest
 from pydicom.uid import generate_uid
 
 from rtqa.check import CheckOptions, run_check
+from rtqa.dicom.dose import read_dose
+from rtqa.dicom.structures import read_structure_set
+from rtqa.dvh import structure_dvh
 from rtqa.model import Status
 from rtqa.radiobiology import eqd2
 
@@ -298,3 +301,67 @@ def test_an_organ_only_another_plans_structure_set_holds_is_judged_on_it(tmp_pat
         "'SpinalCord' is contoured only in plan 'SPINEBOOST''s structure set ('SpinalCord'), in "
         "another frame of reference than the course dose: not judged"
     )
+
+
+def test_the_prior_rules_say_when_another_plan_contours_the_organ_further(tmp_path):
+    """spine_prior (a prior course, BOSS) with a second current plan whose own structure set
+    (same frame) runs the cord 30 mm further up, and whose dose is a hundredth of the first's.
+    The course's cumulative and course EQD2 of the cord are read on the first plan's cord only,
+    which leaves the second plan's part out: every cord row that passed there is not evaluable
+    and says why, as the organ rules' rows do."""
+    case = tmp_path / "course"
+    shutil.copytree(SAMPLE.parent / "spine_prior", case)
+    uid = generate_uid()
+    rs = pydicom.dcmread(case / "RS.SPINEPRIOR.dcm")
+    rs.SOPInstanceUID = rs.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    cord_number = next(
+        int(r.ROINumber) for r in rs.StructureSetROISequence if r.ROIName == "SpinalCord"
+    )
+    (cord_item,) = [i for i in rs.ROIContourSequence if int(i.ReferencedROINumber) == cord_number]
+    for contour in cord_item.ContourSequence:
+        points = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)
+        points[:, 2] += 30.0
+        contour.ContourData = [f"{v:.6f}" for v in points.reshape(-1)]
+    rs.save_as(case / "RS.B.dcm")
+    plan = pydicom.dcmread(case / "RP.SPINEPRIOR.dcm")
+    plan.SOPInstanceUID = plan.file_meta.MediaStorageSOPInstanceUID = uid
+    plan.RTPlanLabel = "SPINEBOOST"
+    plan.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID = rs.SOPInstanceUID
+    plan.save_as(case / "RP.B.dcm")
+    dose = pydicom.dcmread(case / "RD.SPINEPRIOR.dcm")
+    dose.SOPInstanceUID = dose.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    dose.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID = uid
+    dose.DoseGridScaling = float(dose.DoseGridScaling) / 100.0
+    dose.save_as(case / "RD.B.dcm")
+    for i in (1, 2, 3):
+        rec = pydicom.dcmread(case / f"RT.SPINEPRIOR.fx{i}.dcm")
+        rec.SOPInstanceUID = rec.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        rec.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID = uid
+        when = pydicom.valuerep.DA(rec.TreatmentDate)
+        rec.TreatmentDate = (when + timedelta(days=1)).strftime("%Y%m%d")
+        rec.save_as(case / f"RT.B.fx{i}.dcm")
+    why = (
+        "plan 'SPINEBOOST' contours 'SpinalCord' up to 30 mm beyond 'SpinalCord' of the first "
+        "plan's structure set, on which the summed dose is judged"
+    )
+    (result,) = run_check([str(case)], CheckOptions(protocol="boss"))
+    assert sorted(p.label for p in result.plans) == ["PRIOR_T7", "SPINEBOOST", "SPINEPRIOR"]
+    rows = {
+        f.rule: f
+        for f in result.findings
+        if f.group == "prior" and f.roi == "SpinalCord" and f.status is not Status.INFO
+    }
+    assert sorted(rows) == ["course_eqd2", "course_share", "cumulative_eqd2"]
+    # the cord's maximum of the first plan's dose, 1.01 times over 3 fractions, plus the prior
+    # 20 Gy in 5 (EQD2 at alpha/beta 2 Gy: 30 Gy): 51.11 Gy, within 70 Gy
+    cord = read_structure_set(case / "RS.SPINEPRIOR.dcm").roi("SpinalCord")
+    peak = 1.01 * structure_dvh(cord, read_dose(case / "RD.SPINEPRIOR.dcm")).dvh.max_gy
+    cumulative = float(eqd2(peak, 3, 2.0)) + 30.0
+    assert cumulative == pytest.approx(51.11, abs=0.01)
+    assert rows["cumulative_eqd2"].value == pytest.approx(cumulative, rel=1e-6)
+    for f in rows.values():
+        assert f.status is Status.NOT_EVALUABLE
+        assert f.message.endswith(f"within the limit on the judged contour, but {why}")
+    organ_rows = [f for f in result.findings if f.group == "organ" and f.roi == "SpinalCord"]
+    assert organ_rows and all(f.message.endswith(why) for f in organ_rows)
+    assert result.exit_code == 4

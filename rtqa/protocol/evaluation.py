@@ -24,8 +24,10 @@ class EvaluationContext:
     own dose by case id; ``rois``/``occupancies``/``dvhs`` keyed by ROI name; ``targets``: target
     ROI name -> Rx (Gy, ``None`` when unknown); ``organs``: protocol organ name -> matched ROI;
     ``organ_parts``: for a derived organ, its (plus, minus) ROIs as judged (the union with
-    ``plus`` minus ``minus``); ``body``: the body ROI name; ``prior``: set by the
-    prior-radiation rules.
+    ``plus`` minus ``minus``); ``organ_further``: protocol organ name -> why another plan's
+    contour of it reaches beyond the judged one
+    (:func:`~rtqa.protocol.organ_extent.contoured_further`); ``body``: the body ROI name;
+    ``prior``: set by the prior-radiation rules.
     """
 
     course: Course
@@ -39,6 +41,7 @@ class EvaluationContext:
     target_cases: dict[str, str] = field(default_factory=dict)
     organs: dict[str, Roi] = field(default_factory=dict)
     organ_parts: dict[str, tuple[tuple[Roi, ...], tuple[Roi, ...]]] = field(default_factory=dict)
+    organ_further: dict[str, str] = field(default_factory=dict)
     body: str | None = None
     matches: dict[str, str] = field(default_factory=dict)
     prior: object | None = None

@@ -9,7 +9,8 @@ for a count of the course is ``not_evaluable``. Doses Gy, volumes cc.
 
 In a course with prior courses, every organ with ``prior_radiation`` limits is matched and its
 judged structure handed to the prior-radiation rules (``ctx.organs``, ``ctx.organ_parts``),
-whether or not it has limits of its own; where it cannot be (not contoured, ambiguous, no
+whether or not it has limits of its own, with any other plan's contour of it reaching beyond
+the judged one (``ctx.organ_further``); where it cannot be (not contoured, ambiguous, no
 usable contour, contoured only in another frame), a ``prior`` finding says which of its limits
 go unjudged and why (:func:`rtqa.protocol.prior_organs.unjudged_organ_findings`). An organ with
 no limit at all is named for matching only and skipped.
@@ -223,10 +224,13 @@ def organ_findings(
         ctx.organs[organ.name] = roi
         if added or subtracted:  # the prior-radiation rules judge the same structure
             ctx.organ_parts[organ.name] = (added, subtracted)
+        # another plan's own contour of the organ reaching beyond this one: part unjudged (by
+        # these rules and by the prior-radiation rules alike)
+        further = contoured_further(organ.name, usable) if len(usable) > 1 else ""
+        if further:
+            ctx.organ_further[organ.name] = further
         if not own:
             continue  # limits under prior_radiation only: judged by the prior rules
-        # another plan's own contour of the organ reaching beyond this one: part unjudged
-        further = contoured_further(organ.name, usable) if len(usable) > 1 else ""
         if missing:
             out.append(
                 missing_table_finding(

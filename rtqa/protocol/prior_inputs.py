@@ -43,6 +43,9 @@ class PriorInput:
     # protocol organ name -> (plus, minus) ROIs of a derived organ (union with plus, minus the
     # union of minus), as the organ rules judge it; organs not listed are their ROI alone
     organ_parts: dict[str, OrganParts] = field(default_factory=dict)
+    # protocol organ name -> why another plan of the course contours it beyond the judged ROI
+    # (its figures then leave that part out; see rtqa.protocol.organ_extent)
+    organ_further: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(eq=False)

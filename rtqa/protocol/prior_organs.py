@@ -20,8 +20,10 @@ enclose the figure, and they are judged as the organ rules judge a structure bey
 (:func:`~rtqa.protocol.judging.judge_ends`). Where no bound can be had, or a part too small to
 count (rounding) has no prior dose, the figure covers the known part only: a pass is then
 ``not_evaluable``, and a deviation stands only where the figure can only grow with the rest.
-An organ with prior-radiation limits that the organ rules could not hand over (not contoured,
-ambiguous, unusable) is named by :func:`unjudged_organ_findings`."""
+So it is where another plan of the course contours the organ beyond the judged ROI
+(``PriorInput.organ_further``, :func:`~rtqa.protocol.organ_extent.contoured_further`), as in
+the organ rules. An organ with prior-radiation limits that the organ rules could not hand
+over (not contoured, ambiguous, unusable) is named by :func:`unjudged_organ_findings`."""
 
 from __future__ import annotations
 
@@ -336,7 +338,14 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
             }
             out.extend(
                 _organ_rows(
-                    (title, judged_name, name), request, figs, sections, context, res, ab.value
+                    (title, judged_name, name),
+                    request,
+                    figs,
+                    sections,
+                    context,
+                    res,
+                    ab.value,
+                    further=inp.organ_further.get(name, ""),
                 )
             )
         prior_max = res.prior.max_gy if res.prior is not None else 0.0
@@ -467,9 +476,12 @@ def _label(request: MetricRequest, ab: float, tag: str) -> str:
     return f"{_TAGS[tag]} {request.canonical.split('[')[0]}"
 
 
-def _organ_rows(names, request, figs: _Figures, sections, context, res, ab: float) -> list[Finding]:
+def _organ_rows(
+    names, request, figs: _Figures, sections, context, res, ab: float, further: str = ""
+) -> list[Finding]:
     """The rows of one metric; ``names``: (what messages name the organ, the structure judged,
-    the protocol's organ name)."""
+    the protocol's organ name); ``further``: why another plan's contour of the organ reaches
+    beyond the judged one ('' where none does)."""
     title, roi_name, organ = names
     metric = request.canonical
     unit = request.unit
@@ -516,7 +528,7 @@ def _organ_rows(names, request, figs: _Figures, sections, context, res, ab: floa
                     lim,
                     message,
                     base,
-                    gaps=_gaps(res, prior=prior_part),
+                    gaps=_gaps(res, prior=prior_part, further=further),
                     grows=grows,
                     beyond=_bound_words(res, prior=prior_part, label=label),
                 )
@@ -540,7 +552,7 @@ def _organ_rows(names, request, figs: _Figures, sections, context, res, ab: floa
                 lim,
                 share_msg,
                 base,
-                gaps=_gaps(res, prior=True),
+                gaps=_gaps(res, prior=True, further=further),
                 beyond=_bound_words(res, prior=True, label=label),
             )
         )
@@ -564,17 +576,20 @@ def _bound_words(res: OrganEqd2, prior: bool, label: str) -> str:
     return f"with {' and '.join(parts)}, {label}" if parts else ""
 
 
-def _gaps(res: OrganEqd2, prior: bool) -> list[tuple[float, str, str]]:
-    """The parts of the organ a figure leaves out, as (cc, what the figure covers, what is
-    unknown there): beyond the current dose grid where no bound is known, and with ``prior``
-    beyond the prior grid."""
-    out = []
+def _gaps(res: OrganEqd2, prior: bool, further: str = "") -> list[tuple[float | None, str, str]]:
+    """The parts of the organ a figure leaves out, as (cc or None, what the figure covers, what
+    is unknown there): beyond the current dose grid where no bound is known; with ``prior``,
+    beyond the prior grid where no bound is known; and where another plan contours the organ
+    further (``further``, :func:`~rtqa.protocol.organ_extent.contoured_further`)."""
+    out: list[tuple[float | None, str, str]] = []
     if res.outside_cc > 0 and not res.bounded:
         known = "where the doses are known" if prior else "where the current dose is known"
         out.append((res.outside_cc, known, "lies outside the current dose grid"))
     if prior and res.unknown_prior_cc > UNKNOWN_TOLERANCE_CC:
         text = "has no prior dose (outside the prior grid)"
         out.append((res.unknown_prior_cc, "where the prior dose is known", text))
+    if further:
+        out.append((None, "on the judged contour", further))
     return out
 
 
@@ -613,7 +628,9 @@ def _judge(
         text += f"; limit: {lim.note}"
     if gaps:
         known = gaps[0][1] if len(gaps) == 1 else "where the doses are known"
-        missing = " and ".join(f"{_cc(cc)} cc of the organ {what}" for cc, _, what in gaps)
+        missing = " and ".join(
+            what if cc is None else f"{_cc(cc)} cc of the organ {what}" for cc, _, what in gaps
+        )
         if status is Status.PASS:
             status = Status.NOT_EVALUABLE
             text += f"; within the limit {known}, but {missing}"
@@ -625,6 +642,8 @@ def _judge(
                 f"; beyond the limit {known}, but {missing} and this figure for the whole "
                 "organ could lie on either side of the limit"
             )
+        else:  # a deviation that the missing part can only deepen
+            text += f"; beyond the limit {known} already, though {missing}"
     return Finding(
         GROUP,
         rule,
