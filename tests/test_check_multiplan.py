@@ -58,6 +58,23 @@ def two_plan_case(tmp_path: Path, fractions_b: int = 3, day_shift: int = 1) -> P
     return out
 
 
+def cord_shifted_copy(source: Path, target: Path, dz_mm: float) -> pydicom.Dataset:
+    """A copy of structure set ``source`` under a new UID with its cord moved ``dz_mm`` along z
+    (as another plan's CT contoured around its own level), written to ``target``."""
+    rs = pydicom.dcmread(source)
+    rs.SOPInstanceUID = rs.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    cord_number = next(
+        int(r.ROINumber) for r in rs.StructureSetROISequence if r.ROIName == "SpinalCord"
+    )
+    (cord_item,) = [i for i in rs.ROIContourSequence if int(i.ReferencedROINumber) == cord_number]
+    for contour in cord_item.ContourSequence:
+        points = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)
+        points[:, 2] += dz_mm
+        contour.ContourData = [f"{v:.6f}" for v in points.reshape(-1)]
+    rs.save_as(target)
+    return rs
+
+
 def organ(result, roi, metric):
     return next(
         f for f in result.findings if f.group == "organ" and f.roi == roi and f.metric == metric
@@ -234,17 +251,7 @@ def test_an_organ_another_plan_contours_further_is_not_judged_on_the_first_conto
     become not evaluable (tests/test_evaluate.py). The esophagus, contoured alike in both, is
     judged as before."""
     case = two_plan_case(tmp_path)
-    rs = pydicom.dcmread(case / "RS.SPINE3FX.dcm")
-    rs.SOPInstanceUID = rs.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    cord_number = next(
-        int(r.ROINumber) for r in rs.StructureSetROISequence if r.ROIName == "SpinalCord"
-    )
-    (cord_item,) = [i for i in rs.ROIContourSequence if int(i.ReferencedROINumber) == cord_number]
-    for contour in cord_item.ContourSequence:
-        points = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)
-        points[:, 2] += 30.0
-        contour.ContourData = [f"{v:.6f}" for v in points.reshape(-1)]
-    rs.save_as(case / "RS.B.dcm")
+    rs = cord_shifted_copy(case / "RS.SPINE3FX.dcm", case / "RS.B.dcm", 30.0)
     plan = pydicom.dcmread(case / "RP.B.dcm")
     plan.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID = rs.SOPInstanceUID
     plan.save_as(case / "RP.B.dcm")
@@ -312,17 +319,7 @@ def test_the_prior_rules_say_when_another_plan_contours_the_organ_further(tmp_pa
     case = tmp_path / "course"
     shutil.copytree(SAMPLE.parent / "spine_prior", case)
     uid = generate_uid()
-    rs = pydicom.dcmread(case / "RS.SPINEPRIOR.dcm")
-    rs.SOPInstanceUID = rs.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    cord_number = next(
-        int(r.ROINumber) for r in rs.StructureSetROISequence if r.ROIName == "SpinalCord"
-    )
-    (cord_item,) = [i for i in rs.ROIContourSequence if int(i.ReferencedROINumber) == cord_number]
-    for contour in cord_item.ContourSequence:
-        points = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)
-        points[:, 2] += 30.0
-        contour.ContourData = [f"{v:.6f}" for v in points.reshape(-1)]
-    rs.save_as(case / "RS.B.dcm")
+    rs = cord_shifted_copy(case / "RS.SPINEPRIOR.dcm", case / "RS.B.dcm", 30.0)
     plan = pydicom.dcmread(case / "RP.SPINEPRIOR.dcm")
     plan.SOPInstanceUID = plan.file_meta.MediaStorageSOPInstanceUID = uid
     plan.RTPlanLabel = "SPINEBOOST"
