@@ -196,9 +196,7 @@ class RoiMatch:
         matched ROI contoured on a single plane, and likewise (named) for each such ROI added
         or subtracted; ``''`` when none is."""
         parts = [single_plane_text(self.roi)] if self.roi is not None else []
-        for m in (*self.plus, *self.minus):
-            if m.roi is not None and single_plane_text(m.roi):
-                parts.append(f"'{m.roi.name}' {single_plane_text(m.roi)}")
+        parts += single_plane_notes(m.roi for m in (*self.plus, *self.minus) if m.roi is not None)
         return "".join(f"; {p}" for p in parts if p)
 
     def describe(self) -> str:
@@ -247,6 +245,12 @@ def single_plane_text(roi: Roi) -> str:
         f"contoured on one plane (z {roi.planes[0].z_mm:g} mm): {thickness:g} mm thick by "
         "convention (the structure set's plane spacing)"
     )
+
+
+def single_plane_notes(rois: Iterable[Roi]) -> list[str]:
+    """``"'GTV' contoured on one plane ..."`` (:func:`single_plane_text`, named) for each of
+    ``rois`` given a thickness by convention."""
+    return [f"'{roi.name}' {text}" for roi in rois if (text := single_plane_text(roi))]
 
 
 def _is_target(roi: Roi) -> bool:

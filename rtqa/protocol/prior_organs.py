@@ -35,7 +35,7 @@ import numpy as np
 from rtqa.dvh.core import Dvh, MetricUndefined
 from rtqa.model import Finding, Roi, Status
 from rtqa.protocol.judging import judge_ends, span_words
-from rtqa.protocol.matching import single_plane_text
+from rtqa.protocol.matching import single_plane_notes
 from rtqa.protocol.metrics import (
     MetricNotEvaluable,
     MetricRequest,
@@ -310,10 +310,7 @@ def organ_findings(inp: PriorInput, priors: list[MappedPrior], protocol: Protoco
         dvhs[name] = res
         context = _organ_context(res, ab, recovery_text, judged_name)
         # an ROI contoured on one plane has its thickness by convention: say so
-        conventions = [
-            f"'{r.name}' {text}" for r in (roi, *plus, *minus) if (text := single_plane_text(r))
-        ]
-        context = "; ".join([context, *conventions])
+        context = "; ".join([context, *single_plane_notes((roi, *plus, *minus))])
         out.append(
             Finding(
                 GROUP,
