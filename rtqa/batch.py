@@ -414,13 +414,15 @@ def make_tasks(
 ) -> list[CourseTask]:
     """One task per course, keyed by its content (digests cached by size and mtime)."""
     from rtqa.dicom.linking import safe_name
+    from rtqa.report.jsonfmt import SCHEMA_VERSION
 
     cache_path = Path(options.out) / PLAN_CACHE
     cache_doc = _read_json(cache_path) if pseudonym_key is None else {}
     old = {} if options.force else cache_doc.get("digests", {})
     fresh: dict[str, list] = {}
     protocol_digest = file_digest(protocol_file)
-    extra = _options_text(options)
+    # a result of another schema version is not reused: one batch writes one form
+    extra = _options_text(options) + "\x00result:" + SCHEMA_VERSION
     psn = None
     if pseudonym_key is not None:
         from rtqa.pseudonym import Pseudonymizer
@@ -696,10 +698,11 @@ def _excess(f: dict[str, Any]) -> float:
 def worst_finding(doc: dict[str, Any]) -> str:
     """The most severe non-info finding of a result as one line ("" when all pass): of equally
     severe ones, the most exceeded relative to its limit, the count of the others added. A
-    deviation gives its value, rounded never to cross or touch its limit
-    (:func:`rtqa.report.common.format_number`; an EQD2 judged against converted limits says so);
-    a finding not evaluable gives its message (why), the value only without one."""
-    from rtqa.report.common import format_quantity, thresholds, unit_shown
+    deviation gives its value (or the range it is known to lie in), rounded never to cross or
+    touch its limit (:func:`rtqa.report.common.format_number`; an EQD2 judged against converted
+    limits says so); a finding not evaluable gives its message (why), the value only without one.
+    """
+    from rtqa.report.common import format_bounded, thresholds, unit_shown
 
     flagged = [
         f
@@ -717,9 +720,12 @@ def worst_finding(doc: dict[str, Any]) -> str:
     if worst.get("value") is not None and (status != "not_evaluable" or not worst.get("message")):
         limit = limits.get("per_protocol") or limits.get("limit")
         unit = unit_shown(worst.get("unit"), worst.get("metric"), limits)
-        shown = format_quantity(worst["value"], unit, thresholds(limits))
+        bounds = worst.get("value_range")
+        ends = None if not isinstance(bounds, dict) else (bounds.get("low"), bounds.get("high"))
+        shown = format_bounded(worst["value"], ends, unit, thresholds(limits))
+        sign = "" if shown.startswith(("<", ">")) else "= "  # '>= 78.41 Gy' says it already
         against = f" (limit {limit})" if limit else ""
-        return f"{status}: {what} = {shown}{against}{more}"
+        return f"{status}: {what} {sign}{shown}{against}{more}"
     return f"{status}: {what}: {worst.get('message', '')}".rstrip(": ") + more
 
 

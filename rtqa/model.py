@@ -614,6 +614,11 @@ class Finding:
     ``value`` is in ``unit``; ``limits`` maps band names (``per_protocol``, ``acceptable``,
     ``limit``) to the condition as written (e.g. ``"<= 21.9"``); ``margin`` is the signed distance
     from the value to the per-protocol limit in ``unit`` (positive: inside the limit).
+
+    ``value_range`` is None where ``value`` is the figure itself. Otherwise the structure's figure
+    is known only to lie in ``(low, high)`` (in ``unit``; None: an open end), and ``value`` (when
+    set) is one end, or a figure of the part known: a dose beyond the grid taken from 0 Gy to
+    a bound, part of an organ missing from the judged contour, a dose not trusted.
     """
 
     group: str
@@ -630,6 +635,7 @@ class Finding:
     source: str | None = None
     confidence: str | None = None
     case_id: str | None = None
+    value_range: tuple[float | None, float | None] | None = None
 
 
 def worst_status(findings: list[Finding] | tuple[Finding, ...]) -> Status:

@@ -220,6 +220,17 @@ def test_worst_finding_names_the_most_exceeded_and_never_rounds_onto_its_limit()
         "= 30.10 Gy EQD2 (limit <= 26.91 (EQD2 of <= 19.5))"
     )
     assert worst_finding({"findings": doc["findings"][:0]}) == ""
+    # a figure known within bounds: both ends, or the lower one where the upper is open
+    cum = organ("SpinalCord", 80.76, "<= 70", -10.76)
+    cum.update(metric="EQD2cum Max", value_range={"low": 78.41, "high": 80.76})
+    assert worst_finding({"findings": [cum]}) == (
+        "major: SpinalCord EQD2cum Max = 78.41-80.76 Gy (limit <= 70)"
+    )
+    cum["value_range"] = {"low": 78.41, "high": None}
+    assert (
+        worst_finding({"findings": [cum]})
+        == "major: SpinalCord EQD2cum Max >= 78.41 Gy (limit <= 70)"
+    )
     # not evaluable: why, not the value measured
     why = "the protocol sets no prior-radiation policy"
     ne = organ("Prior", 54.37, "", None, status="not_evaluable")

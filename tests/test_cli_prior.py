@@ -131,12 +131,19 @@ def test_a_prior_grid_missing_part_of_the_cord_is_judged_over_its_face_dose(tmp_
     bound = "with the dose of 'PRIOR_T7' beyond its grid anywhere from 0 Gy to 20 Gy"
     share = cord["course_share"]
     assert share["status"] == "not_evaluable" and share["value"] is None
+    ends = share["value_range"]  # both ends for a pipeline, not only in the message
+    assert (ends["low"], ends["high"]) == (
+        pytest.approx(0.409, abs=5e-4),
+        pytest.approx(0.6333, abs=5e-5),
+    )
     assert (
         f"{bound}, now/cum Max lies between 0.409 and 0.6333: per protocol at one end only"
         in (share["message"])
     )
     cum = cord["cumulative_eqd2"]
     assert cum["status"] == "pass" and cum["value"] == pytest.approx(50.76, abs=0.01)
+    assert cum["value_range"]["low"] == pytest.approx(32.79, abs=0.005)
+    assert cum["value_range"]["high"] == cum["value"]
     assert f"{bound}, EQD2cum Max lies between 32.79 and 50.76" in cum["message"]
     # the prior body outline is whole whatever the prior dose grid covers (Dice over the whole
     # current outline: the voxels at the skin keep it a little below 1)
@@ -156,7 +163,12 @@ def test_a_cumulative_maximum_above_the_limit_where_the_prior_is_known_stays_a_d
     assert cum["status"] == "major" and cum["value"] == pytest.approx(80.76, abs=0.05)
     assert "5.35 cc of 'SpinalCord' lies outside the dose grid of 'PRIOR_T7'" in cum["message"]
     assert "EQD2cum Max lies between 78.41 and 80.76" in cum["message"]
+    assert cum["value_range"]["low"] == pytest.approx(78.41, abs=0.005)
+    assert cum["value_range"]["high"] == cum["value"]  # the end farther beyond the limit
     assert result.exit_code == 1
+    text = run(str(case), "--protocol", "boss").output  # the table shows the range
+    (row,) = [line for line in text.splitlines() if "EQD2cum Max" in line and "MAJOR" in line]
+    assert "78.41-80.76 Gy" in row
 
 
 def test_the_protocol_isodose_decides_the_irradiated_overlap(tmp_path):

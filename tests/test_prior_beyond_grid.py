@@ -99,6 +99,7 @@ def test_a_cord_beyond_the_grid_is_judged_over_the_bound_of_its_current_dose(tmp
     # the maximum and the hottest 2 cc lie inside the grid whatever the dose beyond it: judged
     mx = cum["EQD2cum Max"]
     assert mx.status is Status.PASS and mx.value == pytest.approx(CURRENT + PRIOR, abs=1e-9)
+    assert mx.value_range is None  # the same either way: the figure itself
     assert mx.message.endswith(
         "with the current dose beyond the grid anywhere from 0 Gy to 9 Gy, EQD2cum Max is 41.25 "
         "either way"
@@ -110,6 +111,7 @@ def test_a_cord_beyond_the_grid_is_judged_over_the_bound_of_its_current_dose(tmp
     low = INSIDE * (CURRENT + PRIOR) + (1 - INSIDE) * PRIOR
     assert low == pytest.approx(35.8125)
     assert mean.status is Status.NOT_EVALUABLE and mean.value is None
+    assert mean.value_range == pytest.approx((low, CURRENT + PRIOR), rel=1e-7)  # both ends kept
     assert mean.message.endswith(
         "EQD2cum Mean lies between 35.81 and 41.25: per protocol at one end only"
     )
@@ -166,6 +168,7 @@ def test_a_prior_hot_spot_beyond_the_current_grid_is_a_deviation(tmp_path):
     hot = 30.0 * 8 / 4
     assert mx.status is Status.MAJOR and mx.value == pytest.approx(hot + CURRENT, abs=1e-9)
     assert mx.margin == pytest.approx(55 - (hot + CURRENT), abs=1e-9)
+    assert mx.value_range == pytest.approx((hot, hot + CURRENT), abs=1e-9)
     assert "EQD2cum Max lies between 60 and 71.25" in mx.message
     assert ctx.organ_dvhs["SpinalCord"].prior.max_gy == pytest.approx(hot, abs=1e-9)
     (path := tmp_path / "loose").mkdir()
@@ -180,6 +183,7 @@ def test_a_prior_hot_spot_beyond_the_current_grid_is_a_deviation(tmp_path):
     (share,) = by_rule(found, "course_share", "SpinalCord")
     assert share.status is Status.PASS
     assert share.value == pytest.approx(CURRENT / hot, rel=1e-9)
+    assert share.value_range == pytest.approx((CURRENT / (hot + CURRENT), CURRENT / hot), rel=1e-9)
     assert "current / cumulative = 0.16 to 0.19" in share.message
 
 

@@ -83,6 +83,7 @@ def test_findings_in_report_order_with_every_field(validator):
         "match": "pattern cord*",
         "metric": "D0.03cc[Gy]",
         "value": 30.5,
+        "value_range": None,
         "unit": "Gy",
         "limits": {"per_protocol": "<= 21.9", "acceptable": "<= 24"},
         "margin": -8.6,
@@ -163,6 +164,15 @@ def _mutilations():
     def bad_exit(d):
         d["exit_code"] = 7
 
+    def no_value_range(d):
+        del d["findings"][0]["value_range"]
+
+    def one_ended_range(d):
+        d["findings"][0]["value_range"] = {"low": 1.0}
+
+    def range_as_list(d):
+        d["findings"][0]["value_range"] = [1.0, 2.0]
+
     return [
         drop_status,
         bad_status,
@@ -176,6 +186,9 @@ def _mutilations():
         error_without_message,
         verdict_info,
         bad_exit,
+        no_value_range,
+        one_ended_range,
+        range_as_list,
     ]
 
 

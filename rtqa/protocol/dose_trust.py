@@ -195,6 +195,10 @@ def withhold_untrusted(findings: Sequence[Finding]) -> list[Finding]:
             message = f"{head}; measured as {f.status.value}" + (
                 f": {f.message}" if f.message else ""
             )
-            f = dataclasses.replace(f, status=Status.NOT_EVALUABLE, message=message)
+            # a value measured on that dose says nothing of the figure
+            unknown = None if f.value is None else (None, None)
+            f = dataclasses.replace(
+                f, status=Status.NOT_EVALUABLE, message=message, value_range=unknown
+            )
         out.append(f)
     return out

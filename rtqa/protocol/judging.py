@@ -6,12 +6,13 @@ Doses Gy (or cGy where the metric says so), volumes cc or %.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rtqa.model import Finding, Status
 from rtqa.protocol.bands import Bands, Condition
-from rtqa.protocol.metrics import MetricKind, MetricNotEvaluable, evaluate
+from rtqa.protocol.metrics import MetricKind, MetricNotEvaluable, evaluate, grows_with_volume
 from rtqa.protocol.model import Limit
 
 #: Volume outside the dose grid below which a structure counts as inside (rounding of the
@@ -67,12 +68,17 @@ def judge_limit(
     if bound is not None and not req.is_quality:
         enclosed = _judge_enclosed(lim, bands, dvh, unknown, bound, rx_gy)
         if enclosed is not None:
-            status, value, margin, words = enclosed
+            status, value, margin, words, ends = enclosed
             extra += [*_too_small(req, bands, dvh), words]
             if status is not Status.PASS and lim.note:
                 extra.append(lim.note)
             return Finding(
-                status=status, message="; ".join(extra), value=value, margin=margin, **base
+                status=status,
+                message="; ".join(extra),
+                value=value,
+                margin=margin,
+                value_range=value_range(ends),
+                **base,
             )
     if unknown > 0:
         extra.append(f"{unknown:.3g} cc lies outside the dose grid (dose unknown)")
@@ -93,7 +99,17 @@ def judge_limit(
     extra[:0] = _too_small(req, bands, dvh)
     if j.status is not Status.PASS and lim.note:
         extra.append(lim.note)
-    return Finding(status=j.status, message="; ".join(extra), value=value, margin=j.margin, **base)
+    # read on the part inside the grid: the whole's figure is at least this where it can only
+    # grow with the part outside, else unknown
+    known = value_range([value], partial=True, grows=grows_with_volume(req)) if unknown else None
+    return Finding(
+        status=j.status,
+        message="; ".join(extra),
+        value=value,
+        margin=j.margin,
+        value_range=known,
+        **base,
+    )
 
 
 def _too_small(req, bands: Bands, dvh: Any) -> list[str]:
@@ -114,12 +130,12 @@ def _too_small(req, bands: Bands, dvh: Any) -> list[str]:
 
 def _judge_enclosed(
     lim: Limit, bands: Bands, dvh: Any, unknown_cc: float, bound_gy: float, rx_gy: float | None
-) -> tuple[Status, float | None, float | None, str] | None:
+) -> tuple[Status, float | None, float | None, str, list[float]] | None:
     """Judge a structure partly outside the dose grid over the dose its outside part may have:
     from 0 Gy to ``bound_gy``, the highest dose on the grid faces it crosses
     (:mod:`rtqa.dvh.beyond_grid`). Every DVH metric moves one way with that dose, so its values
     at the two ends enclose the structure's; they are judged by :func:`judge_ends`.
-    ``(status, value, margin, words)``, or None where the metric is undefined at an
+    ``(status, value, margin, words, ends)``, or None where the metric is undefined at an
     end (the caller judges the known part alone)."""
     from rtqa.dvh import MetricUndefined
 
@@ -136,7 +152,7 @@ def _judge_enclosed(
         f"{span_words(*ends)}"
     )
     status, value, margin, verdict = judge_ends(bands, ends)
-    return status, value, margin, f"{words}: {verdict}" if verdict else words
+    return status, value, margin, f"{words}: {verdict}" if verdict else words, ends
 
 
 def span_words(a: float, b: float) -> str:
@@ -145,6 +161,23 @@ def span_words(a: float, b: float) -> str:
     if f"{low:.4g}" == f"{high:.4g}":
         return f"is {low:.4g} either way"
     return f"lies between {low:.4g} and {high:.4g}"
+
+
+def value_range(
+    ends: Sequence[float | None], *, partial: bool = False, grows: bool = False
+) -> tuple[float | None, float | None] | None:
+    """``Finding.value_range`` of a figure computed at ``ends`` (its values with the unknown
+    doses at 0 Gy and at their bounds): None where they agree (the figure is known), else
+    ``(low, high)``. With ``partial`` the figures cover part of the structure only: the whole's
+    is at least the lowest where it can only grow with the missing part (``grows``,
+    :func:`~rtqa.protocol.metrics.grows_with_volume`), else unknown ``(None, None)``."""
+    known = [float(v) for v in ends if v is not None and math.isfinite(v)]
+    if partial:
+        return (min(known), None) if grows and known and len(known) == len(ends) else (None, None)
+    if len(known) < len(ends):
+        return (None, None)
+    low, high = min(known), max(known)
+    return None if low == high else (low, high)
 
 
 def judge_ends(bands: Bands, ends: list[float]) -> tuple[Status, float | None, float | None, str]:
@@ -219,4 +252,5 @@ __all__ = [
     "eqd2_limit",
     "judge_limit",
     "outside_cc",
+    "value_range",
 ]

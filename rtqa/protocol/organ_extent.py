@@ -19,6 +19,7 @@ import numpy as np
 from rtqa.model import Finding, Roi, Status, StructureSet
 from rtqa.protocol.case_work import CaseWork
 from rtqa.protocol.course_dose import course_registrations
+from rtqa.protocol.judging import value_range
 from rtqa.protocol.matching import MatchKind, RoiMatch
 from rtqa.protocol.metrics import grows_with_volume
 from rtqa.protocol.model import Limit
@@ -147,16 +148,24 @@ def unjudged_part(finding: Finding, lim: Limit, why: str) -> Finding:
     """``finding`` of an organ judged on a contour that misses part of it (``why``): a pass is
     not evaluable, and so is a deviation unless the figure can only grow with the missing part
     (:func:`~rtqa.protocol.metrics.grows_with_volume`) and the limit is an upper one."""
+    grows = grows_with_volume(lim.metric)
+    if finding.value is None and finding.value_range is None:
+        known = None
+    else:  # the judged contour's figure, or the lower end of its range
+        low = finding.value_range[0] if finding.value_range else finding.value
+        known = value_range([low], partial=True, grows=grows)
     if finding.status is Status.PASS:
         text = f"; within the limit on the judged contour, but {why}"
     elif finding.status in (Status.MINOR, Status.MAJOR) and not (
-        grows_with_volume(lim.metric) and lim.bands.per_protocol.upper
+        grows and lim.bands.per_protocol.upper
     ):
         text = f"; beyond the limit on the judged contour, but {why}, and this figure for the "
         text += "whole organ could lie on either side of the limit"
     else:
-        return dataclasses.replace(finding, message=f"{finding.message}; {why}")
-    return dataclasses.replace(finding, status=Status.NOT_EVALUABLE, message=finding.message + text)
+        return dataclasses.replace(finding, message=f"{finding.message}; {why}", value_range=known)
+    return dataclasses.replace(
+        finding, status=Status.NOT_EVALUABLE, message=finding.message + text, value_range=known
+    )
 
 
 __all__ = [

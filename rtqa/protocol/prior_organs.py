@@ -34,7 +34,7 @@ import numpy as np
 
 from rtqa.dvh.core import Dvh, MetricUndefined
 from rtqa.model import Finding, Roi, Status
-from rtqa.protocol.judging import judge_ends, span_words
+from rtqa.protocol.judging import judge_ends, span_words, value_range
 from rtqa.protocol.matching import single_plane_notes
 from rtqa.protocol.metrics import (
     MetricNotEvaluable,
@@ -492,23 +492,26 @@ def _organ_rows(
         why = f"{metric}: not an EQD2 dose metric"
         return [_organ_not_evaluable(title, roi_name, organ, why, True)]
 
-    def shown(rule: str, which: str, value: float | None) -> Finding:
+    grows = grows_with_volume(request)
+
+    def shown(rule: str, which: str, ends: Ends, prior_part: bool) -> Finding:
         """An unjudged row showing one course's value (at the bound where it has two)."""
+        known = _gaps(res, prior=prior_part, further=further)
         return Finding(
             GROUP,
             rule,
             Status.INFO,
             message,
             metric=_label(request, ab, which),
-            value=value,
+            value=ends[1],
             unit=request.unit,
+            value_range=value_range(ends, partial=bool(known), grows=grows),
             **base,
         )
 
-    rows = [shown("prior_eqd2", "prior", figs.prior[1])]
+    rows = [shown("prior_eqd2", "prior", figs.prior, True)]
     limits = {s: [lim for lim in sections[s] if lim.metric.canonical == metric] for s in sections}
 
-    grows = grows_with_volume(request)
     # each course's figure: judged against its limits, else shown
     for section, shown_rule, tag, ends, prior_part in (
         ("course_eqd2", "current_eqd2", "now", figs.now, False),
@@ -531,7 +534,7 @@ def _organ_rows(
                 )
             )
         if not limits[section]:
-            rows.append(shown(shown_rule, tag, ends[1]))
+            rows.append(shown(shown_rule, tag, ends, prior_part))
     for lim in limits["course_share"]:
         share = _share(figs)
         share_msg = (
@@ -651,6 +654,7 @@ def _judge(
         unit=unit,
         limits=lim.conditions,
         margin=margin,
+        value_range=value_range(ends, partial=bool(gaps), grows=grows),
         **prov,
         **base,
     )

@@ -54,7 +54,8 @@ def _target_rows(name, p: MappedPrior, dose, s: Samples, total_cc: float, ab: Al
     rows: list[Finding] = []
     where = f"prior course '{p.label}'"
     tail = ""
-    if unknown > UNKNOWN_TOLERANCE_CC:
+    partial = unknown > UNKNOWN_TOLERANCE_CC
+    if partial:
         tail = f"; {unknown:.3g} cc of the target has no prior dose (outside the prior grid)"
     levels: list[tuple[str, float]] = []
     if p.rx_gy:
@@ -77,6 +78,7 @@ def _target_rows(name, p: MappedPrior, dose, s: Samples, total_cc: float, ab: Al
                 value=vol,
                 unit="cc",
                 case_id=p.case.case_id,
+                value_range=(vol, None) if partial else None,  # at least: the part known
             )
         )
     if np.any(known):
@@ -95,6 +97,7 @@ def _target_rows(name, p: MappedPrior, dose, s: Samples, total_cc: float, ab: Al
                 value=mx,
                 unit="Gy",
                 case_id=p.case.case_id,
+                value_range=(mx, None) if partial else None,
             )
         )
     elif not levels:

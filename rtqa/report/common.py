@@ -254,6 +254,35 @@ def format_quantity(value: float | None, unit: str | None, refs: Sequence[float]
     return f"{text} {unit}" if unit else text
 
 
+def format_bounded(
+    value: float | None,
+    bounds: Sequence[float | None] | None,
+    unit: str | None,
+    refs: Sequence[float] = (),
+) -> str:
+    """A value that may be known only within ``bounds`` (``Finding.value_range``): the value
+    (:func:`format_quantity`) where ``bounds`` is None; else ``"50.76-70.12 Gy"``,
+    ``">= 11.31 Gy"``, ``"<= 4.2 Gy"``, or ``"(11.31 Gy)"`` for a value of part of the structure
+    with nothing known of the whole (``""`` with no value either)."""
+    if bounds is None:
+        return format_quantity(value, unit, refs)
+    low, high = (finite(b) for b in bounds)
+    if low is not None and high is not None:
+        if format_number(low, refs) == format_number(high, refs):
+            return format_quantity(low, unit, refs)
+        return f"{format_number(low, refs)}-{format_quantity(high, unit, refs)}"
+    if low is not None or high is not None:
+        sign, end = (">=", low) if low is not None else ("<=", high)
+        return f"{sign} {format_quantity(end, unit, refs)}"
+    shown = format_quantity(value, unit, refs)
+    return f"({shown})" if shown else ""
+
+
+def format_value(finding: Finding, refs: Sequence[float] = ()) -> str:
+    """The value column of a finding (:func:`format_bounded` in its :func:`display_unit`)."""
+    return format_bounded(finding.value, finding.value_range, display_unit(finding), refs)
+
+
 def format_margin(margin: float | None, unit: str | None, *, with_unit: bool = True) -> str:
     """Signed margin with unit (without it when ``with_unit`` is false, for a table whose value
     column shows it); a non-zero margin never prints as zero. A whole count margin prints

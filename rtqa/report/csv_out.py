@@ -6,15 +6,18 @@ cell. The protocol is in three columns: ``protocol`` (id), ``protocol_version`` 
 ``default_protocol`` (``true`` when no protocol was asked for and the default one was applied),
 so the file holds data only, no comment lines. ``per_protocol`` holds the per-protocol
 condition (or the lone ``limit``), ``acceptable`` the acceptable one, ``other_limits`` any
-other band as ``band: condition`` pairs joined by ``; ``. A course that could not be checked
-(:class:`~rtqa.report.common.CourseError`) is one row with status ``error`` and the message.
+other band as ``band: condition`` pairs joined by ``; ``. ``value_low`` and ``value_high``
+bound the figure (``Finding.value_range``): both equal ``value`` where it is the figure itself,
+and an empty one is an open end (both empty: the figure is unknown or not evaluated). A course
+that could not be checked (:class:`~rtqa.report.common.CourseError`) is one row with status
+``error`` and the message.
 Lines end with ``\\n``.
 
 Spreadsheet formula injection (OWASP "CSV Injection"): a text cell that begins with ``=``, ``+``,
 ``-``, ``@``, a tab or a carriage return (a patient id ``=HYPERLINK(...)``, an ROI name, a
 message) is written with a leading ``'`` so that a spreadsheet shows it as text and never
-evaluates it. Only text columns are touched: the numeric columns (``value``, ``margin``) hold
-numbers written by rtqa, and a negative number such as ``-1.25`` stays a number.
+evaluates it. Only text columns are touched: the numeric columns (``value``, its bounds and
+``margin``) hold numbers written by rtqa, and a negative number such as ``-1.25`` stays a number.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ COLUMNS: tuple[str, ...] = (
     "match",
     "metric",
     "value",
+    "value_low",
+    "value_high",
     "unit",
     "per_protocol",
     "acceptable",
@@ -62,7 +67,7 @@ COLUMNS: tuple[str, ...] = (
 
 
 #: Columns that hold numbers written by rtqa (never neutralised, see :func:`neutralise`).
-NUMERIC_COLUMNS = frozenset({"value", "margin"})
+NUMERIC_COLUMNS = frozenset({"value", "value_low", "value_high", "margin"})
 
 #: First characters that make a spreadsheet read a cell as a formula (OWASP CSV Injection).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -98,6 +103,7 @@ def _number(value: float | None) -> str:
 
 def _finding_row(result: CheckResult, finding: Finding) -> dict[str, str]:
     others = [f"{b}: {c}" for b, c in finding.limits.items() if b not in BAND_ORDER and c]
+    low, high = finding.value_range or (finding.value, finding.value)
     return {
         "course_id": result.course_id,
         "case_id": finding.case_id or "",
@@ -111,6 +117,8 @@ def _finding_row(result: CheckResult, finding: Finding) -> dict[str, str]:
         "match": finding.match or "",
         "metric": finding.metric or "",
         "value": _number(finding.value),
+        "value_low": _number(low),
+        "value_high": _number(high),
         "unit": finding.unit or "",
         "per_protocol": per_protocol_condition(finding.limits),
         "acceptable": finding.limits.get("acceptable", ""),

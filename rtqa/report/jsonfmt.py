@@ -29,7 +29,7 @@ from rtqa.report.common import (
 )
 
 #: Value of the top-level ``"schema"`` field; bump with any incompatible change of the schema.
-SCHEMA_VERSION = "rtqa-check-result/1"
+SCHEMA_VERSION = "rtqa-check-result/2"
 SCHEMA_FILE = "check_result.schema.json"
 
 
@@ -43,6 +43,13 @@ def _int(value: int | None) -> int | None:
     return None if value is None else int(value)
 
 
+def _range(bounds: tuple[float | None, float | None] | None) -> dict[str, float | None] | None:
+    """``{"low", "high"}`` of a figure known only within bounds (null ends open)."""
+    if bounds is None:
+        return None
+    return {"low": finite(bounds[0]), "high": finite(bounds[1])}
+
+
 def finding_to_dict(finding: Finding) -> dict[str, Any]:
     return {
         "group": finding.group,
@@ -54,6 +61,7 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "match": finding.match,
         "metric": finding.metric,
         "value": finite(finding.value),
+        "value_range": _range(finding.value_range),
         "unit": finding.unit,
         "limits": {str(k): str(v) for k, v in finding.limits.items()},
         "margin": finite(finding.margin),

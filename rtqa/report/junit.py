@@ -29,7 +29,7 @@ from rtqa.report.common import (
     as_list,
     display_unit,
     format_margin,
-    format_quantity,
+    format_value,
     iso_datetime,
     ordered_findings,
     ordered_limits,
@@ -81,7 +81,7 @@ def unique_names(findings: Sequence[Finding], names: Sequence[str]) -> list[str]
 def failure_message(finding: Finding) -> str:
     """Value, limits, margin and source of a finding, in one line."""
     parts = []
-    value = format_quantity(finding.value, display_unit(finding), thresholds(finding.limits))
+    value = format_value(finding, thresholds(finding.limits))
     if value:
         parts.append(f"value {value}")
     for band, condition in ordered_limits(finding.limits):
