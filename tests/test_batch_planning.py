@@ -312,3 +312,22 @@ def test_a_file_gone_before_the_worker_reads_it_is_retried_not_a_crash(tmp_path)
     assert (outcome.status, outcome.exit_code, outcome.retry) == ("error", 3, True)
     assert outcome.error == f"input file gone since planning: {course / 'RD.SPINE3FX.dcm'}"
     assert json.loads(outcome.text)["status"] == "error"
+
+
+def test_a_result_of_another_schema_version_is_not_reused(tmp_path, monkeypatch):
+    """The course key covers the result schema: a batch resumed by an rtqa writing another
+    version of the JSON recomputes every course instead of mixing the two forms."""
+    import rtqa.report.jsonfmt as jsonfmt
+
+    files = [str(p) for p in sorted((SAMPLES / "spine_3fx").glob("R*.dcm"))]
+    protocol = Path(batch.__file__).resolve().parents[1] / "constraints" / "nrg_br002.yaml"
+    options = _options(SAMPLES, tmp_path / "out")
+
+    def key() -> str:
+        (task,) = batch.make_tasks([("SPINE3FX", files)], options, protocol, None)
+        return task.key
+
+    now = key()
+    assert key() == now  # the same inputs, the same key
+    monkeypatch.setattr(jsonfmt, "SCHEMA_VERSION", "rtqa-check-result/99")
+    assert key() != now
