@@ -390,7 +390,7 @@ def _prior(course: Course, protocol, options: CheckOptions, ev) -> list[Finding]
     has_prior = bool(course.priors)
     if not has_prior and protocol.prior_radiation is None:
         return []
-    from rtqa.protocol.case_integrity import prior_dose_type_findings
+    from rtqa.protocol.case_integrity import prior_dose_source_findings, prior_dose_type_findings
     from rtqa.protocol.prior_inputs import PriorInput
     from rtqa.protocol.prior_rules import evaluate_prior
 
@@ -428,4 +428,8 @@ def _prior(course: Course, protocol, options: CheckOptions, ev) -> list[Finding]
     )
     found, pctx = evaluate_prior(inp, protocol)
     ctx.prior = pctx
-    return [*found, *prior_dose_type_findings(course.priors, ctx.dose)]
+    return [
+        *found,
+        *prior_dose_type_findings(course.priors, ctx.dose),
+        *prior_dose_source_findings(course.priors),
+    ]

@@ -171,6 +171,9 @@ class Plan:
     manufacturer: str = ""
     software_versions: str = ""
     treatment_site: str = ""  # from the plan where written (e.g. RTPlanGeometry is not a site)
+    converter: str = ""  # the converter that wrote it, when recognised (rtqa.dicom.converters)
+    #: PatientPosition of each PatientSetupSequence item (HFS, FFP, ...; reported, never geometry)
+    patient_positions: tuple[str, ...] = ()
     notes: tuple[Note, ...] = ()  # what the reader repaired, assumed or could not use
 
     @property
@@ -348,6 +351,7 @@ class DoseGrid:
     tps_dvhs: tuple[TpsDvh, ...] = ()
     patient_id: str = ""
     manufacturer: str = ""
+    converter: str = ""  # the converter that wrote it, when recognised (rtqa.dicom.converters)
     notes: tuple[Note, ...] = ()
 
     @property

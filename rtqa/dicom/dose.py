@@ -56,6 +56,7 @@ from rtqa.dicom.common import (
     tag_name,
     whole_number,
 )
+from rtqa.dicom.converters import converter_notes, converter_of
 from rtqa.errors import DicomError
 from rtqa.model import DoseGrid, Level, Note, Plan, TpsDvh
 
@@ -124,6 +125,7 @@ def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class != RT_DOSE:
         raise DicomError(f"not an RT Dose (SOP Class UID {sop_class!r})", path, "SOPClassUID")
+    notes += converter_notes(ds, path, "dose")
     if "PixelData" not in ds:
         raise DicomError(
             "RT Dose without a dose grid (DVH only): no dose to evaluate",
@@ -179,6 +181,7 @@ def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -
         tps_dvhs=tuple(tps_dvhs),
         patient_id=optional_str(ds, "PatientID"),
         manufacturer=optional_str(ds, "Manufacturer"),
+        converter=converter_of(ds),
         notes=tuple(notes + dvh_notes),
     )
 

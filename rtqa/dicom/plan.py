@@ -32,6 +32,7 @@ from rtqa.dicom.common import (
     whole_number,
 )
 from rtqa.dicom.control_points import control_point_notes
+from rtqa.dicom.converters import converter_notes, converter_of
 from rtqa.errors import DicomError
 from rtqa.model import (
     Beam,
@@ -76,6 +77,7 @@ def plan_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None) -
                 Level.WARNING, f"RTPlanLabel empty; using '{label}'", path, tag_name("RTPlanLabel")
             )
         )
+    notes += converter_notes(ds, path, "plan")
     ion = sop_class == RT_ION_PLAN
     beams = _beams(ds, ion, path, notes)
     dose_refs = _dose_references(ds, path, notes)
@@ -109,6 +111,12 @@ def plan_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None) -
         manufacturer=optional_str(ds, "Manufacturer"),
         software_versions=optional_str(ds, "SoftwareVersions"),
         treatment_site=optional_str(ds, "TreatmentSite"),
+        converter=converter_of(ds),
+        patient_positions=tuple(
+            str(item.get("PatientPosition", "") or "").strip().upper()
+            for item in ds.get("PatientSetupSequence") or []
+            if str(item.get("PatientPosition", "") or "").strip()
+        ),
         notes=tuple(notes),
     )
 

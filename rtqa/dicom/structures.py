@@ -51,6 +51,7 @@ from rtqa.dicom.common import (
     require,
     tag_name,
 )
+from rtqa.dicom.converters import converter_notes
 from rtqa.dicom.plane_bridges import bridge_by_structure_set
 from rtqa.errors import DicomError
 from rtqa.model import ContourPlane, Level, Note, PlanarPolygon, Roi, StructureSet
@@ -91,6 +92,7 @@ def structure_set_from_dataset(ds: Dataset, path: str, notes: list[Note]) -> Str
         raise DicomError(
             f"not an RT Structure Set (SOP Class UID {sop_class!r})", path, tag_name("SOPClassUID")
         )
+    notes += converter_notes(ds, path, "structure set")
     roi_items = list(require(ds, "StructureSetROISequence", path))
     frame_uid, series_uid = _frame_and_series(ds)
     contours = _by_number(ds, "ROIContourSequence", path, notes)

@@ -10,6 +10,11 @@
   RBE-weighted); information only for an RBE-weighted (EFFECTIVE) dose, whose numbers are
   Gy(RBE); ``prior_dose_type`` when a prior course's dose is of another DoseType than the
   current one (never summed: the prior figures are withheld).
+* ``dose_source``: a dose written by a converter (:mod:`rtqa.dicom.converters`) rather than
+  exported by the planning system. Such converters have written doses flipped
+  superior-inferior for prone patients: not evaluable unless the patient is known to lie head
+  first supine (PatientPosition HFS in the dose and every setup of the plan); information then.
+  ``prior_dose_source`` judges a prior course's dose so, withholding the prior figures.
 
 Where they apply they are ``not_evaluable`` (absent otherwise); as trust rules
 (:mod:`rtqa.protocol.dose_trust`) they make every judgement drawn from the dose, and for
@@ -118,11 +123,79 @@ def prior_dose_type_findings(priors: Sequence[Case], current: DoseGrid) -> list[
     return out
 
 
+def dose_source_finding(case: Case) -> Finding | None:
+    """``dose_source`` of ``case``: a dose written by a converter is not evaluable unless every
+    PatientPosition known (the dose's, the plan's setups') is HFS, and information then."""
+    judged = _converted_dose(case, "the dose")
+    if judged is None:
+        return None
+    status, message = judged
+    return Finding(
+        group="integrity",
+        rule="dose_source",
+        status=status,
+        message=message,
+        source=SOURCE,
+        case_id=case.case_id,
+    )
+
+
+def prior_dose_source_findings(priors: Sequence[Case]) -> list[Finding]:
+    """``prior_dose_source`` (group ``prior``) of each prior course whose dose was written by a
+    converter, judged as :func:`dose_source_finding` (not evaluable: every prior and cumulative
+    figure is withheld)."""
+    out = []
+    for case in priors:
+        judged = _converted_dose(case, f"the dose of prior course '{case.label}'")
+        if judged is not None:
+            out.append(
+                Finding(
+                    group="prior",
+                    rule="prior_dose_source",
+                    status=judged[0],
+                    message=judged[1],
+                    source=SOURCE,
+                    case_id=case.case_id,
+                )
+            )
+    return out
+
+
+def _converted_dose(case: Case, what: str) -> tuple[Status, str] | None:
+    """(status, message) of a case whose dose was written by a converter; None otherwise."""
+    dose = case.dose
+    if dose is None or not dose.converter:
+        return None
+    positions = {p for p in (dose.patient_position or "",) if p}
+    positions |= set(case.plan.patient_positions if case.plan is not None else ())
+    head = f"{what} was written by {dose.converter}, not exported by the planning system"
+    if positions == {"HFS"}:
+        return Status.INFO, (
+            f"{head}; the patient lies head first supine (HFS), the orientation such converters "
+            "handle"
+        )
+    lying = (
+        f"patient position {'/'.join(sorted(positions))}"
+        if positions
+        else "the patient position is not stated (no PatientPosition in the dose or the plan's "
+        "setups)"
+    )
+    return Status.NOT_EVALUABLE, (
+        f"{head}, and {lying}: such converters have written doses flipped superior-inferior "
+        "for other than head-first supine patients; export the dose from the planning system"
+    )
+
+
 #: Treatment beam radiation types (RadiationType) whose dose limits are RBE-weighted.
 PARTICLE_TYPES = ("PROTON", "ION", "NEUTRON")
 
 
 def integrity_findings(case: Case) -> list[Finding]:
     """The integrity findings of this module that apply to ``case``."""
-    found = (frame_finding(case), patient_finding(case), dose_type_finding(case))
+    found = (
+        frame_finding(case),
+        patient_finding(case),
+        dose_type_finding(case),
+        dose_source_finding(case),
+    )
     return [f for f in found if f is not None]

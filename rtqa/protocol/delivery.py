@@ -30,7 +30,9 @@ in its records (or whose records hold none of the plan's) is not fully delivered
 an early termination made up within the same fraction is information. Unknown beam numbers and
 missing planned or delivered MU make those comparisons not evaluable. When everything agrees one
 ``delivered_mu`` pass summarises it. A plan without treatment records gets no finding here (not
-yet delivered, or records not supplied).
+yet delivered, or records not supplied). The planned MU of a plan written by a converter
+(:mod:`rtqa.dicom.converters`) are not trusted: its ``delivered_mu`` passes and deviations are
+not evaluable, the comparison kept in the message.
 
 Fractions beyond the plan (rule ``fractions_delivered``): a record whose CurrentFractionNumber
 exceeds the fraction count of the fraction group delivered (else the plan's count; else the
@@ -49,7 +51,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -452,7 +454,24 @@ def delivery_findings(
                 source=SOURCE,
             )
         )
-    return out
+    return _converted(plan, out)
+
+
+def _converted(plan: Plan, findings: list[Finding]) -> list[Finding]:
+    """``findings`` of a plan written by a converter (:mod:`rtqa.dicom.converters`): its
+    planned MU are not trusted, so a delivered-MU pass or deviation is not evaluable."""
+    if not plan.converter:
+        return findings
+    head = (
+        f"planned MU not trusted: plan '{plan.label}' was written by {plan.converter}, whose "
+        "plans have been found not fully correct"
+    )
+    return [
+        replace(f, status=Status.NOT_EVALUABLE, message=f"{head}; measured: {f.message}")
+        if f.rule == "delivered_mu" and f.status in (Status.PASS, Status.MINOR, Status.MAJOR)
+        else f
+        for f in findings
+    ]
 
 
 def _not_evaluable(

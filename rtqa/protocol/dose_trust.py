@@ -25,7 +25,9 @@ judge nothing. Conventions:
 * A dose in another frame of reference than its structures that could not be moved into it
   (``dose_frame``) is withheld as a misplaced dose; parts of a case naming different patients
   (``patient_identity``) withhold the plan's own rules too (fractions, schedule, delivery), as
-  the records may be another patient's (:mod:`rtqa.protocol.case_integrity`).
+  the records may be another patient's (:mod:`rtqa.protocol.case_integrity`). A dose written by
+  a converter for a patient not known to lie head first supine (``dose_source``) is withheld
+  as a misplaced dose.
 * A prior course's dose judged by the same rules (``prior_dose_level``,
   ``prior_dose_placement``) withholds the judgements of group ``prior`` alone.
 """
@@ -54,10 +56,12 @@ TRUST_RULES = {
     "dose_agreement": DOSE_GROUPS,
     "dose_frame": DOSE_GROUPS,
     "dose_type": DOSE_GROUPS,
+    "dose_source": DOSE_GROUPS,
     "patient_identity": (*DOSE_GROUPS, "plan"),
     "prior_dose_level": ("prior",),
     "prior_dose_placement": ("prior",),
     "prior_dose_type": ("prior",),
+    "prior_dose_source": ("prior",),
 }
 #: Trust rules about one plan's own dose (its targets and plan quality withheld, not those of
 #: the course's other plans).
@@ -68,10 +72,17 @@ PLAN_DOSE_RULES = (
     "dose_agreement",
     "dose_frame",
     "dose_type",
+    "dose_source",
     "patient_identity",
 )
 #: Trust rules whose ``not_evaluable`` may mean a misplaced dose grid (``grid_coverage`` withheld).
-MISPLACING_RULES = ("dose_placement", "dose_on_target", "dose_frame", "dose_agreement")
+MISPLACING_RULES = (
+    "dose_placement",
+    "dose_on_target",
+    "dose_frame",
+    "dose_agreement",
+    "dose_source",
+)
 #: Groups judged on each plan's own dose (the others on the course dose).
 PLAN_GROUPS = ("target", "quality")
 #: Rules of those groups not drawn from the dose (the interval since the prior course).
