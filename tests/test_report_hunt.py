@@ -147,7 +147,9 @@ def test_an_organ_just_over_its_limit_shows_that_it_is_over(fmt):
 
 def test_count_margins_print_as_counts():
     assert format_margin(3.0, "targets") == "+3 targets"
-    assert format_margin(-1.0, "fractions") == "-1 fractions"
+    assert format_margin(-1.0, "fractions") == "-1 fraction"  # one: singular
+    assert format_quantity(1.0, "targets") == "1 target"
+    assert format_quantity(3.0, "targets") == "3 targets"
     assert format_margin(0.0, "targets") == "0 targets"
     assert format_margin(0.5, "targets") == "+0.500 targets"
 

@@ -242,12 +242,17 @@ def format_number(
 COUNT_UNITS = frozenset({"fractions", "targets", "lesions", "sites", "days"})
 
 
+def _count(n: int, unit: str, sign: str = "") -> str:
+    """A whole count with its unit, singular for one (``"1 target"``, ``"-3 days"``)."""
+    return f"{n:{sign}d} {unit[:-1] if abs(n) == 1 else unit}"
+
+
 def format_quantity(value: float | None, unit: str | None, refs: Sequence[float] = ()) -> str:
     """``value`` with its unit (``"21.94 Gy"``, ``"95.20 %"``, ``"3 fractions"``); ``""`` when
-    missing. Whole counts (fractions, targets) print without decimals."""
+    missing. Whole counts (fractions, targets) print without decimals, singular for one."""
     x = finite(value)
     if x is not None and unit in COUNT_UNITS and x == round(x):
-        return f"{round(x)} {unit}"
+        return _count(round(x), unit)
     text = format_number(value, refs)
     if not text:
         return ""
@@ -290,6 +295,8 @@ def format_margin(margin: float | None, unit: str | None, *, with_unit: bool = T
     x = finite(margin)
     shown = unit if with_unit else None
     if x is not None and unit in COUNT_UNITS and x == round(x):
+        if shown and x:
+            return _count(round(x), shown, "+")
         text = f"{round(x):+d}" if x else "0"
     else:
         text = format_number(margin, (0.0,), signed=True)
