@@ -146,10 +146,13 @@ def test_a_large_part_beyond_the_grid_is_sampled_on_coarser_cells(tmp_path, monk
     monkeypatch.setattr(prior_sampling, "_lattice_like", recorded)
     occ = occupancy(cylinder(2, "SpinalCord"), setup().dose)
     beyond = prior_sampling.sample_beyond(occ, setup(), [])
-    assert beyond is not None and len(lattices) == 2
-    (fine_cells, coarse_cells) = (g.dose_gy.size for g in lattices)
+    assert beyond is not None and len(lattices) == 1  # the coarse one only: never the fine one
+    fine_cells = prior_sampling._lattice_cells(
+        setup().dose, prior_sampling.outside_stack(occ).bounds_mm
+    )
+    coarse_cells = lattices[0].dose_gy.size
     assert fine_cells > 3 * coarse_cells and fine_cells > 500  # (a voxel to spare on each side)
-    assert float(np.diff(lattices[1].x_mm[:2])[0]) > 2.5
+    assert float(np.diff(lattices[0].x_mm[:2])[0]) > 2.5
     assert beyond.volumes_cc.sum() == pytest.approx(occ.outside_cc, rel=1e-6)
     _, ctx = evaluate_prior(setup(), protocol)
     coarse = ctx.organ_dvhs["SpinalCord"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
-from rtqa.dicom.common import optional_str, tag_name
+from rtqa.dicom.common import optional_str, pydicom_failure, tag_name
 from rtqa.dose_level import is_one_fraction, is_plausible, level_text
 from rtqa.errors import InputError
 from rtqa.model import DoseGrid, Level, Note, Plan, Roi, TpsDvh
@@ -59,6 +59,11 @@ def load_dose(headers: list[DoseHeader], plan: Plan | None, notes: list[Note]) -
             notes.append(
                 Note(Level.ERROR, f"dose not used: {exc.reason}", header.path, exc.attribute)
             )
+        except Exception as exc:  # a value pydicom fails to convert on first use
+            why = pydicom_failure(exc)
+            if why is None:
+                raise
+            notes.append(Note(Level.ERROR, f"dose not used: {why}", header.path))
     if not grids:
         return None
     try:

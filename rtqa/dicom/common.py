@@ -14,7 +14,7 @@ from typing import Any
 
 import pydicom
 from pydicom import uid
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
@@ -57,6 +57,25 @@ def tag_name(keyword: str) -> str:
     if tag is None:
         return keyword
     return f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def pydicom_failure(exc: BaseException) -> str | None:
+    """What pydicom could not decode, where ``exc`` was raised inside pydicom while converting a
+    value on first use (a garbled value representation, an IS of '-inf'), e.g. ``"a value
+    pydicom cannot decode in NumberOfFractionsPlanned (300A,0078): OverflowError: ..."``;
+    None for an exception raised elsewhere (an rtqa fault stays one)."""
+    tb, last, tag = exc.__traceback__, None, None
+    while tb is not None:
+        raw = tb.tb_frame.f_locals.get("raw")
+        tag = getattr(raw, "tag", tag)
+        last, tb = tb, tb.tb_next
+    if last is None or "pydicom" not in Path(last.tb_frame.f_code.co_filename).parts:
+        return None
+    where = ""
+    if tag is not None:
+        keyword = keyword_for_tag(tag)
+        where = f" in {tag_name(keyword) if keyword else f'({tag >> 16:04X},{tag & 0xFFFF:04X})'}"
+    return f"a value pydicom cannot decode{where}: {type(exc).__name__}: {exc}"
 
 
 def read_dataset(
@@ -134,6 +153,16 @@ def require(ds: Dataset, keyword: str, path: str, what: str = "") -> Any:
         context = f" in {what}" if what else ""
         raise DicomError(f"required attribute missing or empty{context}", path, tag_name(keyword))
     return value
+
+
+def lenient_value(item: Dataset, keyword: str) -> object:
+    """``item.get(keyword)``, or the element's raw text where pydicom cannot convert it (an IS
+    of '-inf' overflows), for a lenient reader such as :func:`whole_number` to refuse."""
+    try:
+        return item.get(keyword)
+    except (ValueError, OverflowError):
+        raw = getattr(item.get_item(keyword), "value", None)
+        return raw.decode("latin-1") if isinstance(raw, bytes) else None
 
 
 def whole_number(value: object) -> int | None:

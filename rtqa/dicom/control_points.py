@@ -41,7 +41,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from rtqa.dicom.common import optional_float, optional_str, tag_name, whole_number
+from rtqa.dicom.common import lenient_value, optional_float, optional_str, tag_name, whole_number
 from rtqa.model import Level, Note
 
 #: Relative tolerance for comparing cumulative meterset weights (of the beam's largest weight).
@@ -95,7 +95,7 @@ def control_point_notes(beam_item: Dataset, ion: bool, path: str) -> list[Note]:
 
 
 def _beam_label(beam_item: Dataset) -> str:
-    number = whole_number(beam_item.get("BeamNumber"))
+    number = whole_number(lenient_value(beam_item, "BeamNumber"))
     name = optional_str(beam_item, "BeamName")
     label = f"beam {number if number is not None else '?'}"
     return f"{label} '{name}'" if name else label

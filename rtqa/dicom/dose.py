@@ -49,6 +49,7 @@ from rtqa.dicom.common import (
     RT_DOSE,
     as_floats,
     as_int,
+    lenient_value,
     optional_float,
     optional_str,
     read_dataset,
@@ -579,10 +580,12 @@ def _references(ds: Dataset) -> tuple[tuple[str, ...], tuple[int, ...], tuple[in
         if uid:
             plans.append(uid)
         for group in ref.get("ReferencedFractionGroupSequence") or []:
-            if (number := whole_number(group.get("ReferencedFractionGroupNumber"))) is not None:
+            number = whole_number(lenient_value(group, "ReferencedFractionGroupNumber"))
+            if number is not None:
                 groups.append(number)
             for beam in group.get("ReferencedBeamSequence") or []:
-                if (number := whole_number(beam.get("ReferencedBeamNumber"))) is not None:
+                number = whole_number(lenient_value(beam, "ReferencedBeamNumber"))
+                if number is not None:
                     beams.append(number)
     return tuple(plans), tuple(beams), tuple(groups)
 

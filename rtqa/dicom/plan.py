@@ -24,6 +24,7 @@ from rtqa.dicom.common import (
     MAX_FRACTIONS,
     RT_ION_PLAN,
     RT_PLAN,
+    lenient_value,
     optional_number,
     optional_str,
     parse_datetime,
@@ -123,7 +124,7 @@ def plan_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None) -
 
 def _int(item: Dataset, keyword: str) -> int | None:
     """An IS attribute read leniently (padding, '3.0'); None when absent or not a number."""
-    return whole_number(item.get(keyword))
+    return whole_number(lenient_value(item, keyword))
 
 
 def _beams(ds: Dataset, ion: bool, path: str, notes: list[Note]) -> list[Beam]:
@@ -227,10 +228,12 @@ def _fraction_groups(ds: Dataset, path: str, notes: list[Note]) -> list[Fraction
             )
             fractions = None
         elif fractions is None:
+            written = lenient_value(item, "NumberOfFractionsPlanned")
+            said = "missing" if written in (None, "") else f"{str(written).strip()!r}, not a count"
             notes.append(
                 Note(
                     Level.WARNING,
-                    f"fraction group {number}: NumberOfFractionsPlanned missing",
+                    f"fraction group {number}: NumberOfFractionsPlanned {said}",
                     path,
                     tag_name("NumberOfFractionsPlanned"),
                 )

@@ -27,6 +27,7 @@ from rtqa.dicom.common import (
     RT_BRACHY_RECORD,
     RT_ION_BEAMS_RECORD,
     RT_SUMMARY_RECORD,
+    lenient_value,
     optional_number,
     optional_str,
     parse_datetime,
@@ -95,9 +96,8 @@ def record_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None)
                 tag_name("TreatmentSessionBeamSequence"),
             )
         )
-    fraction_numbers = sorted(
-        {n for s in sessions if (n := whole_number(s.get("CurrentFractionNumber"))) is not None}
-    )
+    stated = (whole_number(lenient_value(s, "CurrentFractionNumber")) for s in sessions)
+    fraction_numbers = sorted({n for n in stated if n is not None})
     out_of_range = [n for n in fraction_numbers if not 1 <= n <= MAX_FRACTIONS]
     if out_of_range:
         notes.append(
@@ -123,7 +123,7 @@ def record_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None)
     fraction_group = _fraction_group(ds, path, notes)
     beams = []
     for item in sessions:
-        number = whole_number(item.get("ReferencedBeamNumber"))
+        number = whole_number(lenient_value(item, "ReferencedBeamNumber"))
         if number is None:
             notes.append(
                 Note(
@@ -174,7 +174,7 @@ def record_from_dataset(ds: Dataset, path: str, notes: list[Note] | None = None)
 def _fraction_group(ds: Dataset, path: str, notes: list[Note]) -> int | None:
     """ReferencedFractionGroupNumber (300C,0022): the plan's fraction group this session
     delivered, None when absent or not a whole number (noted)."""
-    value = ds.get("ReferencedFractionGroupNumber")
+    value = lenient_value(ds, "ReferencedFractionGroupNumber")
     if value is None or str(value).strip() == "":
         return None
     number = whole_number(value)

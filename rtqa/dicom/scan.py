@@ -30,6 +30,7 @@ from rtqa.dicom.common import (
     RT_STRUCTURE_SET,
     SPATIAL_REGISTRATION,
     optional_str,
+    pydicom_failure,
     read_dataset,
     tag_name,
     value_notes,
@@ -148,6 +149,12 @@ def _read_file(path: str, found: Found) -> None:
             _dispatch(ds, sop_class, path, found, read_notes)
         except InputError as exc:
             found.notes.append(Note(Level.ERROR, exc.reason, path, exc.attribute))
+        except Exception as exc:  # a value pydicom fails to convert on first use
+            why = pydicom_failure(exc)
+            if why is None:
+                raise
+            found.files[UNREADABLE] += 1
+            found.notes.append(Note(Level.ERROR, f"not read: {why}", path))
     found.notes.extend(value_notes(caught, path))
 
 

@@ -44,6 +44,7 @@ from shapely.geometry.base import BaseGeometry
 
 from rtqa.dicom.common import (
     RT_STRUCTURE_SET,
+    lenient_value,
     optional_number,
     optional_str,
     parse_datetime,
@@ -419,7 +420,7 @@ def _contour_points(
     xyz = data.reshape(-1, 3)
     stated: object = _raw_text(contour, NUMBER_OF_CONTOUR_POINTS)
     if stated is None or not stated.isdigit():
-        stated = contour.get("NumberOfContourPoints")
+        stated = lenient_value(contour, "NumberOfContourPoints")
     if stated is None or stated == "":
         return xyz
     try:

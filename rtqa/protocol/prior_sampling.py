@@ -163,14 +163,13 @@ def sample_beyond(occ: Occupancy, inp: PriorInput, priors: list[MappedPrior]) ->
     part = outside_stack(occ)
     if part is None:
         return None
-    lattice = _lattice_like(inp.dose, part.bounds_mm)
-    if lattice.dose_gy.size > BEYOND_MAX_CELLS:
+    cells = _lattice_cells(inp.dose, part.bounds_mm)
+    edge = 0.0
+    if cells > BEYOND_MAX_CELLS:
         # a large part (a body beyond a clipped grid): cubic cells of about the same total
-        steps = [
-            float(np.median(np.abs(np.diff(a)))) for a in (lattice.x_mm, lattice.y_mm, lattice.z_mm)
-        ]
-        edge = float(np.cbrt(np.prod(steps) * lattice.dose_gy.size / BEYOND_MAX_CELLS))
-        lattice = _lattice_like(inp.dose, part.bounds_mm, edge)
+        steps = [step for _, step, _ in _lattice_axes(inp.dose, part.bounds_mm)]
+        edge = float(np.cbrt(np.prod(steps) * cells / BEYOND_MAX_CELLS))
+    lattice = _lattice_like(inp.dose, part.bounds_mm, edge)
     beyond = occupancy(part, lattice, name=occ.name)
     if beyond.values.size == 0:
         return None
@@ -200,18 +199,39 @@ def outside_stack(occ: Occupancy):
     return part if part.geoms else None
 
 
-def _lattice_like(grid: DoseGrid, bounds: tuple[float, ...], min_step_mm: float = 0.0) -> DoseGrid:
-    """An empty grid in ``grid``'s frame covering ``bounds`` (x0, y0, z0, x1, y1, z1; mm) with a
-    voxel to spare on every side, spaced as ``grid`` (its median step per axis; 3 mm along an
-    axis of one voxel) but no finer than ``min_step_mm``."""
+def _lattice_axes(
+    grid: DoseGrid, bounds: tuple[float, ...], min_step_mm: float = 0.0
+) -> list[tuple[float, float, int]]:
+    """(first voxel centre mm, step mm, voxel count) per axis x, y, z of :func:`_lattice_like`."""
     x0, y0, z0, x1, y1, z1 = bounds
     axes = []
     for lo, hi, ref in ((x0, x1, grid.x_mm), (y0, y1, grid.y_mm), (z0, z1, grid.z_mm)):
         step = float(np.median(np.abs(np.diff(ref)))) if ref.size > 1 else BODY_LATTICE_MM
         step = max(step, min_step_mm)
-        n = math.ceil((hi - lo) / step) + 3
-        axes.append(lo - step + step * np.arange(n))
-    x, y, z = axes
+        axes.append((lo - step, step, math.ceil((hi - lo) / step) + 3))
+    return axes
+
+
+def _lattice_cells(grid: DoseGrid, bounds: tuple[float, ...], min_step_mm: float = 0.0) -> float:
+    """How many voxels :func:`_lattice_like` would hold (a float: it may be astronomical)."""
+    return math.prod(float(n) for _, _, n in _lattice_axes(grid, bounds, min_step_mm))
+
+
+def _lattice_like(grid: DoseGrid, bounds: tuple[float, ...], min_step_mm: float = 0.0) -> DoseGrid:
+    """An empty grid in ``grid``'s frame covering ``bounds`` (x0, y0, z0, x1, y1, z1; mm) with a
+    voxel to spare on every side, spaced as ``grid`` (its median step per axis; 3 mm along an
+    axis of one voxel) but no finer than ``min_step_mm``. ValueError beyond
+    :data:`LATTICE_MAX_CELLS` voxels (a contour point metres away, say), before allocating."""
+    cells = _lattice_cells(grid, bounds, min_step_mm)
+    if not cells <= LATTICE_MAX_CELLS:
+        extent = max(abs(float(b)) for b in bounds)
+        raise ValueError(
+            f"a lattice over the contours would hold {cells:.3g} voxels (more than "
+            f"{LATTICE_MAX_CELLS:.3g}): they reach {extent:.4g} mm from the origin"
+        )
+    x, y, z = (
+        first + step * np.arange(n) for first, step, n in _lattice_axes(grid, bounds, min_step_mm)
+    )
     return DoseGrid(
         dose_gy=np.zeros((z.size, y.size, x.size)),
         x_mm=x,
@@ -220,6 +240,10 @@ def _lattice_like(grid: DoseGrid, bounds: tuple[float, ...], min_step_mm: float 
         frame_of_reference_uid=grid.frame_of_reference_uid,
     )
 
+
+#: Most voxels of a lattice made to sample a structure (160 MB of float64): more means contours
+#: reaching metres away, which no patient has.
+LATTICE_MAX_CELLS = 20_000_000
 
 #: Coarsest useful spacing (mm) for a body outline compared by Dice; finer grids are not needed.
 BODY_LATTICE_MM = 3.0

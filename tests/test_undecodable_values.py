@@ -1,0 +1,138 @@
+"""Values pydicom cannot convert on first use, and contours reaching absurdly far: a precise
+message or a lenient reading, never an internal error (exit 5) or a hang. Real DICOM: sample
+cases rewritten with pydicom at the byte or element level."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import pydicom
+import pytest
+from click.testing import CliRunner
+
+from rtqa.cli import cli
+from rtqa.dicom.common import pydicom_failure
+from rtqa.dicom.structures import read_structure_set
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def copy_case(tmp_path: Path, case: str) -> Path:
+    return Path(shutil.copytree(SAMPLES / case, tmp_path / case))
+
+
+def set_raw(item: pydicom.Dataset, tag: int, vr: str, text: str) -> None:
+    """Store ``text`` as the element's bytes, whatever pydicom would make of it."""
+    item[tag] = pydicom.DataElement(tag, vr, "1")
+    item[tag]._value = text
+
+
+def check(case: Path, *args: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(
+        cli, ["check", str(case), "--protocol", "nrg_br002", "--format", "json", *args]
+    )
+    return result.exit_code, json.loads(result.output)
+
+
+def notes_of(doc: dict, name: str) -> list[str]:
+    return [n["message"] for n in doc["notes"] if Path(n["path"] or "").name == name]
+
+
+def test_a_garbled_value_representation_names_the_file_and_element(tmp_path):
+    """Two bytes of RadiationType's explicit VR overwritten: pydicom fails on first use
+    (NotImplementedError). The plan is not read, named with the element: input unreadable."""
+    case = copy_case(tmp_path, "spine_3fx")
+    path = case / "RP.SPINE3FX.dcm"
+    data = bytearray(path.read_bytes())
+    at = data.find(bytes([0x0A, 0x30, 0xC6, 0x00]))  # (300A,00C6), little endian
+    assert at > 0 and data[at + 4 : at + 6] == b"CS"
+    data[at + 4 : at + 6] = b"C^"
+    path.write_bytes(bytes(data))
+    code, doc = check(case)
+    (note,) = notes_of(doc, "RP.SPINE3FX.dcm")
+    assert note.startswith(
+        "not read: a value pydicom cannot decode in RadiationType (300A,00C6): "
+        "NotImplementedError: Unknown Value Representation"
+    )
+    assert code == 3
+
+
+def test_an_integer_string_of_minus_infinity_is_read_as_no_number(tmp_path):
+    """IS '-inf' overflows pydicom's conversion (OverflowError): NumberOfFractionsPlanned is
+    then unknown, said with the text written; NumberOfContourPoints is a warning only."""
+    case = copy_case(tmp_path, "spine_3fx")
+    plan = pydicom.dcmread(case / "RP.SPINE3FX.dcm")
+    set_raw(plan.FractionGroupSequence[0], 0x300A0078, "IS", "-inf")
+    plan.save_as(case / "RP.SPINE3FX.dcm")
+    rs = pydicom.dcmread(case / "RS.SPINE3FX.dcm")
+    (number,) = [r.ROINumber for r in rs.StructureSetROISequence if r.ROIName == "SpinalCord"]
+    (cord,) = [c for c in rs.ROIContourSequence if c.ReferencedROINumber == number]
+    set_raw(cord.ContourSequence[0], 0x30060046, "IS", "-inf")
+    rs.save_as(case / "RS.SPINE3FX.dcm")
+    code, doc = check(case)
+    plan_notes = notes_of(doc, "RP.SPINE3FX.dcm")
+    assert "fraction group 1: NumberOfFractionsPlanned '-inf', not a count" in plan_notes
+    (fractions,) = [f for f in doc["findings"] if f["rule"] == "fraction_count"]
+    assert fractions["status"] == "not_evaluable"
+    points = [n for n in notes_of(doc, "RS.SPINE3FX.dcm") if "NumberOfContourPoints" in n]
+    assert len(points) == 1 and "'-inf' (not a number)" in points[0]
+    # the contour itself was kept: the cord's volume is the sample's
+    from rtqa.geometry import contour_volume_cc
+
+    def cord_cc(folder: Path) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's own warning on '-inf' (a note in rtqa)
+            rois = read_structure_set(folder / "RS.SPINE3FX.dcm").rois
+        (roi,) = [r for r in rois if r.name == "SpinalCord"]
+        return contour_volume_cc(roi)
+
+    assert cord_cc(case) == cord_cc(SAMPLES / "spine_3fx") == pytest.approx(8.05, abs=0.005)
+    assert code == 4
+
+
+def test_pydicom_failure_is_none_for_an_error_raised_outside_pydicom():
+    with pytest.raises(ValueError) as raised:
+        int("-inf")
+    assert pydicom_failure(raised.value) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns of the value before it fails
+        with pytest.raises(OverflowError) as raised:
+            pydicom.valuerep.IS("-inf")
+    assert pydicom_failure(raised.value) == (
+        "a value pydicom cannot decode: OverflowError: cannot convert float infinity to integer"
+    )
+
+
+def test_a_prior_body_contour_kilometres_away_is_refused_without_a_hang(tmp_path):
+    """One plane of the prior course's body outline scaled by 1e7 (points 2.5e9 mm away): the
+    lattice for the registration direction check would hold about 1e26 voxels. It is refused
+    before anything is allocated (before: minutes building it)."""
+    case = copy_case(tmp_path, "spine_prior")
+    rs = pydicom.dcmread(case / "RS.PRIOR_T7.dcm")
+    contour = rs.ROIContourSequence[0].ContourSequence[64]
+    contour.ContourData = [float(v) * 1e7 for v in contour.ContourData]
+    rs.save_as(case / "RS.PRIOR_T7.dcm")
+    start = time.perf_counter()
+    code, doc = check(case, "--protocol", "boss")
+    assert time.perf_counter() - start < 30
+    (direction,) = [f for f in doc["findings"] if f["rule"] == "registration_direction"]
+    assert direction["status"] == "info"
+    assert (
+        "registration direction not checked (a lattice over the contours would hold"
+        in (direction["message"])
+    )
+    assert code in (0, 4)
+
+
+@pytest.mark.parametrize("cells", [2.5e26, float("nan")])
+def test_a_lattice_beyond_the_cell_limit_is_refused(cells, monkeypatch):
+    from rtqa.protocol import prior_sampling
+
+    grid = prior_sampling._lattice_like
+    monkeypatch.setattr(prior_sampling, "_lattice_cells", lambda *a: cells)
+    with pytest.raises(ValueError, match="a lattice over the contours would hold"):
+        grid(None, (0, 0, 0, 1, 1, 1))  # type: ignore[arg-type]
