@@ -147,7 +147,7 @@ def test_a_large_part_beyond_the_grid_is_sampled_on_coarser_cells(tmp_path, monk
     occ = occupancy(cylinder(2, "SpinalCord"), setup().dose)
     beyond = prior_sampling.sample_beyond(occ, setup(), [])
     assert beyond is not None and len(lattices) == 1  # the coarse one only: never the fine one
-    fine_cells = prior_sampling._lattice_cells(
+    fine_cells = prior_sampling.lattice_cells(
         setup().dose, prior_sampling.outside_stack(occ).bounds_mm
     )
     coarse_cells = lattices[0].dose_gy.size

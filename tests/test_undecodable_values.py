@@ -1,10 +1,11 @@
-"""Values pydicom cannot convert on first use, and contours reaching absurdly far: a precise
-message or a lenient reading, never an internal error (exit 5) or a hang. Real DICOM: sample
-cases rewritten with pydicom at the byte or element level."""
+"""Values pydicom cannot convert on first use, and contours or registrations reaching absurdly
+far: a precise message or a lenient reading, never an internal error (exit 5) or a hang. Real
+DICOM: sample cases rewritten with pydicom at the byte or element level."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 import warnings
@@ -133,6 +134,25 @@ def test_a_lattice_beyond_the_cell_limit_is_refused(cells, monkeypatch):
     from rtqa.protocol import prior_sampling
 
     grid = prior_sampling._lattice_like
-    monkeypatch.setattr(prior_sampling, "_lattice_cells", lambda *a: cells)
+    monkeypatch.setattr(prior_sampling, "lattice_cells", lambda *a: cells)
     with pytest.raises(ValueError, match="a lattice over the contours would hold"):
         grid(None, (0, 0, 0, 1, 1, 1))  # type: ignore[arg-type]
+
+
+def test_a_registration_moving_the_prior_metres_away_is_a_poor_fit_not_a_crash(tmp_path):
+    """The prior course's registration translated by 5 m: the lattice holding both body
+    outlines would take about 1 GB (before: MemoryError, exit 5). They are compared near the
+    current outline, where the mapped one is missing: Dice 0, a minor finding to check it."""
+    case = copy_case(tmp_path, "spine_prior")
+    reg = pydicom.dcmread(case / "RE.SPINEPRIOR.dcm")
+    item = reg.RegistrationSequence[0].MatrixRegistrationSequence[0].MatrixSequence[0]
+    matrix = [1, 0, 0, 10, 0, 1, 0, 5000, 0, 0, 1, -300, 0, 0, 0, 1]
+    item.FrameOfReferenceTransformationMatrix = [f"{v:g}" for v in matrix]
+    reg.save_as(case / "RE.SPINEPRIOR.dcm")
+    code, doc = check(case, "--protocol", "boss")
+    (direction,) = [f for f in doc["findings"] if f["rule"] == "registration_direction"]
+    assert direction["status"] == "minor" and direction["value"] == 0.0
+    far = re.search(r"\(compared within 50 mm of the current outline: the mapped prior outline "
+                    r"reaches (\d+) mm\)$", direction["message"])  # fmt: skip
+    assert far and 5000 < int(far[1]) < 5300  # 5 m plus the outline's own extent
+    assert code == 1

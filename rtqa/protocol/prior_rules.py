@@ -82,7 +82,14 @@ from rtqa.protocol.prior_policy import (
     overlap_pct,
     policy_findings,
 )
-from rtqa.protocol.prior_sampling import grid_occupancy, lattice_over, roi_bounds
+from rtqa.protocol.prior_sampling import (
+    BODY_LATTICE_MM,
+    LATTICE_MAX_CELLS,
+    grid_occupancy,
+    lattice_cells,
+    lattice_over,
+    roi_bounds,
+)
 from rtqa.protocol.prior_targets import target_findings
 from rtqa.protocol.schedule import schedule
 from rtqa.radiobiology import high_dose_per_fraction_note
@@ -396,6 +403,16 @@ def _level_finding(case: Case) -> list[Finding]:
     return [f]
 
 
+#: Margin (mm) around the current body outline within which a prior outline mapped metres away
+#: is compared (a lattice over both would be too large to hold).
+FAR_OUTLINE_PAD_MM = 50.0
+
+
+def _padded(bounds: tuple[float, ...], pad_mm: float) -> tuple[float, ...]:
+    """(x0, y0, z0, x1, y1, z1) widened by ``pad_mm`` on every side."""
+    return (*(v - pad_mm for v in bounds[:3]), *(v + pad_mm for v in bounds[3:]))
+
+
 def _direction_findings(p: MappedPrior, inp: PriorInput) -> list[Finding]:
     """Registration direction check with the body outlines (only when a matrix is applied)."""
     if p.matrix is None or inp.body is None:
@@ -414,6 +431,13 @@ def _direction_findings(p: MappedPrior, inp: PriorInput) -> list[Finding]:
         points += [map_points(corners, m) for m in (p.matrix, invert(p.matrix))]
         every = np.vstack(points)
         union = (*every.min(axis=0), *every.max(axis=0))
+        within = ""
+        if not lattice_cells(inp.dose, union, BODY_LATTICE_MM) <= LATTICE_MAX_CELLS:
+            # the mapped outline lies metres away (a registration far off): compared near the
+            # current outline only, where it is missing (Dice 0: a poor fit, not a refusal)
+            union = _padded(roi_bounds(inp.body), FAR_OUTLINE_PAD_MM)
+            within = f" (compared within {FAR_OUTLINE_PAD_MM:g} mm of the current outline: the "
+            within += f"mapped prior outline reaches {float(np.abs(every).max()):.4g} mm)"
         current_lattice = lattice_over(inp.body, inp.dose, union)
         current_occ = grid_occupancy(inp.body, current_lattice)
         check = check_registration_direction(
@@ -435,7 +459,7 @@ def _direction_findings(p: MappedPrior, inp: PriorInput) -> list[Finding]:
             "registration_direction",
             status,
             f"prior course '{p.label}': {check.note.message} (body outlines "
-            f"'{prior_body.name}' and '{inp.body.name}')",
+            f"'{prior_body.name}' and '{inp.body.name}'){within}",
             roi=inp.body.name,
             metric="Dice body",
             value=check.dice,

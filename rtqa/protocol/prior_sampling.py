@@ -163,7 +163,7 @@ def sample_beyond(occ: Occupancy, inp: PriorInput, priors: list[MappedPrior]) ->
     part = outside_stack(occ)
     if part is None:
         return None
-    cells = _lattice_cells(inp.dose, part.bounds_mm)
+    cells = lattice_cells(inp.dose, part.bounds_mm)
     edge = 0.0
     if cells > BEYOND_MAX_CELLS:
         # a large part (a body beyond a clipped grid): cubic cells of about the same total
@@ -212,7 +212,7 @@ def _lattice_axes(
     return axes
 
 
-def _lattice_cells(grid: DoseGrid, bounds: tuple[float, ...], min_step_mm: float = 0.0) -> float:
+def lattice_cells(grid: DoseGrid, bounds: tuple[float, ...], min_step_mm: float = 0.0) -> float:
     """How many voxels :func:`_lattice_like` would hold (a float: it may be astronomical)."""
     return math.prod(float(n) for _, _, n in _lattice_axes(grid, bounds, min_step_mm))
 
@@ -222,7 +222,7 @@ def _lattice_like(grid: DoseGrid, bounds: tuple[float, ...], min_step_mm: float 
     voxel to spare on every side, spaced as ``grid`` (its median step per axis; 3 mm along an
     axis of one voxel) but no finer than ``min_step_mm``. ValueError beyond
     :data:`LATTICE_MAX_CELLS` voxels (a contour point metres away, say), before allocating."""
-    cells = _lattice_cells(grid, bounds, min_step_mm)
+    cells = lattice_cells(grid, bounds, min_step_mm)
     if not cells <= LATTICE_MAX_CELLS:
         extent = max(abs(float(b)) for b in bounds)
         raise ValueError(
