@@ -651,11 +651,11 @@ def test_f9_position_too_large_to_place_voxels_is_named(tmp_path):
     (note,) = [n for n in data["notes"] if n["path"] == str(rd)]
     assert note["level"] == "error" and note["attribute"] == "ImagePositionPatient (0020,0032)"
     assert note["message"] == (
-        "dose not used: ImagePositionPatient 1e+300\\0\\0: the voxel positions along x (1e+300 "
-        "to 1e+300 mm) are not finite and distinct"
+        "dose not used: the voxel positions along x reach 1e+300 mm, beyond 100 m of the origin: "
+        "not positions in a patient"
     )
     result = CliRunner().invoke(cli, ["dvh", str(folder)])
-    assert result.exit_code == 3 and "not finite and distinct" in result.stderr
+    assert result.exit_code == 3 and "beyond 100 m of the origin" in result.stderr
 
 
 def test_contours_that_cannot_be_attributed_are_never_a_pass(tmp_path):

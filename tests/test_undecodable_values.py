@@ -1,6 +1,7 @@
-"""Values pydicom cannot convert on first use, and contours or registrations reaching absurdly
-far: a precise message or a lenient reading, never an internal error (exit 5) or a hang. Real
-DICOM: sample cases rewritten with pydicom at the byte or element level."""
+"""Values pydicom cannot convert on first use, sequences written as another value
+representation, and contours, dose grids or registrations reaching absurdly far: a precise
+message or a lenient reading, never an internal error (exit 5), a crash or a hang. Real DICOM:
+sample cases rewritten with pydicom at the byte or element level."""
 
 from __future__ import annotations
 
@@ -108,14 +109,15 @@ def test_pydicom_failure_is_none_for_an_error_raised_outside_pydicom():
     )
 
 
-def test_a_prior_body_contour_kilometres_away_is_refused_without_a_hang(tmp_path):
-    """One plane of the prior course's body outline scaled by 1e7 (points 2.5e9 mm away): the
-    lattice for the registration direction check would hold about 1e26 voxels. It is refused
-    before anything is allocated (before: minutes building it)."""
+def test_a_prior_body_contour_tens_of_metres_away_is_refused_without_a_hang(tmp_path):
+    """One plane of the prior course's body outline scaled by 300 (points up to about 75 m
+    away, within the 100 m rtqa reads): the lattice for the registration direction check
+    would hold billions of voxels. It is refused before anything is allocated (before: minutes
+    building it)."""
     case = copy_case(tmp_path, "spine_prior")
     rs = pydicom.dcmread(case / "RS.PRIOR_T7.dcm")
     contour = rs.ROIContourSequence[0].ContourSequence[64]
-    contour.ContourData = [float(v) * 1e7 for v in contour.ContourData]
+    contour.ContourData = [round(float(v) * 300, 3) for v in contour.ContourData]
     rs.save_as(case / "RS.PRIOR_T7.dcm")
     start = time.perf_counter()
     code, doc = check(case, "--protocol", "boss")
@@ -156,3 +158,112 @@ def test_a_registration_moving_the_prior_metres_away_is_a_poor_fit_not_a_crash(t
                     r"reaches (\d+) mm\)$", direction["message"])  # fmt: skip
     assert far and 5000 < int(far[1]) < 5300  # 5 m plus the outline's own extent
     assert code == 1
+
+
+def test_a_garbled_value_representation_in_the_header_is_an_unread_file(tmp_path):
+    """SOPClassUID's VR overwritten (UI -> ZZ) in the dose: pydicom fails when rtqa first asks
+    which object the file holds (before: exit 5). Named like any value it cannot decode."""
+    case = copy_case(tmp_path, "spine_3fx")
+    path = case / "RD.SPINE3FX.dcm"
+    data = bytearray(path.read_bytes())
+    at = data.find(bytes([0x08, 0x00, 0x16, 0x00]) + b"UI")  # (0008,0016) after the meta
+    assert at > 132
+    data[at + 4 : at + 6] = b"ZZ"
+    path.write_bytes(bytes(data))
+    code, doc = check(case)
+    (note,) = notes_of(doc, "RD.SPINE3FX.dcm")
+    assert note.startswith(
+        "not read: a value pydicom cannot decode in SOPClassUID (0008,0016): "
+        "NotImplementedError: Unknown Value Representation 'ZZ'"
+    )
+    assert code == 3
+
+
+def sequence_as_bytes(item: pydicom.Dataset, keyword: str, vr: str = "OB") -> None:
+    """Write a sequence element as ``vr`` (its items lost): read back, its value is bytes."""
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    del item[tag]
+    item.add_new(tag, vr, b"\x01\x02\x03\x04")
+
+
+def test_a_sequence_written_with_another_value_representation_is_named(tmp_path):
+    """The registration's MatrixRegistrationSequence written as OB: its value is bytes where
+    items are expected (before: AttributeError, exit 5). The file is not read, the element
+    named; the prior course then has no registration (not evaluable, exit 4)."""
+    case = copy_case(tmp_path, "spine_prior")
+    reg = pydicom.dcmread(case / "RE.SPINEPRIOR.dcm")
+    sequence_as_bytes(reg.RegistrationSequence[0], "MatrixRegistrationSequence")
+    reg.save_as(case / "RE.SPINEPRIOR.dcm")
+    code, doc = check(case, "--protocol", "boss")
+    assert notes_of(doc, "RE.SPINEPRIOR.dcm") == [
+        "not read: MatrixRegistrationSequence (0070,0309) is written with VR 'OB', not as a "
+        "sequence"
+    ]
+    assert code == 4
+
+
+def test_a_garbled_sequence_read_with_the_dose_grid_leaves_the_dose_unused(tmp_path):
+    """A DVHSequence written as OB is read only with the dose grid (after the header passed):
+    the dose is not used, the element named (before: exit 5)."""
+    case = copy_case(tmp_path, "spine_3fx")
+    dose = pydicom.dcmread(case / "RD.SPINE3FX.dcm")
+    dose.add_new(pydicom.datadict.tag_for_keyword("DVHSequence"), "OB", b"\x01\x02")
+    dose.save_as(case / "RD.SPINE3FX.dcm")
+    code, doc = check(case)
+    assert notes_of(doc, "RD.SPINE3FX.dcm") == [
+        "dose not used: DVHSequence (3004,0050) is written with VR 'OB', not as a sequence"
+    ]
+    assert code == 3
+
+
+def test_a_contour_point_beyond_100_m_is_excluded_and_named(tmp_path):
+    """One coordinate of a cord contour set to 1e308 mm (before: an int64 overflow in the
+    rasteriser and a segmentation fault). The contour is excluded with an error: the course
+    is not fully evaluable."""
+    case = copy_case(tmp_path, "spine_3fx")
+    rs = pydicom.dcmread(case / "RS.SPINE3FX.dcm")
+    cord = next(c for c in rs.ROIContourSequence if c.ReferencedROINumber == 4)
+    data = list(cord.ContourSequence[5].ContourData)
+    data[1] = 1e308
+    cord.ContourSequence[5].ContourData = data
+    rs.save_as(case / "RS.SPINE3FX.dcm")
+    code, doc = check(case)
+    assert [n for n in notes_of(doc, "RS.SPINE3FX.dcm") if "100 m" in n] == [
+        "ROI 4 'SpinalCord': contour 6 ContourData holds a coordinate of 1e+308 mm, beyond 100 m "
+        "of the origin: not a position in the patient, contour excluded, the structure is "
+        "incomplete"
+    ]
+    (errors,) = [f for f in doc["findings"] if f["rule"] == "input_errors"]
+    assert errors["status"] == "not_evaluable" and "contour 6 ContourData" in errors["message"]
+    assert code == 4
+
+
+def test_a_dose_plane_offset_beyond_100_m_leaves_the_dose_unused(tmp_path):
+    """The last GridFrameOffsetVector value set to 1e308 mm (before: OverflowError in the
+    plan-quality geometry, exit 5): the dose is not used, the element named."""
+    case = copy_case(tmp_path, "spine_3fx")
+    dose = pydicom.dcmread(case / "RD.SPINE3FX.dcm")
+    offsets = [float(v) for v in dose.GridFrameOffsetVector]
+    dose.GridFrameOffsetVector = [*offsets[:-1], 1e308]
+    dose.save_as(case / "RD.SPINE3FX.dcm")
+    code, doc = check(case)
+    (note,) = [n for n in doc["notes"] if Path(n["path"] or "").name == "RD.SPINE3FX.dcm"]
+    assert note["message"] == (
+        "dose not used: the voxel positions along z reach 1e+308 mm, beyond 100 m of the "
+        "origin: not positions in a patient"
+    )
+    assert note["attribute"] == "GridFrameOffsetVector (3004,000C)"
+    assert code == 3
+
+
+def test_a_ring_of_nearly_collinear_points_has_its_even_odd_area():
+    """64 points on a diagonal line, as floats make them (shapely's noding does not converge
+    on it as written): the ring is noded on a 1e-6 mm grid; it encloses next to nothing."""
+    from shapely.geometry import Polygon
+
+    from rtqa.dicom.structures import _even_odd_fill
+
+    ring = [(float(f"{-18.2283 + k:.6g}"), 5.0 + k) for k in range(64)]  # as written in DS
+    assert _even_odd_fill(Polygon(ring)).area < 1e-4
+    square = [(0, 0), (10, 10), (10, 0), (0, 10)]  # a bow tie: two triangles of 25 mm2
+    assert _even_odd_fill(Polygon(square)).area == pytest.approx(50.0)

@@ -14,9 +14,10 @@ from typing import Any
 
 import pydicom
 from pydicom import uid
-from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
 
 from rtqa.errors import DicomError
 from rtqa.model import Level, Note
@@ -44,6 +45,10 @@ UID_PREFIX = "1.2.826.0.1.3680043.8.498."
 #: More fractions than this (about three years of daily fractions) is no course of treatment:
 #: a fraction count or number beyond it is read as unknown.
 MAX_FRACTIONS = 1000
+
+#: A patient coordinate (mm) farther than this (100 m) from the origin is no position in a
+#: patient: contour points and dose voxels beyond it are refused.
+MAX_COORDINATE_MM = 1e5
 
 
 def make_uid(*entropy: object) -> str:
@@ -76,6 +81,24 @@ def pydicom_failure(exc: BaseException) -> str | None:
         keyword = keyword_for_tag(tag)
         where = f" in {tag_name(keyword) if keyword else f'({tag >> 16:04X},{tag & 0xFFFF:04X})'}"
     return f"a value pydicom cannot decode{where}: {type(exc).__name__}: {exc}"
+
+
+def garbled_sequence(ds: Dataset) -> str | None:
+    """The first element of ``ds`` (or of an item within it) that the DICOM dictionary makes a
+    sequence but the file writes with another value representation, e.g. ``"MatrixSequence
+    (0070,030A) is written with VR 'OB', not as a sequence"``; None if there is none. Its value
+    would be read as bytes or text where items are expected: called once reading has failed,
+    to name the cause."""
+    for element in ds.elements():
+        tag, vr = element.tag, element.VR
+        if vr == "SQ":
+            items = ds[tag].value
+            found = next((g for g in map(garbled_sequence, items) if g is not None), None)
+            if found is not None:
+                return found
+        elif not Tag(tag).is_private and dictionary_has_tag(tag) and dictionary_VR(tag) == "SQ":
+            return f"{tag_name(keyword_for_tag(tag))} is written with VR {vr!r}, not as a sequence"
+    return None
 
 
 def read_dataset(

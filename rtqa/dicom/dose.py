@@ -46,9 +46,11 @@ from pydicom.uid import (
 )
 
 from rtqa.dicom.common import (
+    MAX_COORDINATE_MM,
     RT_DOSE,
     as_floats,
     as_int,
+    garbled_sequence,
     lenient_value,
     optional_float,
     optional_str,
@@ -123,6 +125,18 @@ def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -
     ds, notes = read_dataset(path, defer_size=DEFER_BYTES if _plain_file(path) else None)
     if _deferred_pixels(ds) is not None and _plain_layout(ds, path) is None:
         ds, notes = read_dataset(path)  # pixel data for pydicom's decoders: read it all
+    try:
+        return _dose_grid(ds, path, notes, roi_volumes_cc or {})
+    except (AttributeError, TypeError) as exc:  # items expected, bytes or text found
+        why = garbled_sequence(ds)
+        if why is None:
+            raise
+        raise DicomError(why, path) from exc
+
+
+def _dose_grid(
+    ds: Dataset, path: str, notes: list[Note], roi_volumes_cc: Mapping[int, float]
+) -> DoseGrid:
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class != RT_DOSE:
         raise DicomError(f"not an RT Dose (SOP Class UID {sop_class!r})", path, "SOPClassUID")
@@ -157,7 +171,7 @@ def read_dose(path: str, *, roi_volumes_cc: Mapping[int, float] | None = None) -
     del stored
     dose_gy.flags.writeable = False  # as read: its maximum is kept (DoseGrid.max_gy)
     _check_positions((x, y, z), ipp, path)
-    tps_dvhs, dvh_notes = _read_dvhs(ds, path, roi_volumes_cc or {})
+    tps_dvhs, dvh_notes = _read_dvhs(ds, path, roi_volumes_cc)
     plan_uids, beam_numbers, fraction_groups = _references(ds)
     orientation = tuple(float(v) for v in ds.ImageOrientationPatient)
     return DoseGrid(
@@ -554,16 +568,28 @@ def _canonical(
 
 
 def _check_positions(coords: tuple[np.ndarray, ...], ipp: list[float], path: str) -> None:
-    """Voxel positions (mm) must be finite and distinct along x, y and z: an
-    ImagePositionPatient so large that adding the spacing no longer changes it (1e300) would
-    give a grid of zero extent."""
+    """Voxel positions (mm) must lie within :data:`MAX_COORDINATE_MM` of the origin (a grid
+    metres long has no meaning in a patient, and 1e308 overflows the geometry) and be distinct
+    along x, y and z."""
     for name, axis in zip("xyz", coords, strict=True):
-        if np.all(np.isfinite(axis)) and np.all(np.diff(axis) > 0):
+        far = float(np.abs(axis).max())
+        if not far <= MAX_COORDINATE_MM:  # also inf and nan
+            if not max(abs(v) for v in ipp) <= MAX_COORDINATE_MM:
+                keyword = "ImagePositionPatient"
+            else:  # reached by the steps from it
+                keyword = "GridFrameOffsetVector" if name == "z" else "PixelSpacing"
+            raise DicomError(
+                f"the voxel positions along {name} reach {far:.3g} mm, beyond "
+                f"{MAX_COORDINATE_MM / 1000:g} m of the origin: not positions in a patient",
+                path,
+                tag_name(keyword),
+            )
+        if np.all(np.diff(axis) > 0):
             continue
         shown = "\\".join(f"{v:g}" for v in ipp)
         raise DicomError(
             f"ImagePositionPatient {shown}: the voxel positions along {name} "
-            f"({axis[0]:g} to {axis[-1]:g} mm) are not finite and distinct",
+            f"({axis[0]:g} to {axis[-1]:g} mm) are not distinct",
             path,
             tag_name("ImagePositionPatient"),
         )

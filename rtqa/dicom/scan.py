@@ -29,6 +29,7 @@ from rtqa.dicom.common import (
     RT_PLAN,
     RT_STRUCTURE_SET,
     SPATIAL_REGISTRATION,
+    garbled_sequence,
     optional_str,
     pydicom_failure,
     read_dataset,
@@ -124,6 +125,25 @@ def _read_file(path: str, found: Found) -> None:
             found.files[UNREADABLE] += 1
             found.notes.append(Note(Level.ERROR, exc.reason, path))
         return
+    # pydicom converts most values on first use: what it finds invalid then is a note too
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _classify(ds, path, found, read_notes)
+        except InputError as exc:
+            found.notes.append(Note(Level.ERROR, exc.reason, path, exc.attribute))
+        except Exception as exc:  # a value pydicom fails to convert on first use
+            why = pydicom_failure(exc) or garbled_sequence(ds)
+            if why is None:
+                raise
+            found.files[UNREADABLE] += 1
+            found.notes.append(Note(Level.ERROR, f"not read: {why}", path))
+    found.notes.extend(value_notes(caught, path))
+
+
+def _classify(ds: Dataset, path: str, found: Found, read_notes: list[Note]) -> None:
+    """Count the file by modality and read it by SOP class; a DICOMDIR, a truncated file or
+    one without UIDs is counted and named, not read."""
     meta_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
     sop_class = str(ds.get("SOPClassUID", "") or meta_class)
     if sop_class == MEDIA_STORAGE_DIRECTORY or meta_class == MEDIA_STORAGE_DIRECTORY:
@@ -142,20 +162,7 @@ def _read_file(path: str, found: Found) -> None:
     modality = optional_str(ds, "Modality") or "?"
     found.files[modality] += 1
     found.notes.extend(read_notes)
-    # pydicom converts most values on first use: what it finds invalid then is a note too
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            _dispatch(ds, sop_class, path, found, read_notes)
-        except InputError as exc:
-            found.notes.append(Note(Level.ERROR, exc.reason, path, exc.attribute))
-        except Exception as exc:  # a value pydicom fails to convert on first use
-            why = pydicom_failure(exc)
-            if why is None:
-                raise
-            found.files[UNREADABLE] += 1
-            found.notes.append(Note(Level.ERROR, f"not read: {why}", path))
-    found.notes.extend(value_notes(caught, path))
+    _dispatch(ds, sop_class, path, found, read_notes)
 
 
 def _dispatch(ds: Dataset, sop_class: str, path: str, found: Found, read_notes: list[Note]) -> None:

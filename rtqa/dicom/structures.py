@@ -43,6 +43,7 @@ from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
 from rtqa.dicom.common import (
+    MAX_COORDINATE_MM,
     RT_STRUCTURE_SET,
     lenient_value,
     optional_number,
@@ -58,6 +59,8 @@ from rtqa.errors import DicomError
 from rtqa.model import ContourPlane, Level, Note, PlanarPolygon, Roi, StructureSet
 
 PLANE_TOLERANCE_MM = 0.01  # contour z values closer than this are one plane
+#: Grid (mm) a self-intersecting ring is snapped to where shapely cannot node it as written
+NODING_GRID_MM = 1e-6
 NEAR_PLANES_MM = 0.1  # distinct planes of one ROI closer than this are noted (no CT is that fine)
 SAME_STEP_MM = 1e-3  # steps between planes below this are not plane spacings
 AREA_TOLERANCE_MM2 = 1e-9  # rings with less area than this are degenerate
@@ -417,6 +420,19 @@ def _contour_points(
             )
         )
         return None
+    far = float(np.abs(data).max())
+    if far > MAX_COORDINATE_MM:
+        notes.append(
+            Note(
+                Level.ERROR,
+                f"{where}: contour {k} ContourData holds a coordinate of {far:.3g} mm, beyond "
+                f"{MAX_COORDINATE_MM / 1000:g} m of the origin: not a position in the patient, "
+                "contour excluded, the structure is incomplete",
+                path,
+                tag_name("ContourData"),
+            )
+        )
+        return None
     xyz = data.reshape(-1, 3)
     stated: object = _raw_text(contour, NUMBER_OF_CONTOUR_POINTS)
     if stated is None or not stated.isdigit():
@@ -689,7 +705,13 @@ def _even_odd_fill(shape: Polygon) -> BaseGeometry:
     """The region a self-intersecting ring encloses by the even-odd rule: the faces of the
     noded ring whose interior points the ring crosses around an odd number of times."""
     ring = np.asarray(shape.exterior.coords)[:, :2]
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.node(shape.exterior))))
+    try:
+        noded = shapely.node(shape.exterior)
+    except shapely.errors.GEOSException:
+        # noding fails to converge on a ring of nearly collinear points: node it on a 1e-6 mm
+        # grid, far below any contour's precision
+        noded = shapely.node(shapely.set_precision(shape.exterior, NODING_GRID_MM))
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
     kept = [face for face in faces if _odd_crossings(ring, face.point_on_surface())]
     return shapely.union_all(kept) if kept else Polygon()
 
