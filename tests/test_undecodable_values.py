@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import struct
 import time
 import warnings
 from pathlib import Path
@@ -33,6 +34,16 @@ def set_raw(item: pydicom.Dataset, tag: int, vr: str, text: str) -> None:
     item[tag]._value = text
 
 
+def overwrite_vr(path: Path, tag: int, vr: str, new: str) -> None:
+    """Overwrite the explicit VR of the dataset's element ``tag`` (little endian; not the file
+    meta, whose tags are of group 0002) with the two characters ``new``."""
+    data = bytearray(path.read_bytes())
+    at = data.find(struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode(), 132)
+    assert at > 0
+    data[at + 4 : at + 6] = new.encode()
+    path.write_bytes(bytes(data))
+
+
 def check(case: Path, *args: str) -> tuple[int, dict]:
     result = CliRunner().invoke(
         cli, ["check", str(case), "--protocol", "nrg_br002", "--format", "json", *args]
@@ -49,11 +60,7 @@ def test_a_garbled_value_representation_names_the_file_and_element(tmp_path):
     (NotImplementedError). The plan is not read, named with the element: input unreadable."""
     case = copy_case(tmp_path, "spine_3fx")
     path = case / "RP.SPINE3FX.dcm"
-    data = bytearray(path.read_bytes())
-    at = data.find(bytes([0x0A, 0x30, 0xC6, 0x00]))  # (300A,00C6), little endian
-    assert at > 0 and data[at + 4 : at + 6] == b"CS"
-    data[at + 4 : at + 6] = b"C^"
-    path.write_bytes(bytes(data))
+    overwrite_vr(path, 0x300A00C6, "CS", "C^")
     code, doc = check(case)
     (note,) = notes_of(doc, "RP.SPINE3FX.dcm")
     assert note.startswith(
@@ -165,11 +172,7 @@ def test_a_garbled_value_representation_in_the_header_is_an_unread_file(tmp_path
     which object the file holds (before: exit 5). Named like any value it cannot decode."""
     case = copy_case(tmp_path, "spine_3fx")
     path = case / "RD.SPINE3FX.dcm"
-    data = bytearray(path.read_bytes())
-    at = data.find(bytes([0x08, 0x00, 0x16, 0x00]) + b"UI")  # (0008,0016) after the meta
-    assert at > 132
-    data[at + 4 : at + 6] = b"ZZ"
-    path.write_bytes(bytes(data))
+    overwrite_vr(path, 0x00080016, "UI", "ZZ")
     code, doc = check(case)
     (note,) = notes_of(doc, "RD.SPINE3FX.dcm")
     assert note.startswith(
