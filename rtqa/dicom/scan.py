@@ -132,7 +132,7 @@ def _read_file(path: str, found: Found) -> None:
             _classify(ds, path, found, read_notes)
         except InputError as exc:
             found.notes.append(Note(Level.ERROR, exc.reason, path, exc.attribute))
-        except Exception as exc:  # a value pydicom fails to convert on first use
+        except Exception as exc:  # a value pydicom fails to convert, or a garbled sequence
             why = pydicom_failure(exc) or garbled_sequence(ds)
             if why is None:
                 raise
