@@ -55,17 +55,27 @@ def notes_of(doc: dict, name: str) -> list[str]:
     return [n["message"] for n in doc["notes"] if Path(n["path"] or "").name == name]
 
 
-def test_a_garbled_value_representation_names_the_file_and_element(tmp_path):
-    """Two bytes of RadiationType's explicit VR overwritten: pydicom fails on first use
-    (NotImplementedError). The plan is not read, named with the element: input unreadable."""
+@pytest.mark.parametrize(
+    ("name", "tag", "vr", "element"),
+    [
+        # read with the plan
+        ("RP.SPINE3FX.dcm", 0x300A00C6, "CS", "RadiationType (300A,00C6)"),
+        # read when rtqa first asks which object the file holds (before: exit 5)
+        ("RD.SPINE3FX.dcm", 0x00080016, "UI", "SOPClassUID (0008,0016)"),
+    ],
+)
+def test_a_garbled_value_representation_names_the_file_and_element(
+    tmp_path, name, tag, vr, element
+):
+    """Two bytes of an element's explicit VR overwritten ('ZZ'): pydicom fails on first use
+    (NotImplementedError). The file is not read, named with the element: input unreadable."""
     case = copy_case(tmp_path, "spine_3fx")
-    path = case / "RP.SPINE3FX.dcm"
-    overwrite_vr(path, 0x300A00C6, "CS", "C^")
+    overwrite_vr(case / name, tag, vr, "ZZ")
     code, doc = check(case)
-    (note,) = notes_of(doc, "RP.SPINE3FX.dcm")
+    (note,) = notes_of(doc, name)
     assert note.startswith(
-        "not read: a value pydicom cannot decode in RadiationType (300A,00C6): "
-        "NotImplementedError: Unknown Value Representation"
+        f"not read: a value pydicom cannot decode in {element}: "
+        "NotImplementedError: Unknown Value Representation 'ZZ'"
     )
     assert code == 3
 
@@ -165,21 +175,6 @@ def test_a_registration_moving_the_prior_metres_away_is_a_poor_fit_not_a_crash(t
                     r"reaches (\d+) mm\)$", direction["message"])  # fmt: skip
     assert far and 5000 < int(far[1]) < 5300  # 5 m plus the outline's own extent
     assert code == 1
-
-
-def test_a_garbled_value_representation_in_the_header_is_an_unread_file(tmp_path):
-    """SOPClassUID's VR overwritten (UI -> ZZ) in the dose: pydicom fails when rtqa first asks
-    which object the file holds (before: exit 5). Named like any value it cannot decode."""
-    case = copy_case(tmp_path, "spine_3fx")
-    path = case / "RD.SPINE3FX.dcm"
-    overwrite_vr(path, 0x00080016, "UI", "ZZ")
-    code, doc = check(case)
-    (note,) = notes_of(doc, "RD.SPINE3FX.dcm")
-    assert note.startswith(
-        "not read: a value pydicom cannot decode in SOPClassUID (0008,0016): "
-        "NotImplementedError: Unknown Value Representation 'ZZ'"
-    )
-    assert code == 3
 
 
 def sequence_as_bytes(item: pydicom.Dataset, keyword: str, vr: str = "OB") -> None:
