@@ -17,7 +17,6 @@ from pydicom import uid
 from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.tag import Tag
 
 from rtqa.errors import DicomError
 from rtqa.model import Level, Note
@@ -96,7 +95,7 @@ def garbled_sequence(ds: Dataset) -> str | None:
             found = next((g for g in map(garbled_sequence, items) if g is not None), None)
             if found is not None:
                 return found
-        elif not Tag(tag).is_private and dictionary_has_tag(tag) and dictionary_VR(tag) == "SQ":
+        elif dictionary_has_tag(tag) and dictionary_VR(tag) == "SQ":  # never a private tag
             return f"{tag_name(keyword_for_tag(tag))} is written with VR {vr!r}, not as a sequence"
     return None
 
