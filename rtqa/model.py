@@ -259,6 +259,9 @@ class Roi:
     #: convention: the structure set's plane spacing, half on each side of the plane. None for
     #: an ROI of two planes or more, or when no ROI of the structure set has two planes
     single_plane_thickness_mm: float | None = None
+    #: Closed contours of this ROI left out at read, each as ``'contour k (why)'`` (points that
+    #: could not be read, a geometric type not known): its volume lacks them
+    lost_contours: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:

@@ -17,8 +17,13 @@
   consecutive duplicate points are removed (noted), rings with fewer than 3 distinct points or zero
   area are dropped with a WARNING, self-intersecting rings are made valid (even-odd fill) with a
   WARNING.
+* CLOSEDPLANAR_XOR contours (the rings of a plane combined by exclusive or) are closed contours:
+  the even-odd rule above is that combination.
 * POINT contours go to ``Roi.points``, OPEN_PLANAR / OPEN_NONPLANAR to ``Roi.open_contours``;
   other geometric types are excluded with a WARNING.
+* A closed contour left out at read (its points unreadable, or a geometric type not known, in an
+  ROI with closed contours) is named in ``Roi.lost_contours``: the ROI's volume lacks it, and the
+  protocol rules judge none of its figures as within a limit.
 * An ROI whose closed contours lie on a single plane has no contoured thickness: it is given the
   structure set's plane spacing (:func:`plane_spacing_mm`) as slab thickness, half on each side
   of the plane (``Roi.single_plane_thickness_mm``, which
@@ -67,6 +72,9 @@ AREA_TOLERANCE_MM2 = 1e-9  # rings with less area than this are degenerate
 #: Closed contours smaller than this (mm^2) are kept with a warning: specks, not anatomy.
 SPECK_MM2 = 0.1
 OPEN_TYPES = ("OPEN_PLANAR", "OPEN_NONPLANAR")
+#: Geometric types of closed contours (PS3.3 C.8.8.6.3): the rings of a plane are combined by
+#: exclusive or, which the even-odd fill of each plane is.
+CLOSED_TYPES = ("CLOSED_PLANAR", "CLOSEDPLANAR_XOR")
 # Tags of the ContourSequence item attributes read from their raw bytes
 CONTOUR_GEOMETRIC_TYPE = 0x30060042
 NUMBER_OF_CONTOUR_POINTS = 0x30060046
@@ -288,6 +296,7 @@ def _read_roi(
     closed: list[tuple[float, int, np.ndarray]] = []  # (mean z, contour number, points)
     points: list[np.ndarray] = []
     open_contours: list[np.ndarray] = []
+    lost: list[tuple[int, str]] = []  # closed or unknown-type contours left out: (k, why)
     count = 0
     non_axial = False
     for contour_item in contour_items:
@@ -299,8 +308,10 @@ def _read_roi(
             kind = kind.upper()
             xyz = _contour_points(contour, k, where, path, notes)
             if xyz is None:
+                if kind not in ("POINT", *OPEN_TYPES):
+                    lost.append((k, "its points could not be read"))
                 continue
-            if kind == "CLOSED_PLANAR":
+            if kind in CLOSED_TYPES:
                 z = xyz[:, 2]
                 low, high = z.min(), z.max()
                 if float(high - low) > PLANE_TOLERANCE_MM:
@@ -321,6 +332,7 @@ def _read_roi(
             elif kind in OPEN_TYPES:
                 open_contours.append(xyz)
             else:
+                lost.append((k, f"ContourGeometricType {kind!r}"))
                 notes.append(
                     Note(
                         Level.WARNING,
@@ -381,6 +393,7 @@ def _read_roi(
         tps_volume_cc=tps_volume_cc,
         contour_count=count,
         notes=tuple(notes),
+        lost_contours=tuple(f"contour {k} ({why})" for k, why in lost) if planes else (),
     )
 
 

@@ -7,6 +7,9 @@ contour of the same organ, mapped into the first plan's frame, may reach beyond 
 the cord contoured around T8 in one plan and around L2 in the other. The comparison is of the
 contour points' bounding boxes, with :data:`TOLERANCE_MM` for two delineations of one organ.
 Coordinates mm.
+
+A structure judged on a contour that misses part of it for another reason: closed contours left
+out when the structure set was read (:func:`lost_contours`).
 """
 
 from __future__ import annotations
@@ -144,6 +147,18 @@ def match_elsewhere(
     return m, "", refused
 
 
+def lost_contours(*rois: Roi) -> str:
+    """Why the figures of ``rois`` (a structure, and the ones it is derived from) miss part of
+    them: the closed contours each lost at read (``Roi.lost_contours``); '' when none did."""
+    parts = [
+        f"'{roi.name}' lacks {', '.join(roi.lost_contours)}, left out when its structure set was "
+        "read"
+        for roi in rois
+        if roi.lost_contours
+    ]
+    return "; ".join(parts)
+
+
 def unjudged_part(finding: Finding, lim: Limit, why: str) -> Finding:
     """``finding`` of an organ judged on a contour that misses part of it (``why``): a pass is
     not evaluable, and so is a deviation unless the figure can only grow with the missing part
@@ -162,16 +177,26 @@ def unjudged_part(finding: Finding, lim: Limit, why: str) -> Finding:
         text = f"; beyond the limit on the judged contour, but {why}, and this figure for the "
         text += "whole organ could lie on either side of the limit"
     else:
-        return dataclasses.replace(finding, message=f"{finding.message}; {why}", value_range=known)
+        return dataclasses.replace(
+            finding, message=_joined(finding.message, why), value_range=known
+        )
     return dataclasses.replace(
-        finding, status=Status.NOT_EVALUABLE, message=finding.message + text, value_range=known
+        finding,
+        status=Status.NOT_EVALUABLE,
+        message=_joined(finding.message, text.removeprefix("; ")),
+        value_range=known,
     )
+
+
+def _joined(message: str, more: str) -> str:
+    return f"{message}; {more}" if message else more
 
 
 __all__ = [
     "TOLERANCE_MM",
     "contoured_elsewhere",
     "contoured_further",
+    "lost_contours",
     "match_elsewhere",
     "unjudged_part",
 ]

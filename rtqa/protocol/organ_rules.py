@@ -10,10 +10,11 @@ for a count of the course is ``not_evaluable``. Doses Gy, volumes cc.
 In a course with prior courses, every organ with ``prior_radiation`` limits is matched and its
 judged structure handed to the prior-radiation rules (``ctx.organs``, ``ctx.organ_parts``),
 whether or not it has limits of its own, with any other plan's contour of it reaching beyond
-the judged one (``ctx.organ_further``); where it cannot be (not contoured, ambiguous, no
-usable contour, contoured only in another frame), a ``prior`` finding says which of its limits
-go unjudged and why (:func:`rtqa.protocol.prior_organs.unjudged_organ_findings`). An organ with
-no limit at all is named for matching only and skipped.
+the judged one and any contour of it lost at read (``ctx.organ_further``); where it cannot be
+(not contoured, ambiguous, no usable contour, contoured only in another frame), a ``prior``
+finding says which of its limits go unjudged and why
+(:func:`rtqa.protocol.prior_organs.unjudged_organ_findings`). An organ with no limit at all is
+named for matching only and skipped.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ from rtqa.protocol.fraction_tables import (
 from rtqa.protocol.judging import judge_limit, outside_cc
 from rtqa.protocol.match_findings import optional_organs_finding, unmatched_organ_finding
 from rtqa.protocol.model import Organ, Protocol
-from rtqa.protocol.organ_extent import contoured_further, match_elsewhere, unjudged_part
+from rtqa.protocol.organ_extent import (
+    contoured_further,
+    lost_contours,
+    match_elsewhere,
+    unjudged_part,
+)
 from rtqa.protocol.plan_rules import unknown_count_reason
 from rtqa.protocol.prior_organs import prior_limits, unjudged_organ_findings
 from rtqa.protocol.structure_dvhs import (
@@ -227,6 +233,8 @@ def organ_findings(
         # another plan's own contour of the organ reaching beyond this one: part unjudged (by
         # these rules and by the prior-radiation rules alike)
         further = contoured_further(organ.name, usable) if len(usable) > 1 else ""
+        # contours lost at read, of the organ or of what it is derived from: part unjudged too
+        further = "; ".join(w for w in (lost_contours(roi, *added, *subtracted), further) if w)
         if further:
             ctx.organ_further[organ.name] = further
         if not own:

@@ -16,6 +16,7 @@ from rtqa.model import DoseGrid, Finding, Roi, Status
 from rtqa.protocol.evaluation import EvaluationContext
 from rtqa.protocol.matching import single_plane_text
 from rtqa.protocol.model import derived_label
+from rtqa.protocol.organ_extent import lost_contours
 
 if TYPE_CHECKING:
     from rtqa.geometry.sampling import Occupancy
@@ -130,16 +131,22 @@ def volume_integrity(roi: Roi, sd, dose: DoseGrid, cid, done: set[str]) -> list[
     pct = 100.0 * abs(diff) / tps if tps > 0 else math.inf
     bad = pct > VOLUME_TOLERANCE_PCT and abs(diff) > VOLUME_TOLERANCE_CC
     convention = single_plane_text(roi)
+    status = Status.MINOR if bad else Status.PASS
+    lost = lost_contours(roi)
+    if lost:  # the volume read is a part: the comparison tells nothing of the plan
+        status = Status.NOT_EVALUABLE
+        lost = f"; not compared: {lost}"
     return [
         Finding(
             group="integrity",
             rule="volume",
-            status=Status.MINOR if bad else Status.PASS,
+            status=status,
             message=f"rtqa {ours:.4g} cc, planning system {tps:.4g} cc ({where}): "
-            f"{diff:+.3g} cc ({pct:.3g} %)" + (f"; {convention}" if convention else ""),
+            f"{diff:+.3g} cc ({pct:.3g} %)" + (f"; {convention}" if convention else "") + lost,
             roi=roi.name,
             metric="Volume[cc]",
             value=ours,
+            value_range=(ours, None) if lost else None,
             unit="cc",
             limits={"limit": f"within {VOLUME_TOLERANCE_PCT:g} % or {VOLUME_TOLERANCE_CC:g} cc"},
             margin=max(
