@@ -30,6 +30,10 @@ judge nothing. Conventions:
   as a misplaced dose.
 * A prior course's dose judged by the same rules (``prior_dose_level``,
   ``prior_dose_placement``) withholds the judgements of group ``prior`` alone.
+* A registration in doubt (``registration_direction``: the prior body outline mapped into the
+  current frame fits the current one poorly, or better with the inverse matrix) withholds the
+  judgements of group ``prior`` that place a prior dose in the current frame; the current
+  course's own EQD2 limits (``course_eqd2``) stand.
 """
 
 from __future__ import annotations
@@ -62,7 +66,11 @@ TRUST_RULES = {
     "prior_dose_placement": ("prior",),
     "prior_dose_type": ("prior",),
     "prior_dose_source": ("prior",),
+    "registration_direction": ("prior",),
 }
+#: Rules of group ``prior`` drawn from the current course's dose alone: a registration in doubt
+#: leaves them standing.
+NOT_FROM_REGISTRATION = ("course_eqd2",)
 #: Trust rules about one plan's own dose (its targets and plan quality withheld, not those of
 #: the course's other plans).
 PLAN_DOSE_RULES = (
@@ -192,14 +200,17 @@ def withhold_untrusted(findings: Sequence[Finding]) -> list[Finding]:
     groups = {g for f in untrusted for g in TRUST_RULES[f.rule]}
     misplaced = any(f.rule in MISPLACING_RULES for f in untrusted)
     foreign = any(f.rule == "patient_identity" for f in untrusted)  # no dates to trust either
+    mapping_only = all(f.rule == "registration_direction" for f in untrusted)
     # a plan's own dose: its targets and plan quality; the course dose (organs, prior): all
     plans = {f.case_id for f in untrusted if f.rule in PLAN_DOSE_RULES}
     why = "; ".join(f"{f.rule}" + (f" of {f.case_id}" if f.case_id else "") for f in untrusted)
-    head = f"not judged: the dose is not trusted ({why} not evaluable)"
+    what = "the prior dose's placement is in doubt" if mapping_only else "the dose is not trusted"
+    head = f"not judged: {what} ({why} not evaluable)"
     out = []
     for f in findings:
         from_dose = f.group in groups or (f.rule == "grid_coverage" and misplaced)
         kept = f.rule in TRUST_RULES or (f.rule in NOT_FROM_DOSE and not foreign)
+        kept = kept or (mapping_only and f.rule in NOT_FROM_REGISTRATION)
         if f.group in PLAN_GROUPS and f.case_id is not None and None not in plans:
             kept = kept or f.case_id not in plans
         if from_dose and f.status in _JUDGED and not kept:

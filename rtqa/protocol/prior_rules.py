@@ -215,12 +215,34 @@ def evaluate_prior(
     return findings + _finish(out, assumed), context
 
 
+#: Information rules whose figures place a prior dose in the current frame (the judged ones are
+#: withheld by :func:`rtqa.protocol.dose_trust.withhold_untrusted`).
+MAPPED_INFO = (
+    "target_overlap",
+    "target_prior_eqd2",
+    "prior_target_overlap",
+    "prior_eqd2",
+    "cumulative_eqd2",
+    "prior_policy",
+    "reirradiation_type",
+)
+
+
 def _finish(out: list[Finding], assumed: bool) -> list[Finding]:
     """The mapped courses' findings in the prior group, each saying so when the frames were
-    assumed aligned."""
+    assumed aligned, and the information placing a prior dose in the current frame saying so
+    when a registration is in doubt."""
+    doubted = [
+        f.case_id or "a prior course"
+        for f in out
+        if f.rule == "registration_direction" and f.status is Status.NOT_EVALUABLE
+    ]
+    doubt = f"the registration of {', '.join(doubted)} is in doubt (registration_direction)"
     for f in out:
         if assumed and ASSUMED not in f.message:
             f.message = f"{f.message}; {ASSUMED}" if f.message else ASSUMED
+        if doubted and f.status is Status.INFO and f.rule in MAPPED_INFO:
+            f.message = f"{f.message}; {doubt}"
         f.group = GROUP
     return out
 
@@ -452,14 +474,18 @@ def _direction_findings(p: MappedPrior, inp: PriorInput) -> list[Finding]:
                 f"prior course '{p.label}': registration direction not checked ({exc})",
             )
         ]
-    status = Status.MINOR if check.note.level is Level.WARNING else Status.INFO
+    # in doubt: where the prior dose lies in the current frame is not known, so no figure
+    # placing it there is judged (rtqa.protocol.dose_trust)
+    doubt = check.note.level is Level.WARNING
+    status = Status.NOT_EVALUABLE if doubt else Status.INFO
+    after = "; the prior dose is not placed with confidence: not judged" if doubt else ""
     return [
         Finding(
             GROUP,
             "registration_direction",
             status,
             f"prior course '{p.label}': {check.note.message} (body outlines "
-            f"'{prior_body.name}' and '{inp.body.name}'){within}",
+            f"'{prior_body.name}' and '{inp.body.name}'){within}{after}",
             roi=inp.body.name,
             metric="Dice body",
             value=check.dice,
