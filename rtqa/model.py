@@ -259,9 +259,10 @@ class Roi:
     #: convention: the structure set's plane spacing, half on each side of the plane. None for
     #: an ROI of two planes or more, or when no ROI of the structure set has two planes
     single_plane_thickness_mm: float | None = None
-    #: Closed contours of this ROI left out at read, each as ``'contour k (why)'`` (points that
-    #: could not be read, a geometric type not known): its volume lacks them
-    lost_contours: tuple[str, ...] = ()
+    #: Why its contours do not define all of its volume, one clause each: a closed contour left
+    #: out at read (points that could not be read, a geometric type not known), or two closed
+    #: rings of a plane overlapping in part or drawn twice (a union or a hole: both plausible)
+    incomplete: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:

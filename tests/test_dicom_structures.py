@@ -130,8 +130,14 @@ def test_crossing_rings_combined_by_even_odd_rule(tmp_path):
     (roi,) = read_raw(tmp_path, {3: rings}).rois
     assert area(roi.planes[0]) == 16 + 16 - 2 * 8  # overlap 2 x 4 counted twice → removed
     assert messages(roi) == [
-        "ROI 3 'ROI3' at z 0 mm: contours cross each other: combined by the even-odd rule"
+        "ROI 3 'ROI3' at z 0 mm: contours cross each other: combined by the even-odd rule",
+        "ROI 3 'ROI3' at z 0 mm: contours 1 and 2 overlap in part (8 mm^2): combined by the "
+        "even-odd rule (the shared part a hole), though a union is as plausible; no figure of the "
+        "ROI is judged as within a limit",
     ]
+    assert roi.incomplete == (
+        "contours 1 and 2 at z 0 mm overlap in part (8 mm^2): a union or a hole, both plausible",
+    )
 
 
 def test_empty_roi_reported(tmp_path):

@@ -21,9 +21,12 @@
   the even-odd rule above is that combination.
 * POINT contours go to ``Roi.points``, OPEN_PLANAR / OPEN_NONPLANAR to ``Roi.open_contours``;
   other geometric types are excluded with a WARNING.
+* Two CLOSED_PLANAR rings of a plane that overlap in part, or one ring drawn twice, are combined
+  by the even-odd rule like any others, but a union is as plausible: the part they share is
+  ambiguous (rings touching along an edge, and a hole touching its ring, are not).
 * A closed contour left out at read (its points unreadable, or a geometric type not known, in an
-  ROI with closed contours) is named in ``Roi.lost_contours``: the ROI's volume lacks it, and the
-  protocol rules judge none of its figures as within a limit.
+  ROI with closed contours) and an ambiguous pair of rings are named in ``Roi.incomplete``: the
+  protocol rules judge none of the ROI's figures as within a limit.
 * An ROI whose closed contours lie on a single plane has no contoured thickness: it is given the
   structure set's plane spacing (:func:`plane_spacing_mm`) as slab thickness, half on each side
   of the plane (``Roi.single_plane_thickness_mm``, which
@@ -71,6 +74,9 @@ SAME_STEP_MM = 1e-3  # steps between planes below this are not plane spacings
 AREA_TOLERANCE_MM2 = 1e-9  # rings with less area than this are degenerate
 #: Closed contours smaller than this (mm^2) are kept with a warning: specks, not anatomy.
 SPECK_MM2 = 0.1
+#: Two crossing rings of a plane sharing more than this fraction of the smaller one's area, and
+#: not one holding the other, overlap in part (less: rings touching along an edge, up to rounding)
+OVERLAP_FRACTION = 0.01
 OPEN_TYPES = ("OPEN_PLANAR", "OPEN_NONPLANAR")
 #: Geometric types of closed contours (PS3.3 C.8.8.6.3): the rings of a plane are combined by
 #: exclusive or, which the even-odd fill of each plane is.
@@ -293,7 +299,7 @@ def _read_roi(
     notes: list[Note],
 ) -> Roi:
     where = f"ROI {number} '{name}'"
-    closed: list[tuple[float, int, np.ndarray]] = []  # (mean z, contour number, points)
+    closed: list[tuple[float, int, np.ndarray, bool]] = []  # (mean z, number, points, xor)
     points: list[np.ndarray] = []
     open_contours: list[np.ndarray] = []
     lost: list[tuple[int, str]] = []  # closed or unknown-type contours left out: (k, why)
@@ -326,7 +332,7 @@ def _read_roi(
                     )
                     non_axial = True
                     continue
-                closed.append((float(z.sum()) / len(z), k, xyz))
+                closed.append((float(z.sum()) / len(z), k, xyz, kind == "CLOSEDPLANAR_XOR"))
             elif kind == "POINT":
                 points.append(xyz)
             elif kind in OPEN_TYPES:
@@ -354,7 +360,8 @@ def _read_roi(
                 tag_name("ReferencedFrameOfReferenceUID"),
             )
         )
-    planes = () if non_axial or other_frame else _planes(closed, where, path, notes)
+    ambiguous: list[str] = []
+    planes = () if non_axial or other_frame else _planes(closed, where, path, notes, ambiguous)
     if not count:
         notes.append(Note(Level.WARNING, f"{where}: defined with no contours (empty)", path))
     elif not planes and not non_axial and not other_frame:
@@ -393,7 +400,11 @@ def _read_roi(
         tps_volume_cc=tps_volume_cc,
         contour_count=count,
         notes=tuple(notes),
-        lost_contours=tuple(f"contour {k} ({why})" for k, why in lost) if planes else (),
+        incomplete=(
+            tuple(f"contour {k} left out at read: {why}" for k, why in lost) + tuple(ambiguous)
+            if planes
+            else ()
+        ),
     )
 
 
@@ -502,15 +513,20 @@ def _fast_contour_data(contour: Dataset) -> np.ndarray | None:
 
 
 def _planes(
-    closed: list[tuple[float, int, np.ndarray]], where: str, path: str, notes: list[Note]
+    closed: list[tuple[float, int, np.ndarray, bool]],
+    where: str,
+    path: str,
+    notes: list[Note],
+    ambiguous: list[str],
 ) -> tuple[ContourPlane, ...]:
-    """Group closed contours ``(mean z, contour number, points)`` into planes (z within
-    0.01 mm) and resolve holes per plane."""
+    """Group closed contours ``(mean z, contour number, points, CLOSEDPLANAR_XOR)`` into planes
+    (z within 0.01 mm) and resolve holes per plane; pairs of rings whose combination is
+    ambiguous are added to ``ambiguous``."""
     if not closed:
         return ()
     ordered = sorted(closed, key=_first)
-    cleaned = iter(_clean_rings([xyz[:, :2] for _, _, xyz in ordered]))
-    groups: list[list[tuple[float, int, np.ndarray]]] = []
+    cleaned = iter(_clean_rings([xyz[:, :2] for _, _, xyz, _ in ordered]))
+    groups: list[list[tuple[float, int, np.ndarray, bool]]] = []
     for item in ordered:
         if groups and item[0] - groups[-1][0][0] <= PLANE_TOLERANCE_MM:
             groups[-1].append(item)
@@ -518,14 +534,17 @@ def _planes(
             groups.append([item])
     planes = []
     for group in groups:
-        z = group[0][0] if len(group) == 1 else float(np.mean([zc for zc, _, _ in group]))
+        z = group[0][0] if len(group) == 1 else float(np.mean([zc for zc, _, _, _ in group]))
         label = f"{where} at z {z:g} mm"
         rings = []
-        for _, k, _ in group:
+        xor = []
+        for _, k, _, exclusive in group:
             ring = _ring_notes(next(cleaned), f"{label}, contour {k}", path, notes)
             if ring is not None:
                 rings.append((k, *ring))
+                xor.append(exclusive)
         polygons = _even_odd(rings, label, path, notes)
+        ambiguous += _ambiguous_pairs(rings, xor, f"at z {z:g} mm", label, path, notes)
         if polygons:
             planes.append(ContourPlane(z, tuple(polygons), len(group)))
         else:
@@ -697,6 +716,53 @@ def _even_odd(
         piece = shape if valid else _even_odd_fill(shape)
         combined = combined.symmetric_difference(piece)
     return _to_polygons(combined)
+
+
+def _ambiguous_pairs(
+    rings: list[tuple[int, np.ndarray, Polygon, bool]],
+    xor: list[bool],
+    at: str,
+    label: str,
+    path: str,
+    notes: list[Note],
+) -> list[str]:
+    """The pairs of rings ``(k, points, polygon, valid)`` of one plane whose combination is
+    ambiguous, each as a clause (with a WARNING note): two valid rings, not both
+    CLOSEDPLANAR_XOR, whose boundaries meet and which share more than :data:`OVERLAP_FRACTION`
+    of the smaller one's area without one holding the other (overlapping in part), or with the
+    same area (one ring drawn twice). The even-odd rule takes the shared part as a hole, a union
+    as inside."""
+    if len(rings) < 2 or all(xor):
+        return []
+    shapes = [shape for _, _, shape, _ in rings]
+    out = []
+    for a, b in _overlapping_pairs(shapes):
+        (ka, _, sa, va), (kb, _, sb, vb) = rings[a], rings[b]
+        if (xor[a] and xor[b]) or not (va and vb) or not sa.boundary.intersects(sb.boundary):
+            continue
+        small, large = sorted((sa.area, sb.area))
+        shared = sa.intersection(sb).area
+        tolerance = OVERLAP_FRACTION * small
+        if shared <= tolerance or (shared >= small - tolerance and large - small > tolerance):
+            continue  # touching along an edge, or a hole touching its ring
+        what = (
+            "are one ring drawn twice"
+            if large - small <= tolerance and shared >= small - tolerance
+            else f"overlap in part ({shared:.3g} mm^2)"
+        )
+        clause = f"contours {ka} and {kb} {at} {what}: a union or a hole, both plausible"
+        notes.append(
+            Note(
+                Level.WARNING,
+                f"{label}: contours {ka} and {kb} {what}: combined by the even-odd rule (the "
+                "shared part a hole), though a union is as plausible; no figure of the ROI is "
+                "judged as within a limit",
+                path,
+                tag_name("ContourData"),
+            )
+        )
+        out.append(clause)
+    return out
 
 
 def _overlapping_pairs(shapes: list[Polygon]) -> list[tuple[int, int]]:

@@ -8,8 +8,9 @@ the cord contoured around T8 in one plan and around L2 in the other. The compari
 contour points' bounding boxes, with :data:`TOLERANCE_MM` for two delineations of one organ.
 Coordinates mm.
 
-A structure judged on a contour that misses part of it for another reason: closed contours left
-out when the structure set was read (:func:`lost_contours`).
+A structure judged on contours that do not define all of it, for another reason: closed contours
+left out when the structure set was read, rings of a plane combined ambiguously
+(:func:`incomplete_contours`).
 """
 
 from __future__ import annotations
@@ -147,14 +148,13 @@ def match_elsewhere(
     return m, "", refused
 
 
-def lost_contours(*rois: Roi) -> str:
-    """Why the figures of ``rois`` (a structure, and the ones it is derived from) miss part of
-    them: the closed contours each lost at read (``Roi.lost_contours``); '' when none did."""
+def incomplete_contours(*rois: Roi) -> str:
+    """Why the contours of ``rois`` (a structure, and the ones it is derived from) do not define
+    all of them (``Roi.incomplete``); '' when they do."""
     parts = [
-        f"'{roi.name}' lacks {', '.join(roi.lost_contours)}, left out when its structure set was "
-        "read"
+        f"the contours of '{roi.name}' do not define all of it ({'; '.join(roi.incomplete)})"
         for roi in rois
-        if roi.lost_contours
+        if roi.incomplete
     ]
     return "; ".join(parts)
 
@@ -196,7 +196,7 @@ __all__ = [
     "TOLERANCE_MM",
     "contoured_elsewhere",
     "contoured_further",
-    "lost_contours",
+    "incomplete_contours",
     "match_elsewhere",
     "unjudged_part",
 ]

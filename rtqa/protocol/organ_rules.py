@@ -10,9 +10,9 @@ for a count of the course is ``not_evaluable``. Doses Gy, volumes cc.
 In a course with prior courses, every organ with ``prior_radiation`` limits is matched and its
 judged structure handed to the prior-radiation rules (``ctx.organs``, ``ctx.organ_parts``),
 whether or not it has limits of its own, with any other plan's contour of it reaching beyond
-the judged one and any contour of it lost at read (``ctx.organ_further``); where it cannot be
-(not contoured, ambiguous, no usable contour, contoured only in another frame), a ``prior``
-finding says which of its limits go unjudged and why
+the judged one and why its contours do not define all of it (``ctx.organ_further``); where it
+cannot be (not contoured, ambiguous, no usable contour, contoured only in another frame), a
+``prior`` finding says which of its limits go unjudged and why
 (:func:`rtqa.protocol.prior_organs.unjudged_organ_findings`). An organ with no limit at all is
 named for matching only and skipped.
 """
@@ -37,7 +37,7 @@ from rtqa.protocol.match_findings import optional_organs_finding, unmatched_orga
 from rtqa.protocol.model import Organ, Protocol
 from rtqa.protocol.organ_extent import (
     contoured_further,
-    lost_contours,
+    incomplete_contours,
     match_elsewhere,
     unjudged_part,
 )
@@ -233,8 +233,9 @@ def organ_findings(
         # another plan's own contour of the organ reaching beyond this one: part unjudged (by
         # these rules and by the prior-radiation rules alike)
         further = contoured_further(organ.name, usable) if len(usable) > 1 else ""
-        # contours lost at read, of the organ or of what it is derived from: part unjudged too
-        further = "; ".join(w for w in (lost_contours(roi, *added, *subtracted), further) if w)
+        # contours not defining all of the organ or of what it is derived from: part unjudged too
+        incomplete = incomplete_contours(roi, *added, *subtracted)
+        further = "; ".join(w for w in (incomplete, further) if w)
         if further:
             ctx.organ_further[organ.name] = further
         if not own:

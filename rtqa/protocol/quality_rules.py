@@ -12,7 +12,7 @@ from rtqa.model import Finding, Status, body_outline
 from rtqa.protocol.case_work import CaseWork
 from rtqa.protocol.judging import judge_limit
 from rtqa.protocol.model import Limit, OutsideTable, Protocol
-from rtqa.protocol.organ_extent import lost_contours, unjudged_part
+from rtqa.protocol.organ_extent import incomplete_contours, unjudged_part
 
 
 def quality_findings(protocol: Protocol, w: CaseWork, ctx, target_occ: dict, cid) -> list[Finding]:
@@ -55,8 +55,8 @@ def quality_findings(protocol: Protocol, w: CaseWork, ctx, target_occ: dict, cid
             how += f"; {no_body}: isodose volumes over the whole dose grid"
         values = None
         why = ""
-        # the target, the other targets and the body outline: contours lost at read
-        lost = lost_contours(
+        # the target, the other targets and the body outline: contours not defining all of them
+        incomplete = incomplete_contours(
             *(ctx.rois[n] for n in (name, *other_names) if n in ctx.rois),
             *((body_roi,) if body is not None and body_roi is not None else ()),
         )
@@ -113,7 +113,7 @@ def quality_findings(protocol: Protocol, w: CaseWork, ctx, target_occ: dict, cid
             if rule.rows:
                 parts = (f"PTV {sd.volume_cc:.4g} cc", rule.interpolation_note(sd.volume_cc))
                 f.message = "; ".join(x for x in (*parts, f.message) if x)
-            out.append(unjudged_part(f, lim, lost) if lost else f)
+            out.append(unjudged_part(f, lim, incomplete) if incomplete else f)
     return out
 
 

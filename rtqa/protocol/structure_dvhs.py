@@ -16,7 +16,7 @@ from rtqa.model import DoseGrid, Finding, Roi, Status
 from rtqa.protocol.evaluation import EvaluationContext
 from rtqa.protocol.matching import single_plane_text
 from rtqa.protocol.model import derived_label
-from rtqa.protocol.organ_extent import lost_contours
+from rtqa.protocol.organ_extent import incomplete_contours
 
 if TYPE_CHECKING:
     from rtqa.geometry.sampling import Occupancy
@@ -132,21 +132,22 @@ def volume_integrity(roi: Roi, sd, dose: DoseGrid, cid, done: set[str]) -> list[
     bad = pct > VOLUME_TOLERANCE_PCT and abs(diff) > VOLUME_TOLERANCE_CC
     convention = single_plane_text(roi)
     status = Status.MINOR if bad else Status.PASS
-    lost = lost_contours(roi)
-    if lost:  # the volume read is a part: the comparison tells nothing of the plan
+    incomplete = incomplete_contours(roi)
+    tail = f"; {convention}" if convention else ""
+    if incomplete:  # the volume read is a part: the comparison tells nothing of the plan
         status = Status.NOT_EVALUABLE
-        lost = f"; not compared: {lost}"
+        tail += f"; not compared: {incomplete}"
     return [
         Finding(
             group="integrity",
             rule="volume",
             status=status,
             message=f"rtqa {ours:.4g} cc, planning system {tps:.4g} cc ({where}): "
-            f"{diff:+.3g} cc ({pct:.3g} %)" + (f"; {convention}" if convention else "") + lost,
+            f"{diff:+.3g} cc ({pct:.3g} %){tail}",
             roi=roi.name,
             metric="Volume[cc]",
             value=ours,
-            value_range=(ours, None) if lost else None,
+            value_range=(ours, None) if incomplete else None,
             unit="cc",
             limits={"limit": f"within {VOLUME_TOLERANCE_PCT:g} % or {VOLUME_TOLERANCE_CC:g} cc"},
             margin=max(

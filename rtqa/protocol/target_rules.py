@@ -14,7 +14,7 @@ from rtqa.protocol.case_work import CaseWork
 from rtqa.protocol.evaluation import EvaluationContext
 from rtqa.protocol.judging import judge_limit, outside_cc
 from rtqa.protocol.model import Protocol
-from rtqa.protocol.organ_extent import lost_contours, unjudged_part
+from rtqa.protocol.organ_extent import incomplete_contours, unjudged_part
 from rtqa.protocol.structure_dvhs import dvh_or_finding, keep_dvh, volume_integrity
 
 
@@ -59,7 +59,7 @@ def target_findings(
         if rule.sites and not set(rule.sites) & set(w.site.sites):
             continue
         how = f"{matched}; {rx.describe()}"
-        lost = lost_contours(roi)  # coverage of a target missing contours is not known
+        incomplete = incomplete_contours(roi)  # coverage of a target not wholly defined: unknown
         for lim in rule.checks_for(plan_fx):
             if outside_cc(sd.dvh) > 0:
                 findings.append(
@@ -83,7 +83,7 @@ def target_findings(
             f = judge_limit(
                 lim, sd.dvh, group="target", roi=roi.name, match=how, case_id=cid, rx_gy=rx.total_gy
             )
-            findings.append(unjudged_part(f, lim, lost) if lost else f)
+            findings.append(unjudged_part(f, lim, incomplete) if incomplete else f)
     return findings, target_occ
 
 

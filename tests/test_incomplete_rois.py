@@ -1,22 +1,33 @@
-"""Closed contours left out when a structure set is read (points that are not numbers, a
-geometric type not known): the structure's figures cover what is left of it, so none of them
-passes a limit; a deviation stands only where the figure can only grow with the missing part.
-And CLOSEDPLANAR_XOR contours, which are closed contours combined by exclusive or: read as such.
-Real DICOM: sample cases rewritten with pydicom."""
+"""Structures whose contours do not define all of them: closed contours left out when a structure
+set is read (points that are not numbers, a geometric type not known), and rings of a plane
+overlapping in part or drawn twice (a union or a hole: both plausible). Their figures cover what
+is defined, so none of them passes a limit; a deviation stands only where the figure can only
+grow with the rest. And CLOSEDPLANAR_XOR contours, which are closed contours combined by
+exclusive or: read as such. Real DICOM: sample cases rewritten with pydicom, and structure sets
+written with the project's writer."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pydicom
+import pytest
 from click.testing import CliRunner
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
+from shapely.geometry import Polygon
 
 from rtqa.cli import cli
+from rtqa.dicom.common import make_uid
 from rtqa.dicom.structures import read_structure_set
+from rtqa.dicom.write.base import Header
+from rtqa.dicom.write.structures import rings_at, write_structure_set
+from rtqa.model import Roi, StructureSet
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 CONTOUR_DATA = Tag(0x30060050)
@@ -84,12 +95,12 @@ def test_the_reader_names_the_contours_an_roi_lost(tmp_path):
     set_types(case, "SpinalCord", "CLOSED_PLANR", k=30)
     ss = read_structure_set(str(structure_file(case)))
     cord = next(r for r in ss.rois if r.name == "SpinalCord")
-    assert cord.lost_contours == (
-        "contour 20 (its points could not be read)",
-        "contour 30 (ContourGeometricType 'CLOSED_PLANR')",
+    assert cord.incomplete == (
+        "contour 20 left out at read: its points could not be read",
+        "contour 30 left out at read: ContourGeometricType 'CLOSED_PLANR'",
     )
     assert len(cord.planes) == 39  # 41 contours, one a plane
-    assert all(r.lost_contours == () for r in ss.rois if r.name != "SpinalCord")
+    assert all(r.incomplete == () for r in ss.rois if r.name != "SpinalCord")
 
 
 def test_an_organ_that_lost_a_contour_passes_no_limit(tmp_path):
@@ -113,10 +124,10 @@ def test_an_organ_that_lost_a_contour_passes_no_limit(tmp_path):
     )
     for f in cord.values():
         assert f["status"] == "not_evaluable"
-        assert (
-            "within the limit on the judged contour, but 'SpinalCord' lacks contour 21 (its "
-            "points could not be read), left out when its structure set was read"
-        ) in f["message"]
+        assert f["message"].endswith(
+            "within the limit on the judged contour, but the contours of 'SpinalCord' do not "
+            "define all of it (contour 21 left out at read: its points could not be read)"
+        )
         # the known part's figure, the lower end of what the whole cord could read
         assert f["value_range"]["low"] == f["value"] and f["value_range"]["high"] is None
     assert {f["status"] for f in rows(after, "organ", "Esophagus").values()} == {"pass"}
@@ -131,12 +142,18 @@ def test_a_target_that_lost_a_contour_has_no_judged_coverage(tmp_path):
     assert set(ptv) == {"V100%[%]", "V90%[%]"}
     for f in ptv.values():
         assert f["status"] == "not_evaluable"
-        assert "'PTV_30Gy' lacks contour 6 (its points could not be read)" in f["message"]
+        assert f["message"].endswith(
+            "the contours of 'PTV_30Gy' do not define all of it (contour 6 left out at read: its "
+            "points could not be read)"
+        )
     # its volume beside the planning system's ROIVolume: a part, not a disagreement (minor)
     volume = rows(findings, "integrity", "PTV_30Gy")["volume"]
     assert volume["status"] == "not_evaluable"
     assert volume["message"].startswith("rtqa 20.11 cc, planning system 22.12 cc")
-    assert "not compared: 'PTV_30Gy' lacks contour 6" in volume["message"]
+    assert volume["message"].endswith(
+        "not compared: the contours of 'PTV_30Gy' do not define all of it (contour 6 left out at "
+        "read: its points could not be read)"
+    )
     assert volume["value_range"] == {"low": volume["value"], "high": None}
     assert code == 4
 
@@ -155,11 +172,13 @@ def test_a_deviation_that_can_only_grow_stands_and_a_derived_organ_follows_its_p
     code, after = check(case)
     eso = rows(after, "organ", "Esophagus")
     assert eso["D0.03cc[Gy]"]["status"] == "major"
-    assert "'Esophagus' lacks contour 2" in eso["D0.03cc[Gy]"]["message"]
+    assert (
+        "'Esophagus' do not define all of it (contour 2 left out" in eso["D0.03cc[Gy]"]["message"]
+    )
     assert eso["D5cc[Gy]"]["status"] == "not_evaluable"
     lungs = rows(after, "organ", "Lungs - GTV")["V20Gy[%]"]
     assert lungs["status"] == "not_evaluable"
-    assert "'GTV' lacks contour 2 (its points could not be read)" in lungs["message"]
+    assert "'GTV' do not define all of it (contour 2 left out at read" in lungs["message"]
     assert code == 1
 
 
@@ -173,7 +192,7 @@ def test_plan_quality_of_a_target_with_a_body_outline_that_lost_a_contour(tmp_pa
     assert set(quality) == {"CI", "Spill105[%]", "R50%", "D2cm[%]"}
     for f in quality.values():
         assert f["status"] == "not_evaluable"
-        assert "'Body' lacks contour 30" in f["message"]
+        assert "'Body' do not define all of it (contour 30 left out" in f["message"]
 
 
 def test_closedplanar_xor_contours_are_read_as_closed_contours(tmp_path):
@@ -207,7 +226,102 @@ def test_the_prior_radiation_rows_of_an_organ_that_lost_a_contour(tmp_path):
     for rule in ("course_eqd2", "cumulative_eqd2", "course_share"):
         assert cord[rule]["status"] == "not_evaluable", rule
         assert (
-            "'SpinalCord' lacks contour 21 (its points could not be read)"
-            in (cord[rule]["message"])
+            "the contours of 'SpinalCord' do not define all of it (contour 21 left out at read: "
+            "its points could not be read)" in cord[rule]["message"]
         )
     assert result.exit_code == 4
+
+
+# --------------------------------------------------------------------------------------------
+# Rings of a plane whose combination is ambiguous
+# --------------------------------------------------------------------------------------------
+
+FRAME = make_uid("incomplete-frame")
+AMBIGUOUS = "a union or a hole, both plausible"
+
+
+def square(cx: float, cy: float, half: float) -> np.ndarray:
+    return np.array([(cx - half, cy - half), (cx + half, cy - half), (cx + half, cy + half),
+                     (cx - half, cy + half)])  # fmt: skip
+
+
+def read_plane(tmp_path: Path, kind: str, *rings: np.ndarray) -> Roi:
+    """One ROI: ``rings`` on plane z 0 mm, then one 10 mm square on z 2.5 mm."""
+    raw = rings_at(kind, 0.0, *rings) + rings_at("CLOSED_PLANAR", 2.5, square(0, 0, 5))
+    header = Header("RTQA-IN", "Phantom^Rings", make_uid("in-study"), datetime(2024, 4, 1, 12))
+    path = write_structure_set(
+        StructureSet("", make_uid("in-ss"), "SS", FRAME, (Roi(1, "R", "ORGAN"),)),
+        tmp_path / "RS.rings.dcm",
+        header,
+        series_instance_uid=make_uid("in-series"),
+        referenced_frame_uid=FRAME,
+        referenced_series_uid=make_uid("in-ct"),
+        raw_contours={1: raw},
+    )
+    return read_structure_set(str(path)).roi(1)
+
+
+def plane_area(roi: Roi, z: float) -> float:
+    (plane,) = [p for p in roi.planes if p.z_mm == z]
+    return sum(Polygon(p.exterior, p.holes).area for p in plane.polygons)
+
+
+def test_rings_overlapping_in_part_are_ambiguous(tmp_path):
+    """Two 10 mm squares 4 mm apart share 6 x 10 = 60 mm^2: the even-odd rule leaves
+    2 x 100 - 2 x 60 = 80 mm^2, a union 140 mm^2."""
+    roi = read_plane(tmp_path, "CLOSED_PLANAR", square(0, 0, 5), square(4, 0, 5))
+    assert plane_area(roi, 0.0) == pytest.approx(80.0)
+    assert roi.incomplete == (f"contours 1 and 2 at z 0 mm overlap in part (60 mm^2): {AMBIGUOUS}",)
+    assert any("though a union is as plausible" in n.message for n in roi.notes)
+
+
+def test_one_ring_drawn_twice_is_ambiguous(tmp_path):
+    """The even-odd rule leaves nothing of the plane (the plane is dropped); a union keeps it."""
+    roi = read_plane(tmp_path, "CLOSED_PLANAR", square(0, 0, 5), square(0, 0, 5))
+    assert [p.z_mm for p in roi.planes] == [2.5]
+    assert roi.incomplete == (f"contours 1 and 2 at z 0 mm are one ring drawn twice: {AMBIGUOUS}",)
+
+
+@pytest.mark.parametrize(
+    ("rings", "area"),
+    [
+        # two islands sharing the edge x = 1: no area in common
+        ((square(0, 0, 1), square(2, 0, 1)), 8.0),
+        # a triangular hole touching its ring at the corner (-5, -5): 100 - 6 mm^2
+        ((square(0, 0, 5), np.array([(-5, -5), (-1, -5), (-5, -2)])), 100.0 - 6.0),
+        # a square hole sharing an edge with its ring
+        ((square(0, 0, 5), np.array([(-5, -2), (0, -2), (0, 2), (-5, 2)])), 100.0 - 20.0),
+    ],
+)
+def test_rings_touching_or_holding_each_other_are_not_ambiguous(tmp_path, rings, area):
+    roi = read_plane(tmp_path, "CLOSED_PLANAR", *rings)
+    assert plane_area(roi, 0.0) == pytest.approx(area)
+    assert roi.incomplete == ()
+
+
+def test_overlapping_closedplanar_xor_rings_are_exclusive_or_by_definition(tmp_path):
+    roi = read_plane(tmp_path, "CLOSEDPLANAR_XOR", square(0, 0, 5), square(4, 0, 5))
+    assert plane_area(roi, 0.0) == pytest.approx(80.0)
+    assert roi.incomplete == ()
+
+
+def test_an_organ_with_a_contour_drawn_twice_passes_no_limit(tmp_path):
+    """spine_3fx with cord contour 21 written a second time (contour 42): that plane holds no
+    area by the even-odd rule, though a union would keep it. Every cord row is not evaluable."""
+    case = copy_case(tmp_path, "spine_3fx")
+    path = structure_file(case)
+    ds = pydicom.dcmread(path)
+    contours = contours_of(ds, "SpinalCord")
+    contours.append(copy.deepcopy(contours[20]))
+    z = float(contours[20].ContourData[2])
+    ds.save_as(path)
+    code, findings = check(case)
+    cord = rows(findings, "organ", "SpinalCord")
+    assert len(cord) == 3
+    for f in cord.values():
+        assert f["status"] == "not_evaluable"
+        assert (
+            f"(contours 21 and 42 at z {z:g} mm are one ring drawn twice: {AMBIGUOUS})"
+            in (f["message"])
+        )
+    assert code == 4
