@@ -325,3 +325,18 @@ def test_an_organ_with_a_contour_drawn_twice_passes_no_limit(tmp_path):
             in (f["message"])
         )
     assert code == 4
+
+
+def test_rings_whose_shared_area_cannot_be_computed_are_ambiguous(tmp_path, monkeypatch):
+    """An overlay GEOS cannot resolve: the pair is not told apart, so it is ambiguous."""
+    import shapely.errors
+
+    def fail(self, other, grid_size=None):
+        raise shapely.errors.GEOSException("TopologyException: side location conflict")
+
+    monkeypatch.setattr(Polygon, "intersection", fail)
+    roi = read_plane(tmp_path, "CLOSED_PLANAR", square(0, 0, 5), square(4, 0, 5))
+    assert roi.incomplete == (
+        "contours 1 and 2 at z 0 mm cross each other (their shared area could not be computed): "
+        f"{AMBIGUOUS}",
+    )

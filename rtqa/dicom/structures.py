@@ -39,6 +39,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -741,15 +742,19 @@ def _ambiguous_pairs(
         if (xor[a] and xor[b]) or not (va and vb) or not sa.boundary.intersects(sb.boundary):
             continue
         small, large = sorted((sa.area, sb.area))
-        shared = sa.intersection(sb).area
+        try:
+            shared = sa.intersection(sb).area
+        except shapely.errors.GEOSException:  # an overlay GEOS cannot resolve: not told apart
+            shared = math.nan
         tolerance = OVERLAP_FRACTION * small
         if shared <= tolerance or (shared >= small - tolerance and large - small > tolerance):
             continue  # touching along an edge, or a hole touching its ring
-        what = (
-            "are one ring drawn twice"
-            if large - small <= tolerance and shared >= small - tolerance
-            else f"overlap in part ({shared:.3g} mm^2)"
-        )
+        if math.isnan(shared):
+            what = "cross each other (their shared area could not be computed)"
+        elif large - small <= tolerance and shared >= small - tolerance:
+            what = "are one ring drawn twice"
+        else:
+            what = f"overlap in part ({shared:.3g} mm^2)"
         clause = f"contours {ka} and {kb} {at} {what}: a union or a hole, both plausible"
         notes.append(
             Note(
