@@ -544,8 +544,12 @@ def _planes(
             if ring is not None:
                 rings.append((k, *ring))
                 xor.append(exclusive)
-        polygons = _even_odd(rings, label, path, notes)
-        ambiguous += _ambiguous_pairs(rings, xor, f"at z {z:g} mm", label, path, notes)
+        # only rings whose bounding boxes overlap can cross or nest: test those pairs alone
+        shapes = [shape for _, _, shape, _ in rings]
+        pairs = _overlapping_pairs(shapes)
+        crossed = [(a, b) for a, b in pairs if shapes[a].boundary.intersects(shapes[b].boundary)]
+        polygons = _even_odd(rings, pairs, bool(crossed), label, path, notes)
+        ambiguous += _ambiguous_pairs(rings, xor, crossed, f"at z {z:g} mm", label, path, notes)
         if polygons:
             planes.append(ContourPlane(z, tuple(polygons), len(group)))
         else:
@@ -680,17 +684,22 @@ def _ring_notes(
 
 
 def _even_odd(
-    rings: list[tuple[int, np.ndarray, Polygon, bool]], label: str, path: str, notes: list[Note]
+    rings: list[tuple[int, np.ndarray, Polygon, bool]],
+    pairs: list[tuple[int, int]],
+    crossing: bool,
+    label: str,
+    path: str,
+    notes: list[Note],
 ) -> list[PlanarPolygon]:
+    """The even-odd combination of the rings ``(k, points, polygon, valid)`` of one plane;
+    ``pairs``: the index pairs whose bounding boxes overlap (:func:`_overlapping_pairs`),
+    ``crossing``: whether the boundaries of some pair meet."""
     if not rings:
         return []
     if len(rings) == 1 and rings[0][3]:  # one valid ring: nothing to cross or nest
         return [PlanarPolygon(rings[0][1])]
     shapes = [shape for _, _, shape, _ in rings]
     invalid = [k for k, _, _, valid in rings if not valid]
-    # Only rings whose bounding boxes overlap can cross or nest: test those pairs alone.
-    pairs = _overlapping_pairs(shapes)
-    crossing = any(shapes[a].boundary.intersects(shapes[b].boundary) for a, b in pairs)
     if not invalid and not crossing:
         return _nested([ring for _, ring, _, _ in rings], shapes, pairs)
     if invalid:
@@ -722,24 +731,22 @@ def _even_odd(
 def _ambiguous_pairs(
     rings: list[tuple[int, np.ndarray, Polygon, bool]],
     xor: list[bool],
+    crossed: list[tuple[int, int]],
     at: str,
     label: str,
     path: str,
     notes: list[Note],
 ) -> list[str]:
     """The pairs of rings ``(k, points, polygon, valid)`` of one plane whose combination is
-    ambiguous, each as a clause (with a WARNING note): two valid rings, not both
-    CLOSEDPLANAR_XOR, whose boundaries meet and which share more than :data:`OVERLAP_FRACTION`
-    of the smaller one's area without one holding the other (overlapping in part), or with the
-    same area (one ring drawn twice). The even-odd rule takes the shared part as a hole, a union
-    as inside."""
-    if len(rings) < 2 or all(xor):
-        return []
-    shapes = [shape for _, _, shape, _ in rings]
+    ambiguous, each as a clause (with a WARNING note): of the pairs ``crossed`` (whose
+    boundaries meet), two valid rings, not both CLOSEDPLANAR_XOR, which share more than
+    :data:`OVERLAP_FRACTION` of the smaller one's area without one holding the other
+    (overlapping in part), or with the same area (one ring drawn twice). The even-odd rule takes
+    the shared part as a hole, a union as inside."""
     out = []
-    for a, b in _overlapping_pairs(shapes):
+    for a, b in crossed:
         (ka, _, sa, va), (kb, _, sb, vb) = rings[a], rings[b]
-        if (xor[a] and xor[b]) or not (va and vb) or not sa.boundary.intersects(sb.boundary):
+        if (xor[a] and xor[b]) or not (va and vb):
             continue
         small, large = sorted((sa.area, sb.area))
         try:
