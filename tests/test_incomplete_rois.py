@@ -340,3 +340,35 @@ def test_rings_whose_shared_area_cannot_be_computed_are_ambiguous(tmp_path, monk
         "contours 1 and 2 at z 0 mm cross each other (their shared area could not be computed): "
         f"{AMBIGUOUS}",
     )
+
+
+@pytest.mark.parametrize(
+    ("ring", "planes", "clause"),
+    [
+        # one 10 mm square traced twice in one contour: no even-odd area (the plane is dropped),
+        # all of it by the non-zero rule
+        (
+            np.vstack([square(0, 0, 5), square(0, 0, 5)]),
+            [2.5],
+            "winds twice around 100 mm^2 of the 100 mm^2 it encloses",
+        ),
+        # the square, then its lower-left quarter again: that quarter is a hole by the even-odd
+        # rule and inside by the non-zero rule
+        (
+            np.array([(-5, -5), (5, -5), (5, 5), (-5, 5), (-5, -5), (0, -5), (0, 0), (-5, 0)]),
+            [0.0, 2.5],
+            "winds twice around 25 mm^2 of the 100 mm^2 it encloses",
+        ),
+    ],
+)
+def test_a_ring_winding_twice_around_part_of_itself_is_ambiguous(tmp_path, ring, planes, clause):
+    roi = read_plane(tmp_path, "CLOSED_PLANAR", ring)
+    assert [p.z_mm for p in roi.planes] == planes
+    assert roi.incomplete == (f"contour 1 at z 0 mm {clause}: a hole or inside, both plausible",)
+
+
+def test_a_bow_tie_winds_once_around_each_lobe_and_is_not_ambiguous(tmp_path):
+    """Its lobes are wound around once each way: the even-odd and non-zero rules agree."""
+    roi = read_plane(tmp_path, "CLOSED_PLANAR", np.array([(0, 0), (10, 10), (10, 0), (0, 10)]))
+    assert plane_area(roi, 0.0) == pytest.approx(50.0)
+    assert roi.incomplete == ()

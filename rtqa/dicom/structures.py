@@ -24,9 +24,13 @@
 * Two CLOSED_PLANAR rings of a plane that overlap in part, or one ring drawn twice, are combined
   by the even-odd rule like any others, but a union is as plausible: the part they share is
   ambiguous (rings touching along an edge, and a hole touching its ring, are not).
+* A self-intersecting CLOSED_PLANAR ring winding an even number of times (not zero) around part
+  of what it encloses (a ring traced twice over) is ambiguous there too: the even-odd rule
+  leaves that part out, the non-zero rule keeps it (a bow-tie's lobes, wound once each way, are
+  not).
 * A closed contour left out at read (its points unreadable, or a geometric type not known, in an
-  ROI with closed contours) and an ambiguous pair of rings are named in ``Roi.incomplete``: the
-  protocol rules judge none of the ROI's figures as within a limit.
+  ROI with closed contours), an ambiguous pair of rings and an ambiguous ring are named in
+  ``Roi.incomplete``: the protocol rules judge none of the ROI's figures as within a limit.
 * An ROI whose closed contours lie on a single plane has no contoured thickness: it is given the
   structure set's plane spacing (:func:`plane_spacing_mm`) as slab thickness, half on each side
   of the plane (``Roi.single_plane_thickness_mm``, which
@@ -540,7 +544,10 @@ def _planes(
         rings = []
         xor = []
         for _, k, _, exclusive in group:
-            ring = _ring_notes(next(cleaned), f"{label}, contour {k}", path, notes)
+            clean = next(cleaned)
+            ring = _ring_notes(clean, f"{label}, contour {k}", path, notes)
+            # (a ring drawn twice over has no even-odd area: dropped, and ambiguous)
+            ambiguous += _wound_twice(clean, k, exclusive, z, label, path, notes)
             if ring is not None:
                 rings.append((k, *ring))
                 xor.append(exclusive)
@@ -588,7 +595,9 @@ def _distinct_points(ring: np.ndarray) -> int:
 class _CleanRing:
     """One closed contour after :func:`_clean_rings`: ``ring`` (M, 2) mm without repeated
     points, ``removed`` points taken out, ``distinct`` points counted up to 3 and, for rings with
-    3 distinct points, its polygon, whether that is valid and its even-odd area (mm^2)."""
+    3 distinct points, its polygon, whether that is valid and its even-odd area (mm^2); for a
+    self-intersecting ring also its even-odd ``fill`` and ``wound_mm2``, the area it winds
+    around an even number of times but not zero (the non-zero rule's, not the even-odd rule's)."""
 
     ring: np.ndarray
     removed: int
@@ -596,6 +605,8 @@ class _CleanRing:
     shape: Polygon | None = None
     valid: bool = True
     area_mm2: float = 0.0
+    fill: BaseGeometry | None = None
+    wound_mm2: float = 0.0
 
 
 def _clean_rings(rings_xy: list[np.ndarray]) -> list[_CleanRing]:
@@ -632,20 +643,26 @@ def _clean_rings(rings_xy: list[np.ndarray]) -> list[_CleanRing]:
         valid = shapely.is_valid(shapes)
         areas = shapely.area(shapes)
         for n, shape, ok, area in zip(polygon_rings, shapes, valid, areas, strict=True):
-            if not ok:
-                area = _even_odd_fill(shape).area
+            fill, wound = (None, 0.0) if ok else _fills(shape)
             ring = out[n]
             out[n] = _CleanRing(
-                ring.ring, ring.removed, ring.distinct, shape, bool(ok), float(area)
+                ring.ring,
+                ring.removed,
+                ring.distinct,
+                shape,
+                bool(ok),
+                float(area if fill is None else fill.area),
+                fill,
+                wound,
             )
     return out
 
 
 def _ring_notes(
     ring: _CleanRing, label: str, path: str, notes: list[Note]
-) -> tuple[np.ndarray, Polygon, bool] | None:
+) -> tuple[np.ndarray, Polygon, BaseGeometry | None] | None:
     """Note what cleaning did to a ring; None (noted) if it is degenerate, else the ring, its
-    polygon and whether that polygon is valid (not self-intersecting)."""
+    polygon and, where that polygon is not valid (self-intersecting), its even-odd fill."""
     if ring.removed:
         notes.append(Note(Level.INFO, f"{label}: {ring.removed} repeated point(s) removed", path))
     if ring.distinct < 3:
@@ -680,26 +697,27 @@ def _ring_notes(
                 tag_name("ContourData"),
             )
         )
-    return ring.ring, ring.shape, ring.valid
+    return ring.ring, ring.shape, ring.fill
 
 
 def _even_odd(
-    rings: list[tuple[int, np.ndarray, Polygon, bool]],
+    rings: list[tuple[int, np.ndarray, Polygon, BaseGeometry | None]],
     pairs: list[tuple[int, int]],
     crossing: bool,
     label: str,
     path: str,
     notes: list[Note],
 ) -> list[PlanarPolygon]:
-    """The even-odd combination of the rings ``(k, points, polygon, valid)`` of one plane;
+    """The even-odd combination of the rings ``(k, points, polygon, fill)`` of one plane (``fill``:
+    a self-intersecting ring's even-odd fill, else None);
     ``pairs``: the index pairs whose bounding boxes overlap (:func:`_overlapping_pairs`),
     ``crossing``: whether the boundaries of some pair meet."""
     if not rings:
         return []
-    if len(rings) == 1 and rings[0][3]:  # one valid ring: nothing to cross or nest
+    if len(rings) == 1 and rings[0][3] is None:  # one valid ring: nothing to cross or nest
         return [PlanarPolygon(rings[0][1])]
     shapes = [shape for _, _, shape, _ in rings]
-    invalid = [k for k, _, _, valid in rings if not valid]
+    invalid = [k for k, _, _, fill in rings if fill is not None]
     if not invalid and not crossing:
         return _nested([ring for _, ring, _, _ in rings], shapes, pairs)
     if invalid:
@@ -722,14 +740,37 @@ def _even_odd(
             )
         )
     combined: BaseGeometry = Polygon()
-    for _, _, shape, valid in rings:
-        piece = shape if valid else _even_odd_fill(shape)
+    for _, _, shape, fill in rings:
+        piece = shape if fill is None else fill
         combined = combined.symmetric_difference(piece)
     return _to_polygons(combined)
 
 
+def _wound_twice(
+    ring: _CleanRing, k: int, xor: bool, z: float, label: str, path: str, notes: list[Note]
+) -> list[str]:
+    """A clause (with a WARNING note) when a self-intersecting CLOSED_PLANAR ring winds an even
+    number of times (not zero) around more than :data:`OVERLAP_FRACTION` of what it encloses by
+    the non-zero rule: a ring drawn twice over, or looping twice around part of itself. The
+    even-odd rule leaves that part out, the non-zero rule keeps it."""
+    enclosed = ring.area_mm2 + ring.wound_mm2
+    if xor or ring.fill is None or ring.wound_mm2 <= OVERLAP_FRACTION * enclosed:
+        return []
+    what = f"winds twice around {ring.wound_mm2:.3g} mm^2 of the {enclosed:.3g} mm^2 it encloses"
+    notes.append(
+        Note(
+            Level.WARNING,
+            f"{label}: contour {k} {what}: left out by the even-odd rule, though inside by the "
+            "non-zero rule; no figure of the ROI is judged as within a limit",
+            path,
+            tag_name("ContourData"),
+        )
+    )
+    return [f"contour {k} at z {z:g} mm {what}: a hole or inside, both plausible"]
+
+
 def _ambiguous_pairs(
-    rings: list[tuple[int, np.ndarray, Polygon, bool]],
+    rings: list[tuple[int, np.ndarray, Polygon, BaseGeometry | None]],
     xor: list[bool],
     crossed: list[tuple[int, int]],
     at: str,
@@ -737,7 +778,7 @@ def _ambiguous_pairs(
     path: str,
     notes: list[Note],
 ) -> list[str]:
-    """The pairs of rings ``(k, points, polygon, valid)`` of one plane whose combination is
+    """The pairs of rings ``(k, points, polygon, fill)`` of one plane whose combination is
     ambiguous, each as a clause (with a WARNING note): of the pairs ``crossed`` (whose
     boundaries meet), two valid rings, not both CLOSEDPLANAR_XOR, which share more than
     :data:`OVERLAP_FRACTION` of the smaller one's area without one holding the other
@@ -745,8 +786,8 @@ def _ambiguous_pairs(
     the shared part as a hole, a union as inside."""
     out = []
     for a, b in crossed:
-        (ka, _, sa, va), (kb, _, sb, vb) = rings[a], rings[b]
-        if (xor[a] and xor[b]) or not (va and vb):
+        (ka, _, sa, fa), (kb, _, sb, fb) = rings[a], rings[b]
+        if (xor[a] and xor[b]) or fa is not None or fb is not None:
             continue
         small, large = sorted((sa.area, sb.area))
         try:
@@ -792,9 +833,10 @@ def _overlapping_pairs(shapes: list[Polygon]) -> list[tuple[int, int]]:
     return list(zip(a.tolist(), b.tolist(), strict=True))
 
 
-def _even_odd_fill(shape: Polygon) -> BaseGeometry:
-    """The region a self-intersecting ring encloses by the even-odd rule: the faces of the
-    noded ring whose interior points the ring crosses around an odd number of times."""
+def _fills(shape: Polygon) -> tuple[BaseGeometry, float]:
+    """The region a self-intersecting ring encloses by the even-odd rule (the faces of the noded
+    ring it winds around an odd number of times), and the area (mm^2) of the faces it winds
+    around an even number of times but not zero (which the non-zero rule would add)."""
     ring = np.asarray(shape.exterior.coords)[:, :2]
     try:
         noded = shapely.node(shape.exterior)
@@ -803,19 +845,29 @@ def _even_odd_fill(shape: Polygon) -> BaseGeometry:
         # grid, far below any contour's precision
         noded = shapely.node(shapely.set_precision(shape.exterior, NODING_GRID_MM))
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
-    kept = [face for face in faces if _odd_crossings(ring, face.point_on_surface())]
-    return shapely.union_all(kept) if kept else Polygon()
+    turns = [_winding(ring, face.point_on_surface()) for face in faces]
+    kept = [face for face, w in zip(faces, turns, strict=True) if w % 2]
+    wound = sum(face.area for face, w in zip(faces, turns, strict=True) if w and not w % 2)
+    return (shapely.union_all(kept) if kept else Polygon()), float(wound)
 
 
-def _odd_crossings(ring: np.ndarray, point) -> bool:
-    """Even-odd point-in-ring test (ray towards +x) for a closed ring given with its end point."""
+def _even_odd_fill(shape: Polygon) -> BaseGeometry:
+    """The region a self-intersecting ring encloses by the even-odd rule (:func:`_fills`)."""
+    return _fills(shape)[0]
+
+
+def _winding(ring: np.ndarray, point) -> int:
+    """How many times a closed ring (given with its end point) winds around ``point``: the
+    signed crossings of a ray towards +x (its parity is the even-odd test)."""
     px, py = point.x, point.y
     x0, y0 = ring[:-1, 0], ring[:-1, 1]
     x1, y1 = ring[1:, 0], ring[1:, 1]
     spans = (y0 > py) != (y1 > py)
     with np.errstate(divide="ignore", invalid="ignore"):
         cross_x = x0 + (py - y0) * (x1 - x0) / (y1 - y0)
-    return bool(np.count_nonzero(spans & (cross_x > px)) % 2)
+    hits = spans & (cross_x > px)
+    upward = y1 > y0
+    return int(np.count_nonzero(hits & upward)) - int(np.count_nonzero(hits & ~upward))
 
 
 def _nested(
