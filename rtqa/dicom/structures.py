@@ -541,7 +541,7 @@ def _planes(
     for group in groups:
         z = group[0][0] if len(group) == 1 else float(np.mean([zc for zc, _, _, _ in group]))
         label = f"{where} at z {z:g} mm"
-        rings = []
+        rings: list[_PlaneRing] = []
         xor = []
         for _, k, _, exclusive in group:
             clean = next(cleaned)
@@ -700,8 +700,13 @@ def _ring_notes(
     return ring.ring, ring.shape, ring.fill
 
 
+#: One ring of a plane: (contour number, points (M, 2) mm, polygon, even-odd fill of a
+#: self-intersecting ring or None)
+_PlaneRing = tuple[int, np.ndarray, Polygon, BaseGeometry | None]
+
+
 def _even_odd(
-    rings: list[tuple[int, np.ndarray, Polygon, BaseGeometry | None]],
+    rings: list[_PlaneRing],
     pairs: list[tuple[int, int]],
     crossing: bool,
     label: str,
@@ -770,7 +775,7 @@ def _wound_twice(
 
 
 def _ambiguous_pairs(
-    rings: list[tuple[int, np.ndarray, Polygon, BaseGeometry | None]],
+    rings: list[_PlaneRing],
     xor: list[bool],
     crossed: list[tuple[int, int]],
     at: str,
