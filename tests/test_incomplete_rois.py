@@ -350,14 +350,14 @@ def test_rings_whose_shared_area_cannot_be_computed_are_ambiguous(tmp_path, monk
         (
             np.vstack([square(0, 0, 5), square(0, 0, 5)]),
             [2.5],
-            "winds twice around 100 mm^2 of the 100 mm^2 it encloses",
+            "winds twice or more around 100 of the 100 mm^2 it encloses",
         ),
         # the square, then its lower-left quarter again: that quarter is a hole by the even-odd
         # rule and inside by the non-zero rule
         (
             np.array([(-5, -5), (5, -5), (5, 5), (-5, 5), (-5, -5), (0, -5), (0, 0), (-5, 0)]),
             [0.0, 2.5],
-            "winds twice around 25 mm^2 of the 100 mm^2 it encloses",
+            "winds twice or more around 25 of the 100 mm^2 it encloses",
         ),
     ],
 )

@@ -761,7 +761,7 @@ def _wound_twice(
     enclosed = ring.area_mm2 + ring.wound_mm2
     if xor or ring.fill is None or ring.wound_mm2 <= OVERLAP_FRACTION * enclosed:
         return []
-    what = f"winds twice around {ring.wound_mm2:.3g} mm^2 of the {enclosed:.3g} mm^2 it encloses"
+    what = f"winds twice or more around {ring.wound_mm2:.3g} of the {enclosed:.3g} mm^2 it encloses"
     notes.append(
         Note(
             Level.WARNING,
